@@ -1,0 +1,65 @@
+//! Which database a command works on: the URL given, or a private throwaway server.
+
+use mysql_async::Pool;
+use mysql_async::prelude::Queryable;
+use seckill::database::{self, ConnectOptions, url_with_database};
+use seckill::database_error::DatabaseError;
+use seckill::local_server::LocalServer;
+
+use super::Failure;
+
+/// The database named by `--database-url` / `DATABASE_URL`, if any.
+#[derive(Debug)]
+pub(crate) struct DatabaseTarget {
+    url: Option<String>,
+}
+
+impl DatabaseTarget {
+    pub(crate) fn new(url: Option<String>) -> Self {
+        DatabaseTarget {
+            url: url.filter(|u| !u.trim().is_empty()),
+        }
+    }
+
+    /// A checked pool on the URL given; commands that only make sense on a lasting database use this.
+    pub(crate) async fn connect(&self) -> Result<Pool, Failure> {
+        let url = self.url.as_deref().ok_or_else(|| {
+            Failure::new("no database given").hint(
+                "pass --database-url mysql://user:password@host:port/database or set DATABASE_URL",
+            )
+        })?;
+        connect_checked(ConnectOptions::new(url)).await
+    }
+
+    /// A checked pool on the URL given, or else on a database `name` in a private throwaway server (said on
+    /// stderr, since everything in it is gone when the command exits).
+    pub(crate) async fn connect_or_throwaway(&self, name: &str) -> Result<Pool, Failure> {
+        if self.url.is_some() {
+            return self.connect().await;
+        }
+        let server = LocalServer::shared().map_err(|e| {
+            Failure::new(e).hint("or pass --database-url / set DATABASE_URL to use your own server")
+        })?;
+        eprintln!(
+            "seckill: no --database-url or DATABASE_URL; using a private throwaway MariaDB on 127.0.0.1:{} (removed on exit)",
+            server.port()
+        );
+        let admin = database::connect(&server.root_url())?;
+        let mut conn = database::acquire(&admin).await?;
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{name}`"))
+            .await
+            .map_err(DatabaseError::from)?;
+        drop(conn);
+        connect_checked(ConnectOptions::new(url_with_database(
+            &server.root_url(),
+            name,
+        )))
+        .await
+    }
+}
+
+async fn connect_checked(options: ConnectOptions) -> Result<Pool, Failure> {
+    let pool = options.build_pool()?;
+    database::check_connection(&pool).await?;
+    Ok(pool)
+}

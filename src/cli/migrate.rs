@@ -1,0 +1,61 @@
+//! `seckill migrate` and `seckill status`.
+
+use clap::Args;
+use seckill::migrate::{MigrateError, Migrator};
+
+use super::{DatabaseTarget, Failure};
+
+/// Exit code of `status` when the database is reachable but not in sync with the files.
+const NOT_IN_SYNC: u8 = 3;
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// Also replace procedures that were changed in the server by hand (or not created by seckill) with the
+    /// files. Without it they are reported and left alone.
+    #[arg(long)]
+    overwrite_hand_edits: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn migrate(target: &DatabaseTarget, args: MigrateArgs) -> Result<(), Failure> {
+    let pool = target.connect_or_throwaway("seckill").await?;
+    let migrator = Migrator::embedded()?.overwrite_hand_edits(args.overwrite_hand_edits);
+    let report = migrator.run(&pool).await.map_err(|error| match error {
+        MigrateError::HandEdited { .. } => Failure::new(error)
+            .hint("compare with `seckill status`; the files are the source of truth"),
+        other => Failure::new(other),
+    })?;
+    if report.migrations.is_empty() && report.procedures.is_empty() {
+        println!("nothing to do: the database is up to date");
+    }
+    for name in &report.migrations {
+        println!("applied migration {name}");
+    }
+    for name in &report.procedures {
+        println!("applied procedure {name}");
+    }
+    Ok(())
+}
+
+pub(crate) async fn status(target: &DatabaseTarget, args: StatusArgs) -> Result<(), Failure> {
+    let pool = target.connect_or_throwaway("seckill").await?;
+    let status = Migrator::embedded()?.status(&pool).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&status)?);
+    } else {
+        println!("{status}");
+    }
+    if status.is_in_sync() {
+        Ok(())
+    } else {
+        Err(Failure::new("the database is not in sync with the files")
+            .hint("run `seckill migrate`")
+            .exit_code(NOT_IN_SYNC))
+    }
+}

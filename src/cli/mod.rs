@@ -1,0 +1,109 @@
+//! The command line: parsing (clap), the database to work on, and one-line errors with non-zero exits.
+//!
+//! Each subcommand lives in a file of its own; this one only dispatches. Errors are printed once, as one line
+//! behind the tool's name, with a hint on a second line when there is a fix.
+
+mod database_target;
+mod migrate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub(crate) use database_target::DatabaseTarget;
+
+/// Flash sales (秒杀) on MySQL/MariaDB stored procedures.
+#[derive(Debug, Parser)]
+#[command(name = "seckill", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Database to work on, mysql://user:password@host:port/database. Without it, `migrate` and `status` use a
+    /// private throwaway MariaDB that is removed on exit.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending migrations and (re)create changed stored procedures.
+    Migrate(migrate::MigrateArgs),
+    /// Show which migrations and procedures are applied, pending or drifted; exits 3 when not in sync.
+    Status(migrate::StatusArgs),
+}
+
+/// A failed command: what to print, and how to exit.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    message: String,
+    hint: Option<String>,
+    exit_code: u8,
+}
+
+impl Failure {
+    /// A failure with exit code 1.
+    pub(crate) fn new(message: impl ToString) -> Self {
+        Failure {
+            message: message.to_string(),
+            hint: None,
+            exit_code: 1,
+        }
+    }
+
+    /// Adds a second line that says how to fix it.
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Exits with `code` instead of 1.
+    pub(crate) fn exit_code(mut self, code: u8) -> Self {
+        self.exit_code = code;
+        self
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::new(error)
+    }
+}
+
+/// Parses the arguments, runs the command, and turns the outcome into an exit code.
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return report(Failure::new(format!(
+                "cannot start the async runtime: {error}"
+            )));
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => report(failure),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let target = DatabaseTarget::new(cli.database_url);
+    match cli.command {
+        Command::Migrate(args) => migrate::migrate(&target, args).await,
+        Command::Status(args) => migrate::status(&target, args).await,
+    }
+}
+
+fn report(failure: Failure) -> ExitCode {
+    // One line: the first line of the message, so a multi-line server error never floods the terminal.
+    let message = failure.message.lines().collect::<Vec<_>>().join(" ");
+    eprintln!("seckill: error: {message}");
+    if let Some(hint) = failure.hint {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::from(failure.exit_code)
+}

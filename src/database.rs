@@ -1,0 +1,162 @@
+//! Connecting to the server: the one place that turns a URL into a pool with the session settings the whole
+//! toolkit relies on.
+//!
+//! Every connection runs with the session time zone set to UTC, because the schema stores UTC and the
+//! procedures read times in the session's zone. Connections are not reset when they go back to the pool: a
+//! reset is a round trip and drops the prepared-statement cache, and nothing the toolkit does leaves state
+//! behind (the procedures always end their transactions, and [`crate::seckill`] checks that they did).
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+
+use crate::database_error::DatabaseError;
+
+/// How long to wait for a free pooled connection before giving up (mysql_async itself waits forever).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to connect: a URL plus the few settings the toolkit needs to choose itself.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    url: String,
+    max_connections: usize,
+    lock_wait_timeout: Option<Duration>,
+    prefer_socket: Option<bool>,
+}
+
+impl ConnectOptions {
+    /// Options for `url` (`mysql://user:password@host:port/database`), with at most 32 connections.
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions {
+            url: url.into(),
+            max_connections: 32,
+            lock_wait_timeout: None,
+            prefer_socket: None,
+        }
+    }
+
+    /// The largest number of connections the pool opens.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Sets `innodb_lock_wait_timeout` for every session (whole seconds, at least 1). A flash sale wants this
+    /// short: a request stuck behind a hot row lock is better answered "try again" than left hanging.
+    pub fn lock_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_wait_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether a TCP URL to this machine may be swapped for the server's Unix socket (mysql_async's default is
+    /// yes). Set `false` when the TCP path matters, e.g. behind a proxy.
+    pub fn prefer_socket(mut self, prefer: bool) -> Self {
+        self.prefer_socket = Some(prefer);
+        self
+    }
+
+    /// The URL these options connect to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Builds the pool. No connection is opened until one is needed; see [`check_connection`] to fail early.
+    ///
+    /// # Errors
+    /// [`DatabaseError::InvalidUrl`] when the URL cannot be parsed.
+    pub fn build_pool(&self) -> Result<Pool, DatabaseError> {
+        let opts = Opts::from_url(&self.url).map_err(DatabaseError::InvalidUrl)?;
+        let mut setup = vec!["SET time_zone = '+00:00'".to_string()];
+        if let Some(timeout) = self.lock_wait_timeout {
+            setup.push(format!(
+                "SET SESSION innodb_lock_wait_timeout = {}",
+                timeout.as_secs().max(1)
+            ));
+        }
+        let constraints = PoolConstraints::new(0, self.max_connections).unwrap_or_default();
+        let pool_opts = PoolOpts::default()
+            .with_constraints(constraints)
+            .with_reset_connection(false);
+        let mut builder = OptsBuilder::from_opts(opts)
+            .setup(setup)
+            .pool_opts(pool_opts);
+        if let Some(prefer) = self.prefer_socket {
+            builder = builder.prefer_socket(prefer);
+        }
+        Ok(Pool::new(builder))
+    }
+}
+
+/// Builds a pool for `url` with the default options.
+///
+/// # Errors
+/// [`DatabaseError::InvalidUrl`] when the URL cannot be parsed.
+pub fn connect(url: &str) -> Result<Pool, DatabaseError> {
+    ConnectOptions::new(url).build_pool()
+}
+
+/// Takes a connection from the pool, waiting at most [`DEFAULT_ACQUIRE_TIMEOUT`].
+///
+/// # Errors
+/// [`DatabaseError::PoolTimeout`] when none became free in time; the connection errors otherwise.
+pub async fn acquire(pool: &Pool) -> Result<Conn, DatabaseError> {
+    acquire_within(pool, DEFAULT_ACQUIRE_TIMEOUT).await
+}
+
+/// Takes a connection from the pool, waiting at most `timeout`.
+///
+/// # Errors
+/// [`DatabaseError::PoolTimeout`] when none became free in time; the connection errors otherwise.
+pub async fn acquire_within(pool: &Pool, timeout: Duration) -> Result<Conn, DatabaseError> {
+    match tokio::time::timeout(timeout, pool.get_conn()).await {
+        Ok(conn) => Ok(conn?),
+        Err(_) => Err(DatabaseError::PoolTimeout(timeout)),
+    }
+}
+
+/// Opens one connection and runs a trivial query, so that a wrong URL, an unreachable server or bad
+/// credentials are reported before any work starts.
+///
+/// # Errors
+/// The connection's error, classified.
+pub async fn check_connection(pool: &Pool) -> Result<(), DatabaseError> {
+    let mut conn = acquire(pool).await?;
+    conn.query_drop("SELECT 1").await?;
+    Ok(())
+}
+
+/// `url` with its database replaced by `database` (empty for none), keeping user, host and parameters.
+pub fn url_with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_with_database;
+
+    #[test]
+    fn replaces_only_the_database() {
+        assert_eq!(
+            url_with_database("mysql://u:p@h:1/old?x=1", "new"),
+            "mysql://u:p@h:1/new?x=1"
+        );
+        assert_eq!(url_with_database("mysql://h", "new"), "mysql://h/new");
+        assert_eq!(
+            url_with_database("mysql://h:3306/db", ""),
+            "mysql://h:3306/"
+        );
+    }
+}

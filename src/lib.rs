@@ -1,0 +1,26 @@
+//! # seckill
+//!
+//! Flash sales (秒杀) on MySQL/MariaDB stored procedures.
+//!
+//! The decision that matters in a flash sale (take one unit of stock and record the buyer, or refuse) runs
+//! inside the database, in one stored procedure call: the row lock on the hot item is held for one statement
+//! and a commit, never across a network round trip. This crate is the thin layer around those procedures:
+//! it migrates them, signs seckill URLs, calls the procedures, and tests them.
+//!
+//! ## Map
+//! - [`migrate`]: schema migrations and repeatable stored procedures ([`migrate::Migrator`]).
+//! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]).
+//! - [`database_error`]: server errors in words a user can act on ([`database_error::DatabaseError`]).
+//! - [`local_server`]: a private, throwaway MariaDB ([`local_server::LocalServer`]).
+//! - [`seckill`]: items, the exposer and execution ([`seckill::Seckill`], [`seckill::Outcome`]).
+//! - [`signing`]: signed seckill URLs, HMAC-MD5 or the classic md5 ([`signing::Signer`]).
+//! - `testing` (feature `testing`): a fresh migrated database per test ([`testing::TestDatabase`]).
+
+pub mod database;
+pub mod database_error;
+pub mod local_server;
+pub mod migrate;
+pub mod seckill;
+pub mod signing;
+#[cfg(feature = "testing")]
+pub mod testing;

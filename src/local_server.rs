@@ -1,0 +1,296 @@
+//! A private, throwaway MariaDB server, started from the binaries on this machine.
+//!
+//! Tests, the demo and `seckill migrate` without a URL need a server without asking the user for one. This
+//! module makes one in a temporary folder: `mariadb-install-db` lays out a data directory, `mariadbd` serves it
+//! on a free loopback port, and a small guardian process removes both when this process exits, however it
+//! exits (even on SIGKILL): the guardian reads a pipe that only this process holds, and the kernel closes the
+//! pipe when the process dies. The server keeps InnoDB's durable defaults, so what is measured on it is what
+//! a real server does.
+
+use std::fs;
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+/// Why no private server could be started.
+#[derive(Debug, Error)]
+pub enum LocalServerError {
+    /// The server binaries are not installed.
+    #[error(
+        "no MariaDB server binaries found (looked for mariadbd and mariadb-install-db on PATH, in /usr/sbin and \
+         /usr/bin); install them with `sudo apt-get install mariadb-server` (or run .ci/install), or set \
+         DATABASE_URL to a server of your own"
+    )]
+    NotInstalled,
+    /// A step of starting the server failed.
+    #[error("starting a private MariaDB server failed: {step}: {detail}")]
+    StartFailed { step: &'static str, detail: String },
+}
+
+fn failed(step: &'static str) -> impl Fn(io::Error) -> LocalServerError {
+    move |e| LocalServerError::StartFailed {
+        step,
+        detail: e.to_string(),
+    }
+}
+
+/// A running private server; removed when the process exits.
+#[derive(Debug)]
+pub struct LocalServer {
+    dir: PathBuf,
+    port: u16,
+    server_binary: PathBuf,
+    process: Mutex<Option<Child>>,
+    /// Held, never written: the guardian cleans up when this pipe closes, i.e. when the process exits.
+    _guardian_pipe: ChildStdin,
+}
+
+static SHARED: OnceLock<Result<LocalServer, String>> = OnceLock::new();
+
+impl LocalServer {
+    /// The server shared by everything in this process, started on first use.
+    ///
+    /// # Errors
+    /// [`LocalServerError`] as a message (the same one to every caller) when it could not be started.
+    pub fn shared() -> Result<&'static LocalServer, String> {
+        SHARED
+            .get_or_init(|| LocalServer::start().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Starts a new private server.
+    ///
+    /// # Errors
+    /// [`LocalServerError::NotInstalled`] when the binaries are missing, [`LocalServerError::StartFailed`]
+    /// with the server's log when it does not come up.
+    pub fn start() -> Result<LocalServer, LocalServerError> {
+        let server_binary =
+            find_binary(&["mariadbd", "mysqld"]).ok_or(LocalServerError::NotInstalled)?;
+        let install_db = find_binary(&["mariadb-install-db", "mysql_install_db"])
+            .ok_or(LocalServerError::NotInstalled)?;
+        let dir = std::env::temp_dir().join(format!(
+            "seckill-mariadb-{}-{}",
+            std::process::id(),
+            unique_suffix()
+        ));
+        fs::create_dir_all(&dir).map_err(failed("creating its folder"))?;
+        let guardian_pipe = spawn_guardian(&dir)?;
+        let data = dir.join("data");
+        let mut install = Command::new(&install_db);
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db");
+        if running_as_root() {
+            install.arg("--user=root");
+        }
+        let output = install
+            .output()
+            .map_err(failed("running mariadb-install-db"))?;
+        if !output.status.success() {
+            return Err(LocalServerError::StartFailed {
+                step: "mariadb-install-db",
+                detail: String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .to_string(),
+            });
+        }
+        let port = free_port()?;
+        let server = LocalServer {
+            dir,
+            port,
+            server_binary,
+            process: Mutex::new(None),
+            _guardian_pipe: guardian_pipe,
+        };
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// The URL of the server's root account, with no database selected.
+    pub fn root_url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/", self.port)
+    }
+
+    /// The TCP port it listens on (loopback only).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server at once with SIGKILL, as a crash would. Committed data survives; see [`Self::restart`].
+    ///
+    /// # Errors
+    /// When the process could not be signalled.
+    pub fn kill(&self) -> io::Result<()> {
+        let mut process = self
+            .process
+            .lock()
+            .map_err(|_| io::Error::other("server handle poisoned"))?;
+        if let Some(mut child) = process.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same data and port, e.g. after [`Self::kill`], and waits until it is ready.
+    ///
+    /// # Errors
+    /// [`LocalServerError::StartFailed`] when it does not come up.
+    pub fn restart(&self) -> Result<(), LocalServerError> {
+        self.kill().map_err(failed("stopping the old server"))?;
+        self.launch()
+    }
+
+    fn launch(&self) -> Result<(), LocalServerError> {
+        let log = self.dir.join("server.log");
+        let log_offset = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        let mut command = Command::new(&self.server_binary);
+        command
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!(
+                "--socket={}",
+                self.dir.join("mariadbd.sock").display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.join("mariadbd.pid").display()
+            ))
+            .arg(format!("--log-error={}", log.display()))
+            .arg("--skip-name-resolve")
+            .arg("--character-set-server=utf8mb4")
+            .arg("--collation-server=utf8mb4_general_ci")
+            .arg("--max-connections=2000")
+            .arg("--innodb-buffer-pool-size=256M")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C meant for the tests must not take the server down mid-run.
+            .process_group(0);
+        if running_as_root() {
+            command.arg("--user=root");
+        }
+        let child = command.spawn().map_err(failed("running mariadbd"))?;
+        *self
+            .process
+            .lock()
+            .map_err(|_| failed("recording the server")(io::Error::other("poisoned")))? =
+            Some(child);
+        self.wait_until_ready(&log, log_offset)
+    }
+
+    fn wait_until_ready(&self, log: &Path, log_offset: u64) -> Result<(), LocalServerError> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = read_from(log, log_offset);
+            if text.contains("ready for connections") {
+                return Ok(());
+            }
+            let exited = self
+                .process
+                .lock()
+                .ok()
+                .and_then(|mut p| p.as_mut().and_then(|child| child.try_wait().ok().flatten()));
+            if exited.is_some() || Instant::now() > deadline {
+                let last_lines: Vec<&str> = text.lines().rev().take(5).collect();
+                return Err(LocalServerError::StartFailed {
+                    step: if exited.is_some() {
+                        "mariadbd exited"
+                    } else {
+                        "mariadbd not ready after 60 s"
+                    },
+                    detail: last_lines.into_iter().rev().collect::<Vec<_>>().join(" | "),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn read_from(path: &Path, offset: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        let _ = io::Seek::seek(&mut file, io::SeekFrom::Start(offset));
+        let _ = file.read_to_string(&mut text);
+    }
+    text
+}
+
+/// A shell process that waits for its stdin to close, then stops the server and deletes the folder.
+fn spawn_guardian(dir: &Path) -> Result<ChildStdin, LocalServerError> {
+    const SCRIPT: &str = r#"
+        trap '' INT HUP
+        cat >/dev/null
+        pid=$(cat "$1/mariadbd.pid" 2>/dev/null)
+        if [ -n "$pid" ]; then
+            kill -TERM "$pid" 2>/dev/null
+            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null
+        fi
+        rm -rf "$1"
+    "#;
+    let mut guardian = Command::new("sh")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg("seckill-mariadb-guardian")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(failed("starting the clean-up guardian"))?;
+    guardian
+        .stdin
+        .take()
+        .ok_or_else(|| failed("starting the clean-up guardian")(io::Error::other("no stdin pipe")))
+}
+
+fn find_binary(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    // Debian puts the server in /usr/sbin, which is not on an ordinary user's PATH.
+    dirs.extend(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from));
+    names
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+fn free_port() -> Result<u16, LocalServerError> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(failed("finding a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(failed("finding a free port"))?
+        .port())
+}
+
+/// mariadbd refuses to run as root unless told to; `/proc/self` is owned by the effective user.
+fn running_as_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        % 1_000_000_007
+}

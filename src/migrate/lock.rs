@@ -1,0 +1,62 @@
+//! A server-wide named lock (`GET_LOCK`), so that two processes migrating one database at once take turns.
+//!
+//! refinery has no lock of its own: two processes starting together would both see a migration as pending and
+//! both apply it. The lock is tied to one session, so it lives on a connection of its own that is held for the
+//! whole run; that connection is marked to be reset when it goes back to the pool, which releases the lock
+//! even if the run is cancelled half-way.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Pool};
+
+use super::error::MigrateError;
+use super::sql_script::md5_hex;
+use crate::database::acquire;
+use crate::database_error::DatabaseError;
+
+/// A held named lock; give it back with [`NamedLock::release`].
+pub(crate) struct NamedLock {
+    conn: Conn,
+    name: String,
+}
+
+impl NamedLock {
+    /// Waits up to `timeout` for the migration lock of the pool's current database.
+    pub(crate) async fn acquire_for_database(
+        pool: &Pool,
+        timeout: Duration,
+    ) -> Result<Self, MigrateError> {
+        let mut conn = acquire(pool).await?;
+        conn.reset_connection(true);
+        let database: Option<String> = conn
+            .query_first("SELECT DATABASE()")
+            .await
+            .map_err(DatabaseError::from)?
+            .flatten();
+        let database = database.ok_or(MigrateError::NoDatabaseSelected)?;
+        // Lock names are server-wide and at most 64 characters.
+        let name = format!("seckill.migrate.{}", md5_hex(database.as_bytes()));
+        let granted: Option<i64> = conn
+            .exec_first("SELECT GET_LOCK(?, ?)", (&name, timeout.as_secs_f64()))
+            .await
+            .map_err(DatabaseError::from)?
+            .flatten();
+        match granted {
+            Some(1) => Ok(NamedLock { conn, name }),
+            _ => Err(MigrateError::LockTimeout {
+                lock: format!("{name} (database {database})"),
+                waited: timeout,
+            }),
+        }
+    }
+
+    /// Releases the lock and returns the connection to the pool.
+    pub(crate) async fn release(mut self) -> Result<(), MigrateError> {
+        self.conn
+            .exec_drop("DO RELEASE_LOCK(?)", (&self.name,))
+            .await
+            .map_err(DatabaseError::from)?;
+        Ok(())
+    }
+}

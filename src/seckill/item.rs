@@ -1,0 +1,207 @@
+//! Seckill items: the `seckill` table's rows, and the reads and writes admins and pages need.
+//!
+//! Times are UTC in the database and `DateTime<Utc>` here; JSON carries them as epoch milliseconds under the
+//! classic field names (`seckillId`, `startTime`, ...), as the classic front ends expect.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use mysql_async::Pool;
+use mysql_async::prelude::Queryable;
+use serde::Serialize;
+
+use super::error::SeckillError;
+use crate::database::acquire;
+use crate::database_error::DatabaseError;
+
+/// The longest item name the schema holds (`VARCHAR(120)`).
+pub const MAX_NAME_CHARS: usize = 120;
+
+/// One seckill item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    pub seckill_id: i64,
+    pub name: String,
+    /// Stock left.
+    pub number: i32,
+    /// The sale opens at this instant (inclusive).
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub start_time: DateTime<Utc>,
+    /// The sale closes at this instant (exclusive).
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub end_time: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub create_time: DateTime<Utc>,
+}
+
+impl Item {
+    /// Where `now` falls in this item's sale window.
+    pub fn window_at(&self, now: DateTime<Utc>) -> Window {
+        Window::of(self.start_time, self.end_time, now)
+    }
+}
+
+/// Where an instant falls relative to a half-open sale window `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    NotStarted,
+    Open,
+    Ended,
+}
+
+impl Window {
+    /// The same rule as the procedures: `start <= now < end`.
+    pub fn of(start: DateTime<Utc>, end: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        if now < start {
+            Window::NotStarted
+        } else if now < end {
+            Window::Open
+        } else {
+            Window::Ended
+        }
+    }
+}
+
+/// An item to create.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub name: String,
+    pub stock: i32,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+}
+
+impl NewItem {
+    /// Checks what the schema would refuse, with a message that names the field.
+    ///
+    /// # Errors
+    /// [`SeckillError::InvalidItem`].
+    pub fn validate(&self) -> Result<(), SeckillError> {
+        let invalid = |message: &str| Err(SeckillError::InvalidItem(message.to_string()));
+        if self.name.trim().is_empty() {
+            return invalid("the name must not be empty");
+        }
+        if self.name.chars().count() > MAX_NAME_CHARS {
+            return invalid("the name must be at most 120 characters");
+        }
+        if self.stock < 0 {
+            return invalid("the stock must not be negative");
+        }
+        if self.end_time <= self.start_time {
+            return invalid("the sale must end after it starts");
+        }
+        Ok(())
+    }
+}
+
+type ItemRow = (
+    i64,
+    String,
+    i32,
+    NaiveDateTime,
+    NaiveDateTime,
+    NaiveDateTime,
+);
+
+const ITEM_COLUMNS: &str = "seckill_id, name, number, start_time, end_time, create_time";
+
+fn from_row((seckill_id, name, number, start, end, created): ItemRow) -> Item {
+    Item {
+        seckill_id,
+        name,
+        number,
+        start_time: start.and_utc(),
+        end_time: end.and_utc(),
+        create_time: created.and_utc(),
+    }
+}
+
+/// Items, newest first, at most `limit` of them.
+pub(crate) async fn list(pool: &Pool, limit: u32) -> Result<Vec<Item>, SeckillError> {
+    let mut conn = acquire(pool).await?;
+    let query = format!(
+        "SELECT {ITEM_COLUMNS} FROM seckill ORDER BY create_time DESC, seckill_id DESC LIMIT ?"
+    );
+    let rows: Vec<ItemRow> = conn.exec(query, (limit,)).await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// One item and the database's clock, read together (the clock every window decision uses).
+pub(crate) async fn get_with_now(
+    pool: &Pool,
+    seckill_id: i64,
+) -> Result<(Option<Item>, DateTime<Utc>), SeckillError> {
+    let mut conn = acquire(pool).await?;
+    // A LEFT JOIN on a one-row table returns the clock even when the item does not exist.
+    let query = "SELECT s.seckill_id, s.name, s.number, s.start_time, s.end_time, s.create_time, clock.t \
+                   FROM (SELECT UTC_TIMESTAMP(3) AS t) clock LEFT JOIN seckill s ON s.seckill_id = ?";
+    type Row = (
+        Option<i64>,
+        Option<String>,
+        Option<i32>,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        NaiveDateTime,
+    );
+    let row: Option<Row> = conn.exec_first(query, (seckill_id,)).await?;
+    let Some((id, name, number, start, end, created, now)) = row else {
+        return Err(DatabaseError::UnexpectedAnswer("no clock row".into()).into());
+    };
+    let item = match (id, name, number, start, end, created) {
+        (Some(id), Some(name), Some(number), Some(start), Some(end), Some(created)) => {
+            Some(from_row((id, name, number, start, end, created)))
+        }
+        _ => None,
+    };
+    Ok((item, now.and_utc()))
+}
+
+/// Creates an item and returns it as stored.
+pub(crate) async fn create(pool: &Pool, item: &NewItem) -> Result<Item, SeckillError> {
+    item.validate()?;
+    let mut conn = acquire(pool).await?;
+    conn.exec_drop(
+        "INSERT INTO seckill (name, number, start_time, end_time, create_time) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(3))",
+        (item.name.trim(), item.stock, item.start_time.naive_utc(), item.end_time.naive_utc()),
+    )
+    .await
+    ?;
+    let id = conn
+        .last_insert_id()
+        .and_then(|id| i64::try_from(id).ok())
+        .ok_or_else(|| DatabaseError::UnexpectedAnswer("the insert returned no item id".into()))?;
+    drop(conn);
+    get_with_now(pool, id)
+        .await?
+        .0
+        .ok_or(SeckillError::NotFound(id))
+}
+
+/// Adds `amount` units of stock to an item and returns the new stock.
+pub(crate) async fn add_stock(
+    pool: &Pool,
+    seckill_id: i64,
+    amount: i32,
+) -> Result<i32, SeckillError> {
+    if amount <= 0 {
+        return Err(SeckillError::InvalidItem(
+            "the stock to add must be positive".into(),
+        ));
+    }
+    let mut conn = acquire(pool).await?;
+    conn.exec_drop(
+        "UPDATE seckill SET number = number + ? WHERE seckill_id = ?",
+        (amount, seckill_id),
+    )
+    .await?;
+    if conn.affected_rows() == 0 {
+        return Err(SeckillError::NotFound(seckill_id));
+    }
+    let stock: Option<i32> = conn
+        .exec_first(
+            "SELECT number FROM seckill WHERE seckill_id = ?",
+            (seckill_id,),
+        )
+        .await?;
+    stock.ok_or(SeckillError::NotFound(seckill_id))
+}

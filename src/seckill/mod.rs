@@ -1,0 +1,20 @@
+//! The seckill domain: items with stock and a sale window, signed URLs, and the one-round-trip execution.
+//!
+//! Its SQL: `sql/migrations/V1__seckill_schema.sql` (the classic `seckill` and `success_killed` tables) and
+//! `sql/procedures/execute_seckill.sql` (classic signature) with `execute_seckill_detailed.sql` (the same
+//! decision, answered with every outcome told apart).
+
+mod error;
+mod execute_seckill;
+mod exposure;
+mod item;
+mod outcome;
+mod phone;
+mod service;
+
+pub use error::SeckillError;
+pub use exposure::Exposure;
+pub use item::{Item, MAX_NAME_CHARS, NewItem, Window};
+pub use outcome::{InnerError, Outcome, SuccessKilled};
+pub use phone::{InvalidPhone, MAX_PHONE, MIN_PHONE, Phone};
+pub use service::Seckill;

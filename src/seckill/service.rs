@@ -1,0 +1,124 @@
+//! The seckill service: items, the exposer and execution, over one pool and one signing configuration.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use mysql_async::Pool;
+
+use super::error::SeckillError;
+use super::execute_seckill::execute_seckill;
+use super::exposure::Exposure;
+use super::item::{self, Item, NewItem, Window};
+use super::outcome::Outcome;
+use super::phone::Phone;
+use crate::signing::Signer;
+
+/// Runs flash sales: cheap to clone, share one per application.
+#[derive(Clone, Debug)]
+pub struct Seckill {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    signer: Signer,
+}
+
+impl Seckill {
+    /// A service over `pool` (see [`crate::database::ConnectOptions`]) signing with `signer`.
+    pub fn new(pool: Pool, signer: Signer) -> Self {
+        Seckill {
+            inner: Arc::new(Inner { pool, signer }),
+        }
+    }
+
+    /// The pool the service uses.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The signing configuration.
+    pub fn signer(&self) -> &Signer {
+        &self.inner.signer
+    }
+
+    /// Items, newest first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`SeckillError::Database`].
+    pub async fn list(&self, limit: u32) -> Result<Vec<Item>, SeckillError> {
+        item::list(self.pool(), limit).await
+    }
+
+    /// One item, or `None`.
+    ///
+    /// # Errors
+    /// [`SeckillError::Database`].
+    pub async fn get(&self, seckill_id: i64) -> Result<Option<Item>, SeckillError> {
+        Ok(item::get_with_now(self.pool(), seckill_id).await?.0)
+    }
+
+    /// Creates an item (an admin operation).
+    ///
+    /// # Errors
+    /// [`SeckillError::InvalidItem`] for an empty or long name, negative stock or an end not after the start.
+    pub async fn create(&self, new_item: &NewItem) -> Result<Item, SeckillError> {
+        item::create(self.pool(), new_item).await
+    }
+
+    /// Adds stock to an item and returns the new stock.
+    ///
+    /// # Errors
+    /// [`SeckillError::NotFound`], [`SeckillError::InvalidItem`] for a non-positive amount.
+    pub async fn add_stock(&self, seckill_id: i64, amount: i32) -> Result<i32, SeckillError> {
+        item::add_stock(self.pool(), seckill_id, amount).await
+    }
+
+    /// What a page may know about an item for `phone`: the signed token if the sale is open, otherwise the
+    /// database's clock and the window for a countdown. Open means `start <= now < end`; stock is not looked
+    /// at (a sold-out item still exposes, and execution says sold out), as in the classic design.
+    ///
+    /// # Errors
+    /// [`SeckillError::Database`].
+    pub async fn expose(&self, seckill_id: i64, phone: Phone) -> Result<Exposure, SeckillError> {
+        let (item, now) = item::get_with_now(self.pool(), seckill_id).await?;
+        let Some(item) = item else {
+            return Ok(Exposure::NotFound { now });
+        };
+        let (start, end) = (item.start_time, item.end_time);
+        Ok(match item.window_at(now) {
+            Window::Open => {
+                // The token's expiry runs on this server's clock, which is also the clock that checks it.
+                let token = self.signer().sign(seckill_id, phone, Utc::now());
+                Exposure::Open {
+                    token,
+                    now,
+                    start,
+                    end,
+                }
+            }
+            Window::NotStarted | Window::Ended => Exposure::Closed { now, start, end },
+        })
+    }
+
+    /// Checks the signature and runs the seckill. A bad, expired or another user's signature is
+    /// [`Outcome::Tampered`] and touches nothing; every failure past that is [`Outcome::InnerError`] with
+    /// nothing written.
+    pub async fn execute(&self, seckill_id: i64, phone: Phone, signature: &str) -> Outcome {
+        if self
+            .signer()
+            .verify(seckill_id, phone, signature, Utc::now())
+            .is_err()
+        {
+            return Outcome::Tampered;
+        }
+        self.execute_one(seckill_id, phone).await
+    }
+
+    /// Runs one seckill with its own procedure call, skipping the signature check (the caller vouches for
+    /// the user): exactly one round trip to the database.
+    pub async fn execute_one(&self, seckill_id: i64, phone: Phone) -> Outcome {
+        execute_seckill(self.pool(), seckill_id, phone).await
+    }
+}
