@@ -11,10 +11,7 @@ use std::{env, fs, io};
 fn main() -> io::Result<()> {
     let root = env::var("CARGO_MANIFEST_DIR").map_err(io::Error::other)?;
     let mut generated = String::new();
-    for (constant, folder) in [
-        ("MIGRATIONS", "sql/migrations"),
-        ("PROCEDURES", "sql/procedures"),
-    ] {
+    for (constant, folder) in [("MIGRATIONS", "sql/migrations"), ("PROCEDURES", "sql/procedures")] {
         let dir = Path::new(&root).join(folder);
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut files = Vec::new();
@@ -26,21 +23,13 @@ fn main() -> io::Result<()> {
             }
         }
         files.sort();
-        writeln!(
-            generated,
-            "pub(crate) const {constant}: &[(&str, &str)] = &["
-        )
-        .map_err(io::Error::other)?;
+        writeln!(generated, "pub(crate) const {constant}: &[(&str, &str)] = &[").map_err(io::Error::other)?;
         for path in files {
-            let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-                io::Error::other(format!("{} is not a UTF-8 file name", path.display()))
-            })?;
-            writeln!(
-                generated,
-                "    ({name:?}, include_str!({:?})),",
-                path.display()
-            )
-            .map_err(io::Error::other)?;
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| io::Error::other(format!("{} is not a UTF-8 file name", path.display())))?;
+            writeln!(generated, "    ({name:?}, include_str!({:?})),", path.display()).map_err(io::Error::other)?;
         }
         writeln!(generated, "];").map_err(io::Error::other)?;
     }

@@ -28,12 +28,7 @@ pub struct ConnectOptions {
 impl ConnectOptions {
     /// Options for `url` (`mysql://user:password@host:port/database`), with at most 32 connections.
     pub fn new(url: impl Into<String>) -> Self {
-        ConnectOptions {
-            url: url.into(),
-            max_connections: 32,
-            lock_wait_timeout: None,
-            prefer_socket: None,
-        }
+        ConnectOptions { url: url.into(), max_connections: 32, lock_wait_timeout: None, prefer_socket: None }
     }
 
     /// The largest number of connections the pool opens.
@@ -69,18 +64,17 @@ impl ConnectOptions {
         let opts = Opts::from_url(&self.url).map_err(DatabaseError::InvalidUrl)?;
         let mut setup = vec!["SET time_zone = '+00:00'".to_string()];
         if let Some(timeout) = self.lock_wait_timeout {
-            setup.push(format!(
-                "SET SESSION innodb_lock_wait_timeout = {}",
-                timeout.as_secs().max(1)
-            ));
+            setup.push(format!("SET SESSION innodb_lock_wait_timeout = {}", timeout.as_secs().max(1)));
         }
         let constraints = PoolConstraints::new(0, self.max_connections).unwrap_or_default();
+        // With mysql_async's default inactive TTL of zero, every connection above `min` is closed as soon as
+        // it is returned, so with min 0 each call would reconnect. Keep idle connections up to `max` for a
+        // minute instead.
         let pool_opts = PoolOpts::default()
             .with_constraints(constraints)
+            .with_inactive_connection_ttl(Duration::from_secs(60))
             .with_reset_connection(false);
-        let mut builder = OptsBuilder::from_opts(opts)
-            .setup(setup)
-            .pool_opts(pool_opts);
+        let mut builder = OptsBuilder::from_opts(opts).setup(setup).pool_opts(pool_opts);
         if let Some(prefer) = self.prefer_socket {
             builder = builder.prefer_socket(prefer);
         }
@@ -149,14 +143,8 @@ mod tests {
 
     #[test]
     fn replaces_only_the_database() {
-        assert_eq!(
-            url_with_database("mysql://u:p@h:1/old?x=1", "new"),
-            "mysql://u:p@h:1/new?x=1"
-        );
+        assert_eq!(url_with_database("mysql://u:p@h:1/old?x=1", "new"), "mysql://u:p@h:1/new?x=1");
         assert_eq!(url_with_database("mysql://h", "new"), "mysql://h/new");
-        assert_eq!(
-            url_with_database("mysql://h:3306/db", ""),
-            "mysql://h:3306/"
-        );
+        assert_eq!(url_with_database("mysql://h:3306/db", ""), "mysql://h:3306/");
     }
 }

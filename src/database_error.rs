@@ -14,6 +14,8 @@ pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
 pub const DEADLOCK: u16 = 1213;
 /// ER_ACCESS_DENIED_ERROR: wrong user name or password.
 pub const ACCESS_DENIED: u16 = 1045;
+/// ER_ACCESS_DENIED_NO_PASSWORD_ERROR: MariaDB's answer when the account exists only for another plugin.
+pub const ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
 /// ER_BAD_DB_ERROR: the URL names a database that does not exist.
 pub const UNKNOWN_DATABASE: u16 = 1049;
 /// ER_SP_DOES_NOT_EXIST: no such procedure or function.
@@ -49,9 +51,7 @@ pub enum DatabaseError {
     Deadlock(String),
 
     /// No connection became free in the pool in time.
-    #[error(
-        "no database connection became free within {0:?}; the pool is exhausted or the server is down"
-    )]
+    #[error("no database connection became free within {0:?}; the pool is exhausted or the server is down")]
     PoolTimeout(Duration),
 
     /// Any other error the server answered with.
@@ -82,10 +82,7 @@ impl DatabaseError {
 
     /// True when the server may be fine but could not be reached or answer: retrying later can help.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            DatabaseError::Unreachable(_) | DatabaseError::PoolTimeout(_)
-        )
+        matches!(self, DatabaseError::Unreachable(_) | DatabaseError::PoolTimeout(_))
     }
 }
 
@@ -95,12 +92,9 @@ impl From<mysql_async::Error> for DatabaseError {
             mysql_async::Error::Server(server) => match server.code {
                 LOCK_WAIT_TIMEOUT => DatabaseError::LockWaitTimeout(server.message),
                 DEADLOCK => DatabaseError::Deadlock(server.message),
-                ACCESS_DENIED => DatabaseError::AccessDenied(server.message),
+                ACCESS_DENIED | ACCESS_DENIED_NO_PASSWORD => DatabaseError::AccessDenied(server.message),
                 UNKNOWN_DATABASE => DatabaseError::UnknownDatabase(server.message),
-                code => DatabaseError::Server {
-                    code,
-                    message: server.message,
-                },
+                code => DatabaseError::Server { code, message: server.message },
             },
             mysql_async::Error::Url(url) => DatabaseError::InvalidUrl(url),
             mysql_async::Error::Io(io) => DatabaseError::Unreachable(io.to_string()),

@@ -35,10 +35,7 @@ pub enum LocalServerError {
 }
 
 fn failed(step: &'static str) -> impl Fn(io::Error) -> LocalServerError {
-    move |e| LocalServerError::StartFailed {
-        step,
-        detail: e.to_string(),
-    }
+    move |e| LocalServerError::StartFailed { step, detail: e.to_string() }
 }
 
 /// A running private server; removed when the process exits.
@@ -60,10 +57,7 @@ impl LocalServer {
     /// # Errors
     /// [`LocalServerError`] as a message (the same one to every caller) when it could not be started.
     pub fn shared() -> Result<&'static LocalServer, String> {
-        SHARED
-            .get_or_init(|| LocalServer::start().map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(Clone::clone)
+        SHARED.get_or_init(|| LocalServer::start().map_err(|e| e.to_string())).as_ref().map_err(Clone::clone)
     }
 
     /// Starts a new private server.
@@ -72,15 +66,10 @@ impl LocalServer {
     /// [`LocalServerError::NotInstalled`] when the binaries are missing, [`LocalServerError::StartFailed`]
     /// with the server's log when it does not come up.
     pub fn start() -> Result<LocalServer, LocalServerError> {
-        let server_binary =
-            find_binary(&["mariadbd", "mysqld"]).ok_or(LocalServerError::NotInstalled)?;
-        let install_db = find_binary(&["mariadb-install-db", "mysql_install_db"])
-            .ok_or(LocalServerError::NotInstalled)?;
-        let dir = std::env::temp_dir().join(format!(
-            "seckill-mariadb-{}-{}",
-            std::process::id(),
-            unique_suffix()
-        ));
+        let server_binary = find_binary(&["mariadbd", "mysqld"]).ok_or(LocalServerError::NotInstalled)?;
+        let install_db =
+            find_binary(&["mariadb-install-db", "mysql_install_db"]).ok_or(LocalServerError::NotInstalled)?;
+        let dir = std::env::temp_dir().join(format!("seckill-mariadb-{}-{}", std::process::id(), unique_suffix()));
         fs::create_dir_all(&dir).map_err(failed("creating its folder"))?;
         let guardian_pipe = spawn_guardian(&dir)?;
         let data = dir.join("data");
@@ -93,27 +82,15 @@ impl LocalServer {
         if running_as_root() {
             install.arg("--user=root");
         }
-        let output = install
-            .output()
-            .map_err(failed("running mariadb-install-db"))?;
+        let output = install.output().map_err(failed("running mariadb-install-db"))?;
         if !output.status.success() {
             return Err(LocalServerError::StartFailed {
                 step: "mariadb-install-db",
-                detail: String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .to_string(),
+                detail: String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("").to_string(),
             });
         }
         let port = free_port()?;
-        let server = LocalServer {
-            dir,
-            port,
-            server_binary,
-            process: Mutex::new(None),
-            _guardian_pipe: guardian_pipe,
-        };
+        let server = LocalServer { dir, port, server_binary, process: Mutex::new(None), _guardian_pipe: guardian_pipe };
         server.launch()?;
         Ok(server)
     }
@@ -133,10 +110,7 @@ impl LocalServer {
     /// # Errors
     /// When the process could not be signalled.
     pub fn kill(&self) -> io::Result<()> {
-        let mut process = self
-            .process
-            .lock()
-            .map_err(|_| io::Error::other("server handle poisoned"))?;
+        let mut process = self.process.lock().map_err(|_| io::Error::other("server handle poisoned"))?;
         if let Some(mut child) = process.take() {
             child.kill()?;
             child.wait()?;
@@ -162,14 +136,8 @@ impl LocalServer {
             .arg(format!("--datadir={}", self.dir.join("data").display()))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
-            .arg(format!(
-                "--socket={}",
-                self.dir.join("mariadbd.sock").display()
-            ))
-            .arg(format!(
-                "--pid-file={}",
-                self.dir.join("mariadbd.pid").display()
-            ))
+            .arg(format!("--socket={}", self.dir.join("mariadbd.sock").display()))
+            .arg(format!("--pid-file={}", self.dir.join("mariadbd.pid").display()))
             .arg(format!("--log-error={}", log.display()))
             .arg("--skip-name-resolve")
             .arg("--character-set-server=utf8mb4")
@@ -185,11 +153,7 @@ impl LocalServer {
             command.arg("--user=root");
         }
         let child = command.spawn().map_err(failed("running mariadbd"))?;
-        *self
-            .process
-            .lock()
-            .map_err(|_| failed("recording the server")(io::Error::other("poisoned")))? =
-            Some(child);
+        *self.process.lock().map_err(|_| failed("recording the server")(io::Error::other("poisoned")))? = Some(child);
         self.wait_until_ready(&log, log_offset)
     }
 
@@ -200,19 +164,12 @@ impl LocalServer {
             if text.contains("ready for connections") {
                 return Ok(());
             }
-            let exited = self
-                .process
-                .lock()
-                .ok()
-                .and_then(|mut p| p.as_mut().and_then(|child| child.try_wait().ok().flatten()));
+            let exited =
+                self.process.lock().ok().and_then(|mut p| p.as_mut().and_then(|child| child.try_wait().ok().flatten()));
             if exited.is_some() || Instant::now() > deadline {
                 let last_lines: Vec<&str> = text.lines().rev().take(5).collect();
                 return Err(LocalServerError::StartFailed {
-                    step: if exited.is_some() {
-                        "mariadbd exited"
-                    } else {
-                        "mariadbd not ready after 60 s"
-                    },
+                    step: if exited.is_some() { "mariadbd exited" } else { "mariadbd not ready after 60 s" },
                     detail: last_lines.into_iter().rev().collect::<Vec<_>>().join(" | "),
                 });
             }
@@ -254,10 +211,7 @@ fn spawn_guardian(dir: &Path) -> Result<ChildStdin, LocalServerError> {
         .process_group(0)
         .spawn()
         .map_err(failed("starting the clean-up guardian"))?;
-    guardian
-        .stdin
-        .take()
-        .ok_or_else(|| failed("starting the clean-up guardian")(io::Error::other("no stdin pipe")))
+    guardian.stdin.take().ok_or_else(|| failed("starting the clean-up guardian")(io::Error::other("no stdin pipe")))
 }
 
 fn find_binary(names: &[&str]) -> Option<PathBuf> {
@@ -265,32 +219,20 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     // Debian puts the server in /usr/sbin, which is not on an ordinary user's PATH.
     dirs.extend(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from));
-    names
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
+    names.iter().flat_map(|name| dirs.iter().map(move |dir| dir.join(name))).find(|candidate| candidate.is_file())
 }
 
 fn free_port() -> Result<u16, LocalServerError> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(failed("finding a free port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(failed("finding a free port"))?
-        .port())
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(failed("finding a free port"))?;
+    Ok(listener.local_addr().map_err(failed("finding a free port"))?.port())
 }
 
 /// mariadbd refuses to run as root unless told to; `/proc/self` is owned by the effective user.
 fn running_as_root() -> bool {
-    fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 fn unique_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
         % 1_000_000_007
 }

@@ -71,14 +71,8 @@ pub struct Signer {
 
 #[derive(Clone)]
 enum Mode {
-    Hmac {
-        current: Vec<u8>,
-        previous: Option<Vec<u8>>,
-        ttl: Duration,
-    },
-    Classic {
-        salt: String,
-    },
+    Hmac { current: Vec<u8>, previous: Option<Vec<u8>>, ttl: Duration },
+    Classic { salt: String },
 }
 
 impl fmt::Debug for Signer {
@@ -102,13 +96,7 @@ impl Signer {
     /// [`SigningError::KeyTooShort`] for a key under [`MIN_KEY_LEN`] bytes.
     pub fn hmac(key: impl AsRef<[u8]>) -> Result<Self, SigningError> {
         let current = checked_key(key.as_ref())?;
-        Ok(Signer {
-            mode: Mode::Hmac {
-                current,
-                previous: None,
-                ttl: DEFAULT_TTL,
-            },
-        })
+        Ok(Signer { mode: Mode::Hmac { current, previous: None, ttl: DEFAULT_TTL } })
     }
 
     /// Also accepts tokens made with `key`, the key being rotated out. New tokens use the current key.
@@ -140,21 +128,15 @@ impl Signer {
         if salt.is_empty() {
             return Err(SigningError::EmptySalt);
         }
-        Ok(Signer {
-            mode: Mode::Classic { salt },
-        })
+        Ok(Signer { mode: Mode::Classic { salt } })
     }
 
     /// The token for `phone` to seckill `seckill_id`, as of `now`.
     pub fn sign(&self, seckill_id: i64, phone: Phone, now: DateTime<Utc>) -> String {
         match &self.mode {
             Mode::Hmac { current, ttl, .. } => {
-                let expires = now
-                    .timestamp()
-                    .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-                let tag = hmac_tag(current, seckill_id, phone, expires)
-                    .finalize()
-                    .into_bytes();
+                let expires = now.timestamp().saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+                let tag = hmac_tag(current, seckill_id, phone, expires).finalize().into_bytes();
                 format!("{expires}-{}", hex::encode(tag))
             }
             Mode::Classic { salt } => classic_md5(seckill_id, salt),
@@ -165,23 +147,13 @@ impl Signer {
     ///
     /// # Errors
     /// The [`Rejection`]: malformed, expired or not matching.
-    pub fn verify(
-        &self,
-        seckill_id: i64,
-        phone: Phone,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), Rejection> {
+    pub fn verify(&self, seckill_id: i64, phone: Phone, token: &str, now: DateTime<Utc>) -> Result<(), Rejection> {
         match &self.mode {
-            Mode::Hmac {
-                current, previous, ..
-            } => {
+            Mode::Hmac { current, previous, .. } => {
                 let (expires, tag) = parse_hmac_token(token)?;
-                let genuine = std::iter::once(current).chain(previous).any(|key| {
-                    hmac_tag(key, seckill_id, phone, expires)
-                        .verify_slice(&tag)
-                        .is_ok()
-                });
+                let genuine = std::iter::once(current)
+                    .chain(previous)
+                    .any(|key| hmac_tag(key, seckill_id, phone, expires).verify_slice(&tag).is_ok());
                 match (genuine, expires > now.timestamp()) {
                     (false, _) => Err(Rejection::Mismatch),
                     (true, false) => Err(Rejection::Expired),
@@ -191,11 +163,7 @@ impl Signer {
             Mode::Classic { salt } => {
                 let tag = parse_hex_md5(token)?;
                 let expected = Md5::digest(classic_base(seckill_id, salt).as_bytes());
-                if constant_time_eq(&tag, &expected) {
-                    Ok(())
-                } else {
-                    Err(Rejection::Mismatch)
-                }
+                if constant_time_eq(&tag, &expected) { Ok(()) } else { Err(Rejection::Mismatch) }
             }
         }
     }
@@ -221,17 +189,12 @@ impl Signer {
 }
 
 fn checked_key(key: &[u8]) -> Result<Vec<u8>, SigningError> {
-    if key.len() < MIN_KEY_LEN {
-        Err(SigningError::KeyTooShort(key.len()))
-    } else {
-        Ok(key.to_vec())
-    }
+    if key.len() < MIN_KEY_LEN { Err(SigningError::KeyTooShort(key.len())) } else { Ok(key.to_vec()) }
 }
 
 fn hmac_tag(key: &[u8], seckill_id: i64, phone: Phone, expires: i64) -> HmacMd5 {
     // HMAC takes keys of any length; new_from_slice only fails for fixed-size MACs, so this never falls back.
-    let mut mac =
-        HmacMd5::new_from_slice(key).unwrap_or_else(|_| HmacMd5::new(&Default::default()));
+    let mut mac = HmacMd5::new_from_slice(key).unwrap_or_else(|_| HmacMd5::new(&Default::default()));
     mac.update(format!("{seckill_id}:{}:{expires}", phone.get()).as_bytes());
     mac
 }
@@ -256,11 +219,7 @@ fn parse_hmac_token(token: &str) -> Result<(i64, [u8; 16]), Rejection> {
 
 fn parse_hex_md5(text: &str) -> Result<[u8; 16], Rejection> {
     let mut bytes = [0u8; 16];
-    if text.len() != 32
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(Rejection::Malformed);
     }
     hex::decode_to_slice(text, &mut bytes).map_err(|_| Rejection::Malformed)?;
@@ -285,19 +244,10 @@ mod tests {
         let now = Utc::now();
         let token = signer.sign(1000, phone(13800000000), now);
         assert_eq!(signer.verify(1000, phone(13800000000), &token, now), Ok(()));
-        assert_eq!(
-            signer.verify(1001, phone(13800000000), &token, now),
-            Err(Rejection::Mismatch)
-        );
-        assert_eq!(
-            signer.verify(1000, phone(13800000001), &token, now),
-            Err(Rejection::Mismatch)
-        );
+        assert_eq!(signer.verify(1001, phone(13800000000), &token, now), Err(Rejection::Mismatch));
+        assert_eq!(signer.verify(1000, phone(13800000001), &token, now), Err(Rejection::Mismatch));
         let later = now + chrono::Duration::seconds(601);
-        assert_eq!(
-            signer.verify(1000, phone(13800000000), &token, later),
-            Err(Rejection::Expired)
-        );
+        assert_eq!(signer.verify(1000, phone(13800000000), &token, later), Err(Rejection::Expired));
     }
 
     #[test]
@@ -305,16 +255,10 @@ mod tests {
         let old = Signer::hmac("old-key-old-key-old").unwrap();
         let now = Utc::now();
         let token = old.sign(7, phone(13900000000), now);
-        let rotated = Signer::hmac("new-key-new-key-new")
-            .unwrap()
-            .with_previous_key("old-key-old-key-old")
-            .unwrap();
+        let rotated = Signer::hmac("new-key-new-key-new").unwrap().with_previous_key("old-key-old-key-old").unwrap();
         assert_eq!(rotated.verify(7, phone(13900000000), &token, now), Ok(()));
         let forgotten = Signer::hmac("new-key-new-key-new").unwrap();
-        assert_eq!(
-            forgotten.verify(7, phone(13900000000), &token, now),
-            Err(Rejection::Mismatch)
-        );
+        assert_eq!(forgotten.verify(7, phone(13900000000), &token, now), Err(Rejection::Mismatch));
     }
 
     #[test]
@@ -338,9 +282,6 @@ mod tests {
 
     #[test]
     fn short_keys_are_refused() {
-        assert_eq!(
-            Signer::hmac("short").unwrap_err(),
-            SigningError::KeyTooShort(5)
-        );
+        assert_eq!(Signer::hmac("short").unwrap_err(), SigningError::KeyTooShort(5));
     }
 }

@@ -16,17 +16,14 @@ pub(crate) struct DatabaseTarget {
 
 impl DatabaseTarget {
     pub(crate) fn new(url: Option<String>) -> Self {
-        DatabaseTarget {
-            url: url.filter(|u| !u.trim().is_empty()),
-        }
+        DatabaseTarget { url: url.filter(|u| !u.trim().is_empty()) }
     }
 
     /// A checked pool on the URL given; commands that only make sense on a lasting database use this.
     pub(crate) async fn connect(&self) -> Result<Pool, Failure> {
         let url = self.url.as_deref().ok_or_else(|| {
-            Failure::new("no database given").hint(
-                "pass --database-url mysql://user:password@host:port/database or set DATABASE_URL",
-            )
+            Failure::new("no database given")
+                .hint("pass --database-url mysql://user:password@host:port/database or set DATABASE_URL")
         })?;
         connect_checked(ConnectOptions::new(url)).await
     }
@@ -37,24 +34,17 @@ impl DatabaseTarget {
         if self.url.is_some() {
             return self.connect().await;
         }
-        let server = LocalServer::shared().map_err(|e| {
-            Failure::new(e).hint("or pass --database-url / set DATABASE_URL to use your own server")
-        })?;
+        let server = LocalServer::shared()
+            .map_err(|e| Failure::new(e).hint("or pass --database-url / set DATABASE_URL to use your own server"))?;
         eprintln!(
             "seckill: no --database-url or DATABASE_URL; using a private throwaway MariaDB on 127.0.0.1:{} (removed on exit)",
             server.port()
         );
         let admin = database::connect(&server.root_url())?;
         let mut conn = database::acquire(&admin).await?;
-        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{name}`"))
-            .await
-            .map_err(DatabaseError::from)?;
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{name}`")).await.map_err(DatabaseError::from)?;
         drop(conn);
-        connect_checked(ConnectOptions::new(url_with_database(
-            &server.root_url(),
-            name,
-        )))
-        .await
+        connect_checked(ConnectOptions::new(url_with_database(&server.root_url(), name))).await
     }
 }
 

@@ -3,8 +3,12 @@
 //! Each subcommand lives in a file of its own; this one only dispatches. Errors are printed once, as one line
 //! behind the tool's name, with a hint on a second line when there is a fix.
 
+mod attempt;
 mod database_target;
+mod item;
 mod migrate;
+mod signing_args;
+mod time_arg;
 
 use std::process::ExitCode;
 
@@ -31,12 +35,19 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Show which migrations and procedures are applied, pending or drifted; exits 3 when not in sync.
     Status(migrate::StatusArgs),
+    /// Create and list seckill items.
+    #[command(subcommand)]
+    Item(item::ItemCommand),
+    /// Ask the exposer for a user's signed seckill token (or the countdown when the sale is not open).
+    Expose(attempt::ExposeArgs),
+    /// Run one seckill with a signed token; exits 0 on success, 4 when refused (sold out, repeat, ...).
+    Execute(attempt::ExecuteArgs),
 }
 
 /// A failed command: what to print, and how to exit.
 #[derive(Debug)]
 pub(crate) struct Failure {
-    message: String,
+    message: Option<String>,
     hint: Option<String>,
     exit_code: u8,
 }
@@ -44,11 +55,12 @@ pub(crate) struct Failure {
 impl Failure {
     /// A failure with exit code 1.
     pub(crate) fn new(message: impl ToString) -> Self {
-        Failure {
-            message: message.to_string(),
-            hint: None,
-            exit_code: 1,
-        }
+        Failure { message: Some(message.to_string()), hint: None, exit_code: 1 }
+    }
+
+    /// A non-zero exit with nothing more to say: the command already printed its answer.
+    pub(crate) fn quiet(exit_code: u8) -> Self {
+        Failure { message: None, hint: None, exit_code }
     }
 
     /// Adds a second line that says how to fix it.
@@ -73,15 +85,10 @@ impl<E: std::error::Error> From<E> for Failure {
 /// Parses the arguments, runs the command, and turns the outcome into an exit code.
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            return report(Failure::new(format!(
-                "cannot start the async runtime: {error}"
-            )));
+            return report(Failure::new(format!("cannot start the async runtime: {error}")));
         }
     };
     match runtime.block_on(run(cli)) {
@@ -95,13 +102,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Migrate(args) => migrate::migrate(&target, args).await,
         Command::Status(args) => migrate::status(&target, args).await,
+        Command::Item(command) => item::run(&target, command).await,
+        Command::Expose(args) => attempt::expose(&target, args).await,
+        Command::Execute(args) => attempt::execute(&target, args).await,
     }
 }
 
 fn report(failure: Failure) -> ExitCode {
     // One line: the first line of the message, so a multi-line server error never floods the terminal.
-    let message = failure.message.lines().collect::<Vec<_>>().join(" ");
-    eprintln!("seckill: error: {message}");
+    if let Some(message) = failure.message {
+        eprintln!("seckill: error: {}", message.lines().collect::<Vec<_>>().join(" "));
+    }
     if let Some(hint) = failure.hint {
         eprintln!("hint: {hint}");
     }

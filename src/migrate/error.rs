@@ -16,10 +16,7 @@ pub enum MigrateError {
 
     /// A folder or file of SQL could not be read.
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
 
     /// A file is not a valid migration or procedure file.
     #[error("{file}: {message}")]
@@ -58,8 +55,6 @@ pub enum MigrateError {
     NoDatabaseSelected,
 
     /// Another migration run held the lock for too long.
-    #[error(
-        "waited {waited:?} for another `seckill migrate` to release the lock {lock}; try again when it is done"
-    )]
+    #[error("waited {waited:?} for another `seckill migrate` to release the lock {lock}; try again when it is done")]
     LockTimeout { lock: String, waited: Duration },
 }

@@ -23,17 +23,11 @@ pub(crate) struct NamedLock {
 
 impl NamedLock {
     /// Waits up to `timeout` for the migration lock of the pool's current database.
-    pub(crate) async fn acquire_for_database(
-        pool: &Pool,
-        timeout: Duration,
-    ) -> Result<Self, MigrateError> {
+    pub(crate) async fn acquire_for_database(pool: &Pool, timeout: Duration) -> Result<Self, MigrateError> {
         let mut conn = acquire(pool).await?;
         conn.reset_connection(true);
-        let database: Option<String> = conn
-            .query_first("SELECT DATABASE()")
-            .await
-            .map_err(DatabaseError::from)?
-            .flatten();
+        let database: Option<String> =
+            conn.query_first("SELECT DATABASE()").await.map_err(DatabaseError::from)?.flatten();
         let database = database.ok_or(MigrateError::NoDatabaseSelected)?;
         // Lock names are server-wide and at most 64 characters.
         let name = format!("seckill.migrate.{}", md5_hex(database.as_bytes()));
@@ -44,19 +38,13 @@ impl NamedLock {
             .flatten();
         match granted {
             Some(1) => Ok(NamedLock { conn, name }),
-            _ => Err(MigrateError::LockTimeout {
-                lock: format!("{name} (database {database})"),
-                waited: timeout,
-            }),
+            _ => Err(MigrateError::LockTimeout { lock: format!("{name} (database {database})"), waited: timeout }),
         }
     }
 
     /// Releases the lock and returns the connection to the pool.
     pub(crate) async fn release(mut self) -> Result<(), MigrateError> {
-        self.conn
-            .exec_drop("DO RELEASE_LOCK(?)", (&self.name,))
-            .await
-            .map_err(DatabaseError::from)?;
+        self.conn.exec_drop("DO RELEASE_LOCK(?)", (&self.name,)).await.map_err(DatabaseError::from)?;
         Ok(())
     }
 }

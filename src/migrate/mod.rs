@@ -72,11 +72,7 @@ impl Migrator {
 
     /// A migrator for any source, e.g. [`SqlSource::from_dirs`] for a project's own files.
     pub fn new(source: SqlSource) -> Self {
-        Migrator {
-            source,
-            lock_timeout: Duration::from_secs(60),
-            overwrite_hand_edits: false,
-        }
+        Migrator { source, lock_timeout: Duration::from_secs(60), overwrite_hand_edits: false }
     }
 
     /// How long to wait for another process's run to finish (default 60 s).
@@ -109,40 +105,26 @@ impl Migrator {
             Err(mysql_async::Error::Server(e)) if e.code == NO_SUCH_TABLE => Vec::new(),
             Err(e) => return Err(DatabaseError::from(e).into()),
         };
-        let mut applied: HashMap<i64, (String, String)> = applied
-            .into_iter()
-            .map(|(version, name, checksum)| (version, (name, checksum)))
-            .collect();
+        let mut applied: HashMap<i64, (String, String)> =
+            applied.into_iter().map(|(version, name, checksum)| (version, (name, checksum))).collect();
         let mut migrations = Vec::new();
         for file in &self.source.migrations {
             let migration = &file.migration;
             let state = match applied.remove(&i64::from(migration.version())) {
                 None => MigrationState::Pending,
-                Some((_, checksum)) if checksum == migration.checksum().to_string() => {
-                    MigrationState::Applied
-                }
+                Some((_, checksum)) if checksum == migration.checksum().to_string() => MigrationState::Applied,
                 Some(_) => MigrationState::Divergent,
             };
-            migrations.push(MigrationStatus {
-                name: format!("V{}__{}", migration.version(), migration.name()),
-                state,
-            });
+            migrations.push(MigrationStatus { name: format!("V{}__{}", migration.version(), migration.name()), state });
         }
         let mut missing: Vec<_> = applied.into_iter().collect();
         missing.sort();
-        migrations.extend(
-            missing
-                .into_iter()
-                .map(|(version, (name, _))| MigrationStatus {
-                    name: format!("V{version}__{name}"),
-                    state: MigrationState::FileMissing,
-                }),
-        );
+        migrations.extend(missing.into_iter().map(|(version, (name, _))| MigrationStatus {
+            name: format!("V{version}__{name}"),
+            state: MigrationState::FileMissing,
+        }));
         let procedures = procedures::states(&mut conn, &self.source.procedures).await?;
-        Ok(Status {
-            migrations,
-            procedures,
-        })
+        Ok(Status { migrations, procedures })
     }
 
     /// Applies pending migrations, then every procedure that is new, missing or changed in its file.
@@ -165,10 +147,7 @@ impl Migrator {
     }
 
     async fn run_locked(&self, pool: &Pool) -> Result<Report, MigrateError> {
-        let mut report = Report {
-            migrations: self.run_migrations(pool).await?,
-            procedures: Vec::new(),
-        };
+        let mut report = Report { migrations: self.run_migrations(pool).await?, procedures: Vec::new() };
         let mut conn = acquire(pool).await?;
         let states = procedures::states(&mut conn, &self.source.procedures).await?;
         let mut refused = Vec::new();
@@ -181,19 +160,13 @@ impl Migrator {
                 refused.push(file.name.clone());
             }
         }
-        if refused.is_empty() {
-            Ok(report)
-        } else {
-            Err(MigrateError::HandEdited { names: refused })
-        }
+        if refused.is_empty() { Ok(report) } else { Err(MigrateError::HandEdited { names: refused }) }
     }
 
     async fn run_migrations(&self, pool: &Pool) -> Result<Vec<String>, MigrateError> {
         let status = self.status(pool).await?;
-        if let Some(bad) = status
-            .migrations
-            .iter()
-            .find(|m| m.state != MigrationState::Applied && m.state != MigrationState::Pending)
+        if let Some(bad) =
+            status.migrations.iter().find(|m| m.state != MigrationState::Applied && m.state != MigrationState::Pending)
         {
             let why = match bad.state {
                 MigrationState::Divergent => {
@@ -201,10 +174,7 @@ impl Migrator {
                 }
                 _ => "it was applied but its file is missing",
             };
-            return Err(MigrateError::HistoryMismatch(format!(
-                "{}: {why}",
-                bad.name
-            )));
+            return Err(MigrateError::HistoryMismatch(format!("{}: {why}", bad.name)));
         }
         let pending: Vec<&MigrationFile> = self
             .source
@@ -217,44 +187,25 @@ impl Migrator {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
-        let migrations: Vec<_> = self
-            .source
-            .migrations
-            .iter()
-            .map(|file| file.migration.clone())
-            .collect();
-        let runner = Runner::new(&migrations)
-            .set_abort_divergent(true)
-            .set_abort_missing(true);
+        let migrations: Vec<_> = self.source.migrations.iter().map(|file| file.migration.clone()).collect();
+        let runner = Runner::new(&migrations).set_abort_divergent(true).set_abort_missing(true);
         let mut refinery_pool = pool.clone();
         match runner.run_async(&mut refinery_pool).await {
-            Ok(report) => Ok(report
-                .applied_migrations()
-                .iter()
-                .map(|m| format!("V{}__{}", m.version(), m.name()))
-                .collect()),
+            Ok(report) => {
+                Ok(report.applied_migrations().iter().map(|m| format!("V{}__{}", m.version(), m.name())).collect())
+            }
             Err(error) => {
                 let applied: Vec<i64> = error
                     .report()
-                    .map(|r| {
-                        r.applied_migrations()
-                            .iter()
-                            .map(|m| i64::from(m.version()))
-                            .collect()
-                    })
+                    .map(|r| r.applied_migrations().iter().map(|m| i64::from(m.version())).collect())
                     .unwrap_or_default();
-                let failed = pending
-                    .iter()
-                    .find(|file| !applied.contains(&i64::from(file.migration.version())));
+                let failed = pending.iter().find(|file| !applied.contains(&i64::from(file.migration.version())));
                 let cause = std::error::Error::source(&error)
                     .and_then(|source| source.downcast_ref::<mysql_async::Error>())
                     .map(|e| DatabaseError::from(clone_error(e)))
                     .unwrap_or_else(|| DatabaseError::UnexpectedAnswer(error.to_string()));
                 match failed {
-                    Some(file) => Err(MigrateError::MigrationFailed {
-                        file: file.file_name.clone(),
-                        cause,
-                    }),
+                    Some(file) => Err(MigrateError::MigrationFailed { file: file.file_name.clone(), cause }),
                     None => Err(MigrateError::HistoryMismatch(error.to_string())),
                 }
             }

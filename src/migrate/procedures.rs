@@ -47,18 +47,12 @@ pub enum ProcedureState {
 impl ProcedureState {
     /// Whether `migrate` brings this state up to date without being asked to overwrite anything.
     pub fn is_pending(self) -> bool {
-        matches!(
-            self,
-            ProcedureState::NotApplied | ProcedureState::Missing | ProcedureState::FileChanged
-        )
+        matches!(self, ProcedureState::NotApplied | ProcedureState::Missing | ProcedureState::FileChanged)
     }
 
     /// Whether the server holds something seckill did not put there.
     pub fn is_hand_made(self) -> bool {
-        matches!(
-            self,
-            ProcedureState::EditedInServer | ProcedureState::Unmanaged
-        )
+        matches!(self, ProcedureState::EditedInServer | ProcedureState::Unmanaged)
     }
 
     /// A few words for `seckill status`.
@@ -107,12 +101,8 @@ async fn ensure_history_table(conn: &mut Conn) -> Result<(), DatabaseError> {
     Ok(())
 }
 
-async fn read_history(
-    conn: &mut Conn,
-) -> Result<HashMap<String, (HistoryRow, NaiveDateTime)>, DatabaseError> {
-    let query = format!(
-        "SELECT name, file_checksum, definition_fingerprint, applied_on FROM {HISTORY_TABLE}"
-    );
+async fn read_history(conn: &mut Conn) -> Result<HashMap<String, (HistoryRow, NaiveDateTime)>, DatabaseError> {
+    let query = format!("SELECT name, file_checksum, definition_fingerprint, applied_on FROM {HISTORY_TABLE}");
     let rows: Vec<(String, String, String, NaiveDateTime)> = match conn.query(query).await {
         Ok(rows) => rows,
         Err(mysql_async::Error::Server(e)) if e.code == NO_SUCH_TABLE => Vec::new(),
@@ -120,29 +110,14 @@ async fn read_history(
     };
     Ok(rows
         .into_iter()
-        .map(
-            |(name, file_checksum, definition_fingerprint, applied_on)| {
-                (
-                    name.to_ascii_lowercase(),
-                    (
-                        HistoryRow {
-                            file_checksum,
-                            definition_fingerprint,
-                        },
-                        applied_on,
-                    ),
-                )
-            },
-        )
+        .map(|(name, file_checksum, definition_fingerprint, applied_on)| {
+            (name.to_ascii_lowercase(), (HistoryRow { file_checksum, definition_fingerprint }, applied_on))
+        })
         .collect())
 }
 
 /// The fingerprint of the routine as the server holds it, or `None` when it does not exist.
-async fn server_fingerprint(
-    conn: &mut Conn,
-    kind: RoutineKind,
-    name: &str,
-) -> Result<Option<String>, MigrateError> {
+async fn server_fingerprint(conn: &mut Conn, kind: RoutineKind, name: &str) -> Result<Option<String>, MigrateError> {
     let query = format!("SHOW CREATE {} `{}`", kind.keyword(), name);
     let row: Option<mysql_async::Row> = match conn.query_first(query).await {
         Ok(row) => row,
@@ -152,23 +127,15 @@ async fn server_fingerprint(
         Err(e) => return Err(DatabaseError::from(e).into()),
     };
     // Columns: name, sql_mode, definition, ...; the definition is NULL when this user may not read it.
-    let definition: Option<String> = row
-        .and_then(|row| row.get_opt(2))
-        .and_then(Result::ok)
-        .flatten();
+    let definition: Option<String> = row.and_then(|row| row.get_opt(2)).and_then(Result::ok).flatten();
     match definition {
         Some(definition) => Ok(Some(definition_fingerprint(&definition))),
-        None => Err(MigrateError::DefinitionHidden {
-            name: name.to_string(),
-        }),
+        None => Err(MigrateError::DefinitionHidden { name: name.to_string() }),
     }
 }
 
 /// Compares every file with the server and the history; routines in the history without a file come last.
-pub(crate) async fn states(
-    conn: &mut Conn,
-    files: &[ProcedureFile],
-) -> Result<Vec<ProcedureStatus>, MigrateError> {
+pub(crate) async fn states(conn: &mut Conn, files: &[ProcedureFile]) -> Result<Vec<ProcedureStatus>, MigrateError> {
     let mut history = read_history(conn).await?;
     let mut statuses = Vec::new();
     for file in files {
@@ -178,12 +145,8 @@ pub(crate) async fn states(
             (None, None) => ProcedureState::NotApplied,
             (None, Some(_)) => ProcedureState::Missing,
             (Some(_), None) => ProcedureState::Unmanaged,
-            (Some(server), Some((row, _))) if *server != row.definition_fingerprint => {
-                ProcedureState::EditedInServer
-            }
-            (Some(_), Some((row, _))) if row.file_checksum != file.checksum => {
-                ProcedureState::FileChanged
-            }
+            (Some(server), Some((row, _))) if *server != row.definition_fingerprint => ProcedureState::EditedInServer,
+            (Some(_), Some((row, _))) if row.file_checksum != file.checksum => ProcedureState::FileChanged,
             (Some(_), Some(_)) => ProcedureState::UpToDate,
         };
         statuses.push(ProcedureStatus {
@@ -207,38 +170,20 @@ pub(crate) async fn states(
 
 /// Runs a file's statements and records the result in the history.
 pub(crate) async fn apply(conn: &mut Conn, file: &ProcedureFile) -> Result<(), MigrateError> {
-    let failed = |cause: DatabaseError| MigrateError::ProcedureFailed {
-        file: file.file_name.clone(),
-        cause,
-    };
+    let failed = |cause: DatabaseError| MigrateError::ProcedureFailed { file: file.file_name.clone(), cause };
     ensure_history_table(conn).await?;
     for statement in &file.statements {
-        conn.query_drop(statement.as_str())
-            .await
-            .map_err(|e| failed(e.into()))?;
+        conn.query_drop(statement.as_str()).await.map_err(|e| failed(e.into()))?;
     }
-    let fingerprint = server_fingerprint(conn, file.kind, &file.name)
-        .await?
-        .ok_or_else(|| {
-            failed(DatabaseError::UnexpectedAnswer(format!(
-                "{} does not exist after running its file",
-                file.name
-            )))
-        })?;
+    let fingerprint = server_fingerprint(conn, file.kind, &file.name).await?.ok_or_else(|| {
+        failed(DatabaseError::UnexpectedAnswer(format!("{} does not exist after running its file", file.name)))
+    })?;
     let record = format!(
         "REPLACE INTO {HISTORY_TABLE} (name, kind, file_checksum, definition_fingerprint, applied_on) \
          VALUES (?, ?, ?, ?, UTC_TIMESTAMP(3))"
     );
-    conn.exec_drop(
-        record,
-        (
-            &file.name,
-            file.kind.keyword(),
-            &file.checksum,
-            &fingerprint,
-        ),
-    )
-    .await
-    .map_err(DatabaseError::from)?;
+    conn.exec_drop(record, (&file.name, file.kind.keyword(), &file.checksum, &fingerprint))
+        .await
+        .map_err(DatabaseError::from)?;
     Ok(())
 }

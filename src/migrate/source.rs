@@ -71,10 +71,7 @@ impl SqlSource {
     /// # Errors
     /// Only if a file shipped with the toolkit is malformed, which the toolkit's own tests rule out.
     pub fn embedded() -> Result<Self, MigrateError> {
-        Self::from_texts(
-            embedded::MIGRATIONS.iter().copied(),
-            embedded::PROCEDURES.iter().copied(),
-        )
+        Self::from_texts(embedded::MIGRATIONS.iter().copied(), embedded::PROCEDURES.iter().copied())
     }
 
     /// Reads `*.sql` from a migrations folder and a procedures folder.
@@ -86,12 +83,8 @@ impl SqlSource {
         let migrations = read_sql_files(migrations)?;
         let procedures = read_sql_files(procedures)?;
         Self::from_texts(
-            migrations
-                .iter()
-                .map(|(name, text)| (name.as_str(), text.as_str())),
-            procedures
-                .iter()
-                .map(|(name, text)| (name.as_str(), text.as_str())),
+            migrations.iter().map(|(name, text)| (name.as_str(), text.as_str())),
+            procedures.iter().map(|(name, text)| (name.as_str(), text.as_str())),
         )
     }
 
@@ -103,19 +96,10 @@ impl SqlSource {
         migrations: impl IntoIterator<Item = (&'a str, &'a str)>,
         procedures: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, MigrateError> {
-        let mut migrations = migrations
-            .into_iter()
-            .map(parse_migration)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut migrations = migrations.into_iter().map(parse_migration).collect::<Result<Vec<_>, _>>()?;
         migrations.sort_by_key(|file| file.migration.version());
-        let procedures = procedures
-            .into_iter()
-            .map(parse_procedure)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(SqlSource {
-            migrations,
-            procedures,
-        })
+        let procedures = procedures.into_iter().map(parse_procedure).collect::<Result<Vec<_>, _>>()?;
+        Ok(SqlSource { migrations, procedures })
     }
 
     /// The migration files, in version order.
@@ -141,10 +125,7 @@ fn read_sql_files(dir: &Path) -> Result<Vec<(String, String)>, MigrateError> {
             continue;
         };
         if name.ends_with(".sql") {
-            files.push((
-                name.to_string(),
-                fs::read_to_string(&path).map_err(read_error(&path))?,
-            ));
+            files.push((name.to_string(), fs::read_to_string(&path).map_err(read_error(&path))?));
         }
     }
     files.sort();
@@ -152,54 +133,34 @@ fn read_sql_files(dir: &Path) -> Result<Vec<(String, String)>, MigrateError> {
 }
 
 fn invalid(file: &str, message: impl Into<String>) -> MigrateError {
-    MigrateError::InvalidFile {
-        file: file.to_string(),
-        message: message.into(),
-    }
+    MigrateError::InvalidFile { file: file.to_string(), message: message.into() }
 }
 
 fn parse_migration((file_name, text): (&str, &str)) -> Result<MigrationFile, MigrateError> {
     let stem = file_name.strip_suffix(".sql").unwrap_or(file_name);
     let migration = Migration::unapplied(stem, text)
         .map_err(|e| invalid(file_name, format!("{e} (expected V<number>__<name>.sql)")))?;
-    Ok(MigrationFile {
-        file_name: file_name.to_string(),
-        migration,
-    })
+    Ok(MigrationFile { file_name: file_name.to_string(), migration })
 }
 
 fn parse_procedure((file_name, text): (&str, &str)) -> Result<ProcedureFile, MigrateError> {
     let stem = file_name.strip_suffix(".sql").unwrap_or(file_name);
     if stem.is_empty() || !stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(invalid(
-            file_name,
-            "a procedure file is named NAME.sql, NAME made of letters, digits and _",
-        ));
+        return Err(invalid(file_name, "a procedure file is named NAME.sql, NAME made of letters, digits and _"));
     }
     let statements = split_statements(text).map_err(|e| invalid(file_name, e.to_string()))?;
-    let mut created = statements
-        .iter()
-        .filter_map(|statement| created_routine(statement));
+    let mut created = statements.iter().filter_map(|statement| created_routine(statement));
     let (kind, name) = match (created.next(), created.next()) {
         (Some(routine), None) => routine,
         (None, _) => {
-            return Err(invalid(
-                file_name,
-                format!("no CREATE PROCEDURE {stem} statement"),
-            ));
+            return Err(invalid(file_name, format!("no CREATE PROCEDURE {stem} statement")));
         }
         (Some(_), Some(_)) => {
-            return Err(invalid(
-                file_name,
-                "a procedure file creates exactly one routine",
-            ));
+            return Err(invalid(file_name, "a procedure file creates exactly one routine"));
         }
     };
     if !name.eq_ignore_ascii_case(stem) {
-        return Err(invalid(
-            file_name,
-            format!("creates {name}; a procedure file is named after what it creates"),
-        ));
+        return Err(invalid(file_name, format!("creates {name}; a procedure file is named after what it creates")));
     }
     Ok(ProcedureFile {
         file_name: file_name.to_string(),
@@ -214,9 +175,7 @@ fn parse_procedure((file_name, text): (&str, &str)) -> Result<ProcedureFile, Mig
 /// creates.
 fn created_routine(statement: &str) -> Option<(RoutineKind, String)> {
     let code = strip_comments(statement);
-    let mut words = code
-        .split(|c: char| c.is_whitespace() || c == '(')
-        .filter(|w| !w.is_empty());
+    let mut words = code.split(|c: char| c.is_whitespace() || c == '(').filter(|w| !w.is_empty());
     if !words.next()?.eq_ignore_ascii_case("CREATE") {
         return None;
     }
@@ -225,11 +184,7 @@ fn created_routine(statement: &str) -> Option<(RoutineKind, String)> {
             .into_iter()
             .find(|kind| word.eq_ignore_ascii_case(kind.keyword()))
     })?;
-    let name = words.find(|word| {
-        !["IF", "NOT", "EXISTS"]
-            .iter()
-            .any(|k| word.eq_ignore_ascii_case(k))
-    })?;
+    let name = words.find(|word| !["IF", "NOT", "EXISTS"].iter().any(|k| word.eq_ignore_ascii_case(k)))?;
     Some((kind, name.trim_matches('`').to_string()))
 }
 
@@ -240,38 +195,22 @@ mod tests {
     #[test]
     fn embedded_files_follow_the_naming_rules() {
         let source = SqlSource::embedded().unwrap();
-        assert!(
-            source
-                .migrations()
-                .iter()
-                .any(|m| m.file_name == "V1__seckill_schema.sql")
-        );
-        let execute = source
-            .procedures()
-            .iter()
-            .find(|p| p.name == "execute_seckill")
-            .unwrap();
+        assert!(source.migrations().iter().any(|m| m.file_name == "V1__seckill_schema.sql"));
+        let execute = source.procedures().iter().find(|p| p.name == "execute_seckill").unwrap();
         assert_eq!(execute.kind, RoutineKind::Procedure);
         assert_eq!(execute.statements.len(), 2, "DROP IF EXISTS, then CREATE");
     }
 
     #[test]
     fn procedure_file_must_be_named_after_its_routine() {
-        let error = SqlSource::from_texts([], [("other.sql", "CREATE PROCEDURE p() SELECT 1")])
-            .unwrap_err();
-        assert!(
-            error.to_string().contains("other.sql: creates p"),
-            "{error}"
-        );
+        let error = SqlSource::from_texts([], [("other.sql", "CREATE PROCEDURE p() SELECT 1")]).unwrap_err();
+        assert!(error.to_string().contains("other.sql: creates p"), "{error}");
     }
 
     #[test]
     fn recognises_definer_and_backticks() {
         let statement = "CREATE DEFINER=`a`@`%` FUNCTION `f`(x INT) RETURNS INT RETURN x";
-        assert_eq!(
-            created_routine(statement),
-            Some((RoutineKind::Function, "f".to_string()))
-        );
+        assert_eq!(created_routine(statement), Some((RoutineKind::Function, "f".to_string())));
     }
 
     #[test]

@@ -48,9 +48,7 @@ fn step(bytes: &[u8], at: usize, mode: Mode) -> (Mode, usize) {
             (b'\'' | b'"' | b'`', _) => (Mode::Quoted(here), 1),
             (b'#', _) => (Mode::LineComment, 1),
             // `--` starts a comment only when followed by white space (or the end), as in the client.
-            (b'-', Some(b'-')) if bytes.get(at + 2).is_none_or(|c| c.is_ascii_whitespace()) => {
-                (Mode::LineComment, 2)
-            }
+            (b'-', Some(b'-')) if bytes.get(at + 2).is_none_or(|c| c.is_ascii_whitespace()) => (Mode::LineComment, 2),
             // `/*! ... */` is executable in MySQL; keep it as code, as the client does.
             (b'/', Some(b'*')) if bytes.get(at + 2) != Some(&b'!') => (Mode::BlockComment, 2),
             _ => (Mode::Code, 1),
@@ -69,11 +67,7 @@ fn step(bytes: &[u8], at: usize, mode: Mode) -> (Mode, usize) {
 }
 
 fn line_of(text: &str, at: usize) -> usize {
-    text.as_bytes()[..at.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..at.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// If a `DELIMITER x` command starts at `at` (the first non-blank of a line), returns `x` and where its line
@@ -91,9 +85,7 @@ fn delimiter_command(text: &str, at: usize) -> Option<Result<(String, usize), Sc
     let argument = after_keyword.trim();
     match argument.split_whitespace().next() {
         Some(delimiter) => Some(Ok((delimiter.to_string(), line_end))),
-        None => Some(Err(ScriptError::EmptyDelimiter {
-            line: line_of(text, at),
-        })),
+        None => Some(Err(ScriptError::EmptyDelimiter { line: line_of(text, at) })),
     }
 }
 
@@ -148,10 +140,7 @@ pub fn split_statements(text: &str) -> Result<Vec<String>, ScriptError> {
         at += consumed;
     }
     if let Mode::Quoted(_) | Mode::BlockComment = mode {
-        return Err(ScriptError::Unterminated {
-            what: mode.description(),
-            line: line_of(text, mode_started),
-        });
+        return Err(ScriptError::Unterminated { what: mode.description(), line: line_of(text, mode_started) });
     }
     push(&text[statement_start.min(text.len())..], &mut statements);
     Ok(statements)
@@ -176,8 +165,7 @@ fn scan_code(text: &str, keep_whitespace: bool) -> String {
         let (next_mode, consumed) = step(bytes, at, mode);
         let end = (at + consumed).min(bytes.len());
         let quoted = matches!(mode, Mode::Quoted(_));
-        let code =
-            mode == Mode::Code && next_mode != Mode::LineComment && next_mode != Mode::BlockComment;
+        let code = mode == Mode::Code && next_mode != Mode::LineComment && next_mode != Mode::BlockComment;
         if quoted || (code && (keep_whitespace || !bytes[at].is_ascii_whitespace())) {
             kept.extend_from_slice(&bytes[at..end]);
         } else if keep_whitespace && next_mode == Mode::Code && mode == Mode::LineComment {
@@ -195,10 +183,7 @@ pub fn definition_fingerprint(show_create: &str) -> String {
     let text = fingerprint_text(show_create);
     let without_definer = match text.strip_prefix("CREATEDEFINER=") {
         Some(rest) => {
-            let routine_at = ["PROCEDURE", "FUNCTION"]
-                .iter()
-                .filter_map(|kind| rest.find(kind))
-                .min();
+            let routine_at = ["PROCEDURE", "FUNCTION"].iter().filter_map(|kind| rest.find(kind)).min();
             routine_at.map_or(text.clone(), |at| format!("CREATE{}", &rest[at..]))
         }
         None => text,
@@ -220,50 +205,30 @@ mod tests {
         let script = "DROP PROCEDURE IF EXISTS p;\nDELIMITER $$\nCREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END $$\nDELIMITER ;\n";
         assert_eq!(
             split_statements(script).unwrap(),
-            vec![
-                "DROP PROCEDURE IF EXISTS p",
-                "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END"
-            ]
+            vec!["DROP PROCEDURE IF EXISTS p", "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END"]
         );
     }
 
     #[test]
     fn delimiters_inside_quotes_and_comments_do_not_split() {
         let script = "SELECT ';' -- a; comment\n, \"$$\" /* ; */ ;\n# only; a comment\n";
-        assert_eq!(
-            split_statements(script).unwrap(),
-            vec!["SELECT ';' -- a; comment\n, \"$$\" /* ; */"]
-        );
+        assert_eq!(split_statements(script).unwrap(), vec!["SELECT ';' -- a; comment\n, \"$$\" /* ; */"]);
     }
 
     #[test]
     fn escaped_quote_does_not_end_a_string() {
-        assert_eq!(
-            split_statements(r"SELECT 'it\'s; fine'; SELECT 2")
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(split_statements(r"SELECT 'it\'s; fine'; SELECT 2").unwrap().len(), 2);
     }
 
     #[test]
     fn double_dash_without_space_is_an_operator() {
-        assert_eq!(
-            split_statements("SELECT 1--1; SELECT 2").unwrap(),
-            vec!["SELECT 1--1", "SELECT 2"]
-        );
+        assert_eq!(split_statements("SELECT 1--1; SELECT 2").unwrap(), vec!["SELECT 1--1", "SELECT 2"]);
     }
 
     #[test]
     fn unterminated_string_is_reported_with_its_line() {
         let error = split_statements("SELECT 1;\nSELECT 'oops;\n").unwrap_err();
-        assert_eq!(
-            error,
-            ScriptError::Unterminated {
-                what: "string",
-                line: 2
-            }
-        );
+        assert_eq!(error, ScriptError::Unterminated { what: "string", line: 2 });
     }
 
     #[test]
@@ -271,9 +236,6 @@ mod tests {
         let file = "CREATE PROCEDURE `p`(IN a INT) -- why\nBEGIN\n  /* note */ SELECT 'a  b';\nEND";
         let shown = "CREATE DEFINER=`root`@`127.0.0.1` PROCEDURE `p`(IN a INT) \nBEGIN\n   SELECT 'a  b';\nEND";
         assert_eq!(definition_fingerprint(file), definition_fingerprint(shown));
-        assert_ne!(
-            definition_fingerprint(shown),
-            definition_fingerprint(&shown.replace("'a  b'", "'a b'"))
-        );
+        assert_ne!(definition_fingerprint(shown), definition_fingerprint(&shown.replace("'a  b'", "'a b'")));
     }
 }

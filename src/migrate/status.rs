@@ -39,24 +39,13 @@ pub struct Status {
 impl Status {
     /// True when nothing is pending and nothing has drifted: `migrate` would do nothing.
     pub fn is_in_sync(&self) -> bool {
-        self.migrations
-            .iter()
-            .all(|m| m.state == MigrationState::Applied)
-            && self.procedures.iter().all(|p| {
-                matches!(
-                    p.state,
-                    ProcedureState::UpToDate | ProcedureState::FileRemoved
-                )
-            })
+        self.migrations.iter().all(|m| m.state == MigrationState::Applied)
+            && self.procedures.iter().all(|p| matches!(p.state, ProcedureState::UpToDate | ProcedureState::FileRemoved))
     }
 
     /// The procedures whose state is `state`.
     pub fn procedures_in(&self, state: ProcedureState) -> Vec<&str> {
-        self.procedures
-            .iter()
-            .filter(|p| p.state == state)
-            .map(|p| p.name.as_str())
-            .collect()
+        self.procedures.iter().filter(|p| p.state == state).map(|p| p.name.as_str()).collect()
     }
 }
 
@@ -76,14 +65,6 @@ impl fmt::Display for Status {
         for procedure in &self.procedures {
             writeln!(f, "  {:<40} {}", procedure.name, procedure.state.describe())?;
         }
-        write!(
-            f,
-            "{}",
-            if self.is_in_sync() {
-                "in sync"
-            } else {
-                "NOT in sync: run `seckill migrate`"
-            }
-        )
+        write!(f, "{}", if self.is_in_sync() { "in sync" } else { "NOT in sync: run `seckill migrate`" })
     }
 }

@@ -26,14 +26,8 @@ pub(crate) async fn execute_seckill(pool: &Pool, seckill_id: i64, phone: Phone) 
         Ok(conn) => conn,
         Err(error) => return Outcome::inner_error(error),
     };
-    let call = format!(
-        "CALL execute_seckill_detailed({seckill_id}, {}, NULL)",
-        phone.get()
-    );
-    match conn
-        .query_first::<(i32, String, Option<NaiveDateTime>), _>(call)
-        .await
-    {
+    let call = format!("CALL execute_seckill_detailed({seckill_id}, {}, NULL)", phone.get());
+    match conn.query_first::<(i32, String, Option<NaiveDateTime>), _>(call).await {
         Ok(Some(row)) => {
             return_clean(conn).await;
             decode(seckill_id, phone, row)
@@ -52,27 +46,18 @@ pub(crate) async fn execute_seckill(pool: &Pool, seckill_id: i64, phone: Phone) 
     }
 }
 
-fn decode(
-    seckill_id: i64,
-    phone: Phone,
-    (result, reason, kill_time): (i32, String, Option<NaiveDateTime>),
-) -> Outcome {
+fn decode(seckill_id: i64, phone: Phone, (result, reason, kill_time): (i32, String, Option<NaiveDateTime>)) -> Outcome {
     match (result, reason.as_str(), kill_time) {
-        (1, "success", Some(at)) => Outcome::Success(SuccessKilled {
-            seckill_id,
-            user_phone: phone,
-            state: 0,
-            create_time: at.and_utc(),
-        }),
+        (1, "success", Some(at)) => {
+            Outcome::Success(SuccessKilled { seckill_id, user_phone: phone, state: 0, create_time: at.and_utc() })
+        }
         (-1, "repeat", _) => Outcome::RepeatKill,
         (0, "sold_out", _) => Outcome::SoldOut,
         (0, "not_started", _) => Outcome::NotStarted,
         (0, "ended", _) => Outcome::Ended,
         (0, "not_found", _) => Outcome::NotFound,
         (-2, _, _) => Outcome::inner_error("execute_seckill hit an SQL error and rolled back"),
-        _ => Outcome::inner_error(format!(
-            "unexpected answer from execute_seckill_detailed: ({result}, {reason:?})"
-        )),
+        _ => Outcome::inner_error(format!("unexpected answer from execute_seckill_detailed: ({result}, {reason:?})")),
     }
 }
 
@@ -81,10 +66,9 @@ fn decode(
 /// its sales, so this is checked on every call: the server reports it in the status flags of its last answer,
 /// which costs no round trip.
 pub(crate) async fn return_clean(mut conn: Conn) {
-    let in_transaction = conn.last_ok_packet().is_some_and(|ok| {
-        ok.status_flags()
-            .contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS)
-    });
+    let in_transaction = conn
+        .last_ok_packet()
+        .is_some_and(|ok| ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS));
     if in_transaction && conn.query_drop("ROLLBACK").await.is_err() {
         let _ = conn.disconnect().await;
     }

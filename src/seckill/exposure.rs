@@ -6,18 +6,9 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exposure {
     /// The sale is open: here is the token for the execution URL.
-    Open {
-        token: String,
-        now: DateTime<Utc>,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    },
+    Open { token: String, now: DateTime<Utc>, start: DateTime<Utc>, end: DateTime<Utc> },
     /// Not open (not started or ended): the database's clock and the window, so the page can count down.
-    Closed {
-        now: DateTime<Utc>,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    },
+    Closed { now: DateTime<Utc>, start: DateTime<Utc>, end: DateTime<Utc> },
     /// No item has this id.
     NotFound { now: DateTime<Utc> },
 }

@@ -93,14 +93,7 @@ impl NewItem {
     }
 }
 
-type ItemRow = (
-    i64,
-    String,
-    i32,
-    NaiveDateTime,
-    NaiveDateTime,
-    NaiveDateTime,
-);
+type ItemRow = (i64, String, i32, NaiveDateTime, NaiveDateTime, NaiveDateTime);
 
 const ITEM_COLUMNS: &str = "seckill_id, name, number, start_time, end_time, create_time";
 
@@ -118,18 +111,13 @@ fn from_row((seckill_id, name, number, start, end, created): ItemRow) -> Item {
 /// Items, newest first, at most `limit` of them.
 pub(crate) async fn list(pool: &Pool, limit: u32) -> Result<Vec<Item>, SeckillError> {
     let mut conn = acquire(pool).await?;
-    let query = format!(
-        "SELECT {ITEM_COLUMNS} FROM seckill ORDER BY create_time DESC, seckill_id DESC LIMIT ?"
-    );
+    let query = format!("SELECT {ITEM_COLUMNS} FROM seckill ORDER BY create_time DESC, seckill_id DESC LIMIT ?");
     let rows: Vec<ItemRow> = conn.exec(query, (limit,)).await?;
     Ok(rows.into_iter().map(from_row).collect())
 }
 
 /// One item and the database's clock, read together (the clock every window decision uses).
-pub(crate) async fn get_with_now(
-    pool: &Pool,
-    seckill_id: i64,
-) -> Result<(Option<Item>, DateTime<Utc>), SeckillError> {
+pub(crate) async fn get_with_now(pool: &Pool, seckill_id: i64) -> Result<(Option<Item>, DateTime<Utc>), SeckillError> {
     let mut conn = acquire(pool).await?;
     // A LEFT JOIN on a one-row table returns the clock even when the item does not exist.
     let query = "SELECT s.seckill_id, s.name, s.number, s.start_time, s.end_time, s.create_time, clock.t \
@@ -164,44 +152,25 @@ pub(crate) async fn create(pool: &Pool, item: &NewItem) -> Result<Item, SeckillE
         "INSERT INTO seckill (name, number, start_time, end_time, create_time) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(3))",
         (item.name.trim(), item.stock, item.start_time.naive_utc(), item.end_time.naive_utc()),
     )
-    .await
-    ?;
+    .await?;
     let id = conn
         .last_insert_id()
         .and_then(|id| i64::try_from(id).ok())
         .ok_or_else(|| DatabaseError::UnexpectedAnswer("the insert returned no item id".into()))?;
     drop(conn);
-    get_with_now(pool, id)
-        .await?
-        .0
-        .ok_or(SeckillError::NotFound(id))
+    get_with_now(pool, id).await?.0.ok_or(SeckillError::NotFound(id))
 }
 
 /// Adds `amount` units of stock to an item and returns the new stock.
-pub(crate) async fn add_stock(
-    pool: &Pool,
-    seckill_id: i64,
-    amount: i32,
-) -> Result<i32, SeckillError> {
+pub(crate) async fn add_stock(pool: &Pool, seckill_id: i64, amount: i32) -> Result<i32, SeckillError> {
     if amount <= 0 {
-        return Err(SeckillError::InvalidItem(
-            "the stock to add must be positive".into(),
-        ));
+        return Err(SeckillError::InvalidItem("the stock to add must be positive".into()));
     }
     let mut conn = acquire(pool).await?;
-    conn.exec_drop(
-        "UPDATE seckill SET number = number + ? WHERE seckill_id = ?",
-        (amount, seckill_id),
-    )
-    .await?;
+    conn.exec_drop("UPDATE seckill SET number = number + ? WHERE seckill_id = ?", (amount, seckill_id)).await?;
     if conn.affected_rows() == 0 {
         return Err(SeckillError::NotFound(seckill_id));
     }
-    let stock: Option<i32> = conn
-        .exec_first(
-            "SELECT number FROM seckill WHERE seckill_id = ?",
-            (seckill_id,),
-        )
-        .await?;
+    let stock: Option<i32> = conn.exec_first("SELECT number FROM seckill WHERE seckill_id = ?", (seckill_id,)).await?;
     stock.ok_or(SeckillError::NotFound(seckill_id))
 }

@@ -49,9 +49,7 @@ pub enum Outcome {
 impl Outcome {
     /// The inner error for `detail`.
     pub fn inner_error(detail: impl ToString) -> Self {
-        Outcome::InnerError(InnerError {
-            detail: detail.to_string(),
-        })
+        Outcome::InnerError(InnerError { detail: detail.to_string() })
     }
 
     /// The classic state code: 1 success, 0 end, -1 repeat, -2 inner error, -3 data rewrite.

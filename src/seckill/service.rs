@@ -28,9 +28,7 @@ struct Inner {
 impl Seckill {
     /// A service over `pool` (see [`crate::database::ConnectOptions`]) signing with `signer`.
     pub fn new(pool: Pool, signer: Signer) -> Self {
-        Seckill {
-            inner: Arc::new(Inner { pool, signer }),
-        }
+        Seckill { inner: Arc::new(Inner { pool, signer }) }
     }
 
     /// The pool the service uses.
@@ -91,12 +89,7 @@ impl Seckill {
             Window::Open => {
                 // The token's expiry runs on this server's clock, which is also the clock that checks it.
                 let token = self.signer().sign(seckill_id, phone, Utc::now());
-                Exposure::Open {
-                    token,
-                    now,
-                    start,
-                    end,
-                }
+                Exposure::Open { token, now, start, end }
             }
             Window::NotStarted | Window::Ended => Exposure::Closed { now, start, end },
         })
@@ -106,11 +99,7 @@ impl Seckill {
     /// [`Outcome::Tampered`] and touches nothing; every failure past that is [`Outcome::InnerError`] with
     /// nothing written.
     pub async fn execute(&self, seckill_id: i64, phone: Phone, signature: &str) -> Outcome {
-        if self
-            .signer()
-            .verify(seckill_id, phone, signature, Utc::now())
-            .is_err()
-        {
+        if self.signer().verify(seckill_id, phone, signature, Utc::now()).is_err() {
             return Outcome::Tampered;
         }
         self.execute_one(seckill_id, phone).await

@@ -60,9 +60,7 @@ pub enum TestingError {
 pub fn server_url() -> Result<String, TestingError> {
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => Ok(url_with_database(&url, "")),
-        _ => LocalServer::shared()
-            .map(LocalServer::root_url)
-            .map_err(TestingError::NoServer),
+        _ => LocalServer::shared().map(LocalServer::root_url).map_err(TestingError::NoServer),
     }
 }
 
@@ -111,15 +109,11 @@ impl TestDatabase {
     pub async fn named(test_name: &str) -> Result<Self, TestingError> {
         let server_url = server_url()?;
         let name = database_name(test_name);
-        let admin = ConnectOptions::new(server_url.clone())
-            .max_connections(1)
-            .build_pool()?;
+        let admin = ConnectOptions::new(server_url.clone()).max_connections(1).build_pool()?;
         let created = async {
             let mut conn = acquire(&admin).await?;
-            conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-                .await?;
-            conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-                .await?;
+            conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await?;
+            conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await?;
             Ok::<_, DatabaseError>(())
         }
         .await;
@@ -127,12 +121,7 @@ impl TestDatabase {
         created?;
         let url = url_with_database(&server_url, &name);
         let pool = ConnectOptions::new(url.clone()).build_pool()?;
-        Ok(TestDatabase {
-            name,
-            url,
-            server_url,
-            pool,
-        })
+        Ok(TestDatabase { name, url, server_url, pool })
     }
 
     /// A pool on this database, with the toolkit's session settings.
@@ -159,28 +148,18 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "seckill::testing: the test failed; kept database `{}` for inspection: {}",
-                self.name, self.url
-            );
+            eprintln!("seckill::testing: the test failed; kept database `{}` for inspection: {}", self.name, self.url);
             return;
         }
         // Drop runs outside async, maybe on a runtime that is shutting down: use a thread and a runtime of its own.
         let (server_url, name) = (self.server_url.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
-                let admin = ConnectOptions::new(server_url)
-                    .max_connections(1)
-                    .build_pool()
-                    .map_err(std::io::Error::other)?;
+                let admin =
+                    ConnectOptions::new(server_url).max_connections(1).build_pool().map_err(std::io::Error::other)?;
                 let result = async {
-                    acquire(&admin)
-                        .await?
-                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .await?;
+                    acquire(&admin).await?.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await?;
                     Ok::<_, DatabaseError>(())
                 }
                 .await;
@@ -190,10 +169,7 @@ impl Drop for TestDatabase {
         })
         .join();
         if let Ok(Err(error)) = dropped {
-            eprintln!(
-                "seckill::testing: could not drop database `{}`: {error}",
-                self.name
-            );
+            eprintln!("seckill::testing: could not drop database `{}`: {error}", self.name);
         }
     }
 }
@@ -203,27 +179,15 @@ fn current_test_name() -> String {
     static FALLBACK: AtomicUsize = AtomicUsize::new(0);
     match std::thread::current().name() {
         Some(name) if name != "main" => name.to_string(),
-        _ => format!(
-            "process{}_{}",
-            std::process::id(),
-            FALLBACK.fetch_add(1, Ordering::Relaxed)
-        ),
+        _ => format!("process{}_{}", std::process::id(), FALLBACK.fetch_add(1, Ordering::Relaxed)),
     }
 }
 
 /// `sktest_` and the test path, made a valid identifier and cut to MySQL's 64 characters with a hash that keeps
 /// long names apart.
 fn database_name(test_name: &str) -> String {
-    let cleaned: String = test_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let cleaned: String =
+        test_name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     let name = format!("sktest_{cleaned}");
     if name.len() <= 64 {
         return name;
@@ -238,10 +202,7 @@ mod tests {
 
     #[test]
     fn database_names_fit_and_stay_apart() {
-        assert_eq!(
-            database_name("seckill::oversell"),
-            "sktest_seckill__oversell"
-        );
+        assert_eq!(database_name("seckill::oversell"), "sktest_seckill__oversell");
         let long_a = database_name(&format!("{}a", "x".repeat(100)));
         let long_b = database_name(&format!("{}b", "x".repeat(100)));
         assert!(long_a.len() <= 64 && long_b.len() <= 64);

@@ -1,0 +1,54 @@
+//! How the CLI signs and checks seckill URLs: the same settings a server would use, from flags or env.
+
+use clap::{Args, ValueEnum};
+use seckill::signing::Signer;
+
+use super::Failure;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum SigningMode {
+    /// HMAC-MD5 bound to item, user and expiry (needs --secret).
+    Hmac,
+    /// The classic course's md5("{id}/{salt}") (needs --salt).
+    Classic,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SigningArgs {
+    /// How seckill URLs are signed.
+    #[arg(long, env = "SECKILL_SIGNING", value_enum, default_value = "hmac")]
+    signing: SigningMode,
+    /// The HMAC key, at least 16 bytes (hmac mode).
+    #[arg(long, env = "SECKILL_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// The key being rotated out: tokens made with it are still accepted (hmac mode).
+    #[arg(long, env = "SECKILL_PREVIOUS_SECRET", hide_env_values = true)]
+    previous_secret: Option<String>,
+    /// The salt of the classic md5 (classic mode).
+    #[arg(long, env = "SECKILL_SALT", hide_env_values = true)]
+    salt: Option<String>,
+}
+
+impl SigningArgs {
+    pub(crate) fn signer(&self) -> Result<Signer, Failure> {
+        match self.signing {
+            SigningMode::Hmac => {
+                let secret = self.secret.as_deref().ok_or_else(|| {
+                    Failure::new("hmac signing needs a secret")
+                        .hint("set SECKILL_SECRET (e.g. `openssl rand -hex 32`) or pass --secret")
+                })?;
+                let signer = Signer::hmac(secret)?;
+                match &self.previous_secret {
+                    Some(previous) => Ok(signer.with_previous_key(previous)?),
+                    None => Ok(signer),
+                }
+            }
+            SigningMode::Classic => {
+                let salt = self.salt.as_deref().ok_or_else(|| {
+                    Failure::new("classic signing needs a salt").hint("set SECKILL_SALT or pass --salt")
+                })?;
+                Ok(Signer::classic(salt)?)
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! All integration tests, built as one binary so that they share one private MariaDB per run (see
+//! `seckill::testing`). Each test gets its own database.
+
+mod cli;
+mod common;
+mod migrate;
+mod seckill_execute;
+mod seckill_sql;
+mod test_databases;

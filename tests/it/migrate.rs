@@ -1,0 +1,208 @@
+//! Migrations and the repeatable-procedure applier, against a real server.
+
+use std::process::Command;
+
+use mysql_async::prelude::Queryable;
+use seckill::migrate::{MigrateError, MigrationState, Migrator, ProcedureState, SqlSource, sql_script};
+use seckill::testing::TestDatabase;
+
+use crate::common::seckill_command;
+
+const EXTRA_PROCEDURE: &str = "-- a user's own procedure\nDROP PROCEDURE IF EXISTS add_one;\nDELIMITER $$\nCREATE PROCEDURE add_one(IN a INT)\nBEGIN\n    SELECT a + 1 AS b;\nEND $$\nDELIMITER ;\n";
+
+fn embedded_with(
+    extra_migrations: &[(&'static str, &'static str)],
+    procedures: &[(&'static str, &'static str)],
+) -> Migrator {
+    let source = SqlSource::embedded().unwrap();
+    let migrations: Vec<(String, String)> = source
+        .migrations()
+        .iter()
+        .map(|m| (m.file_name.clone(), m.migration.sql().unwrap_or_default().to_string()))
+        .chain(extra_migrations.iter().map(|(n, t)| (n.to_string(), t.to_string())))
+        .collect();
+    let source =
+        SqlSource::from_texts(migrations.iter().map(|(n, t)| (n.as_str(), t.as_str())), procedures.iter().copied())
+            .unwrap();
+    Migrator::new(source)
+}
+
+async fn query_i64(db: &TestDatabase, sql: &str) -> i64 {
+    db.pool().get_conn().await.unwrap().query_first(sql).await.unwrap().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn migrations_apply_on_an_empty_database_and_a_second_run_does_nothing() {
+    let db = TestDatabase::new().await.unwrap();
+    let migrator = Migrator::embedded().unwrap();
+    assert!(!migrator.status(db.pool()).await.unwrap().is_in_sync());
+
+    let first = migrator.run(db.pool()).await.unwrap();
+    assert_eq!(first.migrations, vec!["V1__seckill_schema"]);
+    assert!(first.procedures.contains(&"execute_seckill".to_string()));
+    assert!(migrator.status(db.pool()).await.unwrap().is_in_sync());
+
+    let second = migrator.run(db.pool()).await.unwrap();
+    assert!(second.migrations.is_empty() && second.procedures.is_empty(), "{second:?}");
+    assert_eq!(query_i64(&db, "SELECT COUNT(*) FROM refinery_schema_history").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_concurrent_migrate_processes_apply_each_migration_once() {
+    let db = TestDatabase::new().await.unwrap();
+    let spawn = || seckill_command(db.url()).arg("migrate").output();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let outputs = format!("{}{}", String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout));
+    assert_eq!(outputs.matches("applied migration V1__seckill_schema").count(), 1, "{outputs}");
+    assert_eq!(outputs.matches("applied procedure execute_seckill\n").count(), 1, "{outputs}");
+    assert_eq!(outputs.matches("nothing to do").count(), 1, "{outputs}");
+    assert_eq!(query_i64(&db, "SELECT COUNT(*) FROM refinery_schema_history").await, 1);
+}
+
+#[tokio::test]
+async fn a_changed_procedure_file_is_reapplied() {
+    let db = TestDatabase::new().await.unwrap();
+    embedded_with(&[], &[("add_one.sql", EXTRA_PROCEDURE)]).run(db.pool()).await.unwrap();
+
+    let changed = EXTRA_PROCEDURE.replace("a + 1", "a + 2");
+    let migrator = embedded_with(&[], &[("add_one.sql", Box::leak(changed.into_boxed_str()))]);
+    let status = migrator.status(db.pool()).await.unwrap();
+    assert_eq!(status.procedures_in(ProcedureState::FileChanged), vec!["add_one"]);
+
+    let report = migrator.run(db.pool()).await.unwrap();
+    assert_eq!(report.procedures, vec!["add_one"]);
+    assert_eq!(query_i64(&db, "CALL add_one(1)").await, 3);
+    assert!(migrator.status(db.pool()).await.unwrap().is_in_sync());
+}
+
+#[tokio::test]
+async fn a_procedure_changed_by_hand_is_reported_and_only_overwritten_when_asked() {
+    let db = TestDatabase::migrated().await.unwrap();
+    let mut conn = db.pool().get_conn().await.unwrap();
+    conn.query_drop("DROP PROCEDURE execute_seckill").await.unwrap();
+    conn.query_drop(
+        "CREATE PROCEDURE execute_seckill(IN a BIGINT, IN b BIGINT, IN c DATETIME(3), OUT r INT) SET r = 1",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    let migrator = Migrator::embedded().unwrap();
+    let status = migrator.status(db.pool()).await.unwrap();
+    assert_eq!(status.procedures_in(ProcedureState::EditedInServer), vec!["execute_seckill"]);
+
+    let cli = seckill_command(db.url()).arg("status").output().unwrap();
+    assert_eq!(cli.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&cli.stdout)
+            .contains("execute_seckill                          changed in the server by hand")
+    );
+
+    let refused = migrator.run(db.pool()).await.unwrap_err();
+    assert!(matches!(&refused, MigrateError::HandEdited { names } if names == &["execute_seckill"]), "{refused}");
+    let still_hand_made = migrator.status(db.pool()).await.unwrap();
+    assert_eq!(still_hand_made.procedures_in(ProcedureState::EditedInServer), vec!["execute_seckill"]);
+
+    let overwrite = seckill_command(db.url()).args(["migrate", "--overwrite-hand-edits"]).output().unwrap();
+    assert!(overwrite.status.success(), "{}", String::from_utf8_lossy(&overwrite.stderr));
+    assert!(migrator.status(db.pool()).await.unwrap().is_in_sync());
+}
+
+#[tokio::test]
+async fn a_dropped_procedure_is_reported_missing_and_restored_by_migrate() {
+    let db = TestDatabase::migrated().await.unwrap();
+    db.pool().get_conn().await.unwrap().query_drop("DROP PROCEDURE execute_seckill_detailed").await.unwrap();
+
+    let status = seckill_command(db.url()).arg("status").output().unwrap();
+    assert_eq!(status.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("dropped since it was applied"));
+
+    let migrate = seckill_command(db.url()).arg("migrate").output().unwrap();
+    assert!(migrate.status.success());
+    assert_eq!(String::from_utf8_lossy(&migrate.stdout).trim(), "applied procedure execute_seckill_detailed");
+    let status = seckill_command(db.url()).arg("status").output().unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stdout));
+}
+
+/// What `SHOW CREATE PROCEDURE` says, fingerprinted: comments, white space and definer aside.
+async fn definition(db: &TestDatabase, name: &str) -> String {
+    let mut conn = db.pool().get_conn().await.unwrap();
+    let row: mysql_async::Row = conn.query_first(format!("SHOW CREATE PROCEDURE {name}")).await.unwrap().unwrap();
+    let text: String = row.get(2).unwrap();
+    sql_script::definition_fingerprint(&text)
+}
+
+#[tokio::test]
+async fn every_procedure_file_loads_with_the_mariadb_client_as_with_the_applier() {
+    let by_applier = TestDatabase::named("procedure_files_by_applier").await.unwrap();
+    Migrator::embedded().unwrap().run(by_applier.pool()).await.unwrap();
+    let by_client = TestDatabase::named("procedure_files_by_client").await.unwrap();
+    let opts = mysql_async::Opts::from_url(by_client.url()).unwrap();
+    let client = |file: &str| {
+        let mut command = Command::new("mariadb");
+        command
+            .arg("--protocol=TCP")
+            .arg(format!("--host={}", opts.ip_or_hostname()))
+            .arg(format!("--port={}", opts.tcp_port()))
+            .arg(format!("--user={}", opts.user().unwrap_or("root")))
+            .arg(by_client.name())
+            .stdin(std::fs::File::open(file).unwrap());
+        if let Some(password) = opts.pass() {
+            command.env("MYSQL_PWD", password);
+        }
+        command.output().unwrap()
+    };
+    let schema = client("sql/migrations/V1__seckill_schema.sql");
+    assert!(schema.status.success(), "{}", String::from_utf8_lossy(&schema.stderr));
+    let files = SqlSource::embedded().unwrap();
+    assert!(files.procedures().len() >= 2);
+    for procedure in files.procedures() {
+        let loaded = client(&format!("sql/procedures/{}", procedure.file_name));
+        assert!(loaded.status.success(), "{}: {}", procedure.file_name, String::from_utf8_lossy(&loaded.stderr));
+        assert_eq!(
+            definition(&by_client, &procedure.name).await,
+            definition(&by_applier, &procedure.name).await,
+            "{} differs between the client and the applier",
+            procedure.file_name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_broken_migration_names_its_file_quotes_the_server_and_keeps_the_history_honest() {
+    let db = TestDatabase::new().await.unwrap();
+    let broken = "CREATE TABLE first_half (id INT);\nCREATE TABLE second_half (id INT,);\n";
+    let migrator = embedded_with(&[("V2__broken.sql", broken)], &[]);
+    let error = migrator.run(db.pool()).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with("migration V2__broken.sql failed: "), "{message}");
+    assert!(message.contains("1064") && message.contains("syntax"), "{message}");
+
+    let status = migrator.status(db.pool()).await.unwrap();
+    let states: Vec<_> = status.migrations.iter().map(|m| (m.name.as_str(), m.state)).collect();
+    assert_eq!(states, vec![("V1__seckill_schema", MigrationState::Applied), ("V2__broken", MigrationState::Pending)]);
+}
+
+#[tokio::test]
+async fn the_cli_names_the_broken_migration_file() {
+    let db = TestDatabase::new().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("seckill-broken-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("migrations")).unwrap();
+    std::fs::create_dir_all(dir.join("procedures")).unwrap();
+    std::fs::write(dir.join("migrations/V1__broken.sql"), "CREATE TABLE t (id INT,);").unwrap();
+    let output = seckill_command(db.url()).args(["migrate", "--sql-dir"]).arg(&dir).output().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("seckill: error: migration V1__broken.sql failed: the database server answered error 1064"),
+        "{stderr}"
+    );
+}
