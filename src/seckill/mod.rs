@@ -2,10 +2,13 @@
 //!
 //! Its SQL: `sql/migrations/V1__seckill_schema.sql` (the classic `seckill` and `success_killed` tables) and
 //! `sql/procedures/execute_seckill.sql` (classic signature) with `execute_seckill_detailed.sql` (the same
-//! decision, answered with every outcome told apart).
+//! decision, answered with every outcome told apart) and `execute_seckill_batch.sql` (many seckills of one item in
+//! one transaction, for the group-commit executor).
 
 mod error;
 mod execute_seckill;
+mod execute_seckill_batch;
+mod executor;
 mod exposure;
 mod item;
 mod outcome;
@@ -13,6 +16,7 @@ mod phone;
 mod service;
 
 pub use error::SeckillError;
+pub use executor::{ExecutorConfig, ExecutorStats};
 pub use exposure::Exposure;
 pub use item::{Item, MAX_NAME_CHARS, NewItem, Window};
 pub use outcome::{InnerError, Outcome, SuccessKilled};

@@ -6,7 +6,7 @@ use chrono::Utc;
 use mysql_async::Pool;
 
 use super::error::SeckillError;
-use super::execute_seckill::execute_seckill;
+use super::executor::{Executor, ExecutorConfig, ExecutorStats};
 use super::exposure::Exposure;
 use super::item::{self, Item, NewItem, Window};
 use super::outcome::Outcome;
@@ -23,12 +23,25 @@ pub struct Seckill {
 struct Inner {
     pool: Pool,
     signer: Signer,
+    executor: Executor,
 }
 
 impl Seckill {
-    /// A service over `pool` (see [`crate::database::ConnectOptions`]) signing with `signer`.
+    /// A service over `pool` (see [`crate::database::ConnectOptions`]) signing with `signer`, batching
+    /// concurrent seckills of one item (see [`ExecutorConfig`]).
     pub fn new(pool: Pool, signer: Signer) -> Self {
-        Seckill { inner: Arc::new(Inner { pool, signer }) }
+        Self::with_executor(pool, signer, ExecutorConfig::default())
+    }
+
+    /// A service with its own executor settings, e.g. `batching: false` for one procedure call per seckill.
+    pub fn with_executor(pool: Pool, signer: Signer, config: ExecutorConfig) -> Self {
+        let executor = Executor::new(pool.clone(), config);
+        Seckill { inner: Arc::new(Inner { pool, signer, executor }) }
+    }
+
+    /// What the executor has done so far.
+    pub fn executor_stats(&self) -> ExecutorStats {
+        self.inner.executor.stats()
     }
 
     /// The pool the service uses.
@@ -70,7 +83,9 @@ impl Seckill {
     /// # Errors
     /// [`SeckillError::NotFound`], [`SeckillError::InvalidItem`] for a non-positive amount.
     pub async fn add_stock(&self, seckill_id: i64, amount: i32) -> Result<i32, SeckillError> {
-        item::add_stock(self.pool(), seckill_id, amount).await
+        let stock = item::add_stock(self.pool(), seckill_id, amount).await?;
+        self.inner.executor.reopen(seckill_id);
+        Ok(stock)
     }
 
     /// What a page may know about an item for `phone`: the signed token if the sale is open, otherwise the
@@ -102,12 +117,26 @@ impl Seckill {
         if self.signer().verify(seckill_id, phone, signature, Utc::now()).is_err() {
             return Outcome::Tampered;
         }
-        self.execute_one(seckill_id, phone).await
+        self.execute_verified(seckill_id, phone).await
     }
 
-    /// Runs one seckill with its own procedure call, skipping the signature check (the caller vouches for
-    /// the user): exactly one round trip to the database.
+    /// Runs the seckill through the executor without a signature check (the caller vouches for the user).
+    /// Concurrent requests for one item share one transaction; the result is the same as if they had run one
+    /// by one in the order of the calls. A request that finds the item known sold out or ended is answered
+    /// without the database.
+    pub async fn execute_verified(&self, seckill_id: i64, phone: Phone) -> Outcome {
+        self.inner.executor.submit(seckill_id, phone).await
+    }
+
+    /// Queues the request at once and returns the future of its outcome: the order of `submit` calls is the
+    /// arrival order batches honour. Needs a tokio runtime.
+    pub fn submit_verified(&self, seckill_id: i64, phone: Phone) -> impl Future<Output = Outcome> + Send + 'static {
+        self.inner.executor.submit(seckill_id, phone)
+    }
+
+    /// Runs one seckill with its own procedure call, bypassing the executor and the sold-out memory: exactly
+    /// one round trip to the database.
     pub async fn execute_one(&self, seckill_id: i64, phone: Phone) -> Outcome {
-        execute_seckill(self.pool(), seckill_id, phone).await
+        super::execute_seckill::execute_seckill(self.pool(), seckill_id, phone).await
     }
 }

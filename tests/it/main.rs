@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod executor;
 mod migrate;
 mod seckill_execute;
 mod seckill_sql;
