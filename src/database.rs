@@ -23,12 +23,13 @@ pub struct ConnectOptions {
     max_connections: usize,
     lock_wait_timeout: Option<Duration>,
     prefer_socket: Option<bool>,
+    via: Option<std::net::SocketAddr>,
 }
 
 impl ConnectOptions {
     /// Options for `url` (`mysql://user:password@host:port/database`), with at most 32 connections.
     pub fn new(url: impl Into<String>) -> Self {
-        ConnectOptions { url: url.into(), max_connections: 32, lock_wait_timeout: None, prefer_socket: None }
+        ConnectOptions { url: url.into(), max_connections: 32, lock_wait_timeout: None, prefer_socket: None, via: None }
     }
 
     /// The largest number of connections the pool opens.
@@ -48,6 +49,14 @@ impl ConnectOptions {
     /// yes). Set `false` when the TCP path matters, e.g. behind a proxy.
     pub fn prefer_socket(mut self, prefer: bool) -> Self {
         self.prefer_socket = Some(prefer);
+        self
+    }
+
+    /// Connects over TCP to `address` instead of the URL's host and port (keeping its user, password and
+    /// database), with `prefer_socket` off so that the TCP path is really taken: for proxies.
+    pub fn via(mut self, address: std::net::SocketAddr) -> Self {
+        self.via = Some(address);
+        self.prefer_socket = Some(false);
         self
     }
 
@@ -77,6 +86,9 @@ impl ConnectOptions {
         let mut builder = OptsBuilder::from_opts(opts).setup(setup).pool_opts(pool_opts);
         if let Some(prefer) = self.prefer_socket {
             builder = builder.prefer_socket(prefer);
+        }
+        if let Some(address) = self.via {
+            builder = builder.ip_or_hostname(address.ip().to_string()).tcp_port(address.port());
         }
         Ok(Pool::new(builder))
     }

@@ -31,8 +31,13 @@ impl DatabaseTarget {
     /// A checked pool on the URL given, or else on a database `name` in a private throwaway server (said on
     /// stderr, since everything in it is gone when the command exits).
     pub(crate) async fn connect_or_throwaway(&self, name: &str) -> Result<Pool, Failure> {
-        if self.url.is_some() {
-            return self.connect().await;
+        Ok(self.url_or_throwaway(name).await?.1)
+    }
+
+    /// As [`Self::connect_or_throwaway`], also returning the URL it connected to.
+    pub(crate) async fn url_or_throwaway(&self, name: &str) -> Result<(String, Pool), Failure> {
+        if let Some(url) = &self.url {
+            return Ok((url.clone(), self.connect().await?));
         }
         let server = LocalServer::shared()
             .map_err(|e| Failure::new(e).hint("or pass --database-url / set DATABASE_URL to use your own server"))?;
@@ -44,7 +49,9 @@ impl DatabaseTarget {
         let mut conn = database::acquire(&admin).await?;
         conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{name}`")).await.map_err(DatabaseError::from)?;
         drop(conn);
-        connect_checked(ConnectOptions::new(url_with_database(&server.root_url(), name))).await
+        let url = url_with_database(&server.root_url(), name);
+        let pool = connect_checked(ConnectOptions::new(url.clone())).await?;
+        Ok((url, pool))
     }
 }
 

@@ -4,6 +4,7 @@
 //! behind the tool's name, with a hint on a second line when there is a fix.
 
 mod attempt;
+mod bench;
 mod database_target;
 mod item;
 mod migrate;
@@ -42,6 +43,9 @@ enum Command {
     Expose(attempt::ExposeArgs),
     /// Run one seckill with a signed token; exits 0 on success, 4 when refused (sold out, repeat, ...).
     Execute(attempt::ExecuteArgs),
+    /// Compare strategies on one hot item (naive client transaction, one CALL per seckill, batched) and check
+    /// the books after every run; exits non-zero if they do not balance.
+    Bench(bench::BenchArgs),
 }
 
 /// A failed command: what to print, and how to exit.
@@ -105,6 +109,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Item(command) => item::run(&target, command).await,
         Command::Expose(args) => attempt::expose(&target, args).await,
         Command::Execute(args) => attempt::execute(&target, args).await,
+        Command::Bench(args) => bench::run(&target, args).await,
     }
 }
 

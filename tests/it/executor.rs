@@ -100,7 +100,9 @@ async fn batches_and_classic_calls_on_one_item_keep_the_books() {
     let service = service(&db);
     let item = open_item(&service, 300).await;
     let id = item.seckill_id;
-    // 1,000 users; each tries through the executor twice, and every fifth also through a classic CALL.
+    // 1,000 users; each tries through the executor twice, and every fifth also through a classic CALL at the
+    // same time. The same user in a batch and in a classic CALL at once can deadlock; InnoDB then rolls one
+    // back (an inner error, nothing written). Whatever the interleaving, the books must balance.
     let executor_side: Vec<_> = (0..2000)
         .map(|n| {
             let service = service.clone();
@@ -112,26 +114,34 @@ async fn batches_and_classic_calls_on_one_item_keep_the_books() {
             let pool = db.pool().clone();
             tokio::spawn(async move {
                 let mut conn = pool.get_conn().await.unwrap();
-                let mut won = 0;
+                let (mut won, mut answered) = (0, 0);
                 for n in (worker..1000).step_by(8).filter(|n| n % 5 == 0) {
                     conn.exec_drop("CALL execute_seckill(?, ?, NULL, @r)", (id, phone(n).get())).await.unwrap();
                     let result: i64 = conn.query_first("SELECT @r").await.unwrap().unwrap();
-                    assert!([1, 0, -1].contains(&result), "classic CALL answered {result}");
+                    assert!([1, 0, -1, -2].contains(&result), "classic CALL answered {result}");
                     won += i64::from(result == 1);
+                    answered += i64::from(result != -2);
                 }
-                won
+                (won, answered)
             })
         })
         .collect();
     let mut successes = 0;
     for request in executor_side {
         let outcome = request.await.unwrap();
-        assert!(matches!(outcome, Outcome::Success(_) | Outcome::SoldOut | Outcome::RepeatKill), "{outcome:?}");
+        assert!(
+            matches!(outcome, Outcome::Success(_) | Outcome::SoldOut | Outcome::RepeatKill | Outcome::InnerError(_)),
+            "{outcome:?}"
+        );
         successes += i64::from(outcome.is_success());
     }
+    let mut classic_answered = 0;
     for worker in classic_side {
-        successes += worker.await.unwrap();
+        let (won, answered) = worker.await.unwrap();
+        successes += won;
+        classic_answered += answered;
     }
+    assert!(classic_answered > 0, "the classic side took part");
     assert_eq!(successes, 300);
     assert_eq!(success_rows(db.pool(), id).await, 300);
     assert_eq!(stock(db.pool(), id).await, 0);
