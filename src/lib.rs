@@ -11,6 +11,8 @@
 //! - [`migrate`]: schema migrations and repeatable stored procedures ([`migrate::Migrator`]).
 //! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]).
 //! - [`database_error`]: server errors in words a user can act on ([`database_error::DatabaseError`]).
+//! - [`http`]: the classic HTTP API and the sale page as an axum router ([`http::router`]).
+//! - [`local_redis`]: a private, throwaway Redis ([`local_redis::LocalRedis`]).
 //! - [`local_server`]: a private, throwaway MariaDB ([`local_server::LocalServer`]).
 //! - [`seckill`]: items, the exposer and execution ([`seckill::Seckill`], [`seckill::Outcome`]).
 //! - [`signing`]: signed seckill URLs, HMAC-MD5 or the classic md5 ([`signing::Signer`]).
@@ -21,7 +23,9 @@
 pub mod bench;
 pub mod database;
 pub mod database_error;
+pub mod http;
 pub mod latency_proxy;
+pub mod local_redis;
 pub mod local_server;
 pub mod migrate;
 pub mod seckill;

@@ -34,7 +34,7 @@ pub enum LocalServerError {
     StartFailed { step: &'static str, detail: String },
 }
 
-fn failed(step: &'static str) -> impl Fn(io::Error) -> LocalServerError {
+pub(crate) fn failed(step: &'static str) -> impl Fn(io::Error) -> LocalServerError {
     move |e| LocalServerError::StartFailed { step, detail: e.to_string() }
 }
 
@@ -187,17 +187,20 @@ fn read_from(path: &Path, offset: u64) -> String {
     text
 }
 
-/// A shell process that waits for its stdin to close, then stops the server and deletes the folder.
-fn spawn_guardian(dir: &Path) -> Result<ChildStdin, LocalServerError> {
+/// A shell process that waits for its stdin to close (this process exiting), then stops every process with a
+/// `*.pid` file in `dir` and deletes `dir`.
+pub(crate) fn spawn_guardian(dir: &Path) -> Result<ChildStdin, LocalServerError> {
     const SCRIPT: &str = r#"
         trap '' INT HUP
         cat >/dev/null
-        pid=$(cat "$1/mariadbd.pid" 2>/dev/null)
+        for pidfile in "$1"/*.pid; do
+        pid=$(cat "$pidfile" 2>/dev/null)
         if [ -n "$pid" ]; then
             kill -TERM "$pid" 2>/dev/null
             for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
             kill -KILL "$pid" 2>/dev/null
         fi
+        done
         rm -rf "$1"
     "#;
     let mut guardian = Command::new("sh")
@@ -214,7 +217,7 @@ fn spawn_guardian(dir: &Path) -> Result<ChildStdin, LocalServerError> {
     guardian.stdin.take().ok_or_else(|| failed("starting the clean-up guardian")(io::Error::other("no stdin pipe")))
 }
 
-fn find_binary(names: &[&str]) -> Option<PathBuf> {
+pub(crate) fn find_binary(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     // Debian puts the server in /usr/sbin, which is not on an ordinary user's PATH.
@@ -222,7 +225,7 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
     names.iter().flat_map(|name| dirs.iter().map(move |dir| dir.join(name))).find(|candidate| candidate.is_file())
 }
 
-fn free_port() -> Result<u16, LocalServerError> {
+pub(crate) fn free_port() -> Result<u16, LocalServerError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(failed("finding a free port"))?;
     Ok(listener.local_addr().map_err(failed("finding a free port"))?.port())
 }
@@ -232,7 +235,7 @@ fn running_as_root() -> bool {
     fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
-fn unique_suffix() -> u128 {
+pub(crate) fn unique_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
         % 1_000_000_007
 }

@@ -3,7 +3,6 @@
 //! Each run gets a fresh item and fresh users, so runs cannot disturb each other's books. Round trips per
 //! seckill come from the server's own `Questions` counter; latency is measured per call by each caller.
 
-mod books;
 mod measurement;
 mod strategy;
 mod workload;
@@ -25,7 +24,7 @@ use workload::{Attempts, SALE_STOCK, SALE_USERS, run_callers, sale_attempts};
 use crate::database::ConnectOptions;
 use crate::database_error::DatabaseError;
 use crate::latency_proxy::LatencyProxy;
-use crate::seckill::{ExecutorConfig, NewItem, Seckill, SeckillError};
+use crate::seckill::{Books, ExecutorConfig, NewItem, Seckill, SeckillError};
 use crate::signing::Signer;
 
 /// What to run.
@@ -153,6 +152,13 @@ fn progress_bar(config: &BenchConfig, length: Option<u64>, label: String) -> Pro
     bar
 }
 
+async fn check_books(service: &Seckill, seckill_id: i64, initial: i64, reported: u64) -> Result<(), BenchError> {
+    Books::read(service.pool(), seckill_id)
+        .await?
+        .check(initial, reported)
+        .map_err(|why| BenchError::BooksDoNotBalance(format!("item {seckill_id}: {why}")))
+}
+
 async fn new_item(service: &Seckill, stock: i32) -> Result<crate::seckill::Item, BenchError> {
     let now = Utc::now();
     let item = NewItem {
@@ -182,7 +188,7 @@ async fn hot(
     let seconds = started.elapsed().as_secs_f64();
     let questions = measurement::server_questions(monitor).await?.saturating_sub(questions_before + 1);
     progress.finish_and_clear();
-    books::check(service.pool(), item.seckill_id, i64::from(stock), tally.successes).await?;
+    check_books(service, item.seckill_id, i64::from(stock), tally.successes).await?;
     let attempts = tally.successes + tally.rejections + tally.errors;
     let (p50_ms, p99_ms, max_ms) = tally.latencies.summary();
     Ok(RunReport {
@@ -241,7 +247,7 @@ async fn sale(
     burst_progress.finish_and_clear();
 
     let successes = sale.successes + burst.successes;
-    books::check(service.pool(), item.seckill_id, i64::from(SALE_STOCK), successes).await?;
+    check_books(service, item.seckill_id, i64::from(SALE_STOCK), successes).await?;
     let attempts = sale.successes + sale.rejections + sale.errors;
     let questions = questions_after_sale.saturating_sub(questions_before + 1);
     let sell_out_ms = sale.last_success.map(|d| d.as_secs_f64() * 1000.0);

@@ -19,6 +19,11 @@ impl DatabaseTarget {
         DatabaseTarget { url: url.filter(|u| !u.trim().is_empty()) }
     }
 
+    /// True when no URL was given, so commands work on a private throwaway server.
+    pub(crate) fn is_throwaway(&self) -> bool {
+        self.url.is_none()
+    }
+
     /// A checked pool on the URL given; commands that only make sense on a lasting database use this.
     pub(crate) async fn connect(&self) -> Result<Pool, Failure> {
         let url = self.url.as_deref().ok_or_else(|| {

@@ -6,8 +6,11 @@
 mod attempt;
 mod bench;
 mod database_target;
+mod demo;
+mod http_client;
 mod item;
 mod migrate;
+mod serve;
 mod signing_args;
 mod time_arg;
 
@@ -46,6 +49,10 @@ enum Command {
     /// Compare strategies on one hot item (naive client transaction, one CALL per seckill, batched) and check
     /// the books after every run; exits non-zero if they do not balance.
     Bench(bench::BenchArgs),
+    /// Serve the classic HTTP API and the sale page.
+    Serve(serve::ServeArgs),
+    /// The whole thing at once: migrate, open a sale, release a crowd through the HTTP API, check the books.
+    Demo(demo::DemoArgs),
 }
 
 /// A failed command: what to print, and how to exit.
@@ -89,6 +96,10 @@ impl<E: std::error::Error> From<E> for Failure {
 /// Parses the arguments, runs the command, and turns the outcome into an exit code.
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr, filtered by RUST_LOG (default: warnings, and request logs of `serve` at info).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tower_http=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -110,6 +121,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Expose(args) => attempt::expose(&target, args).await,
         Command::Execute(args) => attempt::execute(&target, args).await,
         Command::Bench(args) => bench::run(&target, args).await,
+        Command::Serve(args) => serve::run(&target, args).await,
+        Command::Demo(args) => demo::run(&target, args).await,
     }
 }
 

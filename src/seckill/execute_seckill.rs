@@ -24,7 +24,7 @@ use crate::database_error::DatabaseError;
 pub(crate) async fn execute_seckill(pool: &Pool, seckill_id: i64, phone: Phone) -> Outcome {
     let mut conn = match acquire(pool).await {
         Ok(conn) => conn,
-        Err(error) => return Outcome::inner_error(error),
+        Err(error) => return Outcome::database_error(error),
     };
     let call = format!("CALL execute_seckill_detailed({seckill_id}, {}, NULL)", phone.get());
     match conn.query_first::<(i32, String, Option<NaiveDateTime>), _>(call).await {
@@ -41,7 +41,7 @@ pub(crate) async fn execute_seckill(pool: &Pool, seckill_id: i64, phone: Phone) 
         Err(error) => {
             // The connection's state is unknown after an error: do not give it back to the pool.
             let _ = conn.disconnect().await;
-            Outcome::inner_error(DatabaseError::from(error))
+            Outcome::database_error(DatabaseError::from(error))
         }
     }
 }

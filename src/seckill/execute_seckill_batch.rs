@@ -34,7 +34,7 @@ pub(crate) async fn execute_seckill_batch(pool: &Pool, seckill_id: i64, phones: 
     match call(pool, seckill_id, phones).await {
         Ok(result) => result,
         Err(error) => {
-            let outcome = Outcome::inner_error(error);
+            let outcome = Outcome::database_error(error);
             BatchResult { outcomes: vec![outcome; phones.len()], stock_left: None }
         }
     }

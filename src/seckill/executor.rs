@@ -14,7 +14,7 @@
 //! A batch of one uses `execute_seckill` (via `execute_seckill_detailed`), a larger one `execute_seckill_batch`;
 //! both decide under the same row lock, so they agree with each other and with classic SQL callers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,7 +73,14 @@ struct Lane {
     in_flight: bool,
     /// The answer for everyone while the item is known closed, and when that was learnt.
     closed: Option<(Outcome, Instant)>,
+    /// Buyers this lane saw win, so that a winner asking again after sell-out hears "repeat" from memory too.
+    /// Capped at [`WINNERS_REMEMBERED`]; past that (or for wins through other processes) a retry after sell-out
+    /// hears "sold out", which is also classic code 0's meaning.
+    winners: HashSet<Phone>,
 }
+
+/// The most winners a lane remembers (about 32 MiB).
+const WINNERS_REMEMBERED: usize = 1_000_000;
 
 #[derive(Default)]
 struct Counters {
@@ -126,7 +133,8 @@ impl Executor {
         if let Some((outcome, since)) = &lane.closed {
             if since.elapsed() < self.inner.config.recheck_interval {
                 counters.short_circuited.fetch_add(1, Ordering::Relaxed);
-                return Box::pin(std::future::ready(outcome.clone()));
+                let outcome = if lane.winners.contains(&phone) { Outcome::RepeatKill } else { outcome.clone() };
+                return Box::pin(std::future::ready(outcome));
             }
             lane.closed = None;
         }
@@ -172,8 +180,8 @@ impl Executor {
                 let Some(lane) = lanes.get_mut(&seckill_id) else { return };
                 if lane.queue.is_empty() {
                     lane.in_flight = false;
-                    if lane.closed.is_none() {
-                        // Forget idle open lanes, so ids that never existed do not accumulate.
+                    if lane.closed.is_none() && lane.winners.is_empty() {
+                        // Forget idle lanes that know nothing, so ids that never existed do not accumulate.
                         lanes.remove(&seckill_id);
                     }
                     return;
@@ -203,8 +211,18 @@ impl Executor {
         execute_seckill_batch(&self.inner.pool, seckill_id, &phones).await
     }
 
-    /// Remembers an item that is sold out or over, so the next requests need not ask the database.
+    /// Remembers the batch's winners, and an item that is sold out or over, so the next requests need not ask
+    /// the database.
     fn learn(&self, seckill_id: i64, result: &BatchResult) {
+        let mut lanes = self.lanes();
+        let Some(lane) = lanes.get_mut(&seckill_id) else { return };
+        for outcome in &result.outcomes {
+            if let Outcome::Success(kill) = outcome {
+                if lane.winners.len() < WINNERS_REMEMBERED {
+                    lane.winners.insert(kill.user_phone);
+                }
+            }
+        }
         let closed = if result.outcomes.iter().any(|o| *o == Outcome::Ended) {
             Some(Outcome::Ended)
         } else if result.stock_left == Some(0) {
@@ -213,9 +231,7 @@ impl Executor {
             None
         };
         if let Some(outcome) = closed {
-            if let Some(lane) = self.lanes().get_mut(&seckill_id) {
-                lane.closed = Some((outcome, Instant::now()));
-            }
+            lane.closed = Some((outcome, Instant::now()));
         }
     }
 }

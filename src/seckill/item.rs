@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::SeckillError;
 use crate::database::acquire;
@@ -16,7 +16,7 @@ use crate::database_error::DatabaseError;
 pub const MAX_NAME_CHARS: usize = 120;
 
 /// One seckill item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Item {
     pub seckill_id: i64,
@@ -142,6 +142,13 @@ pub(crate) async fn get_with_now(pool: &Pool, seckill_id: i64) -> Result<(Option
         _ => None,
     };
     Ok((item, now.and_utc()))
+}
+
+/// The database's clock.
+pub(crate) async fn database_now(pool: &Pool) -> Result<DateTime<Utc>, SeckillError> {
+    let mut conn = acquire(pool).await?;
+    let now: Option<NaiveDateTime> = conn.query_first("SELECT UTC_TIMESTAMP(3)").await?;
+    now.map(|t| t.and_utc()).ok_or_else(|| DatabaseError::UnexpectedAnswer("no clock row".into()).into())
 }
 
 /// Creates an item and returns it as stored.

@@ -5,6 +5,7 @@
 //! decision, answered with every outcome told apart) and `execute_seckill_batch.sql` (many seckills of one item in
 //! one transaction, for the group-commit executor).
 
+mod books;
 mod error;
 mod execute_seckill;
 mod execute_seckill_batch;
@@ -15,6 +16,7 @@ mod outcome;
 mod phone;
 mod service;
 
+pub use books::Books;
 pub use error::SeckillError;
 pub use executor::{ExecutorConfig, ExecutorStats};
 pub use exposure::Exposure;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::phone::Phone;
+use crate::database_error::DatabaseError;
 
 /// The record of a successful seckill: a row of `success_killed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,6 +24,15 @@ pub struct SuccessKilled {
 pub struct InnerError {
     /// What went wrong, for logs; never shown to clients.
     pub detail: String,
+    /// The database could not be reached at all (as opposed to, say, a lock wait timeout): trying again
+    /// later may help, and an HTTP API answers 503.
+    pub unavailable: bool,
+}
+
+impl From<DatabaseError> for InnerError {
+    fn from(error: DatabaseError) -> Self {
+        InnerError { unavailable: error.is_unavailable(), detail: error.to_string() }
+    }
 }
 
 /// The outcome of one seckill attempt.
@@ -49,7 +59,12 @@ pub enum Outcome {
 impl Outcome {
     /// The inner error for `detail`.
     pub fn inner_error(detail: impl ToString) -> Self {
-        Outcome::InnerError(InnerError { detail: detail.to_string() })
+        Outcome::InnerError(InnerError { detail: detail.to_string(), unavailable: false })
+    }
+
+    /// The inner error for a database failure, noting whether the database was unreachable.
+    pub fn database_error(error: DatabaseError) -> Self {
+        Outcome::InnerError(error.into())
     }
 
     /// The classic state code: 1 success, 0 end, -1 repeat, -2 inner error, -3 data rewrite.

@@ -88,6 +88,14 @@ impl Seckill {
         Ok(stock)
     }
 
+    /// The database's clock: the one every sale window is decided by.
+    ///
+    /// # Errors
+    /// [`SeckillError::Database`].
+    pub async fn now(&self) -> Result<chrono::DateTime<Utc>, SeckillError> {
+        item::database_now(self.pool()).await
+    }
+
     /// What a page may know about an item for `phone`: the signed token if the sale is open, otherwise the
     /// database's clock and the window for a countdown. Open means `start <= now < end`; stock is not looked
     /// at (a sold-out item still exposes, and execution says sold out), as in the classic design.

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod common;
 mod executor;
+mod http;
 mod migrate;
 mod seckill_execute;
 mod seckill_sql;

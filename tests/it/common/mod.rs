@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod http;
+
 use std::process::Command;
 
 use chrono::{Duration, Utc};

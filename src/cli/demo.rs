@@ -1,0 +1,228 @@
+//! `seckill demo`, the main job: a whole flash sale through the real HTTP API, with the books checked.
+//!
+//! Migrates the database (a private throwaway one by default), creates an item that opens a few seconds later,
+//! serves the API, and releases a crowd: every buyer counts down by the server's clock, asks the exposer for
+//! the signed URL when the sale opens and buys; some retry, some tamper with the URL. Then it prints what the
+//! crowd was told and checks it against the database.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use clap::Args;
+use hyper::{Method, StatusCode};
+use indicatif::{ProgressBar, ProgressStyle};
+use seckill::migrate::Migrator;
+use seckill::seckill::{Books, NewItem, Seckill};
+use seckill::signing::Signer;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::bench::parse_duration;
+use super::http_client::ApiClient;
+use super::serve::{application, bind, serve};
+use super::{DatabaseTarget, Failure};
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Buyers in the crowd.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    buyers: u32,
+    /// Units for sale.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(0..))]
+    stock: i32,
+    /// How long until the sale opens.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    opens_in: Duration,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// Address for the HTTP server (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Keep serving the API and the sale page after the crowd is done, until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+}
+
+/// What the crowd was told.
+#[derive(Debug, Default)]
+struct Tally {
+    sold: u64,
+    repeats: u64,
+    sold_out: u64,
+    tampered_rejected: u64,
+    inner_errors: u64,
+    unexpected: Vec<String>,
+    requests: u64,
+    execution_micros: Vec<u32>,
+}
+
+impl Tally {
+    fn record(&mut self, status: StatusCode, body: &serde_json::Value, elapsed: Duration) {
+        self.requests += 1;
+        self.execution_micros.push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+        let state = body["data"]["state"].as_i64();
+        match (status, state) {
+            (StatusCode::OK, Some(1)) => self.sold += 1,
+            (StatusCode::OK, Some(-1)) => self.repeats += 1,
+            (StatusCode::OK, Some(0)) => self.sold_out += 1,
+            (StatusCode::OK, Some(-2)) | (StatusCode::SERVICE_UNAVAILABLE, _) => self.inner_errors += 1,
+            (StatusCode::FORBIDDEN, Some(-3)) => self.tampered_rejected += 1,
+            _ => self.unexpected.push(format!("{status} {body}")),
+        }
+    }
+}
+
+pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), Failure> {
+    let (_, pool) = target.url_or_throwaway("seckill_demo").await?;
+    let report = Migrator::embedded()?.run(&pool).await?;
+    println!("migrated: {} migrations, {} procedures applied", report.migrations.len(), report.procedures.len());
+
+    let service = Seckill::new(pool.clone(), Signer::hmac(random_secret()?)?);
+    let now = Utc::now();
+    let opens_in = chrono::Duration::from_std(args.opens_in).map_err(|e| Failure::new(format!("--opens-in: {e}")))?;
+    let item = service
+        .create(&NewItem {
+            name: "秒杀 demo phone".into(),
+            stock: args.stock,
+            start_time: now + opens_in,
+            end_time: now + opens_in + chrono::Duration::minutes(30),
+        })
+        .await?;
+    println!("item {} with stock {} opens at {}", item.seckill_id, item.number, item.start_time.to_rfc3339());
+
+    let listener = bind(args.listen).await?;
+    let address = listener.local_addr()?;
+    let app = application(service.clone(), None).await?;
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let client = ApiClient::new(format!("http://{address}"));
+
+    let progress =
+        if std::io::stderr().is_terminal() { ProgressBar::new(u64::from(args.buyers)) } else { ProgressBar::hidden() };
+    progress.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} buyers {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    progress.set_prefix("crowd");
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let in_flight = Arc::new(Semaphore::new(args.concurrency as usize));
+    let crowd_started = Instant::now();
+    let buyers: Vec<_> = (0..args.buyers)
+        .map(|n| {
+            let (client, tally, in_flight, progress) =
+                (client.clone(), tally.clone(), in_flight.clone(), progress.clone());
+            tokio::spawn(async move {
+                let result = buyer(&client, item.seckill_id, n, &tally, &in_flight).await;
+                progress.inc(1);
+                result
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for buyer in buyers {
+        match buyer.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => failures.push(error),
+            Err(error) => failures.push(error.to_string()),
+        }
+    }
+    progress.finish_and_clear();
+    let crowd_seconds = crowd_started.elapsed().as_secs_f64() - args.opens_in.as_secs_f64();
+    let tally = std::mem::take(&mut *tally.lock().await);
+
+    let books = Books::read(&pool, item.seckill_id).await?;
+    print_table(&tally, crowd_seconds.max(0.001), args.buyers);
+    if let Some(first) = failures.first() {
+        return Err(Failure::new(format!("{} buyers could not finish; first: {first}", failures.len())));
+    }
+    if let Some(first) = tally.unexpected.first() {
+        return Err(Failure::new(format!("{} unexpected answers; first: {first}", tally.unexpected.len())));
+    }
+    books
+        .check(i64::from(args.stock), tally.sold)
+        .map_err(|why| Failure::new(format!("the books do NOT balance: {why}")))?;
+    println!(
+        "books balance: {} sold = {} success rows = {} stock taken, no buyer twice, stock left {}",
+        tally.sold,
+        books.rows,
+        i64::from(args.stock) - books.stock,
+        books.stock
+    );
+
+    if args.serve {
+        server.abort();
+        let listener = bind(address).await?;
+        println!("the sale page: http://{address}/seckill/list");
+        return serve(listener, application(service, None).await?).await;
+    }
+    server.abort();
+    Ok(())
+}
+
+/// One buyer: count down by the server's clock, expose, buy; every fifth tries once more, every twentieth
+/// tampers with the URL.
+async fn buyer(
+    client: &ApiClient,
+    seckill_id: i64,
+    n: u32,
+    tally: &Mutex<Tally>,
+    in_flight: &Semaphore,
+) -> Result<(), String> {
+    let phone = 13_900_000_000 + i64::from(n);
+    let call = |method: Method, path: String| async move {
+        let _permit = in_flight.acquire().await.map_err(|e| e.to_string())?;
+        client.call(method, &path, Some(phone)).await
+    };
+    let (_, detail) = call(Method::GET, format!("/seckill/{seckill_id}/detail.json")).await?;
+    let (_, now) = call(Method::GET, "/seckill/time/now".into()).await?;
+    let wait = detail["data"]["startTime"].as_i64().unwrap_or(0) - now["data"].as_i64().unwrap_or(0);
+    // A little jitter, as real clicks have; the exposer re-syncs anyone who is early.
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0) + u64::from(n % 50))).await;
+    let mut token = None;
+    for _ in 0..100 {
+        let (_, exposer) = call(Method::POST, format!("/seckill/{seckill_id}/exposer")).await?;
+        if exposer["data"]["exposed"].as_bool() == Some(true) {
+            token = exposer["data"]["md5"].as_str().map(str::to_string);
+            break;
+        }
+        let left = exposer["data"]["start"].as_i64().unwrap_or(0) - exposer["data"]["now"].as_i64().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap_or(0).clamp(10, 1000))).await;
+    }
+    let mut token = token.ok_or_else(|| format!("buyer {phone} never saw the sale open"))?;
+    if n % 20 == 7 {
+        let last = if token.ends_with('0') { '1' } else { '0' };
+        token = format!("{}{last}", &token[..token.len() - 1]);
+    }
+    let attempts = if n % 5 == 1 { 2 } else { 1 };
+    for _ in 0..attempts {
+        let started = Instant::now();
+        let (status, body) = call(Method::POST, format!("/seckill/{seckill_id}/{token}/execution")).await?;
+        tally.lock().await.record(status, &body, started.elapsed());
+    }
+    Ok(())
+}
+
+fn print_table(tally: &Tally, seconds: f64, buyers: u32) {
+    let mut micros = tally.execution_micros.clone();
+    micros.sort_unstable();
+    let p =
+        |q: f64| micros.get(((micros.len().max(1) - 1) as f64 * q) as usize).map_or(0.0, |&m| f64::from(m) / 1000.0);
+    println!("\n  {buyers} buyers, {} execution requests", tally.requests);
+    println!("  {:<32} {:>10}", "sold (秒杀成功)", tally.sold);
+    println!("  {:<32} {:>10}", "repeats (重复秒杀)", tally.repeats);
+    println!("  {:<32} {:>10}", "sold-out answers (秒杀结束)", tally.sold_out);
+    println!("  {:<32} {:>10}", "tampered URLs rejected (403)", tally.tampered_rejected);
+    println!("  {:<32} {:>10}", "inner errors", tally.inner_errors);
+    println!("  {:<32} {:>10.0}", "execution requests/s", tally.requests as f64 / seconds);
+    println!("  {:<32} {:>10.2}", "execution p50 ms", p(0.5));
+    println!("  {:<32} {:>10.2}\n", "execution p99 ms", p(0.99));
+}
+
+/// A fresh HMAC key for this demo run.
+fn random_secret() -> Result<String, Failure> {
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(hex::encode(bytes))
+}

@@ -1,0 +1,46 @@
+//! A small JSON client for the seckill API, for the demo's crowd: keep-alive connections, cookies per call.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT, COOKIE};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// A client of one server.
+#[derive(Clone)]
+pub(crate) struct ApiClient {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    base: String,
+}
+
+impl ApiClient {
+    /// A client of `base`, e.g. `http://127.0.0.1:8080`.
+    pub(crate) fn new(base: impl Into<String>) -> Self {
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http();
+        ApiClient { client, base: base.into() }
+    }
+
+    /// Sends `method path` with the `killPhone` cookie if given, and reads the JSON answer.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        phone: Option<i64>,
+    ) -> Result<(StatusCode, serde_json::Value), String> {
+        let mut request =
+            Request::builder().method(method).uri(format!("{}{path}", self.base)).header(ACCEPT, "application/json");
+        if let Some(phone) = phone {
+            request = request.header(COOKIE, format!("killPhone={phone}"));
+        }
+        let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
+        let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let json = serde_json::from_slice(&body).map_err(|e| format!("{status}: not JSON ({e})"))?;
+        Ok((status, json))
+    }
+}

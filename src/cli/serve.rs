@@ -1,0 +1,85 @@
+//! `seckill serve`: the HTTP API and the sale page, with request logs and graceful shutdown.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use clap::Args;
+use seckill::http::{ApiError, DetailCache, SeckillHttp};
+use seckill::migrate::Migrator;
+use seckill::seckill::Seckill;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use super::signing_args::SigningArgs;
+use super::{DatabaseTarget, Failure};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Serve item details through this Redis (cache-aside, 1 s TTL), e.g. redis://127.0.0.1:6379/.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    #[command(flatten)]
+    signing: SigningArgs,
+}
+
+pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), Failure> {
+    let (_, pool) = target.url_or_throwaway("seckill").await?;
+    if target.is_throwaway() {
+        Migrator::embedded()?.run(&pool).await?;
+    }
+    let service = Seckill::new(pool, args.signing.signer()?);
+    let app = application(service, args.redis_url.as_deref()).await?;
+    let listener = bind(args.listen).await?;
+    serve(listener, app).await
+}
+
+/// The served application: the library's router plus what a host app adds (logs, JSON fallbacks).
+pub(crate) async fn application(service: Seckill, redis_url: Option<&str>) -> Result<Router, Failure> {
+    let mut http = SeckillHttp::new(service);
+    if let Some(url) = redis_url {
+        let cache =
+            DetailCache::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;
+        http = http.detail_cache(cache);
+    }
+    Ok(http
+        .router()
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(TraceLayer::new_for_http()))
+}
+
+pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {
+    TcpListener::bind(address).await.map_err(|e| Failure::new(format!("cannot listen on {address}: {e}")))
+}
+
+/// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
+pub(crate) async fn serve(listener: TcpListener, app: Router) -> Result<(), Failure> {
+    let address = listener.local_addr()?;
+    eprintln!("seckill: serving http://{address}/seckill/list (Ctrl-C to stop)");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    eprintln!("seckill: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,91 @@
+//! Every way a request can fail, as one type with one status code each.
+//!
+//! Client errors are answered as they are, in the classic envelope; server errors are logged in full and
+//! answered with a generic message, so internal details never reach clients.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::envelope::{Envelope, Execution};
+use crate::database_error::DatabaseError;
+use crate::seckill::SeckillError;
+
+/// A failed request.
+#[derive(Debug)]
+pub enum ApiError {
+    /// A malformed id, cookie or path: 400.
+    BadRequest(String),
+    /// No `killPhone` cookie: 401, "未注册" (not registered) as in the classic API.
+    NotRegistered,
+    /// A bad, expired or another user's signature: 403, with the classic -3 execution as data.
+    Tampered(Execution),
+    /// No such item or route: 404.
+    NotFound(String),
+    /// A method the route does not take: 405.
+    MethodNotAllowed,
+    /// A body over the limit: 413.
+    PayloadTooLarge,
+    /// The database cannot be reached: 503.
+    Unavailable(String),
+    /// Anything else: 500.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotRegistered => StatusCode::UNAUTHORIZED,
+            ApiError::Tampered(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<SeckillError> for ApiError {
+    fn from(error: SeckillError) -> Self {
+        match error {
+            SeckillError::NotFound(id) => ApiError::NotFound(format!("no seckill item with id {id}")),
+            SeckillError::Database(database) => database.into(),
+            SeckillError::InvalidItem(message) => ApiError::BadRequest(message),
+            SeckillError::InvalidPhone(phone) => ApiError::BadRequest(phone.to_string()),
+        }
+    }
+}
+
+impl From<DatabaseError> for ApiError {
+    fn from(error: DatabaseError) -> Self {
+        if error.is_unavailable() {
+            ApiError::Unavailable(error.to_string())
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (message, data) = match self {
+            ApiError::BadRequest(message) | ApiError::NotFound(message) => (message, None),
+            ApiError::NotRegistered => ("未注册".to_string(), None),
+            ApiError::Tampered(execution) => (execution.state_info.to_string(), Some(execution)),
+            ApiError::MethodNotAllowed => ("method not allowed".to_string(), None),
+            ApiError::PayloadTooLarge => ("request body too large".to_string(), None),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                ("service unavailable, try again shortly".to_string(), None)
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                ("internal error".to_string(), None)
+            }
+        };
+        (status, Json(Envelope { success: false, data, error: Some(message) })).into_response()
+    }
+}

@@ -1,0 +1,84 @@
+//! The API's handlers: list, detail, the clock, the exposer and the execution.
+//!
+//! Paths are read as text and parsed here, so a malformed id is a JSON 400 rather than axum's plain-text
+//! rejection.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+
+use super::AppState;
+use super::api_error::ApiError;
+use super::envelope::{Envelope, Execution, Exposer};
+use super::extract::{KillPhone, check_token_segment, parse_item_id};
+use crate::seckill::{Exposure, Item, Outcome};
+
+/// How many items the list shows.
+const LIST_LIMIT: u32 = 100;
+
+type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;
+
+fn path_error(rejection: PathRejection) -> ApiError {
+    ApiError::BadRequest(format!("invalid path: {}", rejection.body_text()))
+}
+
+/// `GET /seckill/list.json`
+pub async fn list(State(app): State<AppState>) -> ApiResult<Vec<Item>> {
+    Ok(Json(Envelope::ok(app.service.list(LIST_LIMIT).await?)))
+}
+
+/// `GET /seckill/{id}/detail.json`
+pub async fn detail(State(app): State<AppState>, path: Result<Path<String>, PathRejection>) -> ApiResult<Item> {
+    let seckill_id = parse_item_id(&path.map_err(path_error)?.0)?;
+    match app.item(seckill_id).await? {
+        Some(item) => Ok(Json(Envelope::ok(item))),
+        None => Err(ApiError::NotFound(format!("no seckill item with id {seckill_id}"))),
+    }
+}
+
+/// `GET /seckill/time/now`: the database's clock in epoch ms, which the page counts down with.
+pub async fn now(State(app): State<AppState>) -> ApiResult<i64> {
+    Ok(Json(Envelope::ok(app.service.now().await?.timestamp_millis())))
+}
+
+/// `POST /seckill/{id}/exposer`
+pub async fn exposer(
+    State(app): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    KillPhone(phone): KillPhone,
+) -> ApiResult<Exposer> {
+    let seckill_id = parse_item_id(&path.map_err(path_error)?.0)?;
+    match app.service.expose(seckill_id, phone).await? {
+        Exposure::NotFound { .. } => Err(ApiError::NotFound(format!("no seckill item with id {seckill_id}"))),
+        exposure => Ok(Json(Envelope::ok(Exposer::from_exposure(seckill_id, exposure)))),
+    }
+}
+
+/// `POST /seckill/{id}/{md5}/execution`, the buyer from the `killPhone` cookie. Like the classic API, a
+/// refusal (sold out, repeat, ...) is a successful request whose data says so; a forged signature is 403, an
+/// unknown item 404, an unreachable database 503.
+pub async fn execution(
+    State(app): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    KillPhone(phone): KillPhone,
+) -> ApiResult<Execution> {
+    let Path((id, token)) = path.map_err(path_error)?;
+    let seckill_id = parse_item_id(&id)?;
+    let token = check_token_segment(&token)?;
+    let outcome = app.service.execute(seckill_id, phone, token).await;
+    match &outcome {
+        Outcome::Tampered => Err(ApiError::Tampered(Execution::new(seckill_id, &outcome, None))),
+        Outcome::NotFound => Err(ApiError::NotFound(format!("no seckill item with id {seckill_id}"))),
+        Outcome::InnerError(error) if error.unavailable => Err(ApiError::Unavailable(error.detail.clone())),
+        Outcome::InnerError(error) => {
+            tracing::warn!(seckill_id, detail = %error.detail, "seckill rolled back");
+            Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, None))))
+        }
+        Outcome::Success(_) => {
+            // The item is only decoration here; a failure to read it must not hide a completed sale.
+            let item = app.item(seckill_id).await.ok().flatten();
+            Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, item))))
+        }
+        _ => Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, None)))),
+    }
+}

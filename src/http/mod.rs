@@ -1,0 +1,99 @@
+//! The HTTP side: an axum [`Router`] with the classic course's API and a sale page, for a host app to merge.
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | GET | `/seckill/list` | the sale page (HTML) |
+//! | GET | `/seckill/list.json` | `{success, data: [Item]}` |
+//! | GET | `/seckill/{id}/detail` | the sale page for one item (HTML) |
+//! | GET | `/seckill/{id}/detail.json` | `{success, data: Item}` |
+//! | GET | `/seckill/time/now` | `{success, data: epoch ms}` (the database's clock) |
+//! | POST | `/seckill/{id}/exposer` | `{success, data: Exposer}`; buyer from the `killPhone` cookie |
+//! | POST | `/seckill/{id}/{md5}/execution` | `{success, data: SeckillExecution}`; buyer from `killPhone` |
+//!
+//! Bad input never reaches a 500: a malformed id or cookie is 400, a missing cookie 401 ("未注册"), a forged
+//! signature 403, an unknown item 404, a body over the limit 413, an unreachable database 503, all as JSON
+//! in the same envelope. The router sets no fallback and no logging layer: the host app owns those.
+//!
+//! ```no_run
+//! # async fn run(service: seckill::seckill::Seckill) -> std::io::Result<()> {
+//! let app = axum::Router::new().merge(seckill::http::router(service));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+
+mod api_error;
+mod body_limit;
+pub mod detail_cache;
+mod envelope;
+mod extract;
+mod handlers;
+mod page;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use api_error::ApiError;
+pub use detail_cache::DetailCache;
+pub use envelope::{Envelope, Execution, Exposer};
+pub use extract::PHONE_COOKIE;
+
+use crate::seckill::{Item, Seckill, SeckillError};
+
+/// The largest request body accepted; the API takes none, so anything bigger is refused.
+pub const DEFAULT_MAX_BODY: u64 = 4 * 1024;
+
+/// The router with default settings.
+pub fn router(service: Seckill) -> Router {
+    SeckillHttp::new(service).router()
+}
+
+/// Builds the router.
+#[derive(Debug, Clone)]
+pub struct SeckillHttp {
+    state: AppState,
+    max_body: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    service: Seckill,
+    detail_cache: Option<DetailCache>,
+}
+
+impl AppState {
+    /// One item, from the cache when there is one. Only for display: stock decisions never read the cache.
+    async fn item(&self, seckill_id: i64) -> Result<Option<Item>, SeckillError> {
+        match &self.detail_cache {
+            Some(cache) => cache.get(&self.service, seckill_id).await,
+            None => self.service.get(seckill_id).await,
+        }
+    }
+}
+
+impl SeckillHttp {
+    pub fn new(service: Seckill) -> Self {
+        SeckillHttp { state: AppState { service, detail_cache: None }, max_body: DEFAULT_MAX_BODY }
+    }
+
+    /// Serves item details through a Redis cache (cache-aside, short TTL).
+    pub fn detail_cache(mut self, cache: DetailCache) -> Self {
+        self.state.detail_cache = Some(cache);
+        self
+    }
+
+    /// The router.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/seckill/list", get(page::list_page))
+            .route("/seckill/list.json", get(handlers::list))
+            .route("/seckill/time/now", get(handlers::now))
+            .route("/seckill/assets/{name}", get(page::asset))
+            .route("/seckill/{id}/detail", get(page::detail_page))
+            .route("/seckill/{id}/detail.json", get(handlers::detail))
+            .route("/seckill/{id}/exposer", post(handlers::exposer))
+            .route("/seckill/{id}/{md5}/execution", post(handlers::execution))
+            .layer(axum::middleware::from_fn_with_state(self.max_body, body_limit::refuse_large_bodies))
+            .with_state(self.state)
+    }
+}

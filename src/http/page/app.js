@@ -1,0 +1,158 @@
+// The sale page: item list, and a detail view that counts down by the server's clock, asks the exposer for the
+// signed URL when the sale opens, and buys with one click. No framework, no build step.
+(function () {
+  'use strict';
+
+  var path = location.pathname;
+  var base = path.slice(0, path.lastIndexOf('/seckill/') + '/seckill'.length);
+  var app = document.getElementById('app');
+  var WORDS = {
+    success: 'You got it! 秒杀成功',
+    sold_out: 'Sold out. 秒杀结束',
+    ended: 'The sale is over. 秒杀结束',
+    repeat: 'You already bought this one. 重复秒杀',
+    inner_error: 'Something went wrong, nothing was charged; try again. 系统异常',
+    tampered: 'This link is not valid for you. 数据篡改'
+  };
+
+  function api(method, url) {
+    return fetch(base + url, { method: method, credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (response) {
+        return response.json().then(function (body) { return { status: response.status, body: body }; });
+      });
+  }
+
+  function element(tag, attributes, text) {
+    var node = document.createElement(tag);
+    Object.keys(attributes || {}).forEach(function (key) { node.setAttribute(key, attributes[key]); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function cookie(name) {
+    var match = document.cookie.split('; ').filter(function (pair) { return pair.indexOf(name + '=') === 0; })[0];
+    return match ? match.slice(name.length + 1) : null;
+  }
+
+  // The phone is asked once and kept in the classic killPhone cookie for 7 days.
+  function phone() {
+    var known = cookie('killPhone');
+    if (known && /^1\d{10}$/.test(known)) {
+      document.getElementById('who').textContent = known;
+      return Promise.resolve(known);
+    }
+    var form = document.getElementById('phone-form');
+    form.hidden = false;
+    app.hidden = true;
+    return new Promise(function (resolve) {
+      form.addEventListener('submit', function (event) {
+        event.preventDefault();
+        var value = document.getElementById('phone-input').value.trim();
+        if (!/^1\d{10}$/.test(value)) {
+          document.getElementById('phone-error').textContent = 'Please enter 11 digits starting with 1.';
+          return;
+        }
+        document.cookie = 'killPhone=' + value + '; path=' + base + '; max-age=' + 7 * 24 * 3600 + '; SameSite=Lax';
+        form.hidden = true;
+        app.hidden = false;
+        document.getElementById('who').textContent = value;
+        resolve(value);
+      });
+    });
+  }
+
+  function clock(ms) {
+    var seconds = Math.max(0, Math.ceil(ms / 1000));
+    var parts = [Math.floor(seconds / 86400), Math.floor(seconds / 3600) % 24, Math.floor(seconds / 60) % 60, seconds % 60];
+    return (parts[0] ? parts[0] + 'd ' : '') + parts.slice(1).map(function (n) { return String(n).padStart(2, '0'); }).join(':');
+  }
+
+  function showList() {
+    api('GET', '/list.json').then(function (answer) {
+      var items = answer.body.data || [];
+      if (!items.length) { app.appendChild(element('p', {}, 'No sales yet.')); return; }
+      var table = element('table');
+      var head = element('tr');
+      ['Item', 'Stock', 'Opens', 'Closes', ''].forEach(function (title) { head.appendChild(element('th', {}, title)); });
+      table.appendChild(head);
+      items.forEach(function (item) {
+        var row = element('tr');
+        row.appendChild(element('td', {}, item.name));
+        row.appendChild(element('td', {}, String(item.number)));
+        row.appendChild(element('td', {}, new Date(item.startTime).toLocaleString()));
+        row.appendChild(element('td', {}, new Date(item.endTime).toLocaleString()));
+        var cell = element('td');
+        cell.appendChild(element('a', { href: item.seckillId + '/detail', 'data-id': String(item.seckillId) }, 'Details'));
+        row.appendChild(cell);
+        table.appendChild(row);
+      });
+      app.appendChild(table);
+    });
+  }
+
+  function showDetail(id) {
+    var title = element('h1', {}, 'Loading…');
+    var stock = element('p');
+    var status = element('div', { id: 'countdown', class: 'countdown' });
+    var button = element('button', { id: 'buy', type: 'button', disabled: '' }, 'Buy 秒杀');
+    var result = element('div', { id: 'result', class: 'result', role: 'status' });
+    [title, stock, status, button, result].forEach(function (node) { app.appendChild(node); });
+
+    api('GET', '/' + id + '/detail.json').then(function (answer) {
+      if (!answer.body.success) { title.textContent = answer.body.error; return; }
+      title.textContent = answer.body.data.name;
+      stock.textContent = 'Stock: ' + answer.body.data.number;
+      return api('GET', '/time/now').then(function (now) { countdown(now.body.data, answer.body.data.startTime, answer.body.data.endTime); });
+    });
+
+    // Counts down by the server's clock: the offset between it and this browser's clock is measured once per sync.
+    function countdown(serverNow, start, end) {
+      var offset = serverNow - Date.now();
+      if (serverNow >= end) { status.textContent = WORDS.ended; return; }
+      var timer = setInterval(function () {
+        var left = start - (Date.now() + offset);
+        if (left > 0) { status.textContent = 'Opens in ' + clock(left); return; }
+        clearInterval(timer);
+        status.textContent = 'Opening…';
+        expose();
+      }, 200);
+    }
+
+    function expose() {
+      api('POST', '/' + id + '/exposer').then(function (answer) {
+        var exposer = answer.body.data;
+        if (!answer.body.success || !exposer) { status.textContent = answer.body.error || 'Unavailable'; return; }
+        if (!exposer.exposed) {
+          // Not yet by the server's clock (or already over): re-sync and count down again.
+          countdown(exposer.now, exposer.start, exposer.end);
+          return;
+        }
+        status.textContent = 'The sale is open!';
+        button.disabled = false;
+        button.addEventListener('click', function () {
+          button.disabled = true;
+          api('POST', '/' + id + '/' + exposer.md5 + '/execution').then(show, function () {
+            result.textContent = WORDS.inner_error;
+          });
+        }, { once: true });
+      });
+    }
+
+    function show(answer) {
+      var execution = answer.body.data;
+      var reason = !execution ? null
+        : execution.state === 1 ? 'success'
+        : execution.state === -1 ? 'repeat'
+        : execution.state === -3 ? 'tampered'
+        : execution.state === -2 ? 'inner_error' : 'sold_out';
+      result.textContent = reason ? WORDS[reason] : (answer.body.error || 'Unavailable');
+      result.className = 'result ' + (reason === 'success' ? 'success' : 'refused');
+      result.setAttribute('data-state', execution ? String(execution.state) : '');
+    }
+  }
+
+  var detail = path.match(/\/seckill\/(\d+)\/detail$/);
+  phone().then(function () {
+    if (detail) { showDetail(detail[1]); } else { showList(); }
+  });
+})();

@@ -1,0 +1,68 @@
+//! A served router and a real HTTP client for the HTTP tests.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_TYPE, COOKIE};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// A router served on a free loopback port for the rest of the test.
+pub struct Served {
+    pub address: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// An answer: status, content type, body text, and the body as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
+pub async fn serve(router: Router) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    Served { address, client: Client::builder(TokioExecutor::new()).build_http(), server }
+}
+
+impl Served {
+    pub async fn request(&self, method: Method, path: &str, phone_cookie: Option<&str>, body: Vec<u8>) -> Answer {
+        let mut request = Request::builder().method(method).uri(format!("http://{}{path}", self.address));
+        if let Some(cookie) = phone_cookie {
+            request = request.header(COOKIE, format!("killPhone={cookie}"));
+        }
+        let response = self.client.request(request.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
+        let status = response.status();
+        let content_type =
+            response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Answer { status, content_type, text, json }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.request(Method::GET, path, None, Vec::new()).await
+    }
+
+    pub async fn post(&self, path: &str, phone_cookie: Option<&str>) -> Answer {
+        self.request(Method::POST, path, phone_cookie, Vec::new()).await
+    }
+}
