@@ -2,6 +2,7 @@
 //! `seckill::testing`). Each test gets its own database.
 
 mod bench;
+mod browser;
 mod cli;
 mod common;
 mod executor;
