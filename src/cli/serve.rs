@@ -8,7 +8,8 @@ use seckill::http::{ApiError, DetailCache, SeckillHttp};
 use seckill::migrate::Migrator;
 use seckill::seckill::Seckill;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use super::signing_args::SigningArgs;
 use super::{DatabaseTarget, Failure};
@@ -26,11 +27,12 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), Failure> {
+    let signer = args.signing.signer()?;
     let (_, pool) = target.url_or_throwaway("seckill").await?;
     if target.is_throwaway() {
         Migrator::embedded()?.run(&pool).await?;
     }
-    let service = Seckill::new(pool, args.signing.signer()?);
+    let service = Seckill::new(pool, signer);
     let app = application(service, args.redis_url.as_deref()).await?;
     let listener = bind(args.listen).await?;
     serve(listener, app).await
@@ -48,7 +50,11 @@ pub(crate) async fn application(service: Seckill, redis_url: Option<&str>) -> Re
         .router()
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(TraceLayer::new_for_http()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        ))
 }
 
 pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {

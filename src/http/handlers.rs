@@ -75,8 +75,7 @@ pub async fn execution(
             Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, None))))
         }
         Outcome::Success(_) => {
-            // The item is only decoration here; a failure to read it must not hide a completed sale.
-            let item = app.item(seckill_id).await.ok().flatten();
+            let item = app.shown_item(seckill_id).await;
             Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, item))))
         }
         _ => Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, None)))),

@@ -30,6 +30,10 @@ mod extract;
 mod handlers;
 mod page;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use axum::Router;
 use axum::routing::{get, post};
 
@@ -59,9 +63,32 @@ pub struct SeckillHttp {
 pub(crate) struct AppState {
     service: Seckill,
     detail_cache: Option<DetailCache>,
+    /// The item shown in a success answer, remembered for a moment: a hot item's winners would otherwise cost
+    /// the database one extra read per sale, just to decorate the answer.
+    shown_items: Arc<Mutex<HashMap<i64, (Instant, Option<Item>)>>>,
 }
 
+/// How long [`AppState::shown_item`] remembers an item.
+const SHOWN_ITEM_TTL: Duration = Duration::from_secs(1);
+
 impl AppState {
+    /// The item for decorating an answer: from a moment ago if possible, else as [`AppState::item`].
+    async fn shown_item(&self, seckill_id: i64) -> Option<Item> {
+        let remembered = {
+            let items = self.shown_items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            items.get(&seckill_id).filter(|(at, _)| at.elapsed() < SHOWN_ITEM_TTL).map(|(_, item)| item.clone())
+        };
+        if let Some(item) = remembered {
+            return item;
+        }
+        // A failure to read it must not hide a completed sale: the answer goes out without it.
+        let item = self.item(seckill_id).await.ok()?;
+        let mut items = self.shown_items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        items.retain(|_, (at, _)| at.elapsed() < SHOWN_ITEM_TTL);
+        items.insert(seckill_id, (Instant::now(), item.clone()));
+        item
+    }
+
     /// One item, from the cache when there is one. Only for display: stock decisions never read the cache.
     async fn item(&self, seckill_id: i64) -> Result<Option<Item>, SeckillError> {
         match &self.detail_cache {
@@ -73,7 +100,8 @@ impl AppState {
 
 impl SeckillHttp {
     pub fn new(service: Seckill) -> Self {
-        SeckillHttp { state: AppState { service, detail_cache: None }, max_body: DEFAULT_MAX_BODY }
+        let state = AppState { service, detail_cache: None, shown_items: Arc::default() };
+        SeckillHttp { state, max_body: DEFAULT_MAX_BODY }
     }
 
     /// Serves item details through a Redis cache (cache-aside, short TTL).

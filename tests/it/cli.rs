@@ -110,3 +110,45 @@ async fn bad_arguments_get_one_line_and_change_nothing() {
     let items = seckill_command(db.url()).args(["item", "list"]).output().unwrap();
     assert_eq!(stdout(&items).trim(), "no items");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_logs_requests_answers_unknown_routes_in_json_and_stops_on_sigterm() {
+    let db = migrated_db().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = seckill_command(db.url())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = crate::common::http::serve(axum::Router::new()).await; // only for its HTTP client
+    let base = format!("127.0.0.1:{port}");
+    let mut answer = None;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&base).is_ok() {
+            answer = Some(client.request_to(&base, hyper::Method::GET, "/seckill/time/now").await);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let answer = answer.expect("the server came up");
+    assert_eq!(answer.status, hyper::StatusCode::OK);
+    let unknown = client.request_to(&base, hyper::Method::GET, "/seckill/no/such/route").await;
+    assert_eq!((unknown.status, unknown.json["success"].as_bool()), (hyper::StatusCode::NOT_FOUND, Some(false)));
+    let wrong_method = client.request_to(&base, hyper::Method::DELETE, "/seckill/time/now").await;
+    assert_eq!(wrong_method.status, hyper::StatusCode::METHOD_NOT_ALLOWED);
+
+    let terminated = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(terminated.success());
+    let output = tokio::task::spawn_blocking(move || {
+        let status = server.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(output.0.success(), "{}", output.1);
+    assert!(output.1.contains("/seckill/time/now"), "request logs: {}", output.1);
+    assert!(output.1.contains("seckill: stopped"), "{}", output.1);
+}
