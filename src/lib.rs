@@ -17,18 +17,18 @@
 //! - [`seckill`]: items, the exposer and execution ([`seckill::Seckill`], [`seckill::Outcome`]).
 //! - [`signing`]: signed seckill URLs, HMAC-MD5 or the classic md5 ([`signing::Signer`]).
 //! - [`bench`]: `seckill bench`, the strategies side by side with the books checked.
-//! - [`latency_proxy`]: a loopback proxy that adds network latency, for benchmarks.
+//! - [`tcp_proxy`]: a loopback proxy that adds latency and cuts connections, for benchmarks and fault tests.
 //! - `testing` (feature `testing`): a fresh migrated database per test ([`testing::TestDatabase`]).
 
 pub mod bench;
 pub mod database;
 pub mod database_error;
 pub mod http;
-pub mod latency_proxy;
 pub mod local_redis;
 pub mod local_server;
 pub mod migrate;
 pub mod seckill;
 pub mod signing;
+pub mod tcp_proxy;
 #[cfg(feature = "testing")]
 pub mod testing;

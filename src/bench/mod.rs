@@ -23,9 +23,9 @@ use workload::{Attempts, SALE_STOCK, SALE_USERS, run_callers, sale_attempts};
 
 use crate::database::ConnectOptions;
 use crate::database_error::DatabaseError;
-use crate::latency_proxy::LatencyProxy;
 use crate::seckill::{Books, ExecutorConfig, NewItem, Seckill, SeckillError};
 use crate::signing::Signer;
+use crate::tcp_proxy::TcpProxy;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ pub async fn run(url: &str, config: &BenchConfig, mut on_report: impl FnMut(&Run
         None
     } else {
         let upstream = upstream_address(url)?;
-        let proxy = LatencyProxy::start(upstream, config.rtt / 2).await.map_err(BenchError::Proxy)?;
+        let proxy = TcpProxy::start(upstream, config.rtt / 2).await.map_err(BenchError::Proxy)?;
         options = options.via(proxy.address());
         Some(proxy)
     };

@@ -28,6 +28,9 @@ pub enum ApiError {
     PayloadTooLarge,
     /// The database cannot be reached: 503.
     Unavailable(String),
+    /// The connection broke after the seckill was sent: it may or may not have gone through. 503, and the
+    /// answer says where to check.
+    InDoubt(i64, String),
     /// Anything else: 500.
     Internal(String),
 }
@@ -41,7 +44,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::InDoubt(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +83,10 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");
                 ("service unavailable, try again shortly".to_string(), None)
+            }
+            ApiError::InDoubt(seckill_id, detail) => {
+                tracing::warn!(seckill_id, %detail, "seckill outcome in doubt");
+                (format!("outcome unknown: check GET /seckill/{seckill_id}/result shortly"), None)
             }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

@@ -11,7 +11,7 @@ use super::AppState;
 use super::api_error::ApiError;
 use super::envelope::{Envelope, Execution, Exposer};
 use super::extract::{KillPhone, check_token_segment, parse_item_id};
-use crate::seckill::{Exposure, Item, Outcome};
+use crate::seckill::{Exposure, Item, Outcome, SuccessKilled};
 
 /// How many items the list shows.
 const LIST_LIMIT: u32 = 100;
@@ -54,6 +54,17 @@ pub async fn exposer(
     }
 }
 
+/// `GET /seckill/{id}/result`, the buyer from the `killPhone` cookie: the committed success record, or null.
+/// How a buyer whose execution was in doubt (a 503 during an outage) learns whether it went through.
+pub async fn result(
+    State(app): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    KillPhone(phone): KillPhone,
+) -> ApiResult<Option<SuccessKilled>> {
+    let seckill_id = parse_item_id(&path.map_err(path_error)?.0)?;
+    Ok(Json(Envelope::ok(app.service.kill_record(seckill_id, phone).await?)))
+}
+
 /// `POST /seckill/{id}/{md5}/execution`, the buyer from the `killPhone` cookie. Like the classic API, a
 /// refusal (sold out, repeat, ...) is a successful request whose data says so; a forged signature is 403, an
 /// unknown item 404, an unreachable database 503.
@@ -69,6 +80,7 @@ pub async fn execution(
     match &outcome {
         Outcome::Tampered => Err(ApiError::Tampered(Execution::new(seckill_id, &outcome, None))),
         Outcome::NotFound => Err(ApiError::NotFound(format!("no seckill item with id {seckill_id}"))),
+        Outcome::InnerError(error) if error.in_doubt => Err(ApiError::InDoubt(seckill_id, error.detail.clone())),
         Outcome::InnerError(error) if error.unavailable => Err(ApiError::Unavailable(error.detail.clone())),
         Outcome::InnerError(error) => {
             tracing::warn!(seckill_id, detail = %error.detail, "seckill rolled back");

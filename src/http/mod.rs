@@ -9,6 +9,7 @@
 //! | GET | `/seckill/time/now` | `{success, data: epoch ms}` (the database's clock) |
 //! | POST | `/seckill/{id}/exposer` | `{success, data: Exposer}`; buyer from the `killPhone` cookie |
 //! | POST | `/seckill/{id}/{md5}/execution` | `{success, data: SeckillExecution}`; buyer from `killPhone` |
+//! | GET | `/seckill/{id}/result` | `{success, data: SuccessKilled or null}`: did my seckill go through? |
 //!
 //! Bad input never reaches a 500: a malformed id or cookie is 400, a missing cookie 401 ("未注册"), a forged
 //! signature 403, an unknown item 404, a body over the limit 413, an unreachable database 503, all as JSON
@@ -120,6 +121,7 @@ impl SeckillHttp {
             .route("/seckill/{id}/detail", get(page::detail_page))
             .route("/seckill/{id}/detail.json", get(handlers::detail))
             .route("/seckill/{id}/exposer", post(handlers::exposer))
+            .route("/seckill/{id}/result", get(handlers::result))
             .route("/seckill/{id}/{md5}/execution", post(handlers::execution))
             .layer(axum::middleware::from_fn_with_state(self.max_body, body_limit::refuse_large_bodies))
             .with_state(self.state)

@@ -17,7 +17,6 @@ use mysql_async::{Conn, Pool};
 use super::outcome::{Outcome, SuccessKilled};
 use super::phone::Phone;
 use crate::database::acquire;
-use crate::database_error::DatabaseError;
 
 /// Runs one seckill in the database and reads its outcome. Never fails: every failure is an
 /// [`Outcome::InnerError`], and nothing is left half-done (the procedure rolls back on any SQL error).
@@ -41,7 +40,7 @@ pub(crate) async fn execute_seckill(pool: &Pool, seckill_id: i64, phone: Phone) 
         Err(error) => {
             // The connection's state is unknown after an error: do not give it back to the pool.
             let _ = conn.disconnect().await;
-            Outcome::database_error(DatabaseError::from(error))
+            Outcome::call_error(error)
         }
     }
 }

@@ -33,17 +33,15 @@ pub(crate) struct BatchResult {
 pub(crate) async fn execute_seckill_batch(pool: &Pool, seckill_id: i64, phones: &[Phone]) -> BatchResult {
     match call(pool, seckill_id, phones).await {
         Ok(result) => result,
-        Err(error) => {
-            let outcome = Outcome::database_error(error);
-            BatchResult { outcomes: vec![outcome; phones.len()], stock_left: None }
-        }
+        Err(outcome) => BatchResult { outcomes: vec![outcome; phones.len()], stock_left: None },
     }
 }
 
 type Row = (String, i64, Option<String>, Option<i64>, NaiveDateTime);
 
-async fn call(pool: &Pool, seckill_id: i64, phones: &[Phone]) -> Result<BatchResult, DatabaseError> {
-    let mut conn = acquire(pool).await?;
+/// The batch's result, or the one outcome every request in it gets.
+async fn call(pool: &Pool, seckill_id: i64, phones: &[Phone]) -> Result<BatchResult, Outcome> {
+    let mut conn = acquire(pool).await.map_err(Outcome::database_error)?;
     // Integers only, in both the id and the JSON array: nothing here can carry SQL.
     let list: Vec<String> = phones.iter().map(|p| p.get().to_string()).collect();
     let call = format!("CALL execute_seckill_batch({seckill_id}, '[{}]')", list.join(","));
@@ -52,16 +50,16 @@ async fn call(pool: &Pool, seckill_id: i64, phones: &[Phone]) -> Result<BatchRes
         Err(error) => {
             // The connection's state is unknown after an error: do not give it back to the pool.
             let _ = conn.disconnect().await;
-            return Err(error.into());
+            return Err(Outcome::call_error(error));
         }
     };
     return_clean(conn).await;
-    let (status, won, existing, stock_left, kill_time) = row.ok_or_else(|| {
-        DatabaseError::UnexpectedAnswer("execute_seckill_batch returned no row; run `seckill migrate`".into())
-    })?;
+    let unexpected = |what: String| Outcome::database_error(DatabaseError::UnexpectedAnswer(what));
+    let (status, won, existing, stock_left, kill_time) =
+        row.ok_or_else(|| unexpected("execute_seckill_batch returned no row; run `seckill migrate`".into()))?;
     let existing: HashSet<i64> = match existing {
         Some(json) => serde_json::from_str::<Vec<i64>>(&json)
-            .map_err(|e| DatabaseError::UnexpectedAnswer(format!("execute_seckill_batch existing {json:?}: {e}")))?
+            .map_err(|e| unexpected(format!("execute_seckill_batch existing {json:?}: {e}")))?
             .into_iter()
             .collect(),
         None => HashSet::new(),
@@ -71,7 +69,7 @@ async fn call(pool: &Pool, seckill_id: i64, phones: &[Phone]) -> Result<BatchRes
         "not_found" => vec![Outcome::NotFound; phones.len()],
         "not_started" => vec![Outcome::NotStarted; phones.len()],
         "ended" => vec![Outcome::Ended; phones.len()],
-        other => return Err(DatabaseError::UnexpectedAnswer(format!("execute_seckill_batch status {other:?}"))),
+        other => return Err(unexpected(format!("execute_seckill_batch status {other:?}"))),
     };
     Ok(BatchResult { outcomes, stock_left })
 }

@@ -9,6 +9,8 @@ use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 
 use super::error::SeckillError;
+use super::outcome::SuccessKilled;
+use super::phone::Phone;
 use crate::database::acquire;
 use crate::database_error::DatabaseError;
 
@@ -142,6 +144,22 @@ pub(crate) async fn get_with_now(pool: &Pool, seckill_id: i64) -> Result<(Option
         _ => None,
     };
     Ok((item, now.and_utc()))
+}
+
+/// A buyer's success record for an item, if the seckill went through.
+pub(crate) async fn kill_record(
+    pool: &Pool,
+    seckill_id: i64,
+    phone: Phone,
+) -> Result<Option<SuccessKilled>, SeckillError> {
+    let mut conn = acquire(pool).await?;
+    let row: Option<(i8, NaiveDateTime)> = conn
+        .exec_first(
+            "SELECT state, create_time FROM success_killed WHERE seckill_id = ? AND user_phone = ?",
+            (seckill_id, phone.get()),
+        )
+        .await?;
+    Ok(row.map(|(state, at)| SuccessKilled { seckill_id, user_phone: phone, state, create_time: at.and_utc() }))
 }
 
 /// The database's clock.

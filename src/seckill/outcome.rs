@@ -27,11 +27,14 @@ pub struct InnerError {
     /// The database could not be reached at all (as opposed to, say, a lock wait timeout): trying again
     /// later may help, and an HTTP API answers 503.
     pub unavailable: bool,
+    /// The connection was lost after the request was sent, so it may have committed or not: the caller should
+    /// ask [`crate::seckill::Seckill::kill_record`] once the database is back. Never a false success either way.
+    pub in_doubt: bool,
 }
 
 impl From<DatabaseError> for InnerError {
     fn from(error: DatabaseError) -> Self {
-        InnerError { unavailable: error.is_unavailable(), detail: error.to_string() }
+        InnerError { unavailable: error.is_unavailable(), in_doubt: false, detail: error.to_string() }
     }
 }
 
@@ -59,12 +62,24 @@ pub enum Outcome {
 impl Outcome {
     /// The inner error for `detail`.
     pub fn inner_error(detail: impl ToString) -> Self {
-        Outcome::InnerError(InnerError { detail: detail.to_string(), unavailable: false })
+        Outcome::InnerError(InnerError { detail: detail.to_string(), unavailable: false, in_doubt: false })
     }
 
     /// The inner error for a database failure, noting whether the database was unreachable.
     pub fn database_error(error: DatabaseError) -> Self {
         Outcome::InnerError(error.into())
+    }
+
+    /// The inner error for a call that failed after it was sent: a lost connection leaves it in doubt, an
+    /// error answered by the server does not (the procedure rolled back).
+    pub fn call_error(error: mysql_async::Error) -> Self {
+        let lost = matches!(
+            error,
+            mysql_async::Error::Io(_) | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed)
+        );
+        let mut inner = InnerError::from(DatabaseError::from(error));
+        inner.in_doubt = lost;
+        Outcome::InnerError(inner)
     }
 
     /// The classic state code: 1 success, 0 end, -1 repeat, -2 inner error, -3 data rewrite.

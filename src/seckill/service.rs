@@ -9,7 +9,7 @@ use super::error::SeckillError;
 use super::executor::{Executor, ExecutorConfig, ExecutorStats};
 use super::exposure::Exposure;
 use super::item::{self, Item, NewItem, Window};
-use super::outcome::Outcome;
+use super::outcome::{Outcome, SuccessKilled};
 use super::phone::Phone;
 use crate::signing::Signer;
 
@@ -86,6 +86,15 @@ impl Seckill {
         let stock = item::add_stock(self.pool(), seckill_id, amount).await?;
         self.inner.executor.reopen(seckill_id);
         Ok(stock)
+    }
+
+    /// Whether `phone`'s seckill of `seckill_id` went through: the committed success record, or `None`. The
+    /// answer to an [`Outcome::InnerError`] that was in doubt, once the database is back.
+    ///
+    /// # Errors
+    /// [`SeckillError::Database`].
+    pub async fn kill_record(&self, seckill_id: i64, phone: Phone) -> Result<Option<SuccessKilled>, SeckillError> {
+        item::kill_record(self.pool(), seckill_id, phone).await
     }
 
     /// The database's clock: the one every sale window is decided by.

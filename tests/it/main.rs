@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod executor;
+mod faults;
 mod http;
 mod migrate;
 mod seckill_execute;
