@@ -68,17 +68,23 @@ impl DetailCache {
     /// # Errors
     /// The database's error when Redis has nothing and the database fails.
     pub async fn get(&self, service: &Seckill, seckill_id: i64) -> Result<Option<Item>, SeckillError> {
+        match self.cached(seckill_id).await {
+            Some(item) => Ok(item),
+            None => self.load_once(service, seckill_id).await,
+        }
+    }
+
+    /// The cached item (`Some(None)`: cached as unknown), or `None` on a miss or when Redis fails.
+    async fn cached(&self, seckill_id: i64) -> Option<Option<Item>> {
         let mut connection = self.connection.clone();
         match connection.get::<_, Option<String>>(self.key(seckill_id)).await {
-            Ok(Some(json)) => {
-                if let Ok(item) = serde_json::from_str::<Option<Item>>(&json) {
-                    return Ok(item);
-                }
+            Ok(Some(json)) => serde_json::from_str::<Option<Item>>(&json).ok(),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%error, "detail cache unavailable; reading the database");
+                None
             }
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "detail cache unavailable; reading the database"),
         }
-        self.load_once(service, seckill_id).await
     }
 
     /// Loads from the database and fills the cache, one load at a time per item in this process.
@@ -89,6 +95,10 @@ impl DetailCache {
         };
         let result = load
             .get_or_init(|| async {
+                // A load that finished just before this one started has filled the cache already.
+                if let Some(item) = self.cached(seckill_id).await {
+                    return Ok(item);
+                }
                 let loaded = service.get(seckill_id).await.map_err(|e| e.to_string());
                 if let Ok(item) = &loaded {
                     self.store(seckill_id, item).await;
@@ -97,7 +107,11 @@ impl DetailCache {
             })
             .await
             .clone();
-        self.loads.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&seckill_id);
+        let mut loads = self.loads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if loads.get(&seckill_id).is_some_and(|current| Arc::ptr_eq(current, &load)) {
+            loads.remove(&seckill_id);
+        }
+        drop(loads);
         result.map_err(|message| SeckillError::Database(crate::database_error::DatabaseError::Unreachable(message)))
     }
 
