@@ -14,6 +14,7 @@ use chrono::Utc;
 use clap::Args;
 use hyper::{Method, StatusCode};
 use indicatif::{ProgressBar, ProgressStyle};
+use seckill::http::AdmissionConfig;
 use seckill::migrate::Migrator;
 use seckill::seckill::{Books, NewItem, Seckill};
 use seckill::signing::Signer;
@@ -95,7 +96,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
 
     let listener = bind(args.listen).await?;
     let address = listener.local_addr()?;
-    let app = application(service.clone(), None).await?;
+    let app = application(service.clone(), None, AdmissionConfig::default()).await?;
     let server = tokio::spawn(axum::serve(listener, app).into_future());
     let client = ApiClient::new(format!("http://{address}"));
 
@@ -155,7 +156,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
         server.abort();
         let listener = bind(address).await?;
         println!("the sale page: http://{address}/seckill/list");
-        return serve(listener, application(service, None).await?).await;
+        return serve(listener, application(service, None, AdmissionConfig::default()).await?).await;
     }
     server.abort();
     Ok(())

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use clap::Args;
-use seckill::http::{ApiError, DetailCache, SeckillHttp};
+use seckill::http::{AdmissionConfig, ApiError, DetailCache, Rate, SeckillHttp};
 use seckill::migrate::Migrator;
 use seckill::seckill::Seckill;
 use tokio::net::TcpListener;
@@ -24,6 +24,35 @@ pub(crate) struct ServeArgs {
     redis_url: Option<String>,
     #[command(flatten)]
     signing: SigningArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Rate limits on the execution endpoint, per process.
+#[derive(Debug, Args)]
+pub(crate) struct LimitArgs {
+    /// Executions per second one buyer may make (0: unlimited).
+    #[arg(long, default_value_t = 5.0)]
+    user_rate: f64,
+    /// How many executions one buyer may make at once before the rate applies.
+    #[arg(long, default_value_t = 10.0)]
+    user_burst: f64,
+    /// Executions per second one item takes (0: unlimited).
+    #[arg(long, default_value_t = 0.0)]
+    item_rate: f64,
+    /// How many executions one item takes at once before the rate applies.
+    #[arg(long, default_value_t = 1000.0)]
+    item_burst: f64,
+}
+
+impl LimitArgs {
+    pub(crate) fn config(&self) -> AdmissionConfig {
+        let rate = |per_second: f64, burst: f64| (per_second > 0.0).then(|| Rate::new(per_second, burst));
+        AdmissionConfig {
+            per_user: rate(self.user_rate, self.user_burst),
+            per_item: rate(self.item_rate, self.item_burst),
+        }
+    }
 }
 
 pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), Failure> {
@@ -33,14 +62,18 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
         Migrator::embedded()?.run(&pool).await?;
     }
     let service = Seckill::new(pool, signer);
-    let app = application(service, args.redis_url.as_deref()).await?;
+    let app = application(service, args.redis_url.as_deref(), args.limits.config()).await?;
     let listener = bind(args.listen).await?;
     serve(listener, app).await
 }
 
 /// The served application: the library's router plus what a host app adds (logs, JSON fallbacks).
-pub(crate) async fn application(service: Seckill, redis_url: Option<&str>) -> Result<Router, Failure> {
-    let mut http = SeckillHttp::new(service);
+pub(crate) async fn application(
+    service: Seckill,
+    redis_url: Option<&str>,
+    limits: AdmissionConfig,
+) -> Result<Router, Failure> {
+    let mut http = SeckillHttp::new(service).admission(limits);
     if let Some(url) = redis_url {
         let cache =
             DetailCache::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;

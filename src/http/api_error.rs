@@ -26,6 +26,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// A body over the limit: 413.
     PayloadTooLarge,
+    /// Over a rate limit: 429.
+    TooManyRequests(&'static str),
     /// The database cannot be reached: 503.
     Unavailable(String),
     /// The connection broke after the seckill was sent: it may or may not have gone through. 503, and the
@@ -44,6 +46,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::InDoubt(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,6 +83,7 @@ impl IntoResponse for ApiError {
             ApiError::Tampered(execution) => (execution.state_info.to_string(), Some(execution)),
             ApiError::MethodNotAllowed => ("method not allowed".to_string(), None),
             ApiError::PayloadTooLarge => ("request body too large".to_string(), None),
+            ApiError::TooManyRequests(which) => (format!("too many requests {which}; slow down"), None),
             ApiError::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");
                 ("service unavailable, try again shortly".to_string(), None)

@@ -8,6 +8,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 
 use super::AppState;
+use super::admission::Refusal;
 use super::api_error::ApiError;
 use super::envelope::{Envelope, Execution, Exposer};
 use super::extract::{KillPhone, check_token_segment, parse_item_id};
@@ -66,8 +67,8 @@ pub async fn result(
 }
 
 /// `POST /seckill/{id}/{md5}/execution`, the buyer from the `killPhone` cookie. Like the classic API, a
-/// refusal (sold out, repeat, ...) is a successful request whose data says so; a forged signature is 403, an
-/// unknown item 404, an unreachable database 503.
+/// refusal (sold out, repeat, ...) is a successful request whose data says so; a forged signature is 403, a
+/// buyer or item over its rate limit 429, an unknown item 404, an unreachable database 503.
 pub async fn execution(
     State(app): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -76,7 +77,15 @@ pub async fn execution(
     let Path((id, token)) = path.map_err(path_error)?;
     let seckill_id = parse_item_id(&id)?;
     let token = check_token_segment(&token)?;
-    let outcome = app.service.execute(seckill_id, phone, token).await;
+    let outcome = if app.service.signer().verify(seckill_id, phone, token, chrono::Utc::now()).is_err() {
+        Outcome::Tampered
+    } else {
+        match app.admission.admit(seckill_id, phone) {
+            Err(Refusal::User) => return Err(ApiError::TooManyRequests("from this buyer")),
+            Err(Refusal::Item) => return Err(ApiError::TooManyRequests("for this item")),
+            Ok(()) => app.service.execute_verified(seckill_id, phone).await,
+        }
+    };
     match &outcome {
         Outcome::Tampered => Err(ApiError::Tampered(Execution::new(seckill_id, &outcome, None))),
         Outcome::NotFound => Err(ApiError::NotFound(format!("no seckill item with id {seckill_id}"))),

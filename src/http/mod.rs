@@ -12,8 +12,8 @@
 //! | GET | `/seckill/{id}/result` | `{success, data: SuccessKilled or null}`: did my seckill go through? |
 //!
 //! Bad input never reaches a 500: a malformed id or cookie is 400, a missing cookie 401 ("未注册"), a forged
-//! signature 403, an unknown item 404, a body over the limit 413, an unreachable database 503, all as JSON
-//! in the same envelope. The router sets no fallback and no logging layer: the host app owns those.
+//! signature 403, an unknown item 404, a body over the limit 413, a buyer or item over its rate limit 429
+//! (see [`AdmissionConfig`]), an unreachable database 503, all as JSON in the same envelope. The router sets no fallback and no logging layer: the host app owns those.
 //!
 //! ```no_run
 //! # async fn run(service: seckill::seckill::Seckill) -> std::io::Result<()> {
@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod api_error;
 mod body_limit;
 pub mod detail_cache;
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::{get, post};
 
+pub use admission::{AdmissionConfig, Rate};
 pub use api_error::ApiError;
 pub use detail_cache::DetailCache;
 pub use envelope::{Envelope, Execution, Exposer};
@@ -67,6 +69,7 @@ pub(crate) struct AppState {
     /// The item shown in a success answer, remembered for a moment: a hot item's winners would otherwise cost
     /// the database one extra read per sale, just to decorate the answer.
     shown_items: Arc<Mutex<HashMap<i64, (Instant, Option<Item>)>>>,
+    admission: Arc<admission::Admission>,
 }
 
 /// How long [`AppState::shown_item`] remembers an item.
@@ -101,13 +104,20 @@ impl AppState {
 
 impl SeckillHttp {
     pub fn new(service: Seckill) -> Self {
-        let state = AppState { service, detail_cache: None, shown_items: Arc::default() };
+        let admission = Arc::new(admission::Admission::new(AdmissionConfig::default()));
+        let state = AppState { service, detail_cache: None, shown_items: Arc::default(), admission };
         SeckillHttp { state, max_body: DEFAULT_MAX_BODY }
     }
 
     /// Serves item details through a Redis cache (cache-aside, short TTL).
     pub fn detail_cache(mut self, cache: DetailCache) -> Self {
         self.state.detail_cache = Some(cache);
+        self
+    }
+
+    /// Rate limits on the execution endpoint (default: 5/s per buyer with bursts of 10, no per-item limit).
+    pub fn admission(mut self, config: AdmissionConfig) -> Self {
+        self.state.admission = Arc::new(admission::Admission::new(config));
         self
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use mysql_async::prelude::Queryable;
 use seckill::database::ConnectOptions;
-use seckill::http::{DetailCache, SeckillHttp, router};
+use seckill::http::{AdmissionConfig, DetailCache, Rate, SeckillHttp, router};
 use seckill::local_redis::redis_url;
 use seckill::seckill::Seckill;
 
@@ -206,4 +206,53 @@ async fn details_come_from_redis_for_a_short_ttl_and_a_cold_key_loads_once() {
 
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(served.get(&format!("/seckill/{id}/detail.json")).await.json["data"]["name"], "renamed", "expired");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_buyer_or_one_item_over_its_rate_gets_429_and_nothing_written() {
+    let db = migrated_db().await;
+    let service = service(&db);
+    let item = open_item(&service, 1000).await;
+    let id = item.seckill_id;
+    let sign = |n: i64| service.signer().sign(id, phone(n), chrono::Utc::now());
+    let limits = AdmissionConfig { per_user: Some(Rate::new(0.1, 3.0)), per_item: None };
+    let served = serve(SeckillHttp::new(service.clone()).admission(limits).router()).await;
+    let flood = sign(1);
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses
+            .push(served.post(&format!("/seckill/{id}/{flood}/execution"), Some(&phone(1).to_string())).await.status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 3, "the burst: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 7);
+    let other = served.post(&format!("/seckill/{id}/{}/execution", sign(2)), Some(&phone(2).to_string())).await;
+    assert_eq!(other.json["data"]["state"], 1, "another buyer is not held back");
+    // A forged signature does not spend the buyer's bucket.
+    for _ in 0..5 {
+        let forged = served.post(&format!("/seckill/{id}/{}/execution", sign(3)), Some(&phone(4).to_string())).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    }
+    let genuine = served.post(&format!("/seckill/{id}/{}/execution", sign(4)), Some(&phone(4).to_string())).await;
+    assert_eq!(genuine.json["data"]["state"], 1);
+
+    let item_limited = serve(
+        SeckillHttp::new(service.clone())
+            .admission(AdmissionConfig { per_user: None, per_item: Some(Rate::new(0.1, 5.0)) })
+            .router(),
+    )
+    .await;
+    let mut admitted = 0;
+    for n in 100..120 {
+        let answer =
+            item_limited.post(&format!("/seckill/{id}/{}/execution", sign(n)), Some(&phone(n).to_string())).await;
+        match answer.status {
+            StatusCode::OK => admitted += 1,
+            status => {
+                assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+                assert_eq!(answer.json["success"], false);
+            }
+        }
+    }
+    assert_eq!(admitted, 5);
+    assert_eq!(success_rows(db.pool(), id).await, 1 + 1 + 1 + 5, "only admitted requests wrote");
 }

@@ -1,6 +1,7 @@
 //! All integration tests, built as one binary so that they share one private MariaDB per run (see
 //! `seckill::testing`). Each test gets its own database.
 
+mod abuse;
 mod bench;
 mod browser;
 mod cli;

@@ -1,0 +1,126 @@
+//! Lying clients, by property: random and mutated tokens, phones, path segments, cookies and bodies on every
+//! endpoint get the right outcome or a 4xx, never a panic or a 5xx, and never write a row.
+
+use axum::body::Body;
+use chrono::Utc;
+use hyper::Request;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use seckill::seckill::Phone;
+use seckill::signing::Signer;
+use tower::ServiceExt;
+
+use crate::common::{migrated_db, open_item, phone, service, signer, success_rows};
+
+#[test]
+fn random_tokens_never_verify_and_never_panic() {
+    let signer = signer();
+    let classic = Signer::classic("salt").unwrap();
+    proptest!(|(token in "\\PC{0,80}", id in any::<i64>(), n in 0i64..1_000_000)| {
+        prop_assert!(signer.verify(id, phone(n), &token, Utc::now()).is_err());
+        let genuine = classic.sign(id, phone(n), Utc::now());
+        prop_assert!(token == genuine || classic.verify(id, phone(n), &token, Utc::now()).is_err());
+    });
+}
+
+#[test]
+fn any_change_to_a_genuine_token_is_refused() {
+    let signer = signer();
+    proptest!(|(id in any::<i64>(), n in 0i64..1_000_000, at in 0usize..45, replacement in any::<char>())| {
+        let token = signer.sign(id, phone(n), Utc::now());
+        let at = at % token.len();
+        let original = token.chars().nth(at).unwrap();
+        prop_assume!(original != replacement);
+        let mut changed: Vec<char> = token.chars().collect();
+        changed[at] = replacement;
+        let changed: String = changed.into_iter().collect();
+        prop_assert!(signer.verify(id, phone(n), &changed, Utc::now()).is_err(), "{changed}");
+    });
+}
+
+#[test]
+fn phones_are_exactly_eleven_digits_starting_with_one() {
+    proptest!(|(text in "\\PC{0,20}")| {
+        let valid = text.len() == 11 && text.starts_with('1') && text.bytes().all(|b| b.is_ascii_digit());
+        prop_assert_eq!(text.parse::<Phone>().is_ok(), valid);
+    });
+    proptest!(|(n in any::<i64>())| {
+        prop_assert_eq!(Phone::new(n).is_ok(), (10_000_000_000..=19_999_999_999).contains(&n));
+    });
+}
+
+#[test]
+fn the_sql_splitter_never_panics() {
+    proptest!(|(script in "(\\PC|[;'\"`$#/*\\-\\n\\\\]){0,200}")| {
+        let _ = seckill::migrate::sql_script::split_statements(&script);
+        let _ = seckill::migrate::sql_script::fingerprint_text(&script);
+    });
+}
+
+/// Percent-encodes everything but unreserved characters, so any text can stand in a path segment.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn garbage_requests_get_a_4xx_and_write_nothing() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (db, router, id, token) = runtime.block_on(async {
+        let db = migrated_db().await;
+        let service = service(&db);
+        let item = open_item(&service, 10).await;
+        let token = service.signer().sign(item.seckill_id, phone(1), Utc::now());
+        (db, seckill::http::router(service), item.seckill_id, token)
+    });
+    let ids = prop_oneof![
+        Just(id.to_string()),
+        Just(i64::MAX.to_string()),
+        Just(i64::MIN.to_string()),
+        Just("9223372036854775808".to_string()),
+        "[0-9]{1,25}",
+        "\\PC{0,300}",
+    ];
+    let tokens = prop_oneof![Just(token.clone()), "[0-9a-f-]{0,60}", "\\PC{0,400}"];
+    let cookies = prop_oneof![
+        Just(None),
+        Just(Some(phone(1).to_string())),
+        Just(Some(phone(2).to_string())),
+        "[ -~]{0,40}".prop_map(Some),
+    ];
+    let kinds = 0usize..6;
+    let bodies = prop_oneof![Just(0usize), Just(10), Just(5000), Just(100_000)];
+    let mut runner = TestRunner::new(Config { cases: 300, ..Config::default() });
+    runner
+        .run(&(ids, tokens, cookies, kinds, bodies), |(item, token, cookie, kind, body)| {
+            let (method, path) = match kind {
+                0 => ("GET", format!("/seckill/{}/detail.json", segment(&item))),
+                1 => ("GET", format!("/seckill/{}/detail", segment(&item))),
+                2 => ("POST", format!("/seckill/{}/exposer", segment(&item))),
+                3 => ("GET", format!("/seckill/{}/result", segment(&item))),
+                4 => ("GET", "/seckill/list.json".to_string()),
+                _ => ("POST", format!("/seckill/{}/{}/execution", segment(&item), segment(&token))),
+            };
+            let mut request = Request::builder().method(method).uri(&path);
+            if let Some(cookie) = &cookie {
+                request = request.header("cookie", format!("killPhone={cookie}"));
+            }
+            let request = request.body(Body::from(vec![b'x'; body])).unwrap();
+            let response = runtime.block_on(router.clone().oneshot(request)).unwrap();
+            let status = response.status().as_u16();
+            prop_assert!(status == 200 || (400..500).contains(&status), "{method} {path} {cookie:?}: {status}");
+            Ok(())
+        })
+        .unwrap();
+    // Only the one genuine buyer (phone 1 with its own token) could ever have bought.
+    let rows = runtime.block_on(success_rows(db.pool(), id));
+    assert!(rows <= 1, "{rows} rows");
+    runtime.block_on(async move { drop(db) });
+}
