@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::measurement::Latencies;
 use super::strategy::{Strategy, attempt};
-use crate::seckill::{MIN_PHONE, Outcome, Phone, Seckill};
+use crate::seckill::{Outcome, Phone, Seckill};
 
 /// What the callers do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -89,24 +89,13 @@ impl Attempts {
     fn next(&self) -> Option<Phone> {
         match self {
             Attempts::FreshUntil { next, deadline } => {
-                (Instant::now() < *deadline).then(|| phone_number(next.fetch_add(1, Ordering::Relaxed)))
+                (Instant::now() < *deadline).then(|| Phone::nth(next.fetch_add(1, Ordering::Relaxed)))
             }
             Attempts::List { phones, next } => phones.get(next.fetch_add(1, Ordering::Relaxed)).copied(),
             Attempts::DrawnUntil { users, next, deadline } => (Instant::now() < *deadline)
-                .then(|| phone_number(scramble(next.fetch_add(1, Ordering::Relaxed)) % users.max(&1))),
+                .then(|| Phone::nth(scramble(next.fetch_add(1, Ordering::Relaxed)) % users.max(&1))),
         }
     }
-}
-
-/// The `n`-th bench user.
-pub(crate) fn phone_number(n: u64) -> Phone {
-    let offset = i64::try_from(n % 9_999_999_999).unwrap_or(0);
-    Phone::new(MIN_PHONE + offset).unwrap_or_else(|_| unreachable_phone())
-}
-
-/// `MIN_PHONE` is valid by definition; this only exists so that no `unwrap` is needed above.
-fn unreachable_phone() -> Phone {
-    Phone::new(crate::seckill::MAX_PHONE).unwrap_or_else(|_| unreachable_phone())
 }
 
 /// A cheap bijective mix, so drawn users are spread rather than sequential.
@@ -123,7 +112,7 @@ pub(crate) fn sale_attempts() -> Vec<Phone> {
         state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         order.swap(i, (state >> 33) as usize % (i + 1));
     }
-    order.into_iter().map(phone_number).collect()
+    order.into_iter().map(Phone::nth).collect()
 }
 
 /// Runs `concurrency` callers against one item until `attempts` runs dry.

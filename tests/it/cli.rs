@@ -126,16 +126,16 @@ async fn serve_logs_requests_answers_unknown_routes_in_json_and_stops_on_sigterm
     let mut answer = None;
     for _ in 0..100 {
         if std::net::TcpStream::connect(&base).is_ok() {
-            answer = Some(client.request_to(&base, hyper::Method::GET, "/seckill/time/now").await);
+            answer = Some(client.request_to(&base, hyper::Method::GET, "/seckill/time/now", None, Vec::new()).await);
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let answer = answer.expect("the server came up");
     assert_eq!(answer.status, hyper::StatusCode::OK);
-    let unknown = client.request_to(&base, hyper::Method::GET, "/seckill/no/such/route").await;
+    let unknown = client.request_to(&base, hyper::Method::GET, "/seckill/no/such/route", None, Vec::new()).await;
     assert_eq!((unknown.status, unknown.json["success"].as_bool()), (hyper::StatusCode::NOT_FOUND, Some(false)));
-    let wrong_method = client.request_to(&base, hyper::Method::DELETE, "/seckill/time/now").await;
+    let wrong_method = client.request_to(&base, hyper::Method::DELETE, "/seckill/time/now", None, Vec::new()).await;
     assert_eq!(wrong_method.status, hyper::StatusCode::METHOD_NOT_ALLOWED);
 
     let terminated = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();

@@ -44,24 +44,23 @@ pub async fn serve(router: Router) -> Served {
 
 impl Served {
     pub async fn request(&self, method: Method, path: &str, phone_cookie: Option<&str>, body: Vec<u8>) -> Answer {
-        let mut request = Request::builder().method(method).uri(format!("http://{}{path}", self.address));
+        self.request_to(&self.address.to_string(), method, path, phone_cookie, body).await
+    }
+
+    /// A request to any server (`host:port`), with this one's client.
+    pub async fn request_to(
+        &self,
+        address: &str,
+        method: Method,
+        path: &str,
+        phone_cookie: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(format!("http://{address}{path}"));
         if let Some(cookie) = phone_cookie {
             request = request.header(COOKIE, format!("killPhone={cookie}"));
         }
         let response = self.client.request(request.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
-        let status = response.status();
-        let content_type =
-            response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-        Answer { status, content_type, text, json }
-    }
-
-    /// A request to another server (`host:port`), with this one's client.
-    pub async fn request_to(&self, address: &str, method: Method, path: &str) -> Answer {
-        let request = Request::builder().method(method).uri(format!("http://{address}{path}"));
-        let response = self.client.request(request.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
         let status = response.status();
         let content_type =
             response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
