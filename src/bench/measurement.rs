@@ -81,6 +81,27 @@ impl Latencies {
     }
 }
 
+/// The server's count of statements received from clients (all sessions), for round trips per seckill.
+/// On a shared server other clients' statements count too.
+pub(crate) async fn server_questions(pool: &Pool) -> Result<u64, DatabaseError> {
+    let mut conn = acquire(pool).await?;
+    let row: Option<(String, u64)> = conn.query_first("SHOW GLOBAL STATUS LIKE 'Questions'").await?;
+    Ok(row.map_or(0, |(_, n)| n))
+}
+
+/// This process's peak resident memory so far, in MiB (Linux), or 0 when unknown.
+pub(crate) fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let kib = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok()?;
+                Some(kib / 1024.0)
+            })
+        })
+        .unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -101,25 +122,4 @@ mod tests {
             assert!(lower_bound_of(bucket_of(micros)) <= micros, "{micros}");
         }
     }
-}
-
-/// The server's count of statements received from clients (all sessions), for round trips per seckill.
-/// On a shared server other clients' statements count too.
-pub(crate) async fn server_questions(pool: &Pool) -> Result<u64, DatabaseError> {
-    let mut conn = acquire(pool).await?;
-    let row: Option<(String, u64)> = conn.query_first("SHOW GLOBAL STATUS LIKE 'Questions'").await?;
-    Ok(row.map_or(0, |(_, n)| n))
-}
-
-/// This process's peak resident memory so far, in MiB (Linux), or 0 when unknown.
-pub(crate) fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                let kib = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok()?;
-                Some(kib / 1024.0)
-            })
-        })
-        .unwrap_or(0.0)
 }

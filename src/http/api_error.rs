@@ -19,7 +19,7 @@ pub enum ApiError {
     /// No `killPhone` cookie: 401, "未注册" (not registered) as in the classic API.
     NotRegistered,
     /// A bad, expired or another user's signature: 403, with the classic -3 execution as data.
-    Tampered(Execution),
+    Tampered(Box<Execution>),
     /// No such item or route: 404.
     NotFound(String),
     /// A method the route does not take: 405.
@@ -80,7 +80,7 @@ impl IntoResponse for ApiError {
         let (message, data) = match self {
             ApiError::BadRequest(message) | ApiError::NotFound(message) => (message, None),
             ApiError::NotRegistered => ("未注册".to_string(), None),
-            ApiError::Tampered(execution) => (execution.state_info.to_string(), Some(execution)),
+            ApiError::Tampered(execution) => (execution.state_info.to_string(), Some(*execution)),
             ApiError::MethodNotAllowed => ("method not allowed".to_string(), None),
             ApiError::PayloadTooLarge => ("request body too large".to_string(), None),
             ApiError::TooManyRequests(which) => (format!("too many requests {which}; slow down"), None),

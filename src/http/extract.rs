@@ -47,10 +47,10 @@ impl<S: Send + Sync> FromRequestParts<S> for KillPhone {
         for header in parts.headers.get_all(COOKIE) {
             let header = header.to_str().map_err(|_| ApiError::BadRequest("unreadable Cookie header".into()))?;
             for pair in header.split(';') {
-                if let Some((name, v)) = pair.trim().split_once('=') {
-                    if name == PHONE_COOKIE {
-                        value = Some(v.trim().trim_matches('"'));
-                    }
+                if let Some((name, v)) = pair.trim().split_once('=')
+                    && name == PHONE_COOKIE
+                {
+                    value = Some(v.trim().trim_matches('"'));
                 }
             }
         }

@@ -87,7 +87,7 @@ pub async fn execution(
         }
     };
     match &outcome {
-        Outcome::Tampered => Err(ApiError::Tampered(Execution::new(seckill_id, &outcome, None))),
+        Outcome::Tampered => Err(ApiError::Tampered(Box::new(Execution::new(seckill_id, &outcome, None)))),
         Outcome::NotFound => Err(ApiError::NotFound(format!("no seckill item with id {seckill_id}"))),
         Outcome::InnerError(error) if error.in_doubt => Err(ApiError::InDoubt(seckill_id, error.detail.clone())),
         Outcome::InnerError(error) if error.unavailable => Err(ApiError::Unavailable(error.detail.clone())),

@@ -68,9 +68,12 @@ pub(crate) struct AppState {
     detail_cache: Option<DetailCache>,
     /// The item shown in a success answer, remembered for a moment: a hot item's winners would otherwise cost
     /// the database one extra read per sale, just to decorate the answer.
-    shown_items: Arc<Mutex<HashMap<i64, (Instant, Option<Item>)>>>,
+    shown_items: Arc<Mutex<HashMap<i64, ShownItem>>>,
     admission: Arc<admission::Admission>,
 }
+
+/// An item remembered for decorating answers, and since when.
+type ShownItem = (Instant, Option<Item>);
 
 /// How long [`AppState::shown_item`] remembers an item.
 const SHOWN_ITEM_TTL: Duration = Duration::from_secs(1);

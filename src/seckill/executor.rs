@@ -79,7 +79,7 @@ struct Lane {
     winners: HashSet<Phone>,
 }
 
-/// The most winners a lane remembers (about 32 MiB).
+/// The most winners a lane remembers (some tens of MiB at most).
 const WINNERS_REMEMBERED: usize = 1_000_000;
 
 #[derive(Default)]
@@ -217,13 +217,13 @@ impl Executor {
         let mut lanes = self.lanes();
         let Some(lane) = lanes.get_mut(&seckill_id) else { return };
         for outcome in &result.outcomes {
-            if let Outcome::Success(kill) = outcome {
-                if lane.winners.len() < WINNERS_REMEMBERED {
-                    lane.winners.insert(kill.user_phone);
-                }
+            if let Outcome::Success(kill) = outcome
+                && lane.winners.len() < WINNERS_REMEMBERED
+            {
+                lane.winners.insert(kill.user_phone);
             }
         }
-        let closed = if result.outcomes.iter().any(|o| *o == Outcome::Ended) {
+        let closed = if result.outcomes.contains(&Outcome::Ended) {
             Some(Outcome::Ended)
         } else if result.stock_left == Some(0) {
             Some(Outcome::SoldOut)
