@@ -96,9 +96,11 @@ impl<E: std::error::Error> From<E> for Failure {
 /// Parses the arguments, runs the command, and turns the outcome into an exit code.
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logs go to stderr, filtered by RUST_LOG (default: warnings, and request logs of `serve` at info).
+    // Logs go to stderr, filtered by RUST_LOG; by default warnings, plus request logs for `serve` (the demo
+    // serves thousands of requests and would drown its own report).
+    let default_filter = if matches!(cli.command, Command::Serve(_)) { "warn,tower_http=info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tower_http=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
