@@ -20,8 +20,6 @@ pub const ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
 pub const UNKNOWN_DATABASE: u16 = 1049;
 /// ER_SP_DOES_NOT_EXIST: no such procedure or function.
 pub const ROUTINE_DOES_NOT_EXIST: u16 = 1305;
-/// ER_SIGNAL_EXCEPTION: a procedure raised `SIGNAL SQLSTATE '45000'`.
-pub const SIGNAL_EXCEPTION: u16 = 1644;
 
 /// A failure to talk to the database, or an error the server answered with.
 #[derive(Debug, Error)]
@@ -68,18 +66,6 @@ pub enum DatabaseError {
 }
 
 impl DatabaseError {
-    /// The server's error code, when the server answered with one.
-    pub fn server_code(&self) -> Option<u16> {
-        match self {
-            DatabaseError::LockWaitTimeout(_) => Some(LOCK_WAIT_TIMEOUT),
-            DatabaseError::Deadlock(_) => Some(DEADLOCK),
-            DatabaseError::AccessDenied(_) => Some(ACCESS_DENIED),
-            DatabaseError::UnknownDatabase(_) => Some(UNKNOWN_DATABASE),
-            DatabaseError::Server { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-
     /// True when the server may be fine but could not be reached or answer: retrying later can help.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, DatabaseError::Unreachable(_) | DatabaseError::PoolTimeout(_))

@@ -90,6 +90,42 @@ pub struct RunReport {
     pub burst_queries: Option<u64>,
 }
 
+impl RunReport {
+    /// A run's report from what its callers observed over `seconds`, and the statements the server received.
+    fn new(
+        workload: Workload,
+        strategy: Strategy,
+        concurrency: usize,
+        config: &BenchConfig,
+        seconds: f64,
+        questions: u64,
+        tally: workload::Tally,
+    ) -> Self {
+        let (p50_ms, p99_ms, max_ms) = tally.latencies.summary();
+        RunReport {
+            workload,
+            strategy,
+            concurrency,
+            rtt_ms: config.rtt.as_secs_f64() * 1000.0,
+            seconds,
+            seckills: tally.successes,
+            rejections: tally.rejections,
+            errors: tally.errors,
+            seckills_per_s: tally.successes as f64 / seconds,
+            rejections_per_s: tally.rejections as f64 / seconds,
+            p50_ms,
+            p99_ms,
+            max_ms,
+            round_trips_per_attempt: questions as f64 / tally.attempts().max(1) as f64,
+            peak_rss_mib: measurement::peak_rss_mib(),
+            first_error: tally.first_error,
+            sell_out_ms: None,
+            burst_rejections_per_s: None,
+            burst_queries: None,
+        }
+    }
+}
+
 /// Runs every workload × concurrency × strategy on the database at `url` and checks the books after each.
 /// Results are handed to `on_report` as they come.
 ///
@@ -189,29 +225,7 @@ async fn hot(
     let questions = measurement::server_questions(monitor).await?.saturating_sub(questions_before + 1);
     progress.finish_and_clear();
     check_books(service, item.seckill_id, i64::from(stock), tally.successes).await?;
-    let attempts = tally.successes + tally.rejections + tally.errors;
-    let (p50_ms, p99_ms, max_ms) = tally.latencies.summary();
-    Ok(RunReport {
-        workload: Workload::Hot,
-        strategy,
-        concurrency,
-        rtt_ms: config.rtt.as_secs_f64() * 1000.0,
-        seconds,
-        seckills: tally.successes,
-        rejections: tally.rejections,
-        errors: tally.errors,
-        first_error: tally.first_error,
-        seckills_per_s: tally.successes as f64 / seconds,
-        rejections_per_s: tally.rejections as f64 / seconds,
-        p50_ms,
-        p99_ms,
-        max_ms,
-        round_trips_per_attempt: questions as f64 / attempts.max(1) as f64,
-        peak_rss_mib: measurement::peak_rss_mib(),
-        sell_out_ms: None,
-        burst_rejections_per_s: None,
-        burst_queries: None,
-    })
+    Ok(RunReport::new(Workload::Hot, strategy, concurrency, config, seconds, questions, tally))
 }
 
 async fn sale(
@@ -248,33 +262,21 @@ async fn sale(
 
     let successes = sale.successes + burst.successes;
     check_books(service, item.seckill_id, i64::from(SALE_STOCK), successes).await?;
-    let attempts = sale.successes + sale.rejections + sale.errors;
     let questions = questions_after_sale.saturating_sub(questions_before + 1);
-    let sell_out_ms = sale.last_success.map(|d| d.as_secs_f64() * 1000.0);
-    let mut latencies = sale.latencies;
-    latencies.merge(burst.latencies);
     let sell_out_seconds = sale.last_success.map_or(sale_seconds, |d| d.as_secs_f64());
-    let (p50_ms, p99_ms, max_ms) = latencies.summary();
+    let (sale_attempts, sale_successes, sale_rejections) = (sale.attempts(), sale.successes, sale.rejections);
+    let sell_out_ms = sale.last_success.map(|d| d.as_secs_f64() * 1000.0);
+    let burst_rejections_per_s = burst.rejections as f64 / burst_seconds;
+    let mut both = sale;
+    both.merge(burst);
     Ok(RunReport {
-        workload: Workload::Sale,
-        strategy,
-        concurrency,
-        rtt_ms: config.rtt.as_secs_f64() * 1000.0,
-        seconds: sale_seconds,
-        seckills: successes,
-        rejections: sale.rejections + burst.rejections,
-        errors: sale.errors + burst.errors,
-        first_error: sale.first_error.or(burst.first_error),
         // The selling rate: units sold over the time it took to sell them.
-        seckills_per_s: sale.successes as f64 / sell_out_seconds.max(1e-9),
-        rejections_per_s: sale.rejections as f64 / sale_seconds,
-        p50_ms,
-        p99_ms,
-        max_ms,
-        round_trips_per_attempt: questions as f64 / attempts.max(1) as f64,
-        peak_rss_mib: measurement::peak_rss_mib(),
+        seckills_per_s: sale_successes as f64 / sell_out_seconds.max(1e-9),
+        rejections_per_s: sale_rejections as f64 / sale_seconds,
+        round_trips_per_attempt: questions as f64 / sale_attempts.max(1) as f64,
         sell_out_ms,
-        burst_rejections_per_s: Some(burst.rejections as f64 / burst_seconds),
+        burst_rejections_per_s: Some(burst_rejections_per_s),
         burst_queries: Some(burst_queries),
+        ..RunReport::new(Workload::Sale, strategy, concurrency, config, sale_seconds, questions, both)
     })
 }

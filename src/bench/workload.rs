@@ -48,6 +48,11 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// Attempts of any outcome.
+    pub(crate) fn attempts(&self) -> u64 {
+        self.successes + self.rejections + self.errors
+    }
+
     fn add(&mut self, outcome: &Outcome, started: Instant, began: Instant) {
         self.latencies.record(began.elapsed());
         match outcome {
@@ -63,7 +68,7 @@ impl Tally {
         }
     }
 
-    fn merge(&mut self, other: Tally) {
+    pub(crate) fn merge(&mut self, other: Tally) {
         self.successes += other.successes;
         self.rejections += other.rejections;
         self.errors += other.errors;

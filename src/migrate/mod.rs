@@ -99,6 +99,13 @@ impl Migrator {
     /// [`MigrateError::Database`] when the server cannot be asked.
     pub async fn status(&self, pool: &Pool) -> Result<Status, MigrateError> {
         let mut conn = acquire(pool).await?;
+        let migrations = self.migration_states(&mut conn).await?;
+        let procedures = procedures::states(&mut conn, &self.source.procedures).await?;
+        Ok(Status { migrations, procedures })
+    }
+
+    /// Each migration file against refinery's history, then applied versions whose file is gone.
+    async fn migration_states(&self, conn: &mut mysql_async::Conn) -> Result<Vec<MigrationStatus>, MigrateError> {
         let query = format!("SELECT version, name, checksum FROM {MIGRATION_HISTORY_TABLE}");
         let applied: Vec<(i64, String, String)> = match conn.query(query).await {
             Ok(rows) => rows,
@@ -123,8 +130,7 @@ impl Migrator {
             name: format!("V{version}__{name}"),
             state: MigrationState::FileMissing,
         }));
-        let procedures = procedures::states(&mut conn, &self.source.procedures).await?;
-        Ok(Status { migrations, procedures })
+        Ok(migrations)
     }
 
     /// Applies pending migrations, then every procedure that is new, missing or changed in its file.
@@ -164,9 +170,10 @@ impl Migrator {
     }
 
     async fn run_migrations(&self, pool: &Pool) -> Result<Vec<String>, MigrateError> {
-        let status = self.status(pool).await?;
+        // Only the migrations' states: the procedures are compared afterwards, against the new schema.
+        let states = self.migration_states(&mut acquire(pool).await?).await?;
         if let Some(bad) =
-            status.migrations.iter().find(|m| m.state != MigrationState::Applied && m.state != MigrationState::Pending)
+            states.iter().find(|m| m.state != MigrationState::Applied && m.state != MigrationState::Pending)
         {
             let why = match bad.state {
                 MigrationState::Divergent => {
@@ -180,7 +187,7 @@ impl Migrator {
             .source
             .migrations
             .iter()
-            .zip(&status.migrations)
+            .zip(&states)
             .filter(|(_, status)| status.state == MigrationState::Pending)
             .map(|(file, _)| file)
             .collect();
