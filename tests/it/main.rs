@@ -10,6 +10,7 @@ mod executor;
 mod faults;
 mod http;
 mod migrate;
+mod redis_faults;
 mod seckill_execute;
 mod seckill_sql;
 mod test_databases;
