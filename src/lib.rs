@@ -9,8 +9,12 @@
 //!
 //! ## Map
 //! - [`migrate`]: schema migrations and repeatable stored procedures ([`migrate::Migrator`]).
-//! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]).
+//! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]),
+//!   procedure calls that tell "rolled back" from "in doubt" ([`database::call`]), and rows read without
+//!   panicking ([`database::rows`]).
 //! - [`database_error`]: server errors in words a user can act on ([`database_error::DatabaseError`]).
+//! - [`group_commit`]: per-key lanes that merge concurrent requests for a hot row into one transaction
+//!   ([`group_commit::GroupCommit`]), shared by every domain.
 //! - [`http`]: the classic HTTP API and the sale page as an axum router ([`http::router`]).
 //! - [`local_redis`]: a private, throwaway Redis ([`local_redis::LocalRedis`]).
 //! - [`local_server`]: a private, throwaway MariaDB ([`local_server::LocalServer`]).
@@ -23,6 +27,7 @@
 pub mod bench;
 pub mod database;
 pub mod database_error;
+pub mod group_commit;
 pub mod http;
 pub mod local_redis;
 pub mod local_server;

@@ -1,11 +1,17 @@
 //! A private, throwaway Redis server for tests and the demo, started from `redis-server` on this machine and
 //! removed when this process exits (by the same guardian as [`crate::local_server`]). It keeps nothing on disk.
+//!
+//! Fault tests need to do to it what happens to a production Redis: [`LocalRedis::pause`] and
+//! [`LocalRedis::resume`] stop and continue it (SIGSTOP/SIGCONT: connections stay open but nothing answers), and
+//! [`LocalRedis::restart`] kills it and starts an empty one on the same port, as a crash and a supervisor would.
 
 use std::fs;
+use std::io;
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::process::{ChildStdin, Command, Stdio};
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::local_server::{LocalServerError, failed, find_binary, free_port, spawn_guardian, unique_suffix};
@@ -13,7 +19,12 @@ use crate::local_server::{LocalServerError, failed, find_binary, free_port, spaw
 /// A running private Redis.
 #[derive(Debug)]
 pub struct LocalRedis {
+    dir: PathBuf,
     port: u16,
+    binary: PathBuf,
+    /// The running server; `None` only after a restart failed to start it again.
+    process: Mutex<Option<Child>>,
+    /// Held, never written: the guardian cleans up when this pipe closes, i.e. when the process exits.
     _guardian_pipe: ChildStdin,
 }
 
@@ -31,7 +42,7 @@ impl LocalRedis {
     /// Starts a new private Redis on a free loopback port.
     ///
     /// # Errors
-    /// [`LocalServerError::NotInstalled`]-style errors when `redis-server` is missing or does not come up.
+    /// [`LocalServerError::StartFailed`] when `redis-server` is missing or does not come up.
     pub fn start() -> Result<LocalRedis, LocalServerError> {
         let binary = find_binary(&["redis-server"]).ok_or_else(|| LocalServerError::StartFailed {
             step: "finding redis-server",
@@ -41,33 +52,111 @@ impl LocalRedis {
         fs::create_dir_all(&dir).map_err(failed("creating its folder"))?;
         let guardian_pipe = spawn_guardian(&dir)?;
         let port = free_port()?;
-        let mut child = Command::new(binary)
-            .arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--pidfile")
-            .arg(dir.join("redis.pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(failed("running redis-server"))?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
-                return Err(LocalServerError::StartFailed { step: "redis-server", detail: "did not start".into() });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(LocalRedis { port, _guardian_pipe: guardian_pipe })
+        let redis = LocalRedis { dir, port, binary, process: Mutex::new(None), _guardian_pipe: guardian_pipe };
+        redis.launch()?;
+        Ok(redis)
     }
 
     /// `redis://127.0.0.1:PORT/`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The TCP port it listens on (loopback only); the same across restarts.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's process id, or `None` when it is not running (a restart failed).
+    pub fn pid(&self) -> Option<u32> {
+        self.process().ok()?.as_ref().map(Child::id)
+    }
+
+    /// Stops the server with SIGSTOP: its connections stay open and accept bytes, but nothing is answered until
+    /// [`Self::resume`], as with a Redis that hangs.
+    ///
+    /// # Errors
+    /// When it is not running or could not be signalled.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Continues a server stopped by [`Self::pause`] (SIGCONT).
+    ///
+    /// # Errors
+    /// When it is not running or could not be signalled.
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal("-CONT")
+    }
+
+    /// Kills the server (SIGKILL, as a crash would; paused or not) and starts an empty one on the same port,
+    /// waiting until it accepts connections. Clients connected to the old one see their connections drop.
+    ///
+    /// # Errors
+    /// [`LocalServerError::StartFailed`] when the old one could not be stopped or the new one does not come up.
+    pub fn restart(&self) -> Result<(), LocalServerError> {
+        {
+            let mut process = self.process().map_err(failed("stopping the old server"))?;
+            if let Some(mut child) = process.take() {
+                child.kill().map_err(failed("stopping the old server"))?;
+                child.wait().map_err(failed("stopping the old server"))?;
+            }
+        }
+        // Until the new server writes its own, the guardian must not find the dead one's pid, which the
+        // system may hand to an unrelated process.
+        let _ = fs::remove_file(self.pid_file());
+        self.launch()
+    }
+
+    fn launch(&self) -> Result<(), LocalServerError> {
+        let mut child = Command::new(&self.binary)
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--pidfile")
+            .arg(self.pid_file())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C meant for the tests must not take the server down mid-run.
+            .process_group(0)
+            .spawn()
+            .map_err(failed("running redis-server"))?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_err() {
+            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                // Not left running behind a failed start; the guardian would only find it at exit.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(LocalServerError::StartFailed { step: "redis-server", detail: "did not start".into() });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        *self.process().map_err(failed("recording the server"))? = Some(child);
+        Ok(())
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.join("redis.pid")
+    }
+
+    fn process(&self) -> io::Result<MutexGuard<'_, Option<Child>>> {
+        self.process.lock().map_err(|_| io::Error::other("redis-server handle poisoned"))
+    }
+
+    /// Sends `signal` (a `kill` option such as `-STOP`) to the server, holding its handle so that a concurrent
+    /// restart cannot recycle the pid in between.
+    fn signal(&self, signal: &str) -> io::Result<()> {
+        let process = self.process()?;
+        let child = process.as_ref().ok_or_else(|| io::Error::other("redis-server is not running"))?;
+        let status = Command::new("kill").arg(signal).arg(child.id().to_string()).stderr(Stdio::null()).status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill {signal} {} failed: {status}", child.id())))
+        }
     }
 }
 

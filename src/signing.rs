@@ -179,6 +179,12 @@ impl Signer {
         }
     }
 
+    /// Whether tokens are bound to one user (HMAC) or the same for everyone (classic): a classic exposer needs
+    /// no user at all.
+    pub fn binds_user(&self) -> bool {
+        matches!(self.mode, Mode::Hmac { .. })
+    }
+
     /// A description of the token form, for error messages.
     pub fn form_description(&self) -> &'static str {
         match self.mode {

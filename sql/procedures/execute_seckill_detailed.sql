@@ -1,17 +1,23 @@
--- execute_seckill_detailed: execute_seckill, answered as one row that tells every outcome apart.
+-- execute_seckill_detailed: execute_seckill, answered as one row that tells every outcome apart, and with
+-- errors a client can trust.
 --
 --   CALL execute_seckill_detailed(seckill_id, user_phone, kill_time);
 --
--- Returns one row (result, reason, kill_time):
---   result     the classic code of execute_seckill (1, 0, -1, -2)
---   reason     'success', 'repeat', 'inner_error', or for result 0: 'sold_out', 'not_started', 'ended',
---              'not_found'
---   kill_time  for 'success' and 'repeat': when the user's seckill was recorded (UTC); otherwise NULL
+-- Returns one row (result, reason, kill_time, stock_left), the OUT parameters of decide_seckill (see its file
+-- for the rules): result is the classic code (1, 0, -1), reason one of 'success', 'repeat', 'not_found',
+-- 'not_started', 'ended', 'sold_out'; kill_time the instant of a success; stock_left the stock after it.
 --
--- The decision is execute_seckill's own, so classic SQL callers and the toolkit can never disagree. The reason
--- for a 0 is read afterwards without locks: it explains the answer, it does not change it. It ends in a SELECT
--- rather than OUT parameters so that a client gets the answer from one text-protocol statement: one round trip,
--- no prepared statement, no session variables.
+-- Errors say whether anything was written:
+--   SQLSTATE '45RB0'  the decision failed and this procedure rolled its transaction back itself: nothing was
+--                     written. MYSQL_ERRNO is the original error's code, MESSAGE_TEXT 'rolled back: <message>'.
+--   anything else     no such proof: the call may or may not have committed (a connection lost, a KILL, an
+--                     error from the COMMIT). Ask success_killed.
+--
+-- The answer row is sent before the transaction ends, and the COMMIT is the last statement and lies outside
+-- the handler: a client trusts the row only when the CALL as a whole succeeded.
+--
+-- It ends in a SELECT rather than OUT parameters so that a client gets the answer from one text-protocol
+-- statement: one round trip, no prepared statement, no session variables.
 
 DROP PROCEDURE IF EXISTS execute_seckill_detailed;
 
@@ -20,37 +26,37 @@ DELIMITER $$
 CREATE PROCEDURE execute_seckill_detailed(
     IN v_seckill_id BIGINT,
     IN v_phone      BIGINT,
-    IN v_kill_time  DATETIME(3)
+    IN v_kill_time  TIMESTAMP(3)
 )
 BEGIN
-    DECLARE v_result INT;
-    DECLARE v_reason VARCHAR(16);
-    DECLARE v_at     DATETIME(3);
+    DECLARE v_result     INT;
+    DECLARE v_reason     VARCHAR(16);
+    DECLARE v_at         TIMESTAMP(3);
+    DECLARE v_stock_left INT;
 
-    CALL execute_seckill(v_seckill_id, v_phone, v_kill_time, v_result);
+    decision: BEGIN
+        DECLARE v_errno   INT DEFAULT 0;
+        DECLARE v_message VARCHAR(128) DEFAULT '';
+        DECLARE EXIT HANDLER FOR SQLEXCEPTION
+        BEGIN
+            GET DIAGNOSTICS CONDITION 1 v_errno = MYSQL_ERRNO, v_message = MESSAGE_TEXT;
+            ROLLBACK;
+            -- Reached only if the ROLLBACK succeeded: an error in a handler is not handled again.
+            SET v_message = LEFT(CONCAT('rolled back: ', v_message), 128);
+            SIGNAL SQLSTATE '45RB0' SET MYSQL_ERRNO = v_errno, MESSAGE_TEXT = v_message;
+        END;
 
-    IF v_result IN (1, -1) THEN
-        SET v_reason = IF(v_result = 1, 'success', 'repeat');
-        SELECT create_time INTO v_at
-          FROM success_killed
-         WHERE seckill_id = v_seckill_id AND user_phone = v_phone;
-    ELSEIF v_result = 0 THEN
-        SET v_at = COALESCE(CONVERT_TZ(v_kill_time, @@session.time_zone, '+00:00'), UTC_TIMESTAMP(3));
-        SET v_reason = 'not_found';
-        SELECT CASE
-                   WHEN v_at < start_time THEN 'not_started'
-                   WHEN v_at >= end_time THEN 'ended'
-                   ELSE 'sold_out'
-               END
-          INTO v_reason
-          FROM seckill
-         WHERE seckill_id = v_seckill_id;
-        SET v_at = NULL;
+        START TRANSACTION;
+        CALL decide_seckill(v_seckill_id, v_phone, v_kill_time, v_result, v_reason, v_at, v_stock_left);
+        SELECT v_result AS result, v_reason AS reason, v_at AS kill_time, v_stock_left AS stock_left;
+    END decision;
+
+    -- Last, and outside the handler: an error from here on is not a proven rollback.
+    IF v_result = 1 THEN
+        COMMIT;
     ELSE
-        SET v_reason = 'inner_error';
+        ROLLBACK;
     END IF;
-
-    SELECT v_result AS result, v_reason AS reason, v_at AS kill_time;
 END $$
 
 DELIMITER ;

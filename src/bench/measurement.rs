@@ -1,9 +1,9 @@
 //! What the bench measures besides outcomes: latency percentiles, the server's statement counter, peak memory.
 
 use mysql_async::Pool;
-use mysql_async::prelude::Queryable;
 
 use crate::database::acquire;
+use crate::database::rows::query_all;
 use crate::database_error::DatabaseError;
 
 /// Latencies in microseconds, in a fixed-size log-linear histogram (about 3% precision), so that millions of
@@ -85,8 +85,9 @@ impl Latencies {
 /// On a shared server other clients' statements count too.
 pub(crate) async fn server_questions(pool: &Pool) -> Result<u64, DatabaseError> {
     let mut conn = acquire(pool).await?;
-    let row: Option<(String, u64)> = conn.query_first("SHOW GLOBAL STATUS LIKE 'Questions'").await?;
-    Ok(row.map_or(0, |(_, n)| n))
+    let rows: Vec<(String, u64)> =
+        query_all(&mut conn, "SHOW GLOBAL STATUS LIKE 'Questions'", "the Questions counter").await?;
+    Ok(rows.first().map_or(0, |(_, n)| *n))
 }
 
 /// This process's peak resident memory so far, in MiB (Linux), or 0 when unknown.

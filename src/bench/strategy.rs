@@ -78,7 +78,7 @@ async fn naive(pool: &Pool, seckill_id: i64, phone: Phone) -> Outcome {
                     seckill_id,
                     user_phone: phone,
                     state: 0,
-                    create_time: chrono::Utc::now(),
+                    create_time: Some(chrono::Utc::now()),
                 }))
             }
         }

@@ -1,4 +1,4 @@
-//! `seckill expose` and `seckill execute`: one user's view of a sale, from the shell.
+//! `seckill expose`, `seckill execute` and `seckill result`: one user's view of a sale, from the shell.
 
 use clap::Args;
 use seckill::seckill::{Exposure, Outcome, Phone, Seckill};
@@ -9,6 +9,10 @@ use super::{DatabaseTarget, Failure};
 
 /// Exit code of `execute` when the seckill ran but did not succeed (sold out, repeat, ...).
 const REFUSED: u8 = 4;
+/// Exit code of `execute` when the outcome is unknown: the call was sent and may have committed.
+const IN_DOUBT: u8 = 5;
+/// Exit code of `result` when the buyer has no seckill of the item.
+const NO_RECORD: u8 = 4;
 
 #[derive(Debug, Args)]
 pub(crate) struct ExposeArgs {
@@ -36,6 +40,18 @@ pub(crate) struct ExecuteArgs {
     md5: String,
     #[command(flatten)]
     signing: SigningArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResultArgs {
+    /// The item's id.
+    seckill_id: i64,
+    /// The buyer's phone, 11 digits.
+    #[arg(long)]
+    phone: Phone,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -73,7 +89,18 @@ pub(crate) async fn execute(target: &DatabaseTarget, args: ExecuteArgs) -> Resul
         return Err(Failure::new(format!("no seckill item with id {}", args.seckill_id)));
     }
     if let Outcome::InnerError(error) = &outcome {
-        return Err(Failure::new(format!("the seckill failed and was rolled back: {}", error.detail)));
+        if error.in_doubt {
+            return Err(Failure::new(format!(
+                "the outcome is unknown: the seckill was sent but no trustworthy answer came back ({})",
+                error.detail
+            ))
+            .hint(format!(
+                "check whether it went through with `seckill result {} --phone {}`",
+                args.seckill_id, args.phone
+            ))
+            .exit_code(IN_DOUBT));
+        }
+        return Err(Failure::new(format!("the seckill failed and was rolled back, nothing written: {}", error.detail)));
     }
     if args.json {
         let kill = match &outcome {
@@ -90,4 +117,22 @@ pub(crate) async fn execute(target: &DatabaseTarget, args: ExecuteArgs) -> Resul
 
 fn shorten(text: &str) -> String {
     text.chars().take(48).collect()
+}
+
+pub(crate) async fn result(target: &DatabaseTarget, args: ResultArgs) -> Result<(), Failure> {
+    // Reading a record needs no signing; any signer will do for the service.
+    let service = Seckill::new(target.connect().await?, seckill::signing::Signer::classic("unused-by-result")?);
+    let record = service.kill_record(args.seckill_id, args.phone).await?;
+    match (&record, args.json) {
+        (_, true) => println!("{}", serde_json::to_string(&record)?),
+        (Some(kill), false) => println!(
+            "{} has item {} (state {}, at {})",
+            args.phone,
+            args.seckill_id,
+            kill.state,
+            kill.create_time.map_or_else(|| "an unknown time".to_string(), |at| at.to_rfc3339())
+        ),
+        (None, false) => println!("{} has no seckill of item {}", args.phone, args.seckill_id),
+    }
+    if record.is_some() { Ok(()) } else { Err(Failure::quiet(NO_RECORD)) }
 }

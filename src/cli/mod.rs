@@ -44,8 +44,11 @@ enum Command {
     Item(item::ItemCommand),
     /// Ask the exposer for a user's signed seckill token (or the countdown when the sale is not open).
     Expose(attempt::ExposeArgs),
-    /// Run one seckill with a signed token; exits 0 on success, 4 when refused (sold out, repeat, ...).
+    /// Run one seckill with a signed token; exits 0 on success, 4 when refused (sold out, repeat, ...), 1 when
+    /// it failed and was rolled back, 5 when its outcome is unknown (check with `seckill result`).
     Execute(attempt::ExecuteArgs),
+    /// Whether a buyer's seckill of an item went through; exits 0 if it did, 4 if not.
+    Result(attempt::ResultArgs),
     /// Compare strategies on one hot item (naive client transaction, one CALL per seckill, batched) and check
     /// the books after every run; exits non-zero if they do not balance.
     Bench(bench::BenchArgs),
@@ -122,6 +125,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Item(command) => item::run(&target, command).await,
         Command::Expose(args) => attempt::expose(&target, args).await,
         Command::Execute(args) => attempt::execute(&target, args).await,
+        Command::Result(args) => attempt::result(&target, args).await,
         Command::Bench(args) => bench::run(&target, args).await,
         Command::Serve(args) => serve::run(&target, args).await,
         Command::Demo(args) => demo::run(&target, args).await,

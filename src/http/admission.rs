@@ -6,8 +6,10 @@
 //! can spend anyone's bucket by naming their phone. Limits are per process: N servers admit N times the rate.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::seckill::Phone;
 
@@ -65,59 +67,143 @@ impl Bucket {
             false
         }
     }
+}
 
-    fn is_full(&self, rate: Rate, now: Instant) -> bool {
-        self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * rate.per_second >= rate.burst
+/// Buckets by key, in two generations so that forgetting idle ones costs nothing per call.
+///
+/// A bucket untouched for `burst / per_second` seconds (the period) is full again, so forgetting it is exact:
+/// a new bucket starts full. Every period, `current` becomes `previous` and the old `previous` is dropped; a
+/// bucket found in `previous` moves back into `current`. A dropped bucket was last touched before the rotation
+/// before, a period or more ago, so it was full. Memory stays bounded by the keys seen in the last two
+/// periods, and each call does one or two map lookups however many keys there are.
+#[derive(Debug)]
+struct Buckets<K> {
+    rate: Rate,
+    /// `None` when the bucket never refills (a rate of zero): nothing may be forgotten then.
+    period: Option<Duration>,
+    current: HashMap<K, Bucket>,
+    previous: HashMap<K, Bucket>,
+    /// When `current` was started; `None` before the first call.
+    rotated_at: Option<Instant>,
+}
+
+impl<K: Hash + Eq> Buckets<K> {
+    fn new(rate: Rate) -> Self {
+        // A millisecond over the exact refill time, so that rounding never forgets a bucket an ulp short of full.
+        let period = Duration::try_from_secs_f64(rate.burst / rate.per_second)
+            .ok()
+            .and_then(|period| period.checked_add(Duration::from_millis(1)));
+        Buckets { rate, period, current: HashMap::new(), previous: HashMap::new(), rotated_at: None }
+    }
+
+    /// Takes a token from `key`'s bucket if it has one. Also returns what a rotation let go of, for the caller
+    /// to drop once it has released the lock.
+    fn take(&mut self, key: K, now: Instant) -> (bool, Option<HashMap<K, Bucket>>) {
+        let forgotten = self.rotate(now);
+        let rate = self.rate;
+        let bucket = match self.current.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let bucket = self.previous.remove(entry.key()).unwrap_or(Bucket { tokens: rate.burst, at: now });
+                entry.insert(bucket)
+            }
+        };
+        (bucket.take(rate, now), forgotten)
+    }
+
+    fn rotate(&mut self, now: Instant) -> Option<HashMap<K, Bucket>> {
+        let Some(rotated_at) = self.rotated_at else {
+            self.rotated_at = Some(now);
+            return None;
+        };
+        let period = self.period?;
+        let idle = now.saturating_duration_since(rotated_at);
+        if idle < period {
+            return None;
+        }
+        self.rotated_at = Some(now);
+        let current = std::mem::take(&mut self.current);
+        if idle >= period.saturating_mul(2) {
+            // Nothing was touched for a whole period: every bucket in both generations is full.
+            self.previous.clear();
+            Some(current)
+        } else {
+            Some(std::mem::replace(&mut self.previous, current))
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
     }
 }
 
-/// The buckets. Buyers' buckets that have refilled are forgotten when the table grows, so memory stays
-/// bounded by the number of recently active buyers.
+/// The buckets per buyer and per item, as configured.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    config: AdmissionConfig,
-    users: Mutex<HashMap<Phone, Bucket>>,
-    items: Mutex<HashMap<i64, Bucket>>,
+    users: Option<Mutex<Buckets<Phone>>>,
+    items: Option<Mutex<Buckets<i64>>>,
 }
 
-/// Past this many buyers' buckets, full ones are swept out.
-const SWEEP_ABOVE: usize = 100_000;
+/// Takes a token from `key`'s bucket, holding the lock only for the lookup.
+fn take<K: Hash + Eq>(buckets: &Mutex<Buckets<K>>, key: K, now: Instant) -> bool {
+    let (taken, forgotten) = buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(key, now);
+    // Dropped here, after the lock: other callers do not wait for a generation to be freed.
+    drop(forgotten);
+    taken
+}
 
 impl Admission {
     pub(crate) fn new(config: AdmissionConfig) -> Self {
-        Admission { config, users: Mutex::default(), items: Mutex::default() }
+        Admission {
+            users: config.per_user.map(|rate| Mutex::new(Buckets::new(rate))),
+            items: config.per_item.map(|rate| Mutex::new(Buckets::new(rate))),
+        }
     }
 
     /// Admits one execution, or says which limit refused it. Charges the item first, so that a buyer's token is
     /// not spent on a request the item refuses.
     pub(crate) fn admit(&self, seckill_id: i64, phone: Phone) -> Result<(), Refusal> {
-        let now = Instant::now();
-        if let Some(rate) = self.config.per_item {
-            let mut items = self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let bucket = items.entry(seckill_id).or_insert(Bucket { tokens: rate.burst, at: now });
-            if !bucket.take(rate, now) {
-                return Err(Refusal::Item);
-            }
+        self.admit_at(seckill_id, phone, Instant::now())
+    }
+
+    /// [`Self::admit`] at a given time, which must not go backwards between calls.
+    pub(crate) fn admit_at(&self, seckill_id: i64, phone: Phone, now: Instant) -> Result<(), Refusal> {
+        if let Some(items) = &self.items
+            && !take(items, seckill_id, now)
+        {
+            return Err(Refusal::Item);
         }
-        if let Some(rate) = self.config.per_user {
-            let mut users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if users.len() > SWEEP_ABOVE {
-                users.retain(|_, bucket| !bucket.is_full(rate, now));
-            }
-            let bucket = users.entry(phone).or_insert(Bucket { tokens: rate.burst, at: now });
-            if !bucket.take(rate, now) {
-                return Err(Refusal::User);
-            }
+        if let Some(users) = &self.users
+            && !take(users, phone, now)
+        {
+            return Err(Refusal::User);
         }
         Ok(())
+    }
+
+    /// How many buyers' buckets are held, in both generations.
+    #[cfg(test)]
+    fn user_buckets(&self) -> usize {
+        self.users.as_ref().map_or(0, |users| users.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    fn buyer(n: i64) -> Phone {
+        Phone::new(13_000_000_000 + n).unwrap()
+    }
+
+    fn per_user(rate: Rate) -> Admission {
+        Admission::new(AdmissionConfig { per_user: Some(rate), per_item: None })
+    }
+
+    fn admitted(admission: &Admission, phone: Phone, now: Instant, tries: usize) -> usize {
+        (0..tries).filter(|_| admission.admit_at(1, phone, now).is_ok()).count()
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_its_rate() {
@@ -128,5 +214,63 @@ mod tests {
         assert!(!bucket.take(rate, start));
         assert!(bucket.take(rate, start + Duration::from_millis(110)), "one token back after 0.1 s");
         assert!(!bucket.take(rate, start + Duration::from_millis(120)));
+    }
+
+    #[test]
+    fn a_buyer_who_used_the_burst_just_before_a_rotation_is_still_limited_after_it() {
+        // Refills in 10 s: the generations rotate every 10.001 s.
+        let admission = per_user(Rate::new(1.0, 10.0));
+        let start = Instant::now();
+        let (drained, idle) = (buyer(1), buyer(2));
+        assert_eq!(admitted(&admission, idle, start, 10), 10, "the first call starts the generations");
+        let before = start + Duration::from_millis(9_990);
+        assert_eq!(admitted(&admission, drained, before, 11), 10);
+
+        let after = start + Duration::from_millis(10_010);
+        assert_eq!(admission.admit_at(1, drained, after), Err(Refusal::User), "still empty after the rotation");
+        assert_eq!(admission.user_buckets(), 2, "the idle buyer is kept in the previous generation");
+        // 3.5 s after draining, 3.5 tokens, as if no rotation had happened.
+        assert_eq!(admitted(&admission, drained, before + Duration::from_millis(3_500), 10), 3);
+        // The idle buyer drained at `start` and was untouched since: kept across one rotation, with its refill.
+        assert_eq!(admitted(&admission, idle, start + Duration::from_millis(15_000), 10), 10);
+
+        // Untouched for two rotations: forgotten, and full when seen again, as its bucket would be.
+        let much_later = start + Duration::from_secs(40);
+        assert_eq!(admitted(&admission, buyer(3), much_later, 1), 1);
+        assert_eq!(admission.user_buckets(), 1, "both idle generations forgotten");
+        assert_eq!(admitted(&admission, drained, much_later, 11), 10);
+    }
+
+    #[test]
+    fn memory_stays_bounded_by_the_buyers_of_the_last_two_periods() {
+        // Refills in 1 s (a period of 1.001 s); a new buyer every 100 µs, so about 10,010 per period.
+        let admission = per_user(Rate::new(10.0, 10.0));
+        let start = Instant::now();
+        let step = Duration::from_micros(100);
+        let per_period = 10_010;
+        for n in 0..300_000 {
+            let now = start + step * u32::try_from(n).unwrap();
+            assert!(admission.admit_at(1, buyer(n), now).is_ok());
+            let held = admission.user_buckets();
+            assert!(held <= 2 * per_period + 2, "{held} buckets held after {n} buyers");
+        }
+    }
+
+    #[test]
+    fn a_call_costs_the_same_however_many_buyers_are_held() {
+        // Refills in 10,000 s: no bucket is ever full, so none may be forgotten and all 300k are held. Each call
+        // must still be a lookup, not a scan: 300k calls take well under a second, a scan per call hours.
+        let admission = per_user(Rate::new(0.001, 10.0));
+        let start = Instant::now();
+        let budget = Duration::from_secs(20);
+        for n in 0..300_000 {
+            let now = start + Duration::from_millis(u64::try_from(n).unwrap());
+            assert!(admission.admit_at(1, buyer(n), now).is_ok());
+            if n % 1_000 == 0 {
+                assert!(start.elapsed() < budget, "{:?} for the first {n} buyers", start.elapsed());
+            }
+        }
+        assert_eq!(admission.user_buckets(), 300_000, "none was full, so none was forgotten");
+        assert!(start.elapsed() < budget, "{:?} for 300k buyers", start.elapsed());
     }
 }

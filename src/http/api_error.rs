@@ -7,7 +7,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::envelope::{Envelope, Execution};
+use super::envelope::Envelope;
 use crate::database_error::DatabaseError;
 use crate::seckill::SeckillError;
 
@@ -18,8 +18,6 @@ pub enum ApiError {
     BadRequest(String),
     /// No `killPhone` cookie: 401, "未注册" (not registered) as in the classic API.
     NotRegistered,
-    /// A bad, expired or another user's signature: 403, with the classic -3 execution as data.
-    Tampered(Box<Execution>),
     /// No such item or route: 404.
     NotFound(String),
     /// A method the route does not take: 405.
@@ -42,7 +40,6 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotRegistered => StatusCode::UNAUTHORIZED,
-            ApiError::Tampered(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,26 +74,25 @@ impl From<DatabaseError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let (message, data) = match self {
-            ApiError::BadRequest(message) | ApiError::NotFound(message) => (message, None),
-            ApiError::NotRegistered => ("未注册".to_string(), None),
-            ApiError::Tampered(execution) => (execution.state_info.to_string(), Some(*execution)),
-            ApiError::MethodNotAllowed => ("method not allowed".to_string(), None),
-            ApiError::PayloadTooLarge => ("request body too large".to_string(), None),
-            ApiError::TooManyRequests(which) => (format!("too many requests {which}; slow down"), None),
+        let message = match self {
+            ApiError::BadRequest(message) | ApiError::NotFound(message) => message,
+            ApiError::NotRegistered => "未注册".to_string(),
+            ApiError::MethodNotAllowed => "method not allowed".to_string(),
+            ApiError::PayloadTooLarge => "request body too large".to_string(),
+            ApiError::TooManyRequests(which) => format!("too many requests {which}; slow down"),
             ApiError::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");
-                ("service unavailable, try again shortly".to_string(), None)
+                "service unavailable, try again shortly".to_string()
             }
             ApiError::InDoubt(seckill_id, detail) => {
                 tracing::warn!(seckill_id, %detail, "seckill outcome in doubt");
-                (format!("outcome unknown: check GET /seckill/{seckill_id}/result shortly"), None)
+                format!("outcome unknown: check GET /seckill/{seckill_id}/result shortly")
             }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                ("internal error".to_string(), None)
+                "internal error".to_string()
             }
         };
-        (status, Json(Envelope { success: false, data, error: Some(message) })).into_response()
+        (status, Json(Envelope::<()> { success: false, data: None, error: Some(message) })).into_response()
     }
 }

@@ -12,7 +12,7 @@ use super::admission::Refusal;
 use super::api_error::ApiError;
 use super::envelope::{Envelope, Execution, Exposer};
 use super::extract::{KillPhone, check_token_segment, parse_item_id};
-use crate::seckill::{Exposure, Item, Outcome, SuccessKilled};
+use crate::seckill::{Exposure, Item, Outcome, Phone, SuccessKilled};
 
 /// How many items the list shows.
 const LIST_LIMIT: u32 = 100;
@@ -42,13 +42,20 @@ pub async fn now(State(app): State<AppState>) -> ApiResult<i64> {
     Ok(Json(Envelope::ok(app.service.now().await?.timestamp_millis())))
 }
 
-/// `POST /seckill/{id}/exposer`
+/// `POST /seckill/{id}/exposer`, the buyer from the `killPhone` cookie. In classic signing mode the token is
+/// the same for everyone, so, as in the classic API, no cookie is needed.
 pub async fn exposer(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    KillPhone(phone): KillPhone,
+    buyer: Result<KillPhone, ApiError>,
 ) -> ApiResult<Exposer> {
     let seckill_id = parse_item_id(&path.map_err(path_error)?.0)?;
+    let phone = match buyer {
+        Ok(KillPhone(phone)) => phone,
+        // Any phone signs the same classic token.
+        Err(ApiError::NotRegistered) if !app.service.signer().binds_user() => Phone::nth(0),
+        Err(error) => return Err(error),
+    };
     match app.service.expose(seckill_id, phone).await? {
         Exposure::NotFound { .. } => Err(ApiError::NotFound(format!("no seckill item with id {seckill_id}"))),
         exposure => Ok(Json(Envelope::ok(Exposer::from_exposure(seckill_id, exposure)))),
@@ -66,9 +73,12 @@ pub async fn result(
     Ok(Json(Envelope::ok(app.service.kill_record(seckill_id, phone).await?)))
 }
 
-/// `POST /seckill/{id}/{md5}/execution`, the buyer from the `killPhone` cookie. Like the classic API, a
-/// refusal (sold out, repeat, ...) is a successful request whose data says so; a forged signature is 403, a
-/// buyer or item over its rate limit 429, an unknown item 404, an unreachable database 503.
+/// `POST /seckill/{id}/{md5}/execution`, the buyer from the `killPhone` cookie. As in the classic API, every
+/// outcome that has a state code is a successful request whose data says so: success 1, sold out / not
+/// started / ended / unknown item 0, repeat -1, rolled back -2, a bad, expired or another user's signature -3.
+/// What the classic API has no state for is a JSON error with a real status: a malformed request 400, a buyer
+/// or item over its rate limit 429, an unreachable database 503, and an outcome in doubt 503 naming
+/// `/seckill/{id}/result`.
 pub async fn execution(
     State(app): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -86,19 +96,17 @@ pub async fn execution(
             Ok(()) => app.service.execute_verified(seckill_id, phone).await,
         }
     };
-    match &outcome {
-        Outcome::Tampered => Err(ApiError::Tampered(Box::new(Execution::new(seckill_id, &outcome, None)))),
-        Outcome::NotFound => Err(ApiError::NotFound(format!("no seckill item with id {seckill_id}"))),
-        Outcome::InnerError(error) if error.in_doubt => Err(ApiError::InDoubt(seckill_id, error.detail.clone())),
-        Outcome::InnerError(error) if error.unavailable => Err(ApiError::Unavailable(error.detail.clone())),
+    let item = match &outcome {
+        Outcome::InnerError(error) if error.in_doubt => {
+            return Err(ApiError::InDoubt(seckill_id, error.detail.clone()));
+        }
+        Outcome::InnerError(error) if error.unavailable => return Err(ApiError::Unavailable(error.detail.clone())),
         Outcome::InnerError(error) => {
             tracing::warn!(seckill_id, detail = %error.detail, "seckill rolled back");
-            Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, None))))
+            None
         }
-        Outcome::Success(_) => {
-            let item = app.shown_item(seckill_id).await;
-            Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, item))))
-        }
-        _ => Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, None)))),
-    }
+        Outcome::Success(_) => app.shown_item(seckill_id).await,
+        _ => None,
+    };
+    Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, item))))
 }

@@ -11,9 +11,13 @@
 //! | POST | `/seckill/{id}/{md5}/execution` | `{success, data: SeckillExecution}`; buyer from `killPhone` |
 //! | GET | `/seckill/{id}/result` | `{success, data: SuccessKilled or null}`: did my seckill go through? |
 //!
-//! Bad input never reaches a 500: a malformed id or cookie is 400, a missing cookie 401 ("未注册"), a forged
-//! signature 403, an unknown item 404, a body over the limit 413, a buyer or item over its rate limit 429
-//! (see [`AdmissionConfig`]), an unreachable database 503, all as JSON in the same envelope. The router sets no fallback and no logging layer: the host app owns those.
+//! As in the classic API, every execution outcome that has a state code (1, 0, -1, -2, -3) is HTTP 200 with
+//! `success: true` and the state in `data`, so the classic page shows each one. What the classic API has no
+//! state for is a JSON error in the same envelope with a real status: a malformed id or cookie 400, a missing
+//! cookie 401 ("未注册"), an unknown item 404 (details and exposer), a body over the limit 413, a buyer or
+//! item over its rate limit 429 (see [`AdmissionConfig`]), an unreachable database 503, and a seckill whose
+//! outcome is in doubt 503 naming `/seckill/{id}/result`. JSON says `charset=utf-8`. The router sets no
+//! fallback and no logging layer: the host app owns those.
 //!
 //! ```no_run
 //! # async fn run(service: seckill::seckill::Seckill) -> std::io::Result<()> {
@@ -26,6 +30,7 @@
 mod admission;
 mod api_error;
 mod body_limit;
+mod charset;
 pub mod detail_cache;
 mod envelope;
 mod extract;
@@ -78,9 +83,18 @@ type ShownItem = (Instant, Option<Item>);
 /// How long [`AppState::shown_item`] remembers an item.
 const SHOWN_ITEM_TTL: Duration = Duration::from_secs(1);
 
+/// The most a success answer waits for its decoration (the item it shows).
+const DECORATION_BUDGET: Duration = Duration::from_millis(50);
+
 impl AppState {
-    /// The item for decorating an answer: from a moment ago if possible, else as [`AppState::item`].
+    /// The item for decorating a success answer, within [`DECORATION_BUDGET`]: from a moment ago if possible,
+    /// else as [`AppState::item`]. A decoration never delays or fails an answer: the sale is committed, so a
+    /// slow cache or database just means the answer goes out without it.
     async fn shown_item(&self, seckill_id: i64) -> Option<Item> {
+        tokio::time::timeout(DECORATION_BUDGET, self.remembered_or_read(seckill_id)).await.ok().flatten()
+    }
+
+    async fn remembered_or_read(&self, seckill_id: i64) -> Option<Item> {
         let remembered = {
             let items = self.shown_items.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             items.get(&seckill_id).filter(|(at, _)| at.elapsed() < SHOWN_ITEM_TTL).map(|(_, item)| item.clone())
@@ -137,6 +151,7 @@ impl SeckillHttp {
             .route("/seckill/{id}/result", get(handlers::result))
             .route("/seckill/{id}/{md5}/execution", post(handlers::execution))
             .layer(axum::middleware::from_fn_with_state(self.max_body, body_limit::refuse_large_bodies))
+            .layer(axum::middleware::map_response(charset::utf8_json))
             .with_state(self.state)
     }
 }

@@ -13,6 +13,7 @@ use mysql_async::{Conn, Pool};
 use super::error::MigrateError;
 use super::sql_script::md5_hex;
 use crate::database::acquire;
+use crate::database::rows::exec_first;
 use crate::database_error::DatabaseError;
 
 /// A held named lock; give it back with [`NamedLock::release`].
@@ -26,17 +27,15 @@ impl NamedLock {
     pub(crate) async fn acquire_for_database(pool: &Pool, timeout: Duration) -> Result<Self, MigrateError> {
         let mut conn = acquire(pool).await?;
         conn.reset_connection(true);
-        let database: Option<String> =
-            conn.query_first("SELECT DATABASE()").await.map_err(DatabaseError::from)?.flatten();
-        let database = database.ok_or(MigrateError::NoDatabaseSelected)?;
+        let database: Option<(Option<String>,)> =
+            exec_first(&mut conn, "SELECT DATABASE()", (), "the current database").await?;
+        let database = database.and_then(|(name,)| name).ok_or(MigrateError::NoDatabaseSelected)?;
         // Lock names are server-wide and at most 64 characters.
         let name = format!("seckill.migrate.{}", md5_hex(database.as_bytes()));
-        let granted: Option<i64> = conn
-            .exec_first("SELECT GET_LOCK(?, ?)", (&name, timeout.as_secs_f64()))
-            .await
-            .map_err(DatabaseError::from)?
-            .flatten();
-        match granted {
+        let lock = "SELECT GET_LOCK(?, ?)";
+        let granted: Option<(Option<i64>,)> =
+            exec_first(&mut conn, lock, (&name, timeout.as_secs_f64()), "the migration lock").await?;
+        match granted.and_then(|(granted,)| granted) {
             Some(1) => Ok(NamedLock { conn, name }),
             _ => Err(MigrateError::LockTimeout { lock: format!("{name} (database {database})"), waited: timeout }),
         }

@@ -26,7 +26,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use mysql_async::Pool;
-use mysql_async::prelude::Queryable;
 use refinery::Runner;
 
 pub use error::MigrateError;
@@ -36,6 +35,7 @@ pub use source::{MigrationFile, ProcedureFile, RoutineKind, SqlSource};
 pub use status::{MigrationState, MigrationStatus, ProcedureState, ProcedureStatus, Status};
 
 use crate::database::acquire;
+use crate::database::rows::query_all;
 use crate::database_error::DatabaseError;
 
 /// refinery's history table.
@@ -107,7 +107,7 @@ impl Migrator {
     /// Each migration file against refinery's history, then applied versions whose file is gone.
     async fn migration_states(&self, conn: &mut mysql_async::Conn) -> Result<Vec<MigrationStatus>, MigrateError> {
         let query = format!("SELECT version, name, checksum FROM {MIGRATION_HISTORY_TABLE}");
-        let applied: Vec<(i64, String, String)> = match conn.query(query).await {
+        let applied: Vec<(i64, String, String)> = match query_all(conn, &query, MIGRATION_HISTORY_TABLE).await {
             Ok(rows) => rows,
             Err(mysql_async::Error::Server(e)) if e.code == NO_SUCH_TABLE => Vec::new(),
             Err(e) => return Err(DatabaseError::from(e).into()),

@@ -6,16 +6,22 @@
 //! white space and the definer). Comparing the three tells the states of [`ProcedureState`] apart: a file
 //! changed since it was applied, a routine dropped from the server, or a routine the server holds in a
 //! different form than the one applied (edited by hand).
+//!
+//! A file holds `DROP PROCEDURE IF EXISTS` then `CREATE PROCEDURE`, so that it loads with the stock client on
+//! MariaDB and MySQL alike. Sent as they are, the two leave a moment with no routine, in which every `CALL`
+//! fails (error 1305): on MariaDB the applier sends `CREATE OR REPLACE` instead (see [`Replacement`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use mysql_async::Conn;
+use chrono::{DateTime, Utc};
 use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value};
 
 use super::error::MigrateError;
 use super::source::{ProcedureFile, RoutineKind};
-use super::sql_script::definition_fingerprint;
+use super::sql_script::{code_start, definition_fingerprint, strip_comments};
+use crate::database::rows::{instant, query_all};
 use crate::database_error::{self, DatabaseError};
 
 /// The applier's own history table.
@@ -101,19 +107,23 @@ async fn ensure_history_table(conn: &mut Conn) -> Result<(), DatabaseError> {
     Ok(())
 }
 
-async fn read_history(conn: &mut Conn) -> Result<HashMap<String, (HistoryRow, NaiveDateTime)>, DatabaseError> {
+/// The history, by lower-cased routine name, with when each was applied (`None` for a time edited by hand into
+/// something that is no instant).
+type History = HashMap<String, (HistoryRow, Option<DateTime<Utc>>)>;
+
+async fn read_history(conn: &mut Conn) -> Result<History, DatabaseError> {
     let query = format!("SELECT name, file_checksum, definition_fingerprint, applied_on FROM {HISTORY_TABLE}");
-    let rows: Vec<(String, String, String, NaiveDateTime)> = match conn.query(query).await {
+    let rows: Vec<(String, String, String, Value)> = match query_all(conn, &query, HISTORY_TABLE).await {
         Ok(rows) => rows,
         Err(mysql_async::Error::Server(e)) if e.code == NO_SUCH_TABLE => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|(name, file_checksum, definition_fingerprint, applied_on)| {
-            (name.to_ascii_lowercase(), (HistoryRow { file_checksum, definition_fingerprint }, applied_on))
+            let applied_on = instant(applied_on, HISTORY_TABLE)?;
+            Ok((name.to_ascii_lowercase(), (HistoryRow { file_checksum, definition_fingerprint }, applied_on)))
         })
-        .collect())
+        .collect()
 }
 
 /// The fingerprint of the routine as the server holds it, or `None` when it does not exist.
@@ -152,7 +162,7 @@ pub(crate) async fn states(conn: &mut Conn, files: &[ProcedureFile]) -> Result<V
         statuses.push(ProcedureStatus {
             name: file.name.clone(),
             state,
-            applied_on: applied.map(|(_, at)| at.and_utc()),
+            applied_on: applied.and_then(|(_, at)| at),
         });
     }
     let mut removed: Vec<_> = history
@@ -160,7 +170,7 @@ pub(crate) async fn states(conn: &mut Conn, files: &[ProcedureFile]) -> Result<V
         .map(|(name, (_, at))| ProcedureStatus {
             name,
             state: ProcedureState::FileRemoved,
-            applied_on: Some(at.and_utc()),
+            applied_on: at,
         })
         .collect();
     removed.sort_by(|a, b| a.name.cmp(&b.name));
@@ -168,12 +178,129 @@ pub(crate) async fn states(conn: &mut Conn, files: &[ProcedureFile]) -> Result<V
     Ok(statuses)
 }
 
-/// Runs a file's statements and records the result in the history.
+/// How the server re-creates a routine that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replacement {
+    /// MariaDB: one `CREATE OR REPLACE` statement, which swaps the definition under the routine's metadata
+    /// lock, so a `CALL` meanwhile runs the old or the new one and never finds none. The file's `DROP ... IF
+    /// EXISTS` of the same routine is left out.
+    CreateOrReplace,
+    /// MySQL, which has no `CREATE OR REPLACE PROCEDURE` (nor `FUNCTION`): the file's statements as they are,
+    /// `DROP` then `CREATE`. A `CALL` between the two fails with error 1305.
+    DropThenCreate,
+}
+
+impl Replacement {
+    async fn of_server(conn: &mut Conn) -> Result<Self, DatabaseError> {
+        let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
+        Ok(match version {
+            Some(version) if version.contains("MariaDB") => Replacement::CreateOrReplace,
+            _ => Replacement::DropThenCreate,
+        })
+    }
+}
+
+/// The statement's words outside comments, split at white space and `(`, as in `CREATE PROCEDURE p(`.
+fn words(statement: &str) -> Vec<String> {
+    strip_comments(statement)
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .filter(|word| !word.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn same_routine(word: &str, file: &ProcedureFile) -> bool {
+    let name = word.strip_prefix('`').and_then(|w| w.strip_suffix('`')).unwrap_or(word);
+    name.eq_ignore_ascii_case(&file.name)
+}
+
+/// Whether `statement` is `DROP PROCEDURE|FUNCTION IF EXISTS` of the file's own routine.
+fn drops_the_routine(statement: &str, file: &ProcedureFile) -> bool {
+    match words(statement).as_slice() {
+        [drop, kind, if_, exists, name] => {
+            drop.eq_ignore_ascii_case("DROP")
+                && kind.eq_ignore_ascii_case(file.kind.keyword())
+                && if_.eq_ignore_ascii_case("IF")
+                && exists.eq_ignore_ascii_case("EXISTS")
+                && same_routine(name, file)
+        }
+        _ => false,
+    }
+}
+
+/// `statement` as `CREATE OR REPLACE [DEFINER=..] PROCEDURE|FUNCTION`, when it creates the file's routine.
+/// `None` for any other statement, and for `CREATE .. IF NOT EXISTS`, which MariaDB refuses with `OR REPLACE`
+/// (so the file is sent as it is).
+fn as_create_or_replace(statement: &str, file: &ProcedureFile) -> Option<String> {
+    let words = words(statement);
+    let (create, rest) = words.split_first()?;
+    if !create.eq_ignore_ascii_case("CREATE") {
+        return None;
+    }
+    // The words before the routine's name: OR REPLACE, DEFINER=.., AGGREGATE, the kind, IF NOT EXISTS.
+    let kind_at = rest.iter().take(5).position(|word| word.eq_ignore_ascii_case(file.kind.keyword()))?;
+    let (before_name, name) = rest.split_at(kind_at + 1);
+    let (name, if_not_exists) = match name {
+        [if_, not, exists, name, ..]
+            if if_.eq_ignore_ascii_case("IF")
+                && not.eq_ignore_ascii_case("NOT")
+                && exists.eq_ignore_ascii_case("EXISTS") =>
+        {
+            (name, true)
+        }
+        [name, ..] => (name, false),
+        [] => return None,
+    };
+    if if_not_exists || !same_routine(name, file) {
+        return None;
+    }
+    if before_name.first().is_some_and(|word| word.eq_ignore_ascii_case("OR")) {
+        return Some(statement.to_string()); // already CREATE OR REPLACE
+    }
+    // Insert after the `CREATE` keyword itself, wherever comments before it put it.
+    let keyword_at = code_start(statement);
+    let keyword_end = keyword_at + "CREATE".len();
+    if !statement.get(keyword_at..keyword_end)?.eq_ignore_ascii_case("CREATE") {
+        return None;
+    }
+    Some(format!("{} OR REPLACE{}", &statement[..keyword_end], &statement[keyword_end..]))
+}
+
+/// The statements to send for `file`. With [`Replacement::CreateOrReplace`], the `CREATE` of the routine
+/// becomes `CREATE OR REPLACE` and a `DROP .. IF EXISTS` of it before that is left out; everything else is
+/// sent as written.
+fn statements_to_send(file: &ProcedureFile, replacement: Replacement) -> Vec<Cow<'_, str>> {
+    let as_written = || file.statements.iter().map(|statement| Cow::Borrowed(statement.as_str())).collect();
+    if replacement == Replacement::DropThenCreate {
+        return as_written();
+    }
+    let created = file
+        .statements
+        .iter()
+        .enumerate()
+        .find_map(|(at, statement)| as_create_or_replace(statement, file).map(|replacing| (at, replacing)));
+    let Some((create_at, replacing)) = created else {
+        return as_written();
+    };
+    let mut statements = Vec::with_capacity(file.statements.len());
+    for (at, statement) in file.statements.iter().enumerate() {
+        if at == create_at {
+            statements.push(Cow::Owned(replacing.clone()));
+        } else if at > create_at || !drops_the_routine(statement, file) {
+            statements.push(Cow::Borrowed(statement.as_str()));
+        }
+    }
+    statements
+}
+
+/// Runs a file's statements (see [`Replacement`] for how the routine is replaced) and records the result in
+/// the history.
 pub(crate) async fn apply(conn: &mut Conn, file: &ProcedureFile) -> Result<(), MigrateError> {
     let failed = |cause: DatabaseError| MigrateError::ProcedureFailed { file: file.file_name.clone(), cause };
     ensure_history_table(conn).await?;
-    for statement in &file.statements {
-        conn.query_drop(statement.as_str()).await.map_err(|e| failed(e.into()))?;
+    let replacement = Replacement::of_server(conn).await?;
+    for statement in statements_to_send(file, replacement) {
+        conn.query_drop(statement.as_ref()).await.map_err(|e| failed(e.into()))?;
     }
     let fingerprint = server_fingerprint(conn, file.kind, &file.name).await?.ok_or_else(|| {
         failed(DatabaseError::UnexpectedAnswer(format!("{} does not exist after running its file", file.name)))
@@ -186,4 +313,87 @@ pub(crate) async fn apply(conn: &mut Conn, file: &ProcedureFile) -> Result<(), M
         .await
         .map_err(DatabaseError::from)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::sql_script::split_statements;
+
+    fn file(kind: RoutineKind, name: &str, statements: &[&str]) -> ProcedureFile {
+        ProcedureFile {
+            file_name: format!("{name}.sql"),
+            name: name.to_string(),
+            kind,
+            statements: statements.iter().map(|s| s.to_string()).collect(),
+            checksum: String::new(),
+        }
+    }
+
+    fn sent(file: &ProcedureFile, replacement: Replacement) -> Vec<String> {
+        statements_to_send(file, replacement).into_iter().map(Cow::into_owned).collect()
+    }
+
+    #[test]
+    fn on_mariadb_the_drop_is_left_out_and_the_create_replaces() {
+        let text = "-- why\nDROP PROCEDURE IF EXISTS `p`;\nDELIMITER $$\nCREATE PROCEDURE p(IN a INT)\nBEGIN\n  SELECT a;\nEND $$\n";
+        let statements = split_statements(text).unwrap();
+        let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+        let file = file(RoutineKind::Procedure, "p", &statements);
+        assert_eq!(
+            sent(&file, Replacement::CreateOrReplace),
+            vec!["CREATE OR REPLACE PROCEDURE p(IN a INT)\nBEGIN\n  SELECT a;\nEND"]
+        );
+        assert_eq!(sent(&file, Replacement::DropThenCreate), file.statements);
+    }
+
+    #[test]
+    fn or_replace_goes_after_the_create_keyword_past_comments_and_before_the_definer() {
+        let file = file(
+            RoutineKind::Function,
+            "f",
+            &[
+                "drop function if exists F",
+                "/* note */ -- more\ncreate DEFINER=`a`@`%` AGGREGATE FUNCTION f() RETURNS INT RETURN 1",
+            ],
+        );
+        assert_eq!(
+            sent(&file, Replacement::CreateOrReplace),
+            vec!["/* note */ -- more\ncreate OR REPLACE DEFINER=`a`@`%` AGGREGATE FUNCTION f() RETURNS INT RETURN 1"]
+        );
+    }
+
+    #[test]
+    fn other_drops_and_statements_are_sent_as_written() {
+        let file = file(
+            RoutineKind::Procedure,
+            "p",
+            &["DROP FUNCTION IF EXISTS p", "DROP PROCEDURE IF EXISTS q", "SET @x = 1", "CREATE PROCEDURE p() SELECT 1"],
+        );
+        assert_eq!(
+            sent(&file, Replacement::CreateOrReplace),
+            vec![
+                "DROP FUNCTION IF EXISTS p",
+                "DROP PROCEDURE IF EXISTS q",
+                "SET @x = 1",
+                "CREATE OR REPLACE PROCEDURE p() SELECT 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_use_or_replace_is_sent_as_written() {
+        let if_not_exists = file(
+            RoutineKind::Procedure,
+            "p",
+            &["DROP PROCEDURE IF EXISTS p", "CREATE PROCEDURE IF NOT EXISTS p() SELECT 1"],
+        );
+        assert_eq!(sent(&if_not_exists, Replacement::CreateOrReplace), if_not_exists.statements);
+        let already = file(
+            RoutineKind::Procedure,
+            "p",
+            &["DROP PROCEDURE IF EXISTS p", "CREATE OR REPLACE PROCEDURE p() SELECT 1"],
+        );
+        assert_eq!(sent(&already, Replacement::CreateOrReplace), vec!["CREATE OR REPLACE PROCEDURE p() SELECT 1"]);
+    }
 }

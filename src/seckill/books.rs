@@ -2,9 +2,9 @@
 //! every demo, and by the tests.
 
 use mysql_async::Pool;
-use mysql_async::prelude::Queryable;
 
 use crate::database::acquire;
+use crate::database::rows::exec_first;
 use crate::database_error::DatabaseError;
 
 /// One item's books as the database holds them.
@@ -25,16 +25,12 @@ impl Books {
     /// The database's error.
     pub async fn read(pool: &Pool, seckill_id: i64) -> Result<Books, DatabaseError> {
         let mut conn = acquire(pool).await?;
-        let counts: Option<(i64, i64)> = conn
-            .exec_first(
-                "SELECT COUNT(*), COUNT(DISTINCT user_phone) FROM success_killed WHERE seckill_id = ?",
-                (seckill_id,),
-            )
-            .await?;
-        let stock: Option<i64> =
-            conn.exec_first("SELECT number FROM seckill WHERE seckill_id = ?", (seckill_id,)).await?;
+        let counts_query = "SELECT COUNT(*), COUNT(DISTINCT user_phone) FROM success_killed WHERE seckill_id = ?";
+        let counts: Option<(i64, i64)> = exec_first(&mut conn, counts_query, (seckill_id,), "the books").await?;
+        let stock_query = "SELECT number FROM seckill WHERE seckill_id = ?";
+        let stock: Option<(i64,)> = exec_first(&mut conn, stock_query, (seckill_id,), "the stock").await?;
         let (rows, distinct_buyers) = counts.unwrap_or((0, 0));
-        Ok(Books { rows, distinct_buyers, stock: stock.unwrap_or(-1) })
+        Ok(Books { rows, distinct_buyers, stock: stock.map_or(-1, |(stock,)| stock) })
     }
 
     /// Whether they balance against `reported` successes from an initial stock: successes reported = success

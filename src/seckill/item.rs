@@ -3,19 +3,24 @@
 //! Times are UTC in the database and `DateTime<Utc>` here; JSON carries them as epoch milliseconds under the
 //! classic field names (`seckillId`, `startTime`, ...), as the classic front ends expect.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use mysql_async::Pool;
+use chrono::{DateTime, Utc};
 use mysql_async::prelude::Queryable;
+use mysql_async::{Pool, Value};
 use serde::{Deserialize, Serialize};
 
 use super::error::SeckillError;
 use super::outcome::SuccessKilled;
 use super::phone::Phone;
 use crate::database::acquire;
+use crate::database::rows::{exec_all, exec_first, instant, required_instant};
 use crate::database_error::DatabaseError;
 
 /// The longest item name the schema holds (`VARCHAR(120)`).
 pub const MAX_NAME_CHARS: usize = 120;
+
+/// The last instant a `TIMESTAMP` column holds on MySQL and MariaDB before 11.5: 2038-01-19 03:14:07 UTC. Sale
+/// windows must end by then.
+pub const LAST_INSTANT_SECONDS: i64 = i32::MAX as i64;
 
 /// One seckill item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,31 +96,35 @@ impl NewItem {
         if self.end_time <= self.start_time {
             return invalid("the sale must end after it starts");
         }
+        if self.start_time.timestamp() < 1 || self.end_time.timestamp() > LAST_INSTANT_SECONDS {
+            return invalid("the sale must lie between 1970 and 2038-01-19 03:14:07 UTC (the range of TIMESTAMP)");
+        }
         Ok(())
     }
 }
 
-type ItemRow = (i64, String, i32, NaiveDateTime, NaiveDateTime, NaiveDateTime);
+type ItemRow = (i64, String, i32, Value, Value, Value);
 
 const ITEM_COLUMNS: &str = "seckill_id, name, number, start_time, end_time, create_time";
 
-fn from_row((seckill_id, name, number, start, end, created): ItemRow) -> Item {
-    Item {
+fn from_row((seckill_id, name, number, start, end, created): ItemRow) -> Result<Item, DatabaseError> {
+    let what = format!("item {seckill_id}");
+    Ok(Item {
         seckill_id,
         name,
         number,
-        start_time: start.and_utc(),
-        end_time: end.and_utc(),
-        create_time: created.and_utc(),
-    }
+        start_time: required_instant(start, &what)?,
+        end_time: required_instant(end, &what)?,
+        create_time: required_instant(created, &what)?,
+    })
 }
 
 /// Items, newest first, at most `limit` of them.
 pub(crate) async fn list(pool: &Pool, limit: u32) -> Result<Vec<Item>, SeckillError> {
     let mut conn = acquire(pool).await?;
     let query = format!("SELECT {ITEM_COLUMNS} FROM seckill ORDER BY create_time DESC, seckill_id DESC LIMIT ?");
-    let rows: Vec<ItemRow> = conn.exec(query, (limit,)).await?;
-    Ok(rows.into_iter().map(from_row).collect())
+    let rows: Vec<ItemRow> = exec_all(&mut conn, &query, (limit,), "the item list").await?;
+    Ok(rows.into_iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
 /// One item and the database's clock, read together (the clock every window decision uses).
@@ -124,26 +133,17 @@ pub(crate) async fn get_with_now(pool: &Pool, seckill_id: i64) -> Result<(Option
     // A LEFT JOIN on a one-row table returns the clock even when the item does not exist.
     let query = "SELECT s.seckill_id, s.name, s.number, s.start_time, s.end_time, s.create_time, clock.t \
                    FROM (SELECT UTC_TIMESTAMP(3) AS t) clock LEFT JOIN seckill s ON s.seckill_id = ?";
-    type Row = (
-        Option<i64>,
-        Option<String>,
-        Option<i32>,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        NaiveDateTime,
-    );
-    let row: Option<Row> = conn.exec_first(query, (seckill_id,)).await?;
+    type Row = (Option<i64>, Option<String>, Option<i32>, Value, Value, Value, Value);
+    let row: Option<Row> = exec_first(&mut conn, query, (seckill_id,), "an item and the clock").await?;
     let Some((id, name, number, start, end, created, now)) = row else {
         return Err(DatabaseError::UnexpectedAnswer("no clock row".into()).into());
     };
-    let item = match (id, name, number, start, end, created) {
-        (Some(id), Some(name), Some(number), Some(start), Some(end), Some(created)) => {
-            Some(from_row((id, name, number, start, end, created)))
-        }
+    let now = required_instant(now, "the database's clock")?;
+    let item = match (id, name, number) {
+        (Some(id), Some(name), Some(number)) => Some(from_row((id, name, number, start, end, created))?),
         _ => None,
     };
-    Ok((item, now.and_utc()))
+    Ok((item, now))
 }
 
 /// A buyer's success record for an item, if the seckill went through.
@@ -153,20 +153,19 @@ pub(crate) async fn kill_record(
     phone: Phone,
 ) -> Result<Option<SuccessKilled>, SeckillError> {
     let mut conn = acquire(pool).await?;
-    let row: Option<(i8, NaiveDateTime)> = conn
-        .exec_first(
-            "SELECT state, create_time FROM success_killed WHERE seckill_id = ? AND user_phone = ?",
-            (seckill_id, phone.get()),
-        )
-        .await?;
-    Ok(row.map(|(state, at)| SuccessKilled { seckill_id, user_phone: phone, state, create_time: at.and_utc() }))
+    let what = "a success record";
+    let query = "SELECT state, create_time FROM success_killed WHERE seckill_id = ? AND user_phone = ?";
+    let row: Option<(i8, Value)> = exec_first(&mut conn, query, (seckill_id, phone.get()), what).await?;
+    row.map(|(state, at)| Ok(SuccessKilled { seckill_id, user_phone: phone, state, create_time: instant(at, what)? }))
+        .transpose()
 }
 
 /// The database's clock.
 pub(crate) async fn database_now(pool: &Pool) -> Result<DateTime<Utc>, SeckillError> {
     let mut conn = acquire(pool).await?;
-    let now: Option<NaiveDateTime> = conn.query_first("SELECT UTC_TIMESTAMP(3)").await?;
-    now.map(|t| t.and_utc()).ok_or_else(|| DatabaseError::UnexpectedAnswer("no clock row".into()).into())
+    let now: Option<(Value,)> = exec_first(&mut conn, "SELECT UTC_TIMESTAMP(3)", (), "the database's clock").await?;
+    let now = now.ok_or_else(|| DatabaseError::UnexpectedAnswer("no clock row".into()))?;
+    Ok(required_instant(now.0, "the database's clock")?)
 }
 
 /// Creates an item and returns it as stored.
@@ -196,6 +195,7 @@ pub(crate) async fn add_stock(pool: &Pool, seckill_id: i64, amount: i32) -> Resu
     if conn.affected_rows() == 0 {
         return Err(SeckillError::NotFound(seckill_id));
     }
-    let stock: Option<i32> = conn.exec_first("SELECT number FROM seckill WHERE seckill_id = ?", (seckill_id,)).await?;
-    stock.ok_or(SeckillError::NotFound(seckill_id))
+    let stock: Option<(i32,)> =
+        exec_first(&mut conn, "SELECT number FROM seckill WHERE seckill_id = ?", (seckill_id,), "the stock").await?;
+    stock.map(|(stock,)| stock).ok_or(SeckillError::NotFound(seckill_id))
 }

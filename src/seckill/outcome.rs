@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::phone::Phone;
+use crate::database::call::CallFailure;
 use crate::database_error::DatabaseError;
 
 /// The record of a successful seckill: a row of `success_killed`.
@@ -14,27 +15,41 @@ pub struct SuccessKilled {
     pub user_phone: Phone,
     /// The classic row state: 0 success (later 1 paid, 2 shipped).
     pub state: i8,
-    /// When the seckill was decided, by the database's clock.
-    #[serde(with = "chrono::serde::ts_milliseconds")]
-    pub create_time: DateTime<Utc>,
+    /// When the seckill was decided, by the database's clock (`None` for a row written by hand with the zero
+    /// date).
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
+    pub create_time: Option<DateTime<Utc>>,
 }
 
-/// Why the toolkit could not decide: nothing was written for this attempt.
+/// Why the toolkit could not decide. Unless `in_doubt`, nothing was written for this attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InnerError {
     /// What went wrong, for logs; never shown to clients.
     pub detail: String,
-    /// The database could not be reached at all (as opposed to, say, a lock wait timeout): trying again
-    /// later may help, and an HTTP API answers 503.
+    /// The database could not be reached at all, so nothing was sent: trying again later may help, and an
+    /// HTTP API answers 503.
     pub unavailable: bool,
-    /// The connection was lost after the request was sent, so it may have committed or not: the caller should
-    /// ask [`crate::seckill::Seckill::kill_record`] once the database is back. Never a false success either way.
+    /// The call was sent and failed without the server proving it rolled back (a lost connection, a KILL, an
+    /// error from the COMMIT, an unreadable answer), so it may have committed or not: the caller should ask
+    /// [`crate::seckill::Seckill::kill_record`] once the database is back. Never a false success either way.
     pub in_doubt: bool,
 }
 
 impl From<DatabaseError> for InnerError {
+    /// A failure before anything was sent.
     fn from(error: DatabaseError) -> Self {
         InnerError { unavailable: error.is_unavailable(), in_doubt: false, detail: error.to_string() }
+    }
+}
+
+impl From<CallFailure> for InnerError {
+    fn from(failure: CallFailure) -> Self {
+        let detail = failure.error().to_string();
+        match failure {
+            CallFailure::NotSent(error) => error.into(),
+            CallFailure::RolledBack(_) => InnerError { detail, unavailable: false, in_doubt: false },
+            CallFailure::InDoubt(_) => InnerError { detail, unavailable: false, in_doubt: true },
+        }
     }
 }
 
@@ -55,7 +70,7 @@ pub enum Outcome {
     Tampered,
     /// No item has this id.
     NotFound,
-    /// The attempt failed and was rolled back, e.g. a lock wait timeout or a lost connection.
+    /// The attempt failed: rolled back (e.g. a lock wait timeout), or in doubt (e.g. a lost connection).
     InnerError(InnerError),
 }
 
@@ -65,21 +80,15 @@ impl Outcome {
         Outcome::InnerError(InnerError { detail: detail.to_string(), unavailable: false, in_doubt: false })
     }
 
-    /// The inner error for a database failure, noting whether the database was unreachable.
+    /// The inner error for a database failure before anything was sent, noting whether the database was
+    /// unreachable.
     pub fn database_error(error: DatabaseError) -> Self {
         Outcome::InnerError(error.into())
     }
 
-    /// The inner error for a call that failed after it was sent: a lost connection leaves it in doubt, an
-    /// error answered by the server does not (the procedure rolled back).
-    pub fn call_error(error: mysql_async::Error) -> Self {
-        let lost = matches!(
-            error,
-            mysql_async::Error::Io(_) | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed)
-        );
-        let mut inner = InnerError::from(DatabaseError::from(error));
-        inner.in_doubt = lost;
-        Outcome::InnerError(inner)
+    /// The inner error for an attempt that may or may not have committed.
+    pub fn in_doubt(detail: impl ToString) -> Self {
+        Outcome::InnerError(InnerError { detail: detail.to_string(), unavailable: false, in_doubt: true })
     }
 
     /// The classic state code: 1 success, 0 end, -1 repeat, -2 inner error, -3 data rewrite.

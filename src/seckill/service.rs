@@ -128,8 +128,8 @@ impl Seckill {
     }
 
     /// Checks the signature and runs the seckill. A bad, expired or another user's signature is
-    /// [`Outcome::Tampered`] and touches nothing; every failure past that is [`Outcome::InnerError`] with
-    /// nothing written.
+    /// [`Outcome::Tampered`] and touches nothing; every failure past that is [`Outcome::InnerError`], which says
+    /// whether the seckill may have committed (`in_doubt`: ask [`Seckill::kill_record`]).
     pub async fn execute(&self, seckill_id: i64, phone: Phone, signature: &str) -> Outcome {
         if self.signer().verify(seckill_id, phone, signature, Utc::now()).is_err() {
             return Outcome::Tampered;
@@ -154,6 +154,7 @@ impl Seckill {
     /// Runs one seckill with its own procedure call, bypassing the executor and the sold-out memory: exactly
     /// one round trip to the database.
     pub async fn execute_one(&self, seckill_id: i64, phone: Phone) -> Outcome {
-        super::execute_seckill::execute_seckill(self.pool(), seckill_id, phone).await
+        let decided = super::execute_seckill::execute_seckill(self.pool(), seckill_id, phone).await;
+        decided.outcomes.into_iter().next().unwrap_or_else(|| Outcome::in_doubt("no outcome"))
     }
 }

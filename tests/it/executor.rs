@@ -5,26 +5,8 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use seckill::seckill::{ExecutorConfig, Outcome, Seckill};
-use seckill::testing::TestDatabase;
 
-use crate::common::{item_with_window, migrated_db, open_item, phone, service, signer, stock, success_rows};
-
-/// Holds the item's row lock from another session until dropped with `release`, so that requests queue up
-/// behind a batch that cannot finish: the way to build a batch of known content.
-struct RowLock(mysql_async::Conn);
-
-impl RowLock {
-    async fn take(db: &TestDatabase, seckill_id: i64) -> RowLock {
-        let mut conn = db.pool().get_conn().await.unwrap();
-        conn.query_drop("START TRANSACTION").await.unwrap();
-        conn.exec_drop("SELECT number FROM seckill WHERE seckill_id = ? FOR UPDATE", (seckill_id,)).await.unwrap();
-        RowLock(conn)
-    }
-
-    async fn release(mut self) {
-        self.0.query_drop("ROLLBACK").await.unwrap();
-    }
-}
+use crate::common::{RowLock, item_with_window, migrated_db, open_item, phone, service, signer, stock, success_rows};
 
 fn reasons(outcomes: &[Outcome]) -> Vec<&'static str> {
     outcomes.iter().map(Outcome::reason).collect()
@@ -38,7 +20,7 @@ async fn a_batch_answers_each_caller_as_if_run_one_by_one_in_arrival_order() {
     let id = item.seckill_id;
     assert!(service.execute_verified(id, phone(1)).await.is_success(), "phone 1 already has the item");
 
-    let lock = RowLock::take(&db, id).await;
+    let lock = RowLock::take(db.pool(), id).await;
     let first = tokio::spawn(service.submit_verified(id, phone(9)));
     tokio::time::sleep(Duration::from_millis(200)).await; // the lone request is in flight, stuck on the lock
     let order = [2, 1, 3, 2, 4, 5, 4];
@@ -76,7 +58,7 @@ async fn a_batch_failing_mid_way_is_rolled_back_whole_and_everyone_in_it_hears_i
         .await
         .unwrap();
 
-    let lock = RowLock::take(&db, id).await;
+    let lock = RowLock::take(db.pool(), id).await;
     let first = tokio::spawn(service.submit_verified(id, phone(1)));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let batch: Vec<_> =
@@ -197,7 +179,7 @@ async fn a_hot_item_stuck_on_its_lock_does_not_hold_up_another_item() {
     let service = service(&db);
     let hot = open_item(&service, 10).await;
     let other = open_item(&service, 10).await;
-    let lock = RowLock::take(&db, hot.seckill_id).await;
+    let lock = RowLock::take(db.pool(), hot.seckill_id).await;
     let stuck: Vec<_> = (0..50).map(|n| tokio::spawn(service.submit_verified(hot.seckill_id, phone(n)))).collect();
     let elsewhere =
         tokio::time::timeout(Duration::from_secs(5), service.execute_verified(other.seckill_id, phone(1))).await;
@@ -217,7 +199,7 @@ async fn a_whole_batch_outside_the_window_writes_nothing() {
     let early = item_with_window(&service, 5, chrono::Duration::hours(1), chrono::Duration::hours(2)).await;
     let late = item_with_window(&service, 5, chrono::Duration::hours(-2), chrono::Duration::hours(-1)).await;
     for (item, expected) in [(&early, Outcome::NotStarted), (&late, Outcome::Ended)] {
-        let lock = RowLock::take(&db, item.seckill_id).await;
+        let lock = RowLock::take(db.pool(), item.seckill_id).await;
         let requests: Vec<_> =
             (0..20).map(|n| tokio::spawn(service.submit_verified(item.seckill_id, phone(n)))).collect();
         tokio::time::sleep(Duration::from_millis(100)).await;

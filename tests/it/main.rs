@@ -4,11 +4,14 @@
 mod abuse;
 mod bench;
 mod browser;
+mod classic_client;
 mod cli;
 mod common;
+mod decision_rules;
 mod executor;
 mod faults;
 mod http;
+mod in_doubt;
 mod migrate;
 mod redis_faults;
 mod seckill_execute;

@@ -37,7 +37,7 @@
   // The phone is asked once and kept in the classic killPhone cookie for 7 days.
   function phone() {
     var known = cookie('killPhone');
-    if (known && /^1\d{10}$/.test(known)) {
+    if (known && /^\d{11}$/.test(known)) {
       document.getElementById('who').textContent = known;
       return Promise.resolve(known);
     }
@@ -48,8 +48,8 @@
       form.addEventListener('submit', function (event) {
         event.preventDefault();
         var value = document.getElementById('phone-input').value.trim();
-        if (!/^1\d{10}$/.test(value)) {
-          document.getElementById('phone-error').textContent = 'Please enter 11 digits starting with 1.';
+        if (!/^\d{11}$/.test(value)) {
+          document.getElementById('phone-error').textContent = 'Please enter 11 digits.';
           return;
         }
         document.cookie = 'killPhone=' + value + '; path=' + base + '; max-age=' + 7 * 24 * 3600 + '; SameSite=Lax';

@@ -74,6 +74,11 @@ impl Served {
         self.request(Method::GET, path, None, Vec::new()).await
     }
 
+    /// A GET as the buyer in the `killPhone` cookie.
+    pub async fn get_as(&self, path: &str, phone_cookie: &str) -> Answer {
+        self.request(Method::GET, path, Some(phone_cookie), Vec::new()).await
+    }
+
     pub async fn post(&self, path: &str, phone_cookie: Option<&str>) -> Answer {
         self.request(Method::POST, path, phone_cookie, Vec::new()).await
     }

@@ -68,3 +68,56 @@ pub fn seckill_command(url: &str) -> Command {
     command.env("DATABASE_URL", url).env("SECKILL_SECRET", SECRET).env_remove("SECKILL_SIGNING");
     command
 }
+
+/// Holds an item's row lock from another session until `release`, so that requests queue up behind a call that
+/// cannot finish: the way to build a batch of known content, or to make a call wait across an instant.
+pub struct RowLock(mysql_async::Conn);
+
+impl RowLock {
+    pub async fn take(pool: &Pool, seckill_id: i64) -> RowLock {
+        let mut conn = pool.get_conn().await.expect("a connection");
+        conn.query_drop("START TRANSACTION").await.expect("a transaction");
+        conn.exec_drop("SELECT number FROM seckill WHERE seckill_id = ? FOR UPDATE", (seckill_id,))
+            .await
+            .expect("the item's row lock");
+        RowLock(conn)
+    }
+
+    pub async fn release(mut self) {
+        self.0.query_drop("ROLLBACK").await.expect("the lock is released");
+    }
+}
+
+/// The id of another connection to this test's database that is waiting inside a procedure for an item's row
+/// lock (the process list shows the statement running inside the CALL), waiting up to 5 s for one to show.
+pub async fn connection_waiting_for_an_item_lock(pool: &Pool) -> u64 {
+    let mut conn = pool.get_conn().await.expect("a connection");
+    for _ in 0..100 {
+        let id: Option<u64> = conn
+            .query_first(
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                  WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FROM seckill%FOR UPDATE%' \
+                  ORDER BY ID LIMIT 1",
+            )
+            .await
+            .expect("the process list");
+        if let Some(id) = id {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no connection is waiting for an item's row lock")
+}
+
+/// Whether `phone` has a success row for the item.
+pub async fn has_row(pool: &Pool, seckill_id: i64, phone: Phone) -> bool {
+    let mut conn = pool.get_conn().await.expect("a connection");
+    let rows: Option<i64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM success_killed WHERE seckill_id = ? AND user_phone = ?",
+            (seckill_id, phone.get()),
+        )
+        .await
+        .expect("rows are countable");
+    rows.unwrap_or(0) > 0
+}

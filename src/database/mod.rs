@@ -1,10 +1,17 @@
 //! Connecting to the server: the one place that turns a URL into a pool with the session settings the whole
 //! toolkit relies on.
 //!
-//! Every connection runs with the session time zone set to UTC, because the schema stores UTC and the
-//! procedures read times in the session's zone. Connections are not reset when they go back to the pool: a
-//! reset is a round trip and drops the prepared-statement cache, and nothing the toolkit does leaves state
-//! behind (the procedures always end their transactions, and [`crate::seckill`] checks that they did).
+//! Every connection runs with the session time zone set to UTC, so that the toolkit reads and writes instants
+//! as UTC (the schema's TIMESTAMP columns convert to and from whatever zone a session has, so classic clients in
+//! +08:00 read their own local times). Connections are not reset when they go back to the pool: a reset is a
+//! round trip and drops the prepared-statement cache, and nothing the toolkit does leaves state behind (the
+//! procedures always end their transactions, and [`call::return_clean`] checks that they did).
+//!
+//! - [`call`]: calling a procedure, and whether its failure means "rolled back" or "in doubt".
+//! - [`rows`]: rows into Rust types without panicking.
+
+pub mod call;
+pub mod rows;
 
 use std::time::Duration;
 
@@ -22,6 +29,7 @@ pub struct ConnectOptions {
     url: String,
     max_connections: usize,
     lock_wait_timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
     prefer_socket: Option<bool>,
     via: Option<std::net::SocketAddr>,
 }
@@ -29,7 +37,14 @@ pub struct ConnectOptions {
 impl ConnectOptions {
     /// Options for `url` (`mysql://user:password@host:port/database`), with at most 32 connections.
     pub fn new(url: impl Into<String>) -> Self {
-        ConnectOptions { url: url.into(), max_connections: 32, lock_wait_timeout: None, prefer_socket: None, via: None }
+        ConnectOptions {
+            url: url.into(),
+            max_connections: 32,
+            lock_wait_timeout: None,
+            statement_timeout: None,
+            prefer_socket: None,
+            via: None,
+        }
     }
 
     /// The largest number of connections the pool opens.
@@ -42,6 +57,15 @@ impl ConnectOptions {
     /// short: a request stuck behind a hot row lock is better answered "try again" than left hanging.
     pub fn lock_wait_timeout(mut self, timeout: Duration) -> Self {
         self.lock_wait_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets MariaDB's `max_statement_time` for every session: the server aborts any statement (a whole CALL
+    /// included) that runs longer, so no caller waits on the database forever. A seckill aborted this way is
+    /// answered "rolled back" when its procedure proved it, "in doubt" otherwise. MariaDB only: MySQL's
+    /// `max_execution_time` covers SELECTs alone, and the session setting fails there.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
         self
     }
 
@@ -74,6 +98,9 @@ impl ConnectOptions {
         let mut setup = vec!["SET time_zone = '+00:00'".to_string()];
         if let Some(timeout) = self.lock_wait_timeout {
             setup.push(format!("SET SESSION innodb_lock_wait_timeout = {}", timeout.as_secs().max(1)));
+        }
+        if let Some(timeout) = self.statement_timeout {
+            setup.push(format!("SET SESSION max_statement_time = {:.6}", timeout.as_secs_f64()));
         }
         let constraints = PoolConstraints::new(0, self.max_connections).unwrap_or_default();
         // With mysql_async's default inactive TTL of zero, every connection above `min` is closed as soon as

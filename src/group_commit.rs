@@ -1,0 +1,466 @@
+//! Group commit for hot rows: concurrent requests for one key (an item, a gift, a campaign) merged into one
+//! transaction per batch. Shared by every domain; each supplies a [`BatchRunner`] that decides a batch in the
+//! database.
+//!
+//! Each key has a lane. A request joins its key's queue; if no batch is in flight for that key, a task starts
+//! one at once (a lone request is never held back to wait for company). While a batch is in flight, new
+//! requests queue up; when it returns, the next batch takes everything queued, up to `max_batch`. So batches
+//! grow exactly as fast as the database is slow, and one key never has more than one transaction in flight
+//! from this process: a flood cannot open unbounded connections or pile up lock waits on the hot row.
+//!
+//! A lane also remembers a key the database said is closed (sold out, ended, all drawn) and answers later
+//! requests in-process for `recheck_interval`, giving requests it saw decided their remembered answer (a
+//! winner asking again hears "repeat"); after that one request goes to the database again.
+//!
+//! Safe by construction: whatever ends a batch task (an error, a panic, a cancellation at runtime shutdown), a
+//! guard answers the callers of the batch in flight with the runner's [`BatchRunner::lost`] answer (in doubt:
+//! the batch may have been sent) and either starts the lane again for the callers still queued (after a panic)
+//! or tells them nothing was sent (at shutdown). Lanes idle for
+//! `idle_ttl` are forgotten, so memory is bounded by the keys in recent use; a forgotten closed key is simply
+//! re-learnt from the database.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+/// Decides batches of one domain in the database.
+pub trait BatchRunner: Send + Sync + 'static {
+    /// What lanes are per: an item id, a campaign id.
+    type Key: Copy + Eq + Hash + Send + Sync + std::fmt::Debug + 'static;
+    /// One request: a buyer, a user.
+    type Request: Clone + Eq + Hash + Send + Sync + 'static;
+    /// What a request comes to.
+    type Outcome: Clone + Send + Sync + 'static;
+
+    /// Decides `requests` (in arrival order) for `key`, in one transaction: one outcome per request, in order,
+    /// exactly as if they had run one by one.
+    fn run(&self, key: Self::Key, requests: Vec<Self::Request>) -> impl Future<Output = Decided<Self::Outcome>> + Send;
+
+    /// The answer for a request whose batch ended without one (a panic or cancellation after it may have been
+    /// sent): in doubt.
+    fn lost(&self) -> Self::Outcome;
+
+    /// The answer for a request that was never sent (the lane could not run it): nothing was written.
+    fn not_sent(&self) -> Self::Outcome;
+
+    /// What a request decided as `outcome` hears if it asks again while its key is closed (a winner: "repeat"),
+    /// or `None` to give it the closed answer like everyone else.
+    fn remembered(&self, outcome: &Self::Outcome) -> Option<Self::Outcome>;
+}
+
+/// What one batch came to.
+#[derive(Debug, Clone)]
+pub struct Decided<O> {
+    /// Every request's outcome, in the order given.
+    pub outcomes: Vec<O>,
+    /// When the key is now closed: the answer every later request gets from memory.
+    pub closed: Option<O>,
+}
+
+/// How lanes batch, short-circuit and forget.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupCommitConfig {
+    /// The most requests one batch decides (default 256).
+    pub max_batch: usize,
+    /// How long a key seen closed is answered in-process before the database is asked again (default 1 s).
+    pub recheck_interval: Duration,
+    /// How long an idle lane is kept before it is forgotten (default 60 s).
+    pub idle_ttl: Duration,
+    /// The most decided requests one lane remembers for its closed answers (default 100,000).
+    pub remember_at_most: usize,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        GroupCommitConfig {
+            max_batch: 256,
+            recheck_interval: Duration::from_secs(1),
+            idle_ttl: Duration::from_secs(60),
+            remember_at_most: 100_000,
+        }
+    }
+}
+
+/// Counters of what the lanes did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Requests received.
+    pub requests: u64,
+    /// Batches run (one database round trip each).
+    pub batches: u64,
+    /// Requests answered in-process because the key was known closed.
+    pub short_circuited: u64,
+    /// The largest batch so far.
+    pub largest_batch: u64,
+}
+
+/// The future of one request's outcome.
+pub type OutcomeFuture<O> = Pin<Box<dyn Future<Output = O> + Send + 'static>>;
+
+type Waiter<B> = (<B as BatchRunner>::Request, oneshot::Sender<<B as BatchRunner>::Outcome>);
+
+struct Lane<B: BatchRunner> {
+    queue: Vec<Waiter<B>>,
+    in_flight: bool,
+    /// The answer for everyone while the key is known closed, and when that was learnt.
+    closed: Option<(B::Outcome, Instant)>,
+    /// Requests this lane saw decided, with what they hear while the key is closed.
+    remembered: HashMap<B::Request, B::Outcome>,
+    last_used: Instant,
+}
+
+impl<B: BatchRunner> Lane<B> {
+    fn new(now: Instant) -> Self {
+        Lane { queue: Vec::new(), in_flight: false, closed: None, remembered: HashMap::new(), last_used: now }
+    }
+
+    fn is_idle_since(&self, idle_ttl: Duration, now: Instant) -> bool {
+        !self.in_flight && self.queue.is_empty() && now.saturating_duration_since(self.last_used) >= idle_ttl
+    }
+}
+
+struct Lanes<B: BatchRunner> {
+    by_key: HashMap<B::Key, Lane<B>>,
+    last_sweep: Instant,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    batches: AtomicU64,
+    short_circuited: AtomicU64,
+    largest_batch: AtomicU64,
+}
+
+struct Inner<B: BatchRunner> {
+    runner: B,
+    config: GroupCommitConfig,
+    /// One lock for all lanes: every critical section is a few pointer moves, far shorter than a batch.
+    lanes: Mutex<Lanes<B>>,
+    counters: Counters,
+}
+
+/// Per-key lanes over one [`BatchRunner`]. Cheap to clone.
+pub struct GroupCommit<B: BatchRunner> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B: BatchRunner> Clone for GroupCommit<B> {
+    fn clone(&self) -> Self {
+        GroupCommit { inner: self.inner.clone() }
+    }
+}
+
+impl<B: BatchRunner> std::fmt::Debug for GroupCommit<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+impl<B: BatchRunner> GroupCommit<B> {
+    /// Lanes over `runner`.
+    pub fn new(runner: B, config: GroupCommitConfig) -> Self {
+        let config = GroupCommitConfig { max_batch: config.max_batch.max(1), ..config };
+        let lanes = Lanes { by_key: HashMap::new(), last_sweep: Instant::now() };
+        GroupCommit {
+            inner: Arc::new(Inner { runner, config, lanes: Mutex::new(lanes), counters: Counters::default() }),
+        }
+    }
+
+    /// The runner.
+    pub fn runner(&self) -> &B {
+        &self.inner.runner
+    }
+
+    /// Queues the request at once (arrival order is the order of calls) and returns its outcome's future.
+    /// Needs a tokio runtime: it may spawn the lane's batch task.
+    pub fn submit(&self, key: B::Key, request: B::Request) -> OutcomeFuture<B::Outcome> {
+        let counters = &self.inner.counters;
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut lanes = self.inner.lock();
+        self.inner.sweep(&mut lanes, now);
+        let lane = lanes.by_key.entry(key).or_insert_with(|| Lane::new(now));
+        lane.last_used = now;
+        if let Some((closed, since)) = &lane.closed {
+            if now.saturating_duration_since(*since) < self.inner.config.recheck_interval {
+                counters.short_circuited.fetch_add(1, Ordering::Relaxed);
+                let answer = lane.remembered.get(&request).unwrap_or(closed).clone();
+                return Box::pin(std::future::ready(answer));
+            }
+            lane.closed = None;
+        }
+        let (reply, answer) = oneshot::channel();
+        lane.queue.push((request, reply));
+        if !lane.in_flight {
+            lane.in_flight = true;
+            tokio::spawn(drive(self.inner.clone(), key));
+        }
+        drop(lanes);
+        let inner = self.inner.clone();
+        // The guard answers every caller; a dropped sender can only mean a batch lost mid-way: in doubt.
+        Box::pin(async move { answer.await.unwrap_or_else(|_| inner.runner.lost()) })
+    }
+
+    /// Forgets that a key was closed, e.g. because stock was just added.
+    pub fn reopen(&self, key: B::Key) {
+        if let Some(lane) = self.inner.lock().by_key.get_mut(&key) {
+            lane.closed = None;
+        }
+    }
+
+    /// What the lanes have done so far.
+    pub fn stats(&self) -> GroupCommitStats {
+        let c = &self.inner.counters;
+        GroupCommitStats {
+            requests: c.requests.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            short_circuited: c.short_circuited.load(Ordering::Relaxed),
+            largest_batch: c.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many lanes are held in memory now.
+    pub fn lanes_held(&self) -> usize {
+        self.inner.lock().by_key.len()
+    }
+}
+
+impl<B: BatchRunner> Inner<B> {
+    fn lock(&self) -> MutexGuard<'_, Lanes<B>> {
+        // No code that can panic runs under this lock (the runner is called outside it), so a poisoned lock
+        // holds consistent lanes and is used as it is.
+        self.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets idle lanes, at most once per `recheck_interval`: a scan of every lane, paid once per interval
+    /// rather than per request.
+    fn sweep(&self, lanes: &mut Lanes<B>, now: Instant) {
+        let every = self.config.recheck_interval.max(Duration::from_millis(100));
+        if now.saturating_duration_since(lanes.last_sweep) < every {
+            return;
+        }
+        lanes.last_sweep = now;
+        let idle_ttl = self.config.idle_ttl;
+        lanes.by_key.retain(|_, lane| !lane.is_idle_since(idle_ttl, now));
+    }
+
+    /// Takes the next batch off the lane, or marks the lane idle and returns `None`.
+    fn next_batch(&self, key: B::Key) -> Option<Vec<Waiter<B>>> {
+        let mut lanes = self.lock();
+        let lane = lanes.by_key.get_mut(&key)?;
+        if lane.queue.is_empty() {
+            lane.in_flight = false;
+            return None;
+        }
+        let take = lane.queue.len().min(self.config.max_batch);
+        Some(lane.queue.drain(..take).collect())
+    }
+
+    /// Remembers what the batch decided, and a key that is now closed.
+    fn learn(&self, key: B::Key, requests: &[Waiter<B>], decided: &Decided<B::Outcome>) {
+        let mut lanes = self.lock();
+        let Some(lane) = lanes.by_key.get_mut(&key) else { return };
+        for ((request, _), outcome) in requests.iter().zip(&decided.outcomes) {
+            if lane.remembered.len() >= self.config.remember_at_most {
+                break;
+            }
+            if let Some(answer) = self.runner.remembered(outcome) {
+                lane.remembered.insert(request.clone(), answer);
+            }
+        }
+        if let Some(closed) = &decided.closed {
+            lane.closed = Some((closed.clone(), Instant::now()));
+        }
+    }
+}
+
+/// The lane's batch loop: runs while requests keep arriving, then ends; the next request starts another.
+async fn drive<B: BatchRunner>(inner: Arc<Inner<B>>, key: B::Key) {
+    let mut guard = InFlight { inner: inner.clone(), key, batch: Vec::new(), finished: false };
+    loop {
+        let Some(batch) = inner.next_batch(key) else {
+            guard.finished = true;
+            return;
+        };
+        guard.batch = batch;
+        let counters = &inner.counters;
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.largest_batch.fetch_max(guard.batch.len() as u64, Ordering::Relaxed);
+        let requests = guard.batch.iter().map(|(request, _)| request.clone()).collect();
+        let decided = inner.runner.run(key, requests).await;
+        inner.learn(key, &guard.batch, &decided);
+        let mut outcomes = decided.outcomes.into_iter();
+        for (_, reply) in guard.batch.drain(..) {
+            // A runner that answered fewer outcomes than requests broke its contract: those are lost.
+            let outcome = outcomes.next().unwrap_or_else(|| inner.runner.lost());
+            // A caller that stopped waiting (say, a closed HTTP connection) just misses its answer.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// The batch a lane has in flight. Dropped without `finished` (a panic or a cancellation), it answers that
+/// batch's callers in doubt and starts the lane again for those still queued.
+struct InFlight<B: BatchRunner> {
+    inner: Arc<Inner<B>>,
+    key: B::Key,
+    batch: Vec<Waiter<B>>,
+    finished: bool,
+}
+
+impl<B: BatchRunner> Drop for InFlight<B> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        for (_, reply) in self.batch.drain(..) {
+            let _ = reply.send(self.inner.runner.lost());
+        }
+        let mut lanes = self.inner.lock();
+        let Some(lane) = lanes.by_key.get_mut(&self.key) else { return };
+        lane.in_flight = false;
+        if lane.queue.is_empty() {
+            return;
+        }
+        // A panic unwinds inside a running runtime, so the queued callers can get a fresh batch task. Anything
+        // else that drops a batch task is the runtime shutting down: a new task would never run, so they are
+        // told now that nothing was sent.
+        let runtime = tokio::runtime::Handle::try_current().ok().filter(|_| std::thread::panicking());
+        match runtime {
+            Some(runtime) => {
+                lane.in_flight = true;
+                runtime.spawn(drive(self.inner.clone(), self.key));
+            }
+            None => {
+                for (_, reply) in lane.queue.drain(..) {
+                    let _ = reply.send(self.inner.runner.not_sent());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A runner that answers each request with itself, and panics on a batch containing 13.
+    struct Echo {
+        batches: AtomicUsize,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Answer {
+        Decided(u32),
+        Closed,
+        Repeat,
+        Lost,
+        NotSent,
+    }
+
+    impl BatchRunner for Echo {
+        type Key = u8;
+        type Request = u32;
+        type Outcome = Answer;
+
+        async fn run(&self, key: u8, requests: Vec<u32>) -> Decided<Answer> {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(!requests.contains(&13), "a batch task that panics");
+            let closed = (key == 9).then_some(Answer::Closed);
+            Decided { outcomes: requests.into_iter().map(Answer::Decided).collect(), closed }
+        }
+
+        fn lost(&self) -> Answer {
+            Answer::Lost
+        }
+
+        fn not_sent(&self) -> Answer {
+            Answer::NotSent
+        }
+
+        fn remembered(&self, outcome: &Answer) -> Option<Answer> {
+            matches!(outcome, Answer::Decided(_)).then_some(Answer::Repeat)
+        }
+    }
+
+    fn lanes(config: GroupCommitConfig) -> GroupCommit<Echo> {
+        GroupCommit::new(Echo { batches: AtomicUsize::new(0) }, config)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_batch_answers_its_callers_in_doubt_and_the_lane_goes_on() {
+        let lanes = lanes(GroupCommitConfig::default());
+        let first = tokio::spawn(lanes.submit(1, 1));
+        tokio::time::sleep(Duration::from_millis(5)).await; // the lone first request is in flight
+        let poisoned: Vec<_> = [2, 13, 4].into_iter().map(|n| tokio::spawn(lanes.submit(1, n))).collect();
+        assert_eq!(first.await.unwrap(), Answer::Decided(1));
+        for caller in poisoned {
+            assert_eq!(caller.await.unwrap(), Answer::Lost, "the whole batch that panicked is in doubt");
+        }
+        let later = tokio::time::timeout(Duration::from_secs(2), lanes.submit(1, 5)).await;
+        assert_eq!(later.expect("the lane is not wedged"), Answer::Decided(5));
+    }
+
+    #[tokio::test]
+    async fn requests_queued_behind_a_panicking_batch_are_still_decided() {
+        let lanes = lanes(GroupCommitConfig { max_batch: 1, ..GroupCommitConfig::default() });
+        let callers: Vec<_> = [13, 2, 3].into_iter().map(|n| tokio::spawn(lanes.submit(1, n))).collect();
+        let mut answers = Vec::new();
+        for caller in callers {
+            answers.push(tokio::time::timeout(Duration::from_secs(2), caller).await.unwrap().unwrap());
+        }
+        assert_eq!(answers, [Answer::Lost, Answer::Decided(2), Answer::Decided(3)]);
+    }
+
+    #[test]
+    fn a_runtime_shutting_down_mid_batch_answers_every_caller() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let lanes = lanes(GroupCommitConfig { max_batch: 1, ..GroupCommitConfig::default() });
+        let answers: Vec<_> = runtime.block_on(async { (1..=3).map(|n| lanes.submit(1, n)).collect() });
+        runtime.shutdown_timeout(Duration::from_millis(1)); // cancels the batch task mid-sleep
+        let after = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        for answer in answers {
+            let answer = after.block_on(async { tokio::time::timeout(Duration::from_secs(2), answer).await });
+            assert!(matches!(answer, Ok(Answer::Lost | Answer::NotSent)), "{answer:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_key_is_answered_from_memory_and_remembers_who_was_decided() {
+        let lanes = lanes(GroupCommitConfig::default());
+        assert_eq!(lanes.submit(9, 1).await, Answer::Decided(1));
+        assert_eq!(lanes.submit(9, 2).await, Answer::Closed);
+        assert_eq!(lanes.submit(9, 1).await, Answer::Repeat);
+        assert_eq!(lanes.runner().batches.load(Ordering::Relaxed), 1);
+        assert_eq!(lanes.stats().short_circuited, 2);
+        lanes.reopen(9);
+        assert_eq!(lanes.submit(9, 3).await, Answer::Decided(3));
+    }
+
+    #[tokio::test]
+    async fn idle_lanes_are_forgotten_so_memory_follows_the_keys_in_use() {
+        let config = GroupCommitConfig {
+            recheck_interval: Duration::from_millis(100),
+            idle_ttl: Duration::from_millis(100),
+            ..GroupCommitConfig::default()
+        };
+        let lanes = lanes(config);
+        let requests: Vec<_> = (0..200u8).map(|key| lanes.submit(key, 1)).collect();
+        assert_eq!(lanes.lanes_held(), 200);
+        for request in requests {
+            request.await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        lanes.submit(9, 1).await;
+        assert_eq!(lanes.lanes_held(), 1, "only the lane just used is held");
+    }
+}
