@@ -21,7 +21,7 @@ use mysql_async::{Conn, Value};
 use super::error::MigrateError;
 use super::source::{ProcedureFile, RoutineKind};
 use super::sql_script::{code_start, definition_fingerprint, strip_comments};
-use crate::database::rows::{instant, query_all};
+use crate::database::rows::{exec_first, instant, query_all};
 use crate::database_error::{self, DatabaseError};
 
 /// The applier's own history table.
@@ -192,9 +192,9 @@ enum Replacement {
 
 impl Replacement {
     async fn of_server(conn: &mut Conn) -> Result<Self, DatabaseError> {
-        let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
+        let version: Option<(String,)> = exec_first(conn, "SELECT VERSION()", (), "the server's version").await?;
         Ok(match version {
-            Some(version) if version.contains("MariaDB") => Replacement::CreateOrReplace,
+            Some((version,)) if version.contains("MariaDB") => Replacement::CreateOrReplace,
             _ => Replacement::DropThenCreate,
         })
     }
