@@ -70,7 +70,7 @@ impl Tally {
             (StatusCode::OK, Some(-1)) => self.repeats += 1,
             (StatusCode::OK, Some(0)) => self.sold_out += 1,
             (StatusCode::OK, Some(-2)) | (StatusCode::SERVICE_UNAVAILABLE, _) => self.inner_errors += 1,
-            (StatusCode::FORBIDDEN, Some(-3)) => self.tampered_rejected += 1,
+            (StatusCode::OK, Some(-3)) => self.tampered_rejected += 1,
             _ => self.unexpected.push(format!("{status} {body}")),
         }
     }
@@ -214,7 +214,7 @@ fn print_table(tally: &Tally, seconds: f64, buyers: u32) {
     println!("  {:<32} {:>10}", "sold (秒杀成功)", tally.sold);
     println!("  {:<32} {:>10}", "repeats (重复秒杀)", tally.repeats);
     println!("  {:<32} {:>10}", "sold-out answers (秒杀结束)", tally.sold_out);
-    println!("  {:<32} {:>10}", "tampered URLs rejected (403)", tally.tampered_rejected);
+    println!("  {:<32} {:>10}", "tampered URLs rejected (数据篡改)", tally.tampered_rejected);
     println!("  {:<32} {:>10}", "inner errors", tally.inner_errors);
     println!("  {:<32} {:>10.0}", "execution requests/s", tally.requests as f64 / seconds);
     println!("  {:<32} {:>10.2}", "execution p50 ms", p(0.5));
