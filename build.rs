@@ -1,4 +1,5 @@
-//! Embeds every file of `sql/migrations/` and `sql/procedures/` into the binary.
+//! Embeds every file of `sql/migrations/` and `sql/procedures/` (the shop's database) and of
+//! `sql/warehouse/migrations/` (the warehouse's own database) into the binary.
 //!
 //! The list is generated rather than written by hand so that adding a file is all it takes to ship it, and
 //! `rerun-if-changed` makes cargo rebuild when a file is added, removed or edited (refinery's own
@@ -11,7 +12,11 @@ use std::{env, fs, io};
 fn main() -> io::Result<()> {
     let root = env::var("CARGO_MANIFEST_DIR").map_err(io::Error::other)?;
     let mut generated = String::new();
-    for (constant, folder) in [("MIGRATIONS", "sql/migrations"), ("PROCEDURES", "sql/procedures")] {
+    for (constant, folder) in [
+        ("MIGRATIONS", "sql/migrations"),
+        ("PROCEDURES", "sql/procedures"),
+        ("WAREHOUSE_MIGRATIONS", "sql/warehouse/migrations"),
+    ] {
         let dir = Path::new(&root).join(folder);
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut files = Vec::new();

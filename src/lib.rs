@@ -16,12 +16,17 @@
 //! - [`group_commit`]: per-key lanes that merge concurrent requests for a hot row into one transaction
 //!   ([`group_commit::GroupCommit`]), shared by every domain.
 //! - [`http`]: the classic HTTP API and the sale page as an axum router ([`http::router`]).
+//! - [`local_rabbitmq`]: a private, throwaway RabbitMQ node ([`local_rabbitmq::LocalRabbitMq`]).
 //! - [`local_redis`]: a private, throwaway Redis ([`local_redis::LocalRedis`]).
 //! - [`local_server`]: a private, throwaway MariaDB ([`local_server::LocalServer`]).
+//! - [`messaging`]: the reliable message service: outbox, relay to RabbitMQ, consumers that call back
+//!   ([`messaging::Relay`], [`messaging::consume`]).
 //! - [`seckill`]: items, the exposer and execution ([`seckill::Seckill`], [`seckill::Outcome`]).
 //! - [`signing`]: signed seckill URLs, HMAC-MD5 or the classic md5 ([`signing::Signer`]).
 //! - [`bench`]: `seckill bench`, the strategies side by side with the books checked.
 //! - [`tcp_proxy`]: a loopback proxy that adds latency and cuts connections, for benchmarks and fault tests.
+//! - [`warehouse`]: the warehouse's own database and its idempotent shipment consumer
+//!   ([`warehouse::ShipmentHandler`]).
 //! - `testing` (feature `testing`): a fresh migrated database per test ([`testing::TestDatabase`]).
 
 pub mod bench;
@@ -29,11 +34,14 @@ pub mod database;
 pub mod database_error;
 pub mod group_commit;
 pub mod http;
+pub mod local_rabbitmq;
 pub mod local_redis;
 pub mod local_server;
+pub mod messaging;
 pub mod migrate;
 pub mod seckill;
 pub mod signing;
 pub mod tcp_proxy;
+pub mod warehouse;
 #[cfg(feature = "testing")]
 pub mod testing;

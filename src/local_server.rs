@@ -30,7 +30,7 @@ pub enum LocalServerError {
     )]
     NotInstalled,
     /// A step of starting the server failed.
-    #[error("starting a private MariaDB server failed: {step}: {detail}")]
+    #[error("starting a private server failed ({step}): {detail}")]
     StartFailed { step: &'static str, detail: String },
 }
 

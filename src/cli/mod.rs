@@ -9,6 +9,7 @@ mod database_target;
 mod demo;
 mod http_client;
 mod item;
+mod messaging;
 mod migrate;
 mod serve;
 mod signing_args;
@@ -54,6 +55,13 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve the classic HTTP API and the sale page.
     Serve(serve::ServeArgs),
+    /// Relay the outbox to RabbitMQ (the reliable message service), until Ctrl-C or SIGTERM.
+    Relay(messaging::RelayArgs),
+    /// Consume shipment requests into the warehouse's own database, until Ctrl-C or SIGTERM.
+    Warehouse(messaging::WarehouseArgs),
+    /// The outbox for operators: counts by state, dead messages, retries.
+    #[command(subcommand)]
+    Messages(messaging::MessagesCommand),
     /// The whole thing at once: migrate, open a sale, release a crowd through the HTTP API, check the books.
     Demo(demo::DemoArgs),
 }
@@ -101,7 +109,13 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr, filtered by RUST_LOG; by default warnings, plus request logs for `serve` (the demo
     // serves thousands of requests and would drown its own report).
-    let default_filter = if matches!(cli.command, Command::Serve(_)) { "warn,tower_http=info" } else { "warn" };
+    let default_filter = match cli.command {
+        Command::Serve(_) => "warn,tower_http=info",
+        // lapin logs a broken connection at error level from several places; the relay and consumers report
+        // each one once, as a warning, and reconnect.
+        Command::Relay(_) | Command::Warehouse(_) => "warn,lapin=off",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -129,6 +143,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => bench::run(&target, args).await,
         Command::Serve(args) => serve::run(&target, args).await,
         Command::Demo(args) => demo::run(&target, args).await,
+        Command::Relay(args) => messaging::relay(&target, args).await,
+        Command::Warehouse(args) => messaging::warehouse(args).await,
+        Command::Messages(command) => messaging::messages(&target, command).await,
     }
 }
 

@@ -103,7 +103,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router) -> Result<(), Fail
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -70,6 +70,14 @@ impl Migrator {
         Ok(Self::new(SqlSource::embedded()?))
     }
 
+    /// A migrator for the warehouse's own database ([`SqlSource::embedded_warehouse`]).
+    ///
+    /// # Errors
+    /// Only if a file shipped with the toolkit is malformed.
+    pub fn warehouse() -> Result<Self, MigrateError> {
+        Ok(Self::new(SqlSource::embedded_warehouse()?))
+    }
+
     /// A migrator for any source, e.g. [`SqlSource::from_dirs`] for a project's own files.
     pub fn new(source: SqlSource) -> Self {
         Migrator { source, lock_timeout: Duration::from_secs(60), overwrite_hand_edits: false }

@@ -74,6 +74,15 @@ impl SqlSource {
         Self::from_texts(embedded::MIGRATIONS.iter().copied(), embedded::PROCEDURES.iter().copied())
     }
 
+    /// The warehouse's own database (`sql/warehouse/migrations/`), embedded in the binary: a separate
+    /// migration set, applied by the same machinery to the warehouse's URL.
+    ///
+    /// # Errors
+    /// Only if a file shipped with the toolkit is malformed.
+    pub fn embedded_warehouse() -> Result<Self, MigrateError> {
+        Self::from_texts(embedded::WAREHOUSE_MIGRATIONS.iter().copied(), [])
+    }
+
     /// Reads `*.sql` from a migrations folder and a procedures folder.
     ///
     /// # Errors

@@ -101,6 +101,18 @@ impl TestDatabase {
         Ok(database)
     }
 
+    /// A second database for the running test, named after it with `suffix`, with `migrator`'s SQL applied:
+    /// for tests of two services that each own a database, such as the warehouse
+    /// ([`Migrator::warehouse`]) beside the shop.
+    ///
+    /// # Errors
+    /// As [`TestDatabase::migrated`].
+    pub async fn companion(suffix: &str, migrator: &Migrator) -> Result<Self, TestingError> {
+        let database = Self::named(&format!("{}_{suffix}", current_test_name())).await?;
+        migrator.run(database.pool()).await?;
+        Ok(database)
+    }
+
     /// An empty database for the test called `test_name`. A database left from an earlier failed run of the
     /// same test is replaced.
     ///

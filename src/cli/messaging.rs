@@ -1,0 +1,175 @@
+//! `seckill relay`, `seckill warehouse` and `seckill messages`: the reliable message service from the shell.
+
+use clap::{Args, Subcommand};
+use seckill::database::{self, ConnectOptions};
+use seckill::local_rabbitmq::rabbitmq_url;
+use seckill::messaging::{self, ConsumerConfig, MessageState, Relay, RelayConfig, Topology, outbox};
+use seckill::migrate::Migrator;
+use seckill::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
+
+use super::serve::shutdown_signal;
+use super::{DatabaseTarget, Failure};
+
+/// Where the broker is.
+#[derive(Debug, Args)]
+pub(crate) struct BrokerArgs {
+    /// RabbitMQ, amqp://user:password@host:port/vhost. Without it: AMQP_URL, or a private throwaway node.
+    #[arg(long, env = "RABBITMQ_URL", hide_env_values = true)]
+    amqp_url: Option<String>,
+    /// The namespace of the exchange and queues, to keep several shops apart on one broker.
+    #[arg(long, default_value = messaging::topology::DEFAULT_NAMESPACE)]
+    namespace: String,
+}
+
+impl BrokerArgs {
+    fn url(&self) -> Result<String, Failure> {
+        match &self.amqp_url {
+            Some(url) if !url.trim().is_empty() => Ok(url.clone()),
+            _ => rabbitmq_url().map_err(|e| Failure::new(e).hint("pass --amqp-url or set RABBITMQ_URL")),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RelayArgs {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// Seconds to wait for a consumer's callback before sending a message again (doubled at each attempt).
+    #[arg(long, default_value_t = 10.0)]
+    consume_timeout: f64,
+    /// Sends before a message is dead.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_attempts: u32,
+    /// Seconds a claimed message is reserved for this relay: if it dies before the broker's ack, another relay
+    /// sends the message again after this.
+    #[arg(long, default_value_t = 10.0)]
+    claim_lease: f64,
+}
+
+fn seconds(flag: &str, value: f64) -> Result<std::time::Duration, Failure> {
+    std::time::Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| Failure::new(format!("invalid {flag} {value}: expected seconds > 0")))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WarehouseArgs {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// The warehouse's own database, mysql://user:password@host:port/database (migrated on start).
+    #[arg(long, env = "WAREHOUSE_DATABASE_URL", hide_env_values = true)]
+    warehouse_database_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MessagesCommand {
+    /// Message counts by state and the age of the oldest message not yet consumed.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List dead messages.
+    Dead {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give dead messages (all, or one) a fresh set of attempts.
+    Retry {
+        /// Only this message.
+        #[arg(long)]
+        id: Option<i64>,
+    },
+}
+
+/// Relays the outbox to RabbitMQ until Ctrl-C or SIGTERM.
+pub(crate) async fn relay(target: &DatabaseTarget, args: RelayArgs) -> Result<(), Failure> {
+    let consume_timeout = seconds("--consume-timeout", args.consume_timeout)?;
+    let claim_lease = seconds("--claim-lease", args.claim_lease)?;
+    let url = args.broker.url()?;
+    let pool = target.connect().await?;
+    let mut config = RelayConfig {
+        topology: Topology::new(&args.broker.namespace),
+        topics: vec![SHIPMENT_TOPIC.to_string()],
+        ..RelayConfig::default()
+    };
+    config.schedule.consume_timeout = consume_timeout;
+    config.schedule.max_attempts = args.max_attempts;
+    config.schedule.claim_lease = claim_lease;
+    eprintln!("seckill: relaying the outbox to RabbitMQ (Ctrl-C to stop)");
+    Relay::new(pool, url, config).run(shutdown_signal()).await;
+    eprintln!("seckill: stopped");
+    Ok(())
+}
+
+/// Consumes shipment requests into the warehouse's own database until Ctrl-C or SIGTERM.
+pub(crate) async fn warehouse(args: WarehouseArgs) -> Result<(), Failure> {
+    let url = args.broker.url()?;
+    let pool = ConnectOptions::new(&args.warehouse_database_url).build_pool()?;
+    database::check_connection(&pool).await?;
+    Migrator::warehouse()?.run(&pool).await?;
+    let handler = ShipmentHandler::new(pool);
+    let config =
+        ConsumerConfig { topology: Topology::new(&args.broker.namespace), ..ConsumerConfig::new(SHIPMENT_TOPIC) };
+    eprintln!("seckill: consuming {SHIPMENT_TOPIC} into the warehouse (Ctrl-C to stop)");
+    messaging::consume(&url, &config, &handler, shutdown_signal()).await;
+    let stats = handler.stats();
+    eprintln!(
+        "seckill: stopped ({} shipment requests, {} duplicates absorbed, {} poison)",
+        stats.inserted, stats.duplicates, stats.poison
+    );
+    Ok(())
+}
+
+pub(crate) async fn messages(target: &DatabaseTarget, command: MessagesCommand) -> Result<(), Failure> {
+    let pool = target.connect().await?;
+    match command {
+        MessagesCommand::Status { json } => {
+            let status = outbox::status(&pool).await?;
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                println!(
+                    "pending {}  sent {}  consumed {}  dead {}  oldest not consumed: {}",
+                    status.pending,
+                    status.sent,
+                    status.consumed,
+                    status.dead,
+                    status.oldest_unconsumed_seconds.map_or("-".to_string(), |s| format!("{s:.1} s")),
+                );
+            }
+        }
+        MessagesCommand::Dead { limit, json } => {
+            let dead = outbox::list(&pool, MessageState::Dead, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string(&dead)?);
+            } else if dead.is_empty() {
+                println!("no dead messages");
+            } else {
+                for message in dead {
+                    println!(
+                        "{}  {}  {}  {} attempts  {}",
+                        message.message_id,
+                        message.topic,
+                        message.business_key,
+                        message.attempts,
+                        message.last_error.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        MessagesCommand::Retry { id } => {
+            let retried = outbox::retry_dead(&pool, id).await?;
+            if id.is_some() && retried == 0 {
+                return Err(Failure::new(format!("no dead message with id {}", id.unwrap_or_default())));
+            }
+            println!("{retried} dead messages will be sent again");
+        }
+    }
+    Ok(())
+}

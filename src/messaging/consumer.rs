@@ -1,0 +1,252 @@
+//! The consumer side of the message service: take a topic's messages, let a [`Handler`] commit their effects,
+//! call back, and only then ack.
+//!
+//! The order is what makes the effect happen once: the handler commits first (idempotently: a message it has
+//! seen before is "already done", e.g. a duplicate key), then the consumer publishes its callbacks with
+//! publisher confirms, and only after the broker confirmed them does it ack the deliveries. A crash anywhere
+//! before the ack is a redelivery, absorbed by the handler's idempotency; a lost callback is a re-send by the
+//! relay, absorbed the same way. A message the handler calls poison is rejected without a callback, so the
+//! relay re-sends it later and, after its last attempt, marks it dead: it never loops forever.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::Confirmation;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+
+use super::error::{MessagingError, bounded};
+use super::topology::Topology;
+
+/// One message as a handler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The outbox's id for it: the same on every redelivery and re-send.
+    pub message_id: i64,
+    /// The business fact it is about, e.g. the credit_exchange id.
+    pub business_key: String,
+    /// The JSON the business procedure wrote.
+    pub payload: String,
+    /// Which send of the relay this is (1 for the first).
+    pub attempt: u32,
+    /// The broker delivered it before (this send).
+    pub redelivered: bool,
+}
+
+/// What a handler did with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Its effect is committed (now or earlier: a duplicate is done too).
+    Done,
+    /// It can never be handled (say, a payload that does not parse): no callback, so it ends dead.
+    Poison(String),
+}
+
+/// Commits the effects of a batch of messages, idempotently.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles the batch and answers one [`Handled`] per message, in order. An error means nothing of the
+    /// batch can be trusted to be done (say, the handler's database is down): the whole batch is redelivered.
+    fn handle(&self, batch: &[Incoming]) -> impl Future<Output = Result<Vec<Handled>, String>> + Send;
+}
+
+/// How a consumer works.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// The names of the exchange and queues (default: namespace `seckill`).
+    pub topology: Topology,
+    /// The topic to consume.
+    pub topic: String,
+    /// Deliveries in flight at once (RabbitMQ's prefetch; default 256).
+    pub prefetch: u16,
+    /// The most messages handed to the handler at once (default 256).
+    pub batch: usize,
+    /// How long to wait for the broker's confirm of the callbacks (default 10 s).
+    pub confirm_timeout: Duration,
+    /// How long to wait before reconnecting after a failure (default 500 ms).
+    pub reconnect_delay: Duration,
+}
+
+impl ConsumerConfig {
+    /// Defaults for `topic`.
+    pub fn new(topic: impl Into<String>) -> Self {
+        ConsumerConfig {
+            topology: Topology::default(),
+            topic: topic.into(),
+            prefetch: 256,
+            batch: 256,
+            confirm_timeout: Duration::from_secs(10),
+            reconnect_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs `handler` over a topic's messages until `shutdown` completes, reconnecting whenever the broker fails.
+pub async fn consume<H: Handler>(
+    amqp_url: &str,
+    config: &ConsumerConfig,
+    handler: &H,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let session = async {
+            let (connection, channel, deliveries) = connect(amqp_url, config).await?;
+            let result = consume_until_failure(&channel, deliveries, config, handler).await;
+            super::relay::close(connection).await;
+            result
+        };
+        tokio::select! {
+            () = &mut shutdown => return,
+            result = session => {
+                if let Err(error) = result {
+                    tracing::warn!(%error, topic = %config.topic, "consumer: reconnecting to RabbitMQ");
+                }
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(config.reconnect_delay) => {}
+        }
+    }
+}
+
+async fn connect(amqp_url: &str, config: &ConsumerConfig) -> Result<(Connection, Channel, Consumer), MessagingError> {
+    let connection = bounded(Connection::connect(amqp_url, ConnectionProperties::default())).await?;
+    let channel = bounded(connection.create_channel()).await?;
+    bounded(config.topology.declare(&channel, std::slice::from_ref(&config.topic))).await?;
+    bounded(channel.confirm_select(ConfirmSelectOptions::default())).await?;
+    bounded(channel.basic_qos(config.prefetch, BasicQosOptions::default())).await?;
+    let tag = format!("seckill-consumer-{}", std::process::id());
+    let queue = config.topology.queue(&config.topic);
+    let deliveries = bounded(channel.basic_consume(
+        queue.as_str().into(),
+        tag.into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await?;
+    Ok((connection, channel, deliveries))
+}
+
+async fn consume_until_failure<H: Handler>(
+    channel: &Channel,
+    mut deliveries: Consumer,
+    config: &ConsumerConfig,
+    handler: &H,
+) -> Result<(), MessagingError> {
+    loop {
+        let Some(first) = deliveries.next().await else {
+            return Err(MessagingError::Handler("the broker cancelled the consumer".into()));
+        };
+        let mut batch = vec![first?];
+        while batch.len() < config.batch {
+            match tokio::time::timeout(Duration::from_millis(1), deliveries.next()).await {
+                Ok(Some(delivery)) => batch.push(delivery?),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        handle_batch(channel, batch, config, handler).await?;
+    }
+}
+
+/// The handler, then the callbacks, then the acks: in that order.
+async fn handle_batch<H: Handler>(
+    channel: &Channel,
+    deliveries: Vec<Delivery>,
+    config: &ConsumerConfig,
+    handler: &H,
+) -> Result<(), MessagingError> {
+    let mut readable = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        match incoming(&delivery) {
+            Some(message) => readable.push((delivery, message)),
+            // Not one of the relay's messages: nobody can call back for it, so it is dropped.
+            None => {
+                bounded(delivery.reject(BasicRejectOptions { requeue: false })).await?;
+            }
+        }
+    }
+    if readable.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<Incoming> = readable.iter().map(|(_, message)| message.clone()).collect();
+    let handled = match handler.handle(&messages).await {
+        Ok(handled) if handled.len() == messages.len() => handled,
+        Ok(handled) => {
+            return Err(MessagingError::Handler(format!("{} answers for {} messages", handled.len(), messages.len())));
+        }
+        Err(error) => {
+            for (delivery, _) in &readable {
+                bounded(delivery.nack(BasicNackOptions { multiple: false, requeue: true })).await?;
+            }
+            tokio::time::sleep(config.reconnect_delay).await;
+            return Err(MessagingError::Handler(error));
+        }
+    };
+    let callback_queue = config.topology.callback_queue();
+    let mut confirms = Vec::new();
+    for ((_, message), outcome) in readable.iter().zip(&handled) {
+        if *outcome == Handled::Done {
+            let properties = BasicProperties::default().with_delivery_mode(2);
+            let confirm = bounded(channel.basic_publish(
+                "".into(),
+                callback_queue.as_str().into(),
+                BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                message.message_id.to_string().as_bytes(),
+                properties,
+            ))
+            .await?;
+            confirms.push(confirm);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + config.confirm_timeout;
+    for confirm in confirms {
+        match tokio::time::timeout_at(deadline, confirm).await {
+            Ok(Ok(Confirmation::Ack(None))) => {}
+            // Without a confirmed callback the deliveries are not acked: they come again, and are absorbed.
+            Ok(Ok(other)) => return Err(MessagingError::Handler(format!("a callback was not taken: {other:?}"))),
+            Ok(Err(error)) => return Err(error.into()),
+            Err(_) => return Err(MessagingError::ConfirmTimeout(config.confirm_timeout)),
+        }
+    }
+    for ((delivery, message), outcome) in readable.iter().zip(handled) {
+        match outcome {
+            Handled::Done => {
+                bounded(delivery.ack(BasicAckOptions::default())).await?;
+            }
+            Handled::Poison(why) => {
+                tracing::warn!(message_id = message.message_id, %why, "consumer: poison message refused");
+                bounded(delivery.reject(BasicRejectOptions { requeue: false })).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The message the relay sent, or `None` for anything else.
+fn incoming(delivery: &Delivery) -> Option<Incoming> {
+    let properties = &delivery.properties;
+    let message_id = properties.message_id().as_ref()?.as_str().parse().ok()?;
+    let headers = properties.headers().as_ref();
+    let header = |name: &str| headers.and_then(|headers| headers.inner().get(name));
+    let business_key = match header("business_key") {
+        Some(AMQPValue::LongString(key)) => key.to_string(),
+        _ => String::new(),
+    };
+    let attempt = match header("attempt") {
+        Some(AMQPValue::LongUInt(attempt)) => *attempt,
+        _ => 1,
+    };
+    Some(Incoming {
+        message_id,
+        business_key,
+        payload: String::from_utf8_lossy(&delivery.data).into_owned(),
+        attempt,
+        redelivered: delivery.redelivered,
+    })
+}

@@ -1,0 +1,255 @@
+//! The relay: outbox rows to RabbitMQ, and consumers' callbacks back to the outbox.
+//!
+//! Two loops over one connection. The publishing loop claims due messages (several relays may run at once:
+//! claims skip rows another relay holds), publishes each as a persistent message with publisher confirms,
+//! all of a claim at once, and then collects the confirms as they come; only the messages the broker acked
+//! are marked sent. A nack, a confirm that does not come, or a broken connection leaves a message claimed,
+//! and it is sent again when the claim's lease ends. The callback loop reads consumers' "consumed" callbacks
+//! and marks those messages consumed, a batch per update.
+//!
+//! Whatever breaks (the broker restarting, a connection cut), the relay reconnects by itself; the outbox, not
+//! the broker connection, remembers what is still to be sent.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::Confirmation;
+use lapin::options::ConfirmSelectOptions;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use mysql_async::Pool;
+
+use super::error::{MessagingError, bounded};
+use super::outbox::{self, OutboxMessage, Schedule};
+use super::topology::Topology;
+
+/// How the relay works.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The names of the exchange and queues (default: namespace `seckill`).
+    pub topology: Topology,
+    /// The topics whose queues the relay declares before it publishes to them.
+    pub topics: Vec<String>,
+    /// The most messages one claim takes (default 500).
+    pub batch: usize,
+    /// How long to wait before looking again when nothing was due (default 20 ms).
+    pub idle_poll: Duration,
+    /// How long to wait for the broker's confirms of one claim (default 10 s).
+    pub confirm_timeout: Duration,
+    /// How long to wait before reconnecting after the broker failed (default 500 ms).
+    pub reconnect_delay: Duration,
+    /// Leases, callback waits and attempts.
+    pub schedule: Schedule,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            topology: Topology::default(),
+            topics: Vec::new(),
+            batch: 500,
+            idle_poll: Duration::from_millis(20),
+            confirm_timeout: Duration::from_secs(10),
+            reconnect_delay: Duration::from_millis(500),
+            schedule: Schedule::default(),
+        }
+    }
+}
+
+/// Relays one outbox to one broker.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pool: Pool,
+    amqp_url: String,
+    config: RelayConfig,
+}
+
+/// The most callbacks marked consumed by one update.
+const CALLBACK_BATCH: usize = 500;
+
+impl Relay {
+    /// A relay of the outbox in `pool` to the broker at `amqp_url` (`amqp://user:password@host:port/vhost`).
+    pub fn new(pool: Pool, amqp_url: impl Into<String>, config: RelayConfig) -> Self {
+        Relay { pool, amqp_url: amqp_url.into(), config }
+    }
+
+    /// Runs until `shutdown` completes, reconnecting to the broker whenever it fails. Messages claimed when
+    /// it stops are sent again after their lease, by this relay or another.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let session = async {
+                let (connection, publisher, callbacks) = self.connect().await?;
+                let result = tokio::select! {
+                    result = self.publish_loop(&publisher) => result,
+                    result = self.callback_loop(callbacks) => result,
+                };
+                close(connection).await;
+                result
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                result = session => {
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "relay: reconnecting to RabbitMQ");
+                    }
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(self.config.reconnect_delay) => {}
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<(Connection, Channel, Consumer), MessagingError> {
+        let connection = bounded(Connection::connect(&self.amqp_url, ConnectionProperties::default())).await?;
+        let publisher = bounded(connection.create_channel()).await?;
+        bounded(self.config.topology.declare(&publisher, &self.config.topics)).await?;
+        bounded(publisher.confirm_select(ConfirmSelectOptions::default())).await?;
+        let listener = bounded(connection.create_channel()).await?;
+        let prefetch = u16::try_from(CALLBACK_BATCH).unwrap_or(u16::MAX);
+        bounded(listener.basic_qos(prefetch, BasicQosOptions::default())).await?;
+        let callback_queue = self.config.topology.callback_queue();
+        let callbacks = bounded(listener.basic_consume(
+            callback_queue.as_str().into(),
+            "seckill-relay".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ))
+        .await?;
+        Ok((connection, publisher, callbacks))
+    }
+
+    /// Claims, publishes and marks sent, until the broker fails.
+    async fn publish_loop(&self, channel: &Channel) -> Result<(), MessagingError> {
+        loop {
+            let claimed = match outbox::claim(&self.pool, self.config.batch, &self.config.schedule).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    // The outbox's database is down: nothing can be claimed, so nothing is lost by waiting.
+                    tracing::warn!(%error, "relay: cannot claim messages");
+                    tokio::time::sleep(self.config.reconnect_delay).await;
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                tokio::time::sleep(self.config.idle_poll).await;
+                continue;
+            }
+            let exchange = self.config.topology.exchange();
+            let published = publish_confirmed(channel, &exchange, &claimed, self.config.confirm_timeout).await;
+            let (confirmed, failure) = match published {
+                Ok(confirmed) => (confirmed, None),
+                Err((confirmed, error)) => (confirmed, Some(error)),
+            };
+            if let Err(error) = outbox::mark_sent(&self.pool, &confirmed.acked, &self.config.schedule).await {
+                // They stay claimed and are sent again after the lease: a duplicate, never a loss.
+                tracing::warn!(%error, "relay: cannot mark messages sent");
+            }
+            let reason = "no queue takes this topic: declare it in the relay's topics, then retry";
+            if let Err(error) = outbox::mark_dead(&self.pool, &confirmed.unroutable, reason).await {
+                tracing::warn!(%error, "relay: cannot mark unroutable messages dead");
+            }
+            if let Some(error) = failure {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Marks consumed the messages consumers called back for, a batch at a time, acking the callbacks after.
+    async fn callback_loop(&self, mut callbacks: Consumer) -> Result<(), MessagingError> {
+        loop {
+            let Some(first) = callbacks.next().await else {
+                return Err(MessagingError::Handler("the callback consumer was cancelled".into()));
+            };
+            let mut deliveries = vec![first?];
+            // Whatever else has already arrived joins this update.
+            while deliveries.len() < CALLBACK_BATCH {
+                match tokio::time::timeout(Duration::from_millis(2), callbacks.next()).await {
+                    Ok(Some(delivery)) => deliveries.push(delivery?),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let ids: Vec<i64> = deliveries
+                .iter()
+                .filter_map(|delivery| std::str::from_utf8(&delivery.data).ok()?.trim().parse().ok())
+                .collect();
+            let Some(last) = deliveries.last() else { continue };
+            match outbox::mark_consumed(&self.pool, &ids).await {
+                Ok(()) => {
+                    bounded(last.ack(BasicAckOptions { multiple: true })).await?;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "relay: cannot mark messages consumed; the callbacks will come again");
+                    bounded(last.nack(BasicNackOptions { multiple: true, requeue: true })).await?;
+                    tokio::time::sleep(self.config.reconnect_delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// Closes a connection that may already be dead without waiting for it long: a broken connection's close
+/// would wait for an answer that never comes, and the relay would never reconnect.
+pub(crate) async fn close(connection: Connection) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), connection.close(200, "reconnecting".into())).await;
+}
+
+/// What the broker said of one claim's messages.
+#[derive(Debug, Default)]
+struct Confirmed {
+    /// Taken and routed to a queue.
+    acked: Vec<i64>,
+    /// Taken, but no queue is bound for their topic: they came back.
+    unroutable: Vec<i64>,
+}
+
+/// Publishes every message, then collects the confirms as they come. On a broker failure, returns what was
+/// confirmed before it, and the error.
+async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    messages: &[OutboxMessage],
+    confirm_timeout: Duration,
+) -> Result<Confirmed, (Confirmed, MessagingError)> {
+    let deadline = tokio::time::Instant::now() + confirm_timeout;
+    let mut pending = Vec::with_capacity(messages.len());
+    for message in messages {
+        let mut headers = FieldTable::default();
+        headers.insert("business_key".into(), AMQPValue::LongString(message.business_key.as_str().into()));
+        headers.insert("attempt".into(), AMQPValue::LongUInt(message.attempt));
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(message.message_id.to_string().into())
+            .with_headers(headers);
+        // Mandatory: a message no queue would take comes back in its confirm instead of vanishing.
+        let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+        let publish = channel.basic_publish(
+            exchange.into(),
+            message.topic.as_str().into(),
+            options,
+            message.payload.as_bytes(),
+            properties,
+        );
+        match tokio::time::timeout_at(deadline, publish).await {
+            Ok(Ok(confirm)) => pending.push((message.message_id, confirm)),
+            Ok(Err(error)) => return Err((Confirmed::default(), error.into())),
+            Err(_) => return Err((Confirmed::default(), MessagingError::ConfirmTimeout(confirm_timeout))),
+        }
+    }
+    let mut confirmed = Confirmed::default();
+    for (message_id, confirm) in pending {
+        match tokio::time::timeout_at(deadline, confirm).await {
+            Ok(Ok(Confirmation::Ack(None))) => confirmed.acked.push(message_id),
+            Ok(Ok(Confirmation::Ack(Some(_)))) => confirmed.unroutable.push(message_id),
+            // A nack: the broker could not take it now; it is sent again after the lease.
+            Ok(Ok(other)) => tracing::warn!(message_id, ?other, "relay: the broker refused a message"),
+            Ok(Err(error)) => return Err((confirmed, error.into())),
+            Err(_) => return Err((confirmed, MessagingError::ConfirmTimeout(confirm_timeout))),
+        }
+    }
+    Ok(confirmed)
+}

@@ -1,0 +1,405 @@
+//! The reliable message service on real servers: a points database with its outbox, RabbitMQ, and the
+//! warehouse's own database. Every test ends with the reconciliation: every message consumed (or, for poison,
+//! dead), exactly one shipment request per business fact, none lost, none pending.
+//!
+//! Each test uses its own namespace (exchange and queues), so tests share a broker without seeing each other's
+//! messages; tests that stop the broker start a private one.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use seckill::local_rabbitmq::{LocalRabbitMq, rabbitmq_url};
+use seckill::messaging::{
+    self, ConsumerConfig, Handler, MessageState, OutboxStatus, Relay, RelayConfig, Schedule, Topology, outbox,
+};
+use seckill::migrate::Migrator;
+use seckill::tcp_proxy::TcpProxy;
+use seckill::testing::TestDatabase;
+use seckill::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::common::migrated_db;
+
+/// The shop's database and the warehouse's, for the running test.
+struct Sides {
+    shop: TestDatabase,
+    warehouse: TestDatabase,
+    namespace: String,
+}
+
+async fn sides() -> Sides {
+    let shop = migrated_db().await;
+    let warehouse = TestDatabase::companion("warehouse", &Migrator::warehouse().unwrap()).await.unwrap();
+    let namespace = shop.name().to_string();
+    Sides { shop, warehouse, namespace }
+}
+
+/// Short waits, so that re-sends and leases happen within a test.
+fn schedule() -> Schedule {
+    Schedule {
+        claim_lease: Duration::from_millis(600),
+        consume_timeout: Duration::from_millis(800),
+        max_consume_timeout: Duration::from_secs(3),
+        max_attempts: 6,
+    }
+}
+
+fn relay_config(namespace: &str) -> RelayConfig {
+    RelayConfig {
+        topology: Topology::new(namespace),
+        topics: vec![SHIPMENT_TOPIC.to_string()],
+        reconnect_delay: Duration::from_millis(100),
+        confirm_timeout: Duration::from_secs(3),
+        schedule: schedule(),
+        ..RelayConfig::default()
+    }
+}
+
+fn consumer_config(namespace: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        topology: Topology::new(namespace),
+        reconnect_delay: Duration::from_millis(100),
+        confirm_timeout: Duration::from_secs(3),
+        ..ConsumerConfig::new(SHIPMENT_TOPIC)
+    }
+}
+
+/// A task that runs until stopped.
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+fn start_relay(sides: &Sides, amqp_url: &str) -> Running {
+    let relay = Relay::new(sides.shop.pool().clone(), amqp_url, relay_config(&sides.namespace));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(relay.run(async move {
+        let _ = stopped.await;
+    }));
+    Running { stop, task }
+}
+
+fn start_consumer<H: Handler + Clone>(sides: &Sides, amqp_url: &str, handler: &H) -> Running {
+    let (url, config, handler) = (amqp_url.to_string(), consumer_config(&sides.namespace), handler.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        messaging::consume(&url, &config, &handler, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Running { stop, task }
+}
+
+fn shipment(n: i64) -> String {
+    serde_json::json!({"type": 2, "credit_exchange_id": n, "product_id": 7, "user_id": 100 + n, "exchanged_credit": 50})
+        .to_string()
+}
+
+/// Writes `count` shipment messages for business facts `first..first + count`, as a business procedure would.
+async fn enqueue(sides: &Sides, first: i64, count: i64) {
+    for n in first..first + count {
+        let id = outbox::enqueue(sides.shop.pool(), SHIPMENT_TOPIC, &n.to_string(), &shipment(n)).await.unwrap();
+        assert!(id.is_some());
+    }
+}
+
+/// Waits until `done` holds for the outbox's status, up to `limit`.
+async fn wait_for(sides: &Sides, limit: Duration, done: impl Fn(&OutboxStatus) -> bool) -> OutboxStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = outbox::status(sides.shop.pool()).await.unwrap();
+        if done(&status) || Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The reconciliation: `facts` business facts written, every one consumed and shipped exactly once.
+async fn reconcile(sides: &Sides, facts: u64) {
+    let status = wait_for(sides, Duration::from_secs(30), |status| status.consumed == facts).await;
+    assert_eq!((status.consumed, status.in_flight(), status.dead), (facts, 0, 0), "{status:?}");
+    let mut conn = sides.warehouse.pool().get_conn().await.unwrap();
+    let (rows, distinct): (u64, u64) = conn
+        .query_first("SELECT COUNT(*), COUNT(DISTINCT credit_exchange_id) FROM shipment_request")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rows, distinct), (facts, facts), "exactly one shipment request per exchange");
+    let mut shop = sides.shop.pool().get_conn().await.unwrap();
+    let keys: Vec<String> = shop.query("SELECT business_key FROM message_outbox").await.unwrap();
+    let shipped: Vec<i64> = conn.query("SELECT credit_exchange_id FROM shipment_request").await.unwrap();
+    let shipped: HashSet<String> = shipped.into_iter().map(|id| id.to_string()).collect();
+    assert_eq!(keys.into_iter().collect::<HashSet<_>>(), shipped, "the same facts on both sides");
+}
+
+fn broker() -> String {
+    rabbitmq_url().expect("a RabbitMQ: set RABBITMQ_URL or install rabbitmq-server (.ci/install)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_flow_from_the_outbox_to_the_warehouse_and_are_marked_consumed() {
+    let sides = sides().await;
+    let url = broker();
+    let handler = ShipmentHandler::new(sides.warehouse.pool().clone());
+    let relay = start_relay(&sides, &url);
+    let consumer = start_consumer(&sides, &url, &handler);
+    enqueue(&sides, 1, 300).await;
+    reconcile(&sides, 300).await;
+    relay.stop().await;
+    consumer.stop().await;
+    assert_eq!(handler.stats().inserted, 300);
+}
+
+/// Duplicate window 1, made on purpose: a relay claimed messages and published them, and the broker acked,
+/// but it died before marking them sent. When the lease ends another relay sends them again; the warehouse
+/// absorbs every duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_dying_between_publish_and_mark_sends_again_and_the_duplicate_is_absorbed() {
+    let sides = sides().await;
+    let url = broker();
+    let handler = ShipmentHandler::new(sides.warehouse.pool().clone());
+    enqueue(&sides, 1, 200).await;
+
+    // The dead relay's half of the work: claimed and published with confirms, never marked.
+    let claimed = outbox::claim(sides.shop.pool(), 1000, &schedule()).await.unwrap();
+    assert_eq!(claimed.len(), 200);
+    let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let topology = Topology::new(&sides.namespace);
+    topology.declare(&channel, &[SHIPMENT_TOPIC.to_string()]).await.unwrap();
+    channel.confirm_select(lapin::options::ConfirmSelectOptions::default()).await.unwrap();
+    for message in &claimed {
+        let properties = lapin::BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(message.message_id.to_string().into());
+        let confirm = channel
+            .basic_publish(
+                topology.exchange().as_str().into(),
+                SHIPMENT_TOPIC.into(),
+                lapin::options::BasicPublishOptions::default(),
+                message.payload.as_bytes(),
+                properties,
+            )
+            .await
+            .unwrap();
+        assert!(confirm.await.unwrap().is_ack());
+    }
+    connection.close(200, "the relay dies".into()).await.unwrap();
+
+    // After the lease, the next relay sends all of them again; only then does a consumer come: it sees each
+    // message twice.
+    let relay = start_relay(&sides, &url);
+    let resent = wait_for(&sides, Duration::from_secs(10), |status| status.sent == 200).await;
+    assert_eq!(resent.sent, 200, "{resent:?}");
+    let consumer = start_consumer(&sides, &url, &handler);
+    reconcile(&sides, 200).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handler.stats().inserted + handler.stats().duplicates < 400 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await; // the second copies still queued
+    }
+    relay.stop().await;
+    consumer.stop().await;
+    let stats = handler.stats();
+    assert_eq!(stats.inserted, 200);
+    assert!(stats.duplicates >= 200, "every message came twice and was absorbed: {stats:?}");
+}
+
+/// The relay process killed with SIGKILL again and again while it relays: whatever it had claimed, published or
+/// marked, the next one finishes the job, and the books reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_processes_killed_at_random_lose_nothing() {
+    let sides = sides().await;
+    let url = broker();
+    let handler = ShipmentHandler::new(sides.warehouse.pool().clone());
+    let consumer = start_consumer(&sides, &url, &handler);
+    enqueue(&sides, 1, 3000).await;
+    let relay_process = || {
+        crate::common::seckill_command(sides.shop.url())
+            .env("RABBITMQ_URL", &url)
+            .args(["relay", "--namespace", &sides.namespace, "--consume-timeout", "0.8", "--claim-lease", "0.6"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    for round in 0..6u64 {
+        let mut relay = relay_process();
+        tokio::time::sleep(Duration::from_millis(150 + round * 70)).await;
+        relay.kill().unwrap(); // SIGKILL, by pid: this test's own process
+        relay.wait().unwrap();
+    }
+    let mut last = relay_process();
+    reconcile(&sides, 3000).await;
+    last.kill().unwrap();
+    last.wait().unwrap();
+    consumer.stop().await;
+}
+
+/// The private broker killed while the relay has publishes it has not yet seen confirmed, then started again
+/// on the same data: nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_crash_with_unconfirmed_publishes_loses_nothing() {
+    let sides = sides().await;
+    let node = tokio::task::spawn_blocking(LocalRabbitMq::start).await.unwrap().unwrap();
+    let url = node.url();
+    let handler = ShipmentHandler::new(sides.warehouse.pool().clone());
+    let relay = start_relay(&sides, &url);
+    let consumer = start_consumer(&sides, &url, &handler);
+    enqueue(&sides, 1, 1000).await;
+    let progress = wait_for(&sides, Duration::from_secs(10), |status| status.consumed > 0).await;
+    assert!(progress.in_flight() > 0, "killed mid-flow: {progress:?}");
+    let node = tokio::task::spawn_blocking(move || {
+        node.kill().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        node.restart().unwrap();
+        node
+    })
+    .await
+    .unwrap();
+    enqueue(&sides, 1001, 500).await;
+    reconcile(&sides, 1500).await;
+    relay.stop().await;
+    consumer.stop().await;
+    drop(node);
+}
+
+/// The relay's and the consumer's connections to the broker cut at random points (a loopback proxy): they
+/// reconnect by themselves, and the books reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_to_the_broker_cut_at_random_lose_nothing() {
+    let sides = sides().await;
+    let url = broker();
+    // amqp://user:password@host:port/vhost: the same URL with the proxy's port in place of the broker's.
+    let (scheme_and_user, rest) = url.rsplit_once('@').unwrap();
+    let (host_port, vhost) = rest.split_once('/').unwrap_or((rest, ""));
+    let upstream = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
+    let proxy = TcpProxy::start(upstream, Duration::ZERO).await.unwrap();
+    let proxied = format!("{scheme_and_user}@127.0.0.1:{}/{vhost}", proxy.address().port());
+
+    let handler = ShipmentHandler::new(sides.warehouse.pool().clone());
+    let relay = start_relay(&sides, &proxied);
+    let consumer = start_consumer(&sides, &proxied, &handler);
+    proxy.set_cut_probability(0.01);
+    enqueue(&sides, 1, 2000).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set_cut_probability(0.0);
+    reconcile(&sides, 2000).await;
+    relay.stop().await;
+    consumer.stop().await;
+    assert!(proxy.cuts() > 0, "connections were cut");
+}
+
+/// The warehouse consumer process killed before it acks (SIGKILL, again and again), and a consumer that commits
+/// but never calls back: redeliveries and re-sends, every one absorbed by the shipment request's unique key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consumers_that_die_before_acking_or_never_call_back_ship_each_exchange_once() {
+    let sides = sides().await;
+    let url = broker();
+    let relay = start_relay(&sides, &url);
+    enqueue(&sides, 1, 300).await;
+
+    // A consumer that commits its effects and acks, but never calls back.
+    let silent = ShipmentHandler::new(sides.warehouse.pool().clone());
+    let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let topology = Topology::new(&sides.namespace);
+    topology.declare(&channel, &[SHIPMENT_TOPIC.to_string()]).await.unwrap();
+    let mut deliveries = channel
+        .basic_consume(
+            topology.queue(SHIPMENT_TOPIC).as_str().into(),
+            "silent".into(),
+            lapin::options::BasicConsumeOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut silently_done = 0;
+    while silently_done < 100 {
+        use futures_util::StreamExt;
+        let delivery = deliveries.next().await.unwrap().unwrap();
+        let message = messaging::Incoming {
+            message_id: delivery.properties.message_id().as_ref().unwrap().as_str().parse().unwrap(),
+            business_key: String::new(),
+            payload: String::from_utf8(delivery.data.clone()).unwrap(),
+            attempt: 1,
+            redelivered: delivery.redelivered,
+        };
+        silent.handle(std::slice::from_ref(&message)).await.unwrap();
+        delivery.ack(lapin::options::BasicAckOptions::default()).await.unwrap();
+        silently_done += 1;
+    }
+    connection.close(200, "the silent consumer goes away".into()).await.unwrap();
+
+    // Warehouse processes killed before their acks, then one that stays.
+    let warehouse_process = || {
+        crate::common::seckill_command(sides.shop.url())
+            .env("RABBITMQ_URL", &url)
+            .args(["warehouse", "--namespace", &sides.namespace, "--warehouse-database-url", sides.warehouse.url()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    for round in 0..4u64 {
+        let mut consumer = warehouse_process();
+        tokio::time::sleep(Duration::from_millis(300 + round * 100)).await;
+        consumer.kill().unwrap();
+        consumer.wait().unwrap();
+    }
+    let mut last = warehouse_process();
+    reconcile(&sides, 300).await;
+    last.kill().unwrap();
+    last.wait().unwrap();
+    relay.stop().await;
+}
+
+/// A poison message (a payload no consumer can handle) ends dead after its attempts, visible to operators and
+/// re-triable, while the others keep flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_message_ends_dead_visible_and_retriable_and_the_rest_flow() {
+    let sides = sides().await;
+    let url = broker();
+    let handler = ShipmentHandler::new(sides.warehouse.pool().clone());
+    let relay = start_relay(&sides, &url);
+    let consumer = start_consumer(&sides, &url, &handler);
+    enqueue(&sides, 1, 50).await;
+    let poison = outbox::enqueue(sides.shop.pool(), SHIPMENT_TOPIC, "poison", "{\"not\": \"a shipment\"}")
+        .await
+        .unwrap()
+        .unwrap();
+    enqueue(&sides, 51, 50).await;
+
+    let status = wait_for(&sides, Duration::from_secs(40), |status| status.dead == 1 && status.consumed == 100).await;
+    assert_eq!((status.consumed, status.dead, status.in_flight()), (100, 1, 0), "{status:?}");
+    assert_eq!(outbox::state_of(sides.shop.pool(), poison).await.unwrap(), Some(MessageState::Dead));
+    let dead = outbox::list(sides.shop.pool(), MessageState::Dead, 10).await.unwrap();
+    assert_eq!(dead.iter().map(|m| m.message_id).collect::<Vec<_>>(), [poison]);
+    assert_eq!(dead[0].attempts, schedule().max_attempts);
+
+    let cli = crate::common::seckill_command(sides.shop.url()).args(["messages", "dead"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&cli.stdout).contains(&format!("{poison}  {SHIPMENT_TOPIC}  poison")));
+    let retry = crate::common::seckill_command(sides.shop.url())
+        .args(["messages", "retry", "--id", &poison.to_string()])
+        .output()
+        .unwrap();
+    assert!(retry.status.success(), "{}", String::from_utf8_lossy(&retry.stderr));
+    let state = outbox::state_of(sides.shop.pool(), poison).await.unwrap();
+    assert!(matches!(state, Some(MessageState::Pending | MessageState::Sent)), "re-tried: {state:?}");
+    relay.stop().await;
+    consumer.stop().await;
+    assert!(handler.stats().poison >= 1);
+    let mut conn = sides.warehouse.pool().get_conn().await.unwrap();
+    let shipped: Option<u64> = conn.query_first("SELECT COUNT(*) FROM shipment_request").await.unwrap();
+    assert_eq!(shipped, Some(100));
+}
