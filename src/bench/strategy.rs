@@ -54,7 +54,7 @@ async fn naive(pool: &Pool, seckill_id: i64, phone: Phone) -> Outcome {
         conn.query_drop("BEGIN").await?;
         conn.query_drop(format!(
             "UPDATE seckill SET number = number - 1 WHERE seckill_id = {seckill_id} AND number > 0 \
-             AND start_time <= UTC_TIMESTAMP(3) AND end_time > UTC_TIMESTAMP(3)"
+             AND start_time <= NOW(3) AND end_time > NOW(3)"
         ))
         .await?;
         if conn.affected_rows() == 0 {
@@ -63,7 +63,7 @@ async fn naive(pool: &Pool, seckill_id: i64, phone: Phone) -> Outcome {
         }
         let insert = format!(
             "INSERT INTO success_killed (seckill_id, user_phone, state, create_time) \
-             VALUES ({seckill_id}, {}, 0, UTC_TIMESTAMP(3))",
+             VALUES ({seckill_id}, {}, 0, NOW(3))",
             phone.get()
         );
         match conn.query_drop(insert).await {

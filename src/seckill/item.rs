@@ -173,7 +173,7 @@ pub(crate) async fn create(pool: &Pool, item: &NewItem) -> Result<Item, SeckillE
     item.validate()?;
     let mut conn = acquire(pool).await?;
     conn.exec_drop(
-        "INSERT INTO seckill (name, number, start_time, end_time, create_time) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(3))",
+        "INSERT INTO seckill (name, number, start_time, end_time) VALUES (?, ?, ?, ?)",
         (item.name.trim(), item.stock, item.start_time.naive_utc(), item.end_time.naive_utc()),
     )
     .await?;
