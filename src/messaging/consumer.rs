@@ -188,31 +188,37 @@ async fn handle_batch<H: Handler>(
             return Err(MessagingError::Handler(error));
         }
     };
-    let callback_queue = config.topology.callback_queue();
-    let mut confirms = Vec::new();
-    for ((_, message), outcome) in readable.iter().zip(&handled) {
-        if *outcome == Handled::Done {
-            let properties = BasicProperties::default().with_delivery_mode(2);
-            let confirm = bounded(channel.basic_publish(
-                "".into(),
-                callback_queue.as_str().into(),
-                BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
-                message.message_id.to_string().as_bytes(),
-                properties,
-            ))
-            .await?;
-            confirms.push(confirm);
-        }
-    }
-    let deadline = tokio::time::Instant::now() + config.confirm_timeout;
-    for confirm in confirms {
-        match tokio::time::timeout_at(deadline, confirm).await {
+    // One callback for the whole batch: the ids of the messages done, comma-separated.
+    let done: Vec<String> = readable
+        .iter()
+        .zip(&handled)
+        .filter(|(_, outcome)| **outcome == Handled::Done)
+        .map(|((_, message), _)| message.message_id.to_string())
+        .collect();
+    if !done.is_empty() {
+        let callback_queue = config.topology.callback_queue();
+        let confirm = bounded(channel.basic_publish(
+            "".into(),
+            callback_queue.as_str().into(),
+            BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+            done.join(",").as_bytes(),
+            BasicProperties::default().with_delivery_mode(2),
+        ))
+        .await?;
+        match tokio::time::timeout(config.confirm_timeout, confirm).await {
             Ok(Ok(Confirmation::Ack(None))) => {}
             // Without a confirmed callback the deliveries are not acked: they come again, and are absorbed.
-            Ok(Ok(other)) => return Err(MessagingError::Handler(format!("a callback was not taken: {other:?}"))),
+            Ok(Ok(other)) => return Err(MessagingError::Handler(format!("the callback was not taken: {other:?}"))),
             Ok(Err(error)) => return Err(error.into()),
             Err(_) => return Err(MessagingError::ConfirmTimeout(config.confirm_timeout)),
         }
+    }
+    if handled.iter().all(|outcome| *outcome == Handled::Done) {
+        // The common case: one ack for the whole batch.
+        if let Some((last, _)) = readable.last() {
+            bounded(last.ack(BasicAckOptions { multiple: true })).await?;
+        }
+        return Ok(());
     }
     for ((delivery, message), outcome) in readable.iter().zip(handled) {
         match outcome {

@@ -31,8 +31,11 @@ pub struct RelayConfig {
     pub topology: Topology,
     /// The topics whose queues the relay declares before it publishes to them.
     pub topics: Vec<String>,
-    /// The most messages one claim takes (default 500).
+    /// The most messages one claim takes (default 1000).
     pub batch: usize,
+    /// Publishing loops run at once, each claiming its own messages on its own channel, so that one claim's
+    /// database round trips overlap another's wait for confirms (default 3).
+    pub publishers: usize,
     /// How long to wait before looking again when nothing was due (default 20 ms).
     pub idle_poll: Duration,
     /// How long to wait for the broker's confirms of one claim (default 10 s).
@@ -48,7 +51,8 @@ impl Default for RelayConfig {
         RelayConfig {
             topology: Topology::default(),
             topics: Vec::new(),
-            batch: 500,
+            batch: 1000,
+            publishers: 3,
             idle_poll: Duration::from_millis(20),
             confirm_timeout: Duration::from_secs(10),
             reconnect_delay: Duration::from_millis(500),
@@ -80,9 +84,12 @@ impl Relay {
         tokio::pin!(shutdown);
         loop {
             let session = async {
-                let (connection, publisher, callbacks) = self.connect().await?;
+                let (connection, publishers, callbacks) = self.connect().await?;
+                let publishing = futures_util::future::select_all(
+                    publishers.iter().map(|publisher| Box::pin(self.publish_loop(publisher))),
+                );
                 let result = tokio::select! {
-                    result = self.publish_loop(&publisher) => result,
+                    (result, _, _) = publishing => result,
                     result = self.callback_loop(callbacks) => result,
                 };
                 close(connection).await;
@@ -103,11 +110,15 @@ impl Relay {
         }
     }
 
-    async fn connect(&self) -> Result<(Connection, Channel, Consumer), MessagingError> {
+    async fn connect(&self) -> Result<(Connection, Vec<Channel>, Consumer), MessagingError> {
         let connection = bounded(Connection::connect(&self.amqp_url, ConnectionProperties::default())).await?;
-        let publisher = bounded(connection.create_channel()).await?;
-        bounded(self.config.topology.declare(&publisher, &self.config.topics)).await?;
-        bounded(publisher.confirm_select(ConfirmSelectOptions::default())).await?;
+        let mut publishers = Vec::new();
+        for _ in 0..self.config.publishers.max(1) {
+            let publisher = bounded(connection.create_channel()).await?;
+            bounded(self.config.topology.declare(&publisher, &self.config.topics)).await?;
+            bounded(publisher.confirm_select(ConfirmSelectOptions::default())).await?;
+            publishers.push(publisher);
+        }
         let listener = bounded(connection.create_channel()).await?;
         let prefetch = u16::try_from(CALLBACK_BATCH).unwrap_or(u16::MAX);
         bounded(listener.basic_qos(prefetch, BasicQosOptions::default())).await?;
@@ -119,7 +130,7 @@ impl Relay {
             FieldTable::default(),
         ))
         .await?;
-        Ok((connection, publisher, callbacks))
+        Ok((connection, publishers, callbacks))
     }
 
     /// Claims, publishes and marks sent, until the broker fails.
@@ -172,9 +183,11 @@ impl Relay {
                     Ok(None) | Err(_) => break,
                 }
             }
+            // Each callback names the messages a consumer's batch committed, comma-separated.
             let ids: Vec<i64> = deliveries
                 .iter()
-                .filter_map(|delivery| std::str::from_utf8(&delivery.data).ok()?.trim().parse().ok())
+                .filter_map(|delivery| std::str::from_utf8(&delivery.data).ok())
+                .flat_map(|text| text.split(',').filter_map(|id| id.trim().parse().ok()))
                 .collect();
             let Some(last) = deliveries.last() else { continue };
             match outbox::mark_consumed(&self.pool, &ids).await {
