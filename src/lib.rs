@@ -13,6 +13,8 @@
 //!   procedure calls that tell "rolled back" from "in doubt" ([`database::call`]), and rows read without
 //!   panicking ([`database::rows`]).
 //! - [`database_error`]: server errors in words a user can act on ([`database_error::DatabaseError`]).
+//! - [`exchange`]: the points exchange: balances, gifts, exchanges that request a shipment, and their books
+//!   ([`exchange::Exchange`], [`exchange::ExchangeOutcome`]).
 //! - [`group_commit`]: per-key lanes that merge concurrent requests for a hot row into one transaction
 //!   ([`group_commit::GroupCommit`]), shared by every domain.
 //! - [`http`]: the classic HTTP API and the sale page as an axum router ([`http::router`]).
@@ -32,6 +34,7 @@
 pub mod bench;
 pub mod database;
 pub mod database_error;
+pub mod exchange;
 pub mod group_commit;
 pub mod http;
 pub mod local_rabbitmq;

@@ -51,7 +51,7 @@ BEGIN
         DECLARE v_phone    BIGINT;
         DECLARE v_done     BOOLEAN DEFAULT FALSE;
         DECLARE v_errno    INT DEFAULT 0;
-        DECLARE v_message  VARCHAR(128) DEFAULT '';
+        DECLARE v_message  TEXT DEFAULT '';
         DECLARE existing_rows CURSOR FOR
             SELECT DISTINCT s.user_phone
               FROM JSON_TABLE(v_phones, '$[*]' COLUMNS (phone BIGINT PATH '$')) AS j
@@ -61,9 +61,7 @@ BEGIN
         BEGIN
             GET DIAGNOSTICS CONDITION 1 v_errno = MYSQL_ERRNO, v_message = MESSAGE_TEXT;
             ROLLBACK;
-            -- Reached only if the ROLLBACK succeeded: an error in a handler is not handled again.
-            SET v_message = LEFT(CONCAT('rolled back: ', v_message), 128);
-            SIGNAL SQLSTATE '45RB0' SET MYSQL_ERRNO = v_errno, MESSAGE_TEXT = v_message;
+            CALL raise_rolled_back(v_errno, v_message);
         END;
 
         START TRANSACTION;

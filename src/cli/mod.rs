@@ -7,6 +7,7 @@ mod attempt;
 mod bench;
 mod database_target;
 mod demo;
+mod exchange;
 mod http_client;
 mod item;
 mod messaging;
@@ -50,6 +51,15 @@ enum Command {
     Execute(attempt::ExecuteArgs),
     /// Whether a buyer's seckill of an item went through; exits 0 if it did, 4 if not.
     Result(attempt::ResultArgs),
+    /// Users' points for the points exchange: grant, balance, ledger, exchange history.
+    #[command(subcommand)]
+    Credit(exchange::CreditCommand),
+    /// The points exchange's gift catalogue: create and list gifts.
+    #[command(subcommand)]
+    Gift(exchange::GiftCommand),
+    /// Exchange a user's points for a gift; exits 0 when exchanged, 4 when refused, 1 when it failed and was
+    /// rolled back, 5 when its outcome is unknown (retry with the same request id: it answers the first outcome).
+    Exchange(exchange::ExchangeArgs),
     /// Compare strategies on one hot item (naive client transaction, one CALL per seckill, batched) and check
     /// the books after every run; exits non-zero if they do not balance.
     Bench(bench::BenchArgs),
@@ -140,6 +150,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Expose(args) => attempt::expose(&target, args).await,
         Command::Execute(args) => attempt::execute(&target, args).await,
         Command::Result(args) => attempt::result(&target, args).await,
+        Command::Credit(command) => exchange::credit(&target, command).await,
+        Command::Gift(command) => exchange::gift(&target, command).await,
+        Command::Exchange(args) => exchange::exchange(&target, args).await,
         Command::Bench(args) => bench::run(&target, args).await,
         Command::Serve(args) => serve::run(&target, args).await,
         Command::Demo(args) => demo::run(&target, args).await,

@@ -10,7 +10,7 @@
 //! their transaction, so rows followed by an error are thrown away and the error decides.
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Pool, Row};
+use mysql_async::{Conn, Params, Pool, Row};
 
 use super::acquire;
 use crate::database_error::DatabaseError;
@@ -38,7 +38,8 @@ impl CallFailure {
         }
     }
 
-    fn from_sent(error: mysql_async::Error) -> Self {
+    /// The failure of a call that was sent: rolled back when the procedure said so, in doubt otherwise.
+    pub fn from_sent(error: mysql_async::Error) -> Self {
         let proven = matches!(&error, mysql_async::Error::Server(server) if server.state == ROLLED_BACK_SQLSTATE);
         if proven { CallFailure::RolledBack(error.into()) } else { CallFailure::InDoubt(error.into()) }
     }
@@ -52,7 +53,36 @@ impl CallFailure {
 /// A [`CallFailure`] saying whether anything may have been written.
 pub async fn call(pool: &Pool, statement: &str) -> Result<Vec<Vec<Row>>, CallFailure> {
     let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
-    match read_all(&mut conn, statement).await {
+    let read = async {
+        let result = conn.query_iter(statement).await?;
+        collect_all(result).await
+    };
+    let read = read.await;
+    settle(conn, read).await
+}
+
+/// As [`call`], for a statement with parameters (prepared: two round trips the first time on a connection, one
+/// after), for procedures that take text a client supplies.
+///
+/// # Errors
+/// A [`CallFailure`] saying whether anything may have been written.
+pub async fn call_prepared(
+    pool: &Pool,
+    statement: &str,
+    params: impl Into<Params> + Send,
+) -> Result<Vec<Vec<Row>>, CallFailure> {
+    let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
+    let read = async {
+        let result = conn.exec_iter(statement, params).await?;
+        collect_all(result).await
+    };
+    let read = read.await;
+    settle(conn, read).await
+}
+
+/// The connection back to the pool after a success; closed after an error, whose meaning is classified.
+async fn settle(conn: Conn, read: Result<Vec<Vec<Row>>, mysql_async::Error>) -> Result<Vec<Vec<Row>>, CallFailure> {
+    match read {
         Ok(result_sets) => {
             return_clean(conn).await;
             Ok(result_sets)
@@ -64,8 +94,10 @@ pub async fn call(pool: &Pool, statement: &str) -> Result<Vec<Vec<Row>>, CallFai
     }
 }
 
-async fn read_all(conn: &mut Conn, statement: &str) -> Result<Vec<Vec<Row>>, mysql_async::Error> {
-    let mut result = conn.query_iter(statement).await?;
+/// Every result set, read to the end so that an error after them (from the COMMIT) is seen.
+async fn collect_all<P: mysql_async::prelude::Protocol>(
+    mut result: mysql_async::QueryResult<'_, '_, P>,
+) -> Result<Vec<Vec<Row>>, mysql_async::Error> {
     let mut result_sets = Vec::new();
     while !result.is_empty() {
         // `Row` converts from any row, so collecting never panics; typed decoding comes later (`rows`).
@@ -73,6 +105,38 @@ async fn read_all(conn: &mut Conn, statement: &str) -> Result<Vec<Vec<Row>>, mys
     }
     result.drop_result().await?;
     Ok(result_sets)
+}
+
+/// Why a domain could not decide a request. Unless `in_doubt`, nothing was written for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InnerError {
+    /// What went wrong, for logs; never shown to end users.
+    pub detail: String,
+    /// The database could not be reached at all, so nothing was sent: trying again later may help, and an
+    /// HTTP API answers 503.
+    pub unavailable: bool,
+    /// The call was sent and failed without the server proving it rolled back (a lost connection, a KILL, an
+    /// error from the COMMIT, an unreadable answer), so it may have committed or not. Each domain says how to
+    /// find out: a seckill's record (`Seckill::kill_record`), an exchange's retry with the same request id.
+    pub in_doubt: bool,
+}
+
+impl From<DatabaseError> for InnerError {
+    /// A failure before anything was sent.
+    fn from(error: DatabaseError) -> Self {
+        InnerError { unavailable: error.is_unavailable(), in_doubt: false, detail: error.to_string() }
+    }
+}
+
+impl From<CallFailure> for InnerError {
+    fn from(failure: CallFailure) -> Self {
+        let detail = failure.error().to_string();
+        match failure {
+            CallFailure::NotSent(error) => error.into(),
+            CallFailure::RolledBack(_) => InnerError { detail, unavailable: false, in_doubt: false },
+            CallFailure::InDoubt(_) => InnerError { detail, unavailable: false, in_doubt: true },
+        }
+    }
 }
 
 /// Puts a connection back in the pool only if no transaction is open on it. The procedures always end their

@@ -28,9 +28,9 @@ pub enum ApiError {
     TooManyRequests(&'static str),
     /// The database cannot be reached: 503.
     Unavailable(String),
-    /// The connection broke after the seckill was sent: it may or may not have gone through. 503, and the
-    /// answer says where to check.
-    InDoubt(i64, String),
+    /// The request was sent to the database and its outcome is unknown: it may or may not have committed. 503,
+    /// and the answer says how to find out (`check`); `detail` is logged.
+    InDoubt { check: String, detail: String },
     /// Anything else: 500.
     Internal(String),
 }
@@ -44,7 +44,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::InDoubt(..) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::InDoubt { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -84,9 +84,9 @@ impl IntoResponse for ApiError {
                 tracing::warn!(%detail, "database unavailable");
                 "service unavailable, try again shortly".to_string()
             }
-            ApiError::InDoubt(seckill_id, detail) => {
-                tracing::warn!(seckill_id, %detail, "seckill outcome in doubt");
-                format!("outcome unknown: check GET /seckill/{seckill_id}/result shortly")
+            ApiError::InDoubt { check, detail } => {
+                tracing::warn!(%detail, "outcome in doubt");
+                format!("outcome unknown: {check}")
             }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

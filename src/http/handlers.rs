@@ -98,7 +98,8 @@ pub async fn execution(
     };
     let item = match &outcome {
         Outcome::InnerError(error) if error.in_doubt => {
-            return Err(ApiError::InDoubt(seckill_id, error.detail.clone()));
+            let check = format!("check GET /seckill/{seckill_id}/result shortly");
+            return Err(ApiError::InDoubt { check, detail: error.detail.clone() });
         }
         Outcome::InnerError(error) if error.unavailable => return Err(ApiError::Unavailable(error.detail.clone())),
         Outcome::InnerError(error) => {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::phone::Phone;
-use crate::database::call::CallFailure;
+pub use crate::database::call::InnerError;
 use crate::database_error::DatabaseError;
 
 /// The record of a successful seckill: a row of `success_killed`.
@@ -19,38 +19,6 @@ pub struct SuccessKilled {
     /// date).
     #[serde(with = "chrono::serde::ts_milliseconds_option")]
     pub create_time: Option<DateTime<Utc>>,
-}
-
-/// Why the toolkit could not decide. Unless `in_doubt`, nothing was written for this attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InnerError {
-    /// What went wrong, for logs; never shown to clients.
-    pub detail: String,
-    /// The database could not be reached at all, so nothing was sent: trying again later may help, and an
-    /// HTTP API answers 503.
-    pub unavailable: bool,
-    /// The call was sent and failed without the server proving it rolled back (a lost connection, a KILL, an
-    /// error from the COMMIT, an unreadable answer), so it may have committed or not: the caller should ask
-    /// [`crate::seckill::Seckill::kill_record`] once the database is back. Never a false success either way.
-    pub in_doubt: bool,
-}
-
-impl From<DatabaseError> for InnerError {
-    /// A failure before anything was sent.
-    fn from(error: DatabaseError) -> Self {
-        InnerError { unavailable: error.is_unavailable(), in_doubt: false, detail: error.to_string() }
-    }
-}
-
-impl From<CallFailure> for InnerError {
-    fn from(failure: CallFailure) -> Self {
-        let detail = failure.error().to_string();
-        match failure {
-            CallFailure::NotSent(error) => error.into(),
-            CallFailure::RolledBack(_) => InnerError { detail, unavailable: false, in_doubt: false },
-            CallFailure::InDoubt(_) => InnerError { detail, unavailable: false, in_doubt: true },
-        }
-    }
 }
 
 /// The outcome of one seckill attempt.

@@ -121,20 +121,9 @@ async fn killing_the_database_mid_sale_loses_no_sale_and_the_sale_resumes() {
         async move { crowd(&service, item.seckill_id, 64, stop, told).await }
     });
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let server = tokio::task::spawn_blocking(move || {
-        server.kill().unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        server
-    })
-    .await
-    .unwrap();
+    let server = crate::common::crash(server, Duration::from_millis(500)).await;
     let sold_before_restart = told.lock().unwrap().success.len();
-    let server = tokio::task::spawn_blocking(move || {
-        server.restart().unwrap();
-        server
-    })
-    .await
-    .unwrap();
+    let server = crate::common::restart(server).await;
     tokio::time::sleep(Duration::from_millis(1500 * soak())).await;
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();

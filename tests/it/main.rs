@@ -8,6 +8,7 @@ mod classic_client;
 mod cli;
 mod common;
 mod decision_rules;
+mod exchange;
 mod executor;
 mod faults;
 mod http;

@@ -121,3 +121,27 @@ pub async fn has_row(pool: &Pool, seckill_id: i64, phone: Phone) -> bool {
         .expect("rows are countable");
     rows.unwrap_or(0) > 0
 }
+
+/// Kills a private server with SIGKILL, as a crash would, and keeps it down for `down` (off the async threads).
+pub async fn crash(
+    server: seckill::local_server::LocalServer,
+    down: std::time::Duration,
+) -> seckill::local_server::LocalServer {
+    tokio::task::spawn_blocking(move || {
+        server.kill().expect("the server is killed");
+        std::thread::sleep(down);
+        server
+    })
+    .await
+    .expect("the crash completes")
+}
+
+/// Starts a crashed private server again on its data (off the async threads).
+pub async fn restart(server: seckill::local_server::LocalServer) -> seckill::local_server::LocalServer {
+    tokio::task::spawn_blocking(move || {
+        server.restart().expect("the server restarts");
+        server
+    })
+    .await
+    .expect("the restart completes")
+}

@@ -1,0 +1,45 @@
+//! Exchanges of one gift merged into one transaction, on the shared group-commit lanes
+//! ([`crate::group_commit`]): a popular gift is a hot row, and InnoDB holds its lock until the commit is
+//! durable, so one transaction for many users pays that price once.
+//!
+//! A gift seen out of stock is answered in-process for the lanes' `recheck_interval`. A (user, request id) this
+//! process saw decided hears its first answer from memory, flagged repeat, as the database would answer it;
+//! everyone else hears "out of stock". Two limits of that memory, both true of the gift and never a double
+//! charge: a request answered "out of stock" from memory is not recorded, so if stock comes back its retry is
+//! decided afresh; and a request id first used on another gift hears "out of stock" here instead of its repeat.
+
+use mysql_async::Pool;
+
+use super::exchange_credit_batch::exchange_credit_batch;
+use super::outcome::ExchangeOutcome;
+use super::request::ExchangeRequest;
+use crate::group_commit::{BatchRunner, Decided};
+
+/// Decides one gift's batches in the database.
+pub(crate) struct ExchangeBatches {
+    pub(crate) pool: Pool,
+}
+
+impl BatchRunner for ExchangeBatches {
+    type Key = i64;
+    type Request = ExchangeRequest;
+    type Outcome = ExchangeOutcome;
+
+    async fn run(&self, gift_id: i64, requests: Vec<ExchangeRequest>) -> Decided<ExchangeOutcome> {
+        exchange_credit_batch(&self.pool, gift_id, &requests).await
+    }
+
+    fn lost(&self) -> ExchangeOutcome {
+        ExchangeOutcome::in_doubt(
+            "the exchange's batch ended without an answer; it may have committed (retry with the same request id)",
+        )
+    }
+
+    fn not_sent(&self) -> ExchangeOutcome {
+        ExchangeOutcome::not_sent("the exchange stopped before sending this request; nothing was written")
+    }
+
+    fn remembered(&self, outcome: &ExchangeOutcome) -> Option<ExchangeOutcome> {
+        outcome.as_repeat()
+    }
+}
