@@ -9,96 +9,12 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use seckill::local_rabbitmq::{LocalRabbitMq, rabbitmq_url};
-use seckill::messaging::{
-    self, ConsumerConfig, Handler, MessageState, OutboxStatus, Relay, RelayConfig, Schedule, Topology, outbox,
-};
-use seckill::migrate::Migrator;
+use seckill::local_rabbitmq::LocalRabbitMq;
+use seckill::messaging::{self, Handler, MessageState, Topology, outbox};
 use seckill::tcp_proxy::TcpProxy;
-use seckill::testing::TestDatabase;
 use seckill::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-use crate::common::migrated_db;
-
-/// The shop's database and the warehouse's, for the running test.
-struct Sides {
-    shop: TestDatabase,
-    warehouse: TestDatabase,
-    namespace: String,
-}
-
-async fn sides() -> Sides {
-    let shop = migrated_db().await;
-    let warehouse = TestDatabase::companion("warehouse", &Migrator::warehouse().unwrap()).await.unwrap();
-    let namespace = shop.name().to_string();
-    Sides { shop, warehouse, namespace }
-}
-
-/// Short waits, so that re-sends and leases happen within a test.
-fn schedule() -> Schedule {
-    Schedule {
-        claim_lease: Duration::from_millis(600),
-        consume_timeout: Duration::from_millis(800),
-        max_consume_timeout: Duration::from_secs(3),
-        max_attempts: 6,
-    }
-}
-
-fn relay_config(namespace: &str) -> RelayConfig {
-    RelayConfig {
-        topology: Topology::new(namespace),
-        topics: vec![SHIPMENT_TOPIC.to_string()],
-        reconnect_delay: Duration::from_millis(100),
-        confirm_timeout: Duration::from_secs(3),
-        schedule: schedule(),
-        ..RelayConfig::default()
-    }
-}
-
-fn consumer_config(namespace: &str) -> ConsumerConfig {
-    ConsumerConfig {
-        topology: Topology::new(namespace),
-        reconnect_delay: Duration::from_millis(100),
-        confirm_timeout: Duration::from_secs(3),
-        ..ConsumerConfig::new(SHIPMENT_TOPIC)
-    }
-}
-
-/// A task that runs until stopped.
-struct Running {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-}
-
-fn start_relay(sides: &Sides, amqp_url: &str) -> Running {
-    let relay = Relay::new(sides.shop.pool().clone(), amqp_url, relay_config(&sides.namespace));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(relay.run(async move {
-        let _ = stopped.await;
-    }));
-    Running { stop, task }
-}
-
-fn start_consumer<H: Handler + Clone>(sides: &Sides, amqp_url: &str, handler: &H) -> Running {
-    let (url, config, handler) = (amqp_url.to_string(), consumer_config(&sides.namespace), handler.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        messaging::consume(&url, &config, &handler, async move {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    Running { stop, task }
-}
+use crate::common::messaging::{Sides, broker, schedule, sides, start_consumer, start_relay, wait_for};
 
 fn shipment(n: i64) -> String {
     serde_json::json!({"type": 2, "credit_exchange_id": n, "product_id": 7, "user_id": 100 + n, "exchanged_credit": 50})
@@ -110,18 +26,6 @@ async fn enqueue(sides: &Sides, first: i64, count: i64) {
     for n in first..first + count {
         let id = outbox::enqueue(sides.shop.pool(), SHIPMENT_TOPIC, &n.to_string(), &shipment(n)).await.unwrap();
         assert!(id.is_some());
-    }
-}
-
-/// Waits until `done` holds for the outbox's status, up to `limit`.
-async fn wait_for(sides: &Sides, limit: Duration, done: impl Fn(&OutboxStatus) -> bool) -> OutboxStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        let status = outbox::status(sides.shop.pool()).await.unwrap();
-        if done(&status) || Instant::now() > deadline {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -141,10 +45,6 @@ async fn reconcile(sides: &Sides, facts: u64) {
     let shipped: Vec<i64> = conn.query("SELECT credit_exchange_id FROM shipment_request").await.unwrap();
     let shipped: HashSet<String> = shipped.into_iter().map(|id| id.to_string()).collect();
     assert_eq!(keys.into_iter().collect::<HashSet<_>>(), shipped, "the same facts on both sides");
-}
-
-fn broker() -> String {
-    rabbitmq_url().expect("a RabbitMQ: set RABBITMQ_URL or install rabbitmq-server (.ci/install)")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod http;
+pub mod messaging;
 
 use std::process::Command;
 
