@@ -3,6 +3,7 @@
 //! Each run gets a fresh item and fresh users, so runs cannot disturb each other's books. Round trips per
 //! seckill come from the server's own `Questions` counter; latency is measured per call by each caller.
 
+pub mod exchange;
 mod measurement;
 mod strategy;
 mod workload;
@@ -142,7 +143,8 @@ pub async fn run(url: &str, config: &BenchConfig, mut on_report: impl FnMut(&Run
         Some(proxy)
     };
     let monitor = ConnectOptions::new(url).max_connections(1).build_pool()?;
-    for &workload in &config.workloads {
+    // The exchange workload measures other things and runs on its own (`exchange::run`).
+    for &workload in config.workloads.iter().filter(|workload| **workload != Workload::Exchange) {
         for &concurrency in &config.concurrency {
             for &strategy in &config.strategies {
                 let pool = options.build_pool()?;
@@ -153,6 +155,7 @@ pub async fn run(url: &str, config: &BenchConfig, mut on_report: impl FnMut(&Run
                 let report = match workload {
                     Workload::Hot => hot(&service, &monitor, strategy, concurrency, config).await?,
                     Workload::Sale => sale(&service, &monitor, strategy, concurrency, config).await?,
+                    Workload::Exchange => continue,
                 };
                 on_report(&report);
                 pool.disconnect().await.ok();

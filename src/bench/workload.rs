@@ -20,6 +20,8 @@ pub enum Workload {
     /// Stock 10,000 and 100,000 users, a fifth of whom try twice, until sold out; then a burst of latecomers
     /// for a fixed time: sell-out time and rejections after sell-out.
     Sale,
+    /// Points exchanges through the reliable message service to the warehouse (see `bench::exchange`).
+    Exchange,
 }
 
 impl Workload {
@@ -27,6 +29,7 @@ impl Workload {
         match self {
             Workload::Hot => "hot",
             Workload::Sale => "sale",
+            Workload::Exchange => "exchange",
         }
     }
 }

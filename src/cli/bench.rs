@@ -4,7 +4,13 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
+use mysql_async::prelude::Queryable;
+use seckill::bench::exchange::{ExchangeBenchConfig, ExchangeReport};
 use seckill::bench::{self, BenchConfig, RunReport, Strategy, Workload};
+use seckill::database::{ConnectOptions, url_with_database};
+use seckill::database_error::DatabaseError;
+use seckill::local_rabbitmq::LocalRabbitMq;
+use seckill::migrate::Migrator;
 
 use super::{DatabaseTarget, Failure};
 
@@ -31,6 +37,12 @@ pub(crate) struct BenchArgs {
     /// The executor's largest batch.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=10000))]
     max_batch: u16,
+    /// Exchange workload: users with points.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+    users: i64,
+    /// Exchange workload: exchanges per second in the sustained phases (latency, broker restart).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rate: u32,
     /// Print one JSON object per run instead of a table.
     #[arg(long)]
     json: bool,
@@ -50,7 +62,8 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
         progress: !args.json && std::io::stderr().is_terminal(),
     };
     let json = args.json;
-    if !json {
+    let seckill_workloads = config.workloads.iter().any(|workload| *workload != Workload::Exchange);
+    if !json && seckill_workloads {
         println!("{}", header());
     }
     bench::run(&url, &config, |report| {
@@ -61,7 +74,73 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
         }
     })
     .await?;
+    if config.workloads.contains(&Workload::Exchange) {
+        let exchange = ExchangeBenchConfig {
+            users: args.users,
+            concurrency: config.concurrency.first().copied().unwrap_or(256),
+            duration: config.duration,
+            sustained_rate: args.rate,
+        };
+        let report = exchange_workload(&url, &_pool, &exchange).await?;
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print_exchange(&report);
+        }
+    }
     Ok(())
+}
+
+/// The exchange workload: a warehouse database beside the bench's, and a broker (a private one, which the
+/// bench may kill for its broker-restart phase, unless RABBITMQ_URL or AMQP_URL names one).
+async fn exchange_workload(
+    url: &str,
+    shop: &mysql_async::Pool,
+    config: &ExchangeBenchConfig,
+) -> Result<ExchangeReport, Failure> {
+    let warehouse_name = "seckill_bench_warehouse";
+    let mut conn = seckill::database::acquire(shop).await?;
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{warehouse_name}`")).await.map_err(DatabaseError::from)?;
+    conn.query_drop(format!("CREATE DATABASE `{warehouse_name}`")).await.map_err(DatabaseError::from)?;
+    drop(conn);
+    let warehouse = ConnectOptions::new(url_with_database(url, warehouse_name)).build_pool()?;
+    Migrator::warehouse()?.run(&warehouse).await?;
+    let named = ["RABBITMQ_URL", "AMQP_URL"].iter().find_map(|name| std::env::var(name).ok().filter(|u| !u.is_empty()));
+    let private = match named {
+        Some(_) => None,
+        None => Some(tokio::task::block_in_place(LocalRabbitMq::start).map_err(Failure::new)?),
+    };
+    let amqp_url = match (&named, &private) {
+        (Some(url), _) => url.clone(),
+        (None, Some(node)) => node.url(),
+        (None, None) => return Err(Failure::new("no RabbitMQ")),
+    };
+    Ok(bench::exchange::run(shop, &warehouse, &amqp_url, private.as_ref(), config).await?)
+}
+
+fn print_exchange(r: &ExchangeReport) {
+    println!("exchange workload, {} callers", r.concurrency);
+    println!("  {:<44} {:>12.0}", "exchanges committed per second", r.exchanges_per_s);
+    println!("  {:<44} {:>12}", "exchanges (errors)", format!("{} ({})", r.exchanges, r.exchange_errors));
+    println!("  {:<44} {:>12.0}", "messages relayed with confirms per second", r.messages_per_s);
+    println!(
+        "  {:<44} {:>12.1}",
+        format!("exchange-to-shipment p50 ms at {}/s", r.sustained_rate),
+        r.shipment_latency_p50_ms
+    );
+    println!(
+        "  {:<44} {:>12.1}",
+        format!("exchange-to-shipment p99 ms at {}/s", r.sustained_rate),
+        r.shipment_latency_p99_ms
+    );
+    match (r.backlog_after_broker_restart, r.drain_after_broker_restart_ms) {
+        (Some(backlog), Some(ms)) => {
+            println!("  {:<44} {:>12}", "backlog drained after a broker restart", format!("{backlog} in {ms:.0} ms"))
+        }
+        _ => println!("  {:<44} {:>12}", "backlog drained after a broker restart", "- (shared broker)"),
+    }
+    println!("  {:<44} {:>12}", "duplicates absorbed by the warehouse", r.duplicates_absorbed);
+    println!("  books balance: every exchange paid and shipped exactly once");
 }
 
 fn header() -> String {

@@ -31,3 +31,23 @@ async fn bad_bench_arguments_are_refused() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
 }
+
+/// The exchange workload end to end, small: all four phases run (a private broker is killed and restarted)
+/// and the books of both databases balance, or the command fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exchange_workload_runs_its_phases_and_balances_both_databases() {
+    let db = migrated_db().await;
+    let output = seckill_command(db.url())
+        .env_remove("RABBITMQ_URL")
+        .env_remove("AMQP_URL")
+        .args(["bench", "--workload", "exchange", "--duration", "500ms", "--users", "300", "--rate", "200"])
+        .args(["--concurrency", "32", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["exchanges"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["exchange_errors"], 0, "{report}");
+    assert!(report["messages_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["drain_after_broker_restart_ms"].as_f64().is_some(), "the broker-restart phase ran: {report}");
+}
