@@ -1,9 +1,13 @@
-//! `seckill serve`: the HTTP API and the sale page, with request logs and graceful shutdown.
+//! `seckill serve`: the HTTP API and the sale page, and the points exchange's API and page, with request logs and
+//! graceful shutdown.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use clap::Args;
+use mysql_async::Pool;
+use seckill::exchange::Exchange;
+use seckill::exchange::http::{ExchangeHttp, SignedUserCookie};
 use seckill::http::{AdmissionConfig, ApiError, DetailCache, Rate, SeckillHttp};
 use seckill::migrate::Migrator;
 use seckill::seckill::Seckill;
@@ -61,33 +65,62 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
     if target.is_throwaway() {
         Migrator::embedded()?.run(&pool).await?;
     }
+    let exchange = exchange_routes(&pool, args.signing.hmac_secret())?;
     let service = Seckill::new(pool, signer);
-    let app = application(service, args.redis_url.as_deref(), args.limits.config()).await?;
+    let routes = seckill_routes(service, args.redis_url.as_deref(), args.limits.config()).await?;
     let listener = bind(args.listen).await?;
+    let app = host(match exchange {
+        Some(exchange) => {
+            let address = listener.local_addr()?;
+            eprintln!("seckill: the points exchange at http://{address}/exchange (users sign in by cookie)");
+            routes.merge(exchange)
+        }
+        None => routes,
+    });
     serve(listener, app).await
 }
 
-/// The served application: the library's router plus what a host app adds (logs, JSON fallbacks).
+/// The served application: the library's seckill router plus what a host app adds (logs, JSON fallbacks).
 pub(crate) async fn application(
     service: Seckill,
     redis_url: Option<&str>,
     limits: AdmissionConfig,
 ) -> Result<Router, Failure> {
+    Ok(host(seckill_routes(service, redis_url, limits).await?))
+}
+
+async fn seckill_routes(service: Seckill, redis_url: Option<&str>, limits: AdmissionConfig) -> Result<Router, Failure> {
     let mut http = SeckillHttp::new(service).admission(limits);
     if let Some(url) = redis_url {
         let cache =
             DetailCache::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;
         http = http.detail_cache(cache);
     }
-    Ok(http
-        .router()
+    Ok(http.router())
+}
+
+/// The points exchange's API and page, its users signed in by the `exchangeUser` cookie under the same HMAC
+/// secret as seckill URLs (the cookie's tag is domain-separated from theirs). Classic signing has no secret, so
+/// then the exchange is not served: an unsigned user id would let anyone spend anyone's points.
+fn exchange_routes(pool: &Pool, hmac_secret: Option<&str>) -> Result<Option<Router>, Failure> {
+    let Some(secret) = hmac_secret else {
+        eprintln!("seckill: the points exchange is not served: its user cookie needs hmac signing (SECKILL_SECRET)");
+        return Ok(None);
+    };
+    let cookie = SignedUserCookie::new(secret)?;
+    Ok(Some(ExchangeHttp::new(Exchange::new(pool.clone()), cookie).router()))
+}
+
+/// What the binary adds around the library's routers: JSON answers for unknown routes and methods, request logs.
+fn host(routes: Router) -> Router {
+    routes
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        ))
+        )
 }
 
 pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {

@@ -30,6 +30,15 @@ pub(crate) struct SigningArgs {
 }
 
 impl SigningArgs {
+    /// The HMAC secret in hmac mode, for what else the server signs with it (the exchange's user cookie);
+    /// `None` in classic mode, which has none.
+    pub(crate) fn hmac_secret(&self) -> Option<&str> {
+        match self.signing {
+            SigningMode::Hmac => self.secret.as_deref(),
+            SigningMode::Classic => None,
+        }
+    }
+
     pub(crate) fn signer(&self) -> Result<Signer, Failure> {
         match self.signing {
             SigningMode::Hmac => {

@@ -13,6 +13,8 @@
 //! id), refusals included, so a retry with the same id (after a timeout, an in-doubt answer, a crash) hears that
 //! answer again, flagged as a repeat, and never pays twice.
 //!
+//! Its HTTP side, a JSON API and a page for a host app to merge, is [`http`] ([`http::router`]).
+//!
 //! Its SQL: `sql/migrations/V4__credit_exchange.sql` (the tables), `sql/procedures/grant_credit.sql` and
 //! `sql/procedures/exchange_credit_batch.sql` (the decision, its locks and its order of precedence).
 
@@ -23,6 +25,7 @@ mod exchange_credit_batch;
 mod gift;
 mod grant_credit;
 mod history;
+pub mod http;
 mod lanes;
 mod outcome;
 mod request;

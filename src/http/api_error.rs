@@ -18,6 +18,9 @@ pub enum ApiError {
     BadRequest(String),
     /// No `killPhone` cookie: 401, "未注册" (not registered) as in the classic API.
     NotRegistered,
+    /// A missing or invalid identity (a cookie that is absent, malformed or not signed by us): 401, with the
+    /// message as given, which must not say which check failed beyond what the client sent.
+    Unauthorized(String),
     /// No such item or route: 404.
     NotFound(String),
     /// A method the route does not take: 405.
@@ -39,7 +42,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotRegistered => StatusCode::UNAUTHORIZED,
+            ApiError::NotRegistered | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -75,7 +78,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = match self {
-            ApiError::BadRequest(message) | ApiError::NotFound(message) => message,
+            ApiError::BadRequest(message) | ApiError::NotFound(message) | ApiError::Unauthorized(message) => message,
             ApiError::NotRegistered => "未注册".to_string(),
             ApiError::MethodNotAllowed => "method not allowed".to_string(),
             ApiError::PayloadTooLarge => "request body too large".to_string(),

@@ -29,8 +29,9 @@
 
 mod admission;
 mod api_error;
-mod body_limit;
-mod charset;
+// Shared with the points exchange's router (`crate::exchange::http`).
+pub(crate) mod body_limit;
+pub(crate) mod charset;
 pub mod detail_cache;
 mod envelope;
 mod extract;

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod browser;
 pub mod http;
 pub mod messaging;
 
@@ -97,7 +98,8 @@ pub async fn connection_waiting_for_an_item_lock(pool: &Pool) -> u64 {
         let id: Option<u64> = conn
             .query_first(
                 "SELECT ID FROM information_schema.PROCESSLIST \
-                  WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FROM seckill%FOR UPDATE%' \
+                  WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND = 'Query' \
+                    AND INFO LIKE '%FROM seckill%FOR UPDATE%' \
                   ORDER BY ID LIMIT 1",
             )
             .await

@@ -1,0 +1,134 @@
+//! The API's handlers: the catalogue, the user's balance and page data, and the exchange itself.
+//!
+//! Paths are read as text and parsed here, so a gift id that is not one is a JSON 404 rather than axum's
+//! plain-text rejection.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use super::ExchangeState;
+use super::idempotency::{IDEMPOTENCY_KEY, idempotency_key};
+use super::views::{BalanceView, ExchangeAnswer, GiftView, MineView};
+use crate::exchange::{ExchangeError, ExchangeOutcome};
+use crate::http::{ApiError, Envelope};
+
+/// What a client whose exchange is in doubt must do; the answer to that retry is the first outcome.
+pub(super) const RETRY_HINT: &str = "retry with the same Idempotency-Key: it answers the first outcome";
+
+/// The longest gift id in decimal (`i64::MAX`).
+const MAX_ID_DIGITS: usize = 19;
+
+type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;
+
+/// The user the host's [`super::ExchangeUser`] names, checked to be positive.
+pub(super) struct CurrentUser(i64);
+
+impl FromRequestParts<ExchangeState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ExchangeState) -> Result<Self, Self::Rejection> {
+        let user_id = state.user.user_id(parts)?;
+        if user_id <= 0 {
+            // A host's identity that names no user is a host bug, but to the client it is no identity at all.
+            tracing::warn!(user_id, "the host's ExchangeUser returned a user id that is not positive");
+            return Err(ApiError::Unauthorized("invalid user".into()));
+        }
+        Ok(CurrentUser(user_id))
+    }
+}
+
+/// The answer for an error of a read or of input checked before sending: client errors as they are, the
+/// database's as 503 (unreachable) or 500.
+fn api_error(error: ExchangeError) -> ApiError {
+    match error {
+        ExchangeError::Database(database) => database.into(),
+        ExchangeError::InvalidUser(id) => ApiError::Unauthorized(format!("invalid user id {id}")),
+        ExchangeError::InvalidGiftId(id) => ApiError::NotFound(format!("no gift with id {id}")),
+        ExchangeError::InvalidRequestId(invalid) => ApiError::BadRequest(format!("{IDEMPOTENCY_KEY}: {invalid}")),
+        // Grants and gift creation are not served here; these only come from them.
+        error @ (ExchangeError::RolledBack { .. }
+        | ExchangeError::InDoubt { .. }
+        | ExchangeError::InvalidGrant(_)
+        | ExchangeError::InvalidGift(_)) => ApiError::Internal(error.to_string()),
+    }
+}
+
+/// A gift id from the path: digits only, positive, within `i64`; anything else names no gift.
+fn parse_gift_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
+    let segment = path.map_err(|_| ApiError::NotFound("no such gift".into()))?.0;
+    let digits = !segment.is_empty() && segment.len() <= MAX_ID_DIGITS && segment.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| segment.parse::<i64>().ok()).flatten().filter(|id| *id > 0).ok_or_else(|| {
+        let shown: String = segment.chars().take(32).collect();
+        ApiError::NotFound(format!("no gift with id {shown:?}"))
+    })
+}
+
+/// `GET /exchange/gifts.json`: the catalogue, in id order. Needs no user.
+pub(super) async fn gifts(State(state): State<ExchangeState>) -> ApiResult<Vec<GiftView>> {
+    let gifts = state.service.gifts().await.map_err(api_error)?;
+    Ok(Json(Envelope::ok(gifts.into_iter().map(GiftView::from).collect())))
+}
+
+/// `GET /exchange/balance.json`: the user's balance, `null` when never granted.
+pub(super) async fn balance(
+    State(state): State<ExchangeState>,
+    CurrentUser(user_id): CurrentUser,
+) -> ApiResult<BalanceView> {
+    let balance = state.service.balance(user_id).await.map_err(api_error)?;
+    Ok(Json(Envelope::ok(BalanceView { user_id, balance })))
+}
+
+/// `GET /exchange/mine.json`: the balance, the user's exchanges with their shipment states, and recent ledger
+/// entries, newest first. Three reads, run at once; each is consistent on its own, and the page shows them
+/// again a few seconds later.
+pub(super) async fn mine(State(state): State<ExchangeState>, CurrentUser(user_id): CurrentUser) -> ApiResult<MineView> {
+    let service = &state.service;
+    let (balance, exchanges, ledger) = tokio::try_join!(
+        service.balance(user_id),
+        service.history(user_id, state.history_limit),
+        service.ledger(user_id, state.ledger_limit),
+    )
+    .map_err(api_error)?;
+    Ok(Json(Envelope::ok(MineView {
+        user_id,
+        balance,
+        exchanges: exchanges.into_iter().map(Into::into).collect(),
+        ledger: ledger.into_iter().map(Into::into).collect(),
+    })))
+}
+
+/// `POST /exchange/gifts/{id}/exchange`, the request id in the `Idempotency-Key` header. Every decided outcome
+/// is a successful request whose data says which, refusals included (like the classic seckill API). What
+/// decided nothing is a JSON 503: the database unreachable or the exchange rolled back (nothing written), or
+/// the outcome in doubt, whose error says to retry with the same key; the retry answers what the database
+/// decided, or decides it now.
+pub(super) async fn exchange(
+    State(state): State<ExchangeState>,
+    CurrentUser(user_id): CurrentUser,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<ExchangeAnswer> {
+    let gift_id = parse_gift_id(path)?;
+    let request_id = idempotency_key(&headers)?;
+    let outcome = state.service.submit(user_id, gift_id, request_id).map_err(api_error)?.await;
+    let error = match outcome {
+        ExchangeOutcome::InnerError(error) => error,
+        decided => {
+            let answer = ExchangeAnswer::decided(&decided)
+                .ok_or_else(|| ApiError::Internal(format!("no answer for the outcome {decided:?}")))?;
+            return Ok(Json(Envelope::ok(answer)));
+        }
+    };
+    if error.in_doubt {
+        return Err(ApiError::InDoubt { check: RETRY_HINT.into(), detail: error.detail });
+    }
+    if error.unavailable {
+        return Err(ApiError::Unavailable(error.detail));
+    }
+    // Proven rolled back (say, a lock wait timeout): nothing was written or recorded, so the same key decides
+    // afresh. Transient, hence 503 rather than 500; the detail (logged, never sent) says which it was.
+    Err(ApiError::Unavailable(format!("exchange of gift {gift_id} rolled back, nothing written: {}", error.detail)))
+}
