@@ -60,23 +60,6 @@ async fn assert_books(pool: &Pool) {
     assert!(count(pool, "SELECT COUNT(*) FROM credit WHERE credit < 0").await == 0, "no negative balance");
 }
 
-/// Holds a gift's row lock from another session until `release`, so that exchanges queue up behind a batch that
-/// cannot finish: the way to build a batch of known content.
-struct GiftLock(mysql_async::Conn);
-
-impl GiftLock {
-    async fn take(pool: &Pool, gift_id: i64) -> GiftLock {
-        let mut conn = pool.get_conn().await.unwrap();
-        conn.query_drop("START TRANSACTION").await.unwrap();
-        conn.exec_drop("SELECT stock FROM exchange_gift WHERE gift_id = ? FOR UPDATE", (gift_id,)).await.unwrap();
-        GiftLock(conn)
-    }
-
-    async fn release(mut self) {
-        self.0.query_drop("ROLLBACK").await.unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crowd_exchanging_a_hot_gift_never_oversells_or_overdraws() {
     let db = migrated_db().await;
@@ -402,7 +385,7 @@ async fn a_failing_batch_is_rolled_back_whole_and_says_so() {
     .await
     .unwrap();
 
-    let lock = GiftLock::take(db.pool(), g).await;
+    let lock = crate::common::RowLock::gift(db.pool(), g).await;
     let first = service.submit(1, g, rid("a")).unwrap();
     let first = tokio::spawn(first);
     tokio::time::sleep(Duration::from_millis(200)).await; // the lone first request is in flight, stuck on the lock

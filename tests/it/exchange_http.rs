@@ -21,6 +21,7 @@ use seckill::exchange::http::{IDEMPOTENCY_KEY, SignedUserCookie, USER_COOKIE, ro
 use seckill::exchange::{Books, Exchange, Gift, NewGift};
 use serde_json::{Value, json};
 
+use crate::common::RowLock;
 use crate::common::browser::{ChromeDriver, browser, eventually, profile_dir, save_screenshot, text_of};
 use crate::common::http::{Answer, serve};
 use crate::common::{SECRET, migrated_db};
@@ -255,29 +256,9 @@ async fn a_database_outage_is_a_json_503() {
     }
 }
 
-/// Holds a gift's row lock from another session until `release`, so that an exchange waits inside its CALL.
-struct GiftLock(mysql_async::Conn);
-
-impl GiftLock {
-    async fn take(pool: &Pool, gift_id: i64) -> GiftLock {
-        let mut conn = pool.get_conn().await.unwrap();
-        conn.query_drop("START TRANSACTION").await.unwrap();
-        conn.exec_drop("SELECT stock FROM exchange_gift WHERE gift_id = ? FOR UPDATE", (gift_id,)).await.unwrap();
-        GiftLock(conn)
-    }
-
-    async fn release(mut self) {
-        self.0.query_drop("ROLLBACK").await.unwrap();
-    }
-
-    fn connection_id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
 /// The id of a connection running a statement that waits for a gift's row lock inside the exchange procedure.
 /// The lock holder is named to be left out: its own `FOR UPDATE` may still show as its last statement.
-async fn connection_waiting_for_a_gift_lock(pool: &Pool, lock: &GiftLock) -> u64 {
+async fn connection_waiting_for_a_gift_lock(pool: &Pool, lock: &RowLock) -> u64 {
     let mut conn = pool.get_conn().await.unwrap();
     for _ in 0..100 {
         let id: Option<u64> = conn
@@ -309,7 +290,7 @@ async fn an_exchange_in_doubt_is_a_503_and_a_retry_with_the_same_key_settles_it(
     let served = serve(router(service.clone(), cookies())).await;
     let at = served.address;
 
-    let lock = GiftLock::take(db.pool(), gift).await;
+    let lock = RowLock::gift(db.pool(), gift).await;
     let in_flight = tokio::spawn(async move { exchange(at, 1, &gift.to_string(), "k-doubt").await });
     let victim = connection_waiting_for_a_gift_lock(db.pool(), &lock).await;
     db.pool().get_conn().await.unwrap().query_drop(format!("KILL {victim}")).await.unwrap();

@@ -76,17 +76,30 @@ pub fn seckill_command(url: &str) -> Command {
 pub struct RowLock(mysql_async::Conn);
 
 impl RowLock {
+    /// A seckill item's row.
     pub async fn take(pool: &Pool, seckill_id: i64) -> RowLock {
+        Self::row(pool, "SELECT number FROM seckill WHERE seckill_id = ? FOR UPDATE", seckill_id).await
+    }
+
+    /// A points-exchange gift's row.
+    pub async fn gift(pool: &Pool, gift_id: i64) -> RowLock {
+        Self::row(pool, "SELECT stock FROM exchange_gift WHERE gift_id = ? FOR UPDATE", gift_id).await
+    }
+
+    async fn row(pool: &Pool, locking_read: &str, id: i64) -> RowLock {
         let mut conn = pool.get_conn().await.expect("a connection");
         conn.query_drop("START TRANSACTION").await.expect("a transaction");
-        conn.exec_drop("SELECT number FROM seckill WHERE seckill_id = ? FOR UPDATE", (seckill_id,))
-            .await
-            .expect("the item's row lock");
+        conn.exec_drop(locking_read, (id,)).await.expect("the row lock");
         RowLock(conn)
     }
 
     pub async fn release(mut self) {
         self.0.query_drop("ROLLBACK").await.expect("the lock is released");
+    }
+
+    /// The holder's connection id, to tell it apart from the sessions waiting for it.
+    pub fn connection_id(&self) -> u32 {
+        self.0.id()
     }
 }
 
