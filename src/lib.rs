@@ -45,6 +45,6 @@ pub mod migrate;
 pub mod seckill;
 pub mod signing;
 pub mod tcp_proxy;
-pub mod warehouse;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod warehouse;

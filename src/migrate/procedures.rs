@@ -159,19 +159,11 @@ pub(crate) async fn states(conn: &mut Conn, files: &[ProcedureFile]) -> Result<V
             (Some(_), Some((row, _))) if row.file_checksum != file.checksum => ProcedureState::FileChanged,
             (Some(_), Some(_)) => ProcedureState::UpToDate,
         };
-        statuses.push(ProcedureStatus {
-            name: file.name.clone(),
-            state,
-            applied_on: applied.and_then(|(_, at)| at),
-        });
+        statuses.push(ProcedureStatus { name: file.name.clone(), state, applied_on: applied.and_then(|(_, at)| at) });
     }
     let mut removed: Vec<_> = history
         .into_iter()
-        .map(|(name, (_, at))| ProcedureStatus {
-            name,
-            state: ProcedureState::FileRemoved,
-            applied_on: at,
-        })
+        .map(|(name, (_, at))| ProcedureStatus { name, state: ProcedureState::FileRemoved, applied_on: at })
         .collect();
     removed.sort_by(|a, b| a.name.cmp(&b.name));
     statuses.extend(removed);
