@@ -15,6 +15,8 @@
 //! - [`database_error`]: server errors in words a user can act on ([`database_error::DatabaseError`]).
 //! - [`exchange`]: the points exchange: balances, gifts, exchanges that request a shipment, and their books
 //!   ([`exchange::Exchange`], [`exchange::ExchangeOutcome`]).
+//! - [`gift_delivery`]: the lottery's wins delivered through a gift service, paced and once in effect
+//!   ([`gift_delivery::GiftWorker`]), and a real gift-service stub ([`gift_delivery::GiftServiceStub`]).
 //! - [`group_commit`]: per-key lanes that merge concurrent requests for a hot row into one transaction
 //!   ([`group_commit::GroupCommit`]), shared by every domain.
 //! - [`http`]: the classic HTTP API and the sale page as an axum router ([`http::router`]).
@@ -35,6 +37,7 @@ pub mod bench;
 pub mod database;
 pub mod database_error;
 pub mod exchange;
+pub mod gift_delivery;
 pub mod group_commit;
 pub mod http;
 pub mod local_rabbitmq;

@@ -6,7 +6,9 @@
 //! publisher confirms, and only after the broker confirmed them does it ack the deliveries. A crash anywhere
 //! before the ack is a redelivery, absorbed by the handler's idempotency; a lost callback is a re-send by the
 //! relay, absorbed the same way. A message the handler calls poison is rejected without a callback, so the
-//! relay re-sends it later and, after its last attempt, marks it dead: it never loops forever.
+//! relay re-sends it later and, after its last attempt, marks it dead: it never loops forever. A message the
+//! handler could not finish for now ([`Handled::Later`], say its downstream service is unavailable) takes the
+//! same path without being called poison: the relay's re-send, after its growing wait, is the retry.
 
 use std::time::Duration;
 
@@ -45,6 +47,10 @@ pub enum Handled {
     Done,
     /// It can never be handled (say, a payload that does not parse): no callback, so it ends dead.
     Poison(String),
+    /// Not done yet, and not poison (say, the service it calls is unavailable): no callback, so the relay
+    /// sends it again after its growing wait; a message still not done after its last attempt ends dead, like
+    /// poison, visible and re-triable.
+    Later(String),
 }
 
 /// Commits the effects of a batch of messages, idempotently.
@@ -227,6 +233,12 @@ async fn handle_batch<H: Handler>(
             }
             Handled::Poison(why) => {
                 tracing::warn!(message_id = message.message_id, %why, "consumer: poison message refused");
+                bounded(delivery.reject(BasicRejectOptions { requeue: false })).await?;
+            }
+            // Not requeued: an immediate redelivery would hit the same failure at once; the relay's re-send
+            // comes after a wait that grows with each attempt.
+            Handled::Later(why) => {
+                tracing::info!(message_id = message.message_id, %why, "consumer: not done, left for a re-send");
                 bounded(delivery.reject(BasicRejectOptions { requeue: false })).await?;
             }
         }
