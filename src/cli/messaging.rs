@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 use seckill::database::{self, ConnectOptions};
+use seckill::gift_delivery::PRIZE_TOPIC;
 use seckill::local_rabbitmq::rabbitmq_url;
 use seckill::messaging::{self, ConsumerConfig, MessageState, Relay, RelayConfig, Topology, outbox};
 use seckill::migrate::Migrator;
@@ -18,11 +19,11 @@ pub(crate) struct BrokerArgs {
     amqp_url: Option<String>,
     /// The namespace of the exchange and queues, to keep several shops apart on one broker.
     #[arg(long, default_value = messaging::topology::DEFAULT_NAMESPACE)]
-    namespace: String,
+    pub(crate) namespace: String,
 }
 
 impl BrokerArgs {
-    fn url(&self) -> Result<String, Failure> {
+    pub(crate) fn url(&self) -> Result<String, Failure> {
         match &self.amqp_url {
             Some(url) if !url.trim().is_empty() => Ok(url.clone()),
             _ => rabbitmq_url().map_err(|e| Failure::new(e).hint("pass --amqp-url or set RABBITMQ_URL")),
@@ -46,7 +47,7 @@ pub(crate) struct RelayArgs {
     claim_lease: f64,
 }
 
-fn seconds(flag: &str, value: f64) -> Result<std::time::Duration, Failure> {
+pub(crate) fn seconds(flag: &str, value: f64) -> Result<std::time::Duration, Failure> {
     std::time::Duration::try_from_secs_f64(value)
         .ok()
         .filter(|duration| !duration.is_zero())
@@ -95,7 +96,7 @@ pub(crate) async fn relay(target: &DatabaseTarget, args: RelayArgs) -> Result<()
     let pool = target.connect().await?;
     let mut config = RelayConfig {
         topology: Topology::new(&args.broker.namespace),
-        topics: vec![SHIPMENT_TOPIC.to_string()],
+        topics: vec![SHIPMENT_TOPIC.to_string(), PRIZE_TOPIC.to_string()],
         ..RelayConfig::default()
     };
     config.schedule.consume_timeout = consume_timeout;

@@ -8,6 +8,7 @@ mod bench;
 mod database_target;
 mod demo;
 mod exchange;
+mod gift;
 mod http_client;
 mod item;
 mod messaging;
@@ -69,6 +70,10 @@ enum Command {
     Relay(messaging::RelayArgs),
     /// Consume shipment requests into the warehouse's own database, until Ctrl-C or SIGTERM.
     Warehouse(messaging::WarehouseArgs),
+    /// Deliver lottery wins through the gift service, paced and once in effect, until Ctrl-C or SIGTERM.
+    GiftWorker(gift::GiftWorkerArgs),
+    /// Serve a local gift-service stub (idempotent, failing a chosen share of calls) for demos and trials.
+    GiftStub(gift::GiftStubArgs),
     /// The outbox for operators: counts by state, dead messages, retries.
     #[command(subcommand)]
     Messages(messaging::MessagesCommand),
@@ -123,7 +128,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Serve(_) => "warn,tower_http=info",
         // lapin logs a broken connection at error level from several places; the relay and consumers report
         // each one once, as a warning, and reconnect.
-        Command::Relay(_) | Command::Warehouse(_) => "warn,lapin=off",
+        Command::Relay(_) | Command::Warehouse(_) | Command::GiftWorker(_) => "warn,lapin=off",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -158,6 +163,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo(args) => demo::run(&target, args).await,
         Command::Relay(args) => messaging::relay(&target, args).await,
         Command::Warehouse(args) => messaging::warehouse(args).await,
+        Command::GiftWorker(args) => gift::gift_worker(args).await,
+        Command::GiftStub(args) => gift::gift_stub(args).await,
         Command::Messages(command) => messaging::messages(&target, command).await,
     }
 }

@@ -43,7 +43,7 @@ pub struct StubConfig {
     /// How long each call takes before its answer (default none), so that calls overlap as they do against a
     /// real service.
     pub latency: Duration,
-    /// Draws answered 422 (refused) whatever the call.
+    /// Draws answered 422 (refused) whatever the call, until [`GiftServiceStub::refuse_draws`] changes them.
     pub refused_draws: HashSet<i64>,
 }
 
@@ -143,6 +143,7 @@ struct Book {
     /// Key to the draw delivered for it: one entry per effect.
     delivered: HashMap<String, i64>,
     calls: Vec<GiftCall>,
+    refused_draws: HashSet<i64>,
 }
 
 impl StubState {
@@ -193,6 +194,7 @@ impl GiftServiceStub {
     /// A share out of 0..=1, or the address cannot be listened on.
     pub async fn listen(address: &str, config: StubConfig) -> Result<Self, GiftDeliveryError> {
         config.check()?;
+        let book = Book { refused_draws: config.refused_draws.clone(), ..Book::default() };
         let listen_error = |source| GiftDeliveryError::Listen { address: address.to_string(), source };
         let listener = tokio::net::TcpListener::bind(address).await.map_err(listen_error)?;
         let bound = listener.local_addr().map_err(listen_error)?;
@@ -202,7 +204,7 @@ impl GiftServiceStub {
             next_call: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
-            book: Mutex::default(),
+            book: Mutex::new(book),
         });
         let router = Router::new().fallback(answer).with_state(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -227,9 +229,12 @@ impl GiftServiceStub {
         self.address
     }
 
-    /// Every call so far, in arrival order.
+    /// Every call answered so far, in arrival order.
     pub fn call_log(&self) -> CallLog {
-        CallLog { calls: self.state.book().calls.clone() }
+        let mut calls = self.state.book().calls.clone();
+        // Recorded as they are answered; a slow call can be answered after one that came later.
+        calls.sort_by_key(|call| call.at);
+        CallLog { calls }
     }
 
     /// Gifts delivered (one per key).
@@ -245,6 +250,11 @@ impl GiftServiceStub {
             *effects.entry(*draw_id).or_insert(0) += 1;
         }
         effects
+    }
+
+    /// From now on, refuse (422) exactly these draws: an operator fixing what made them poison.
+    pub fn refuse_draws(&self, draws: HashSet<i64>) {
+        self.state.book().refused_draws = draws;
     }
 
     /// The most calls it was answering at once.
@@ -303,7 +313,7 @@ async fn answer(State(state): State<Arc<StubState>>, headers: HeaderMap, body: B
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("key {key} is not draw {}'s", prize.draw_id),
         ),
-        (_, Ok(prize)) if config.refused_draws.contains(&prize.draw_id) => {
+        (_, Ok(prize)) if state.book().refused_draws.contains(&prize.draw_id) => {
             (CallOutcome::Refused, StatusCode::UNPROCESSABLE_ENTITY, format!("draw {} is refused", prize.draw_id))
         }
         _ if chosen(config.seed, number, config.fail_share) => {

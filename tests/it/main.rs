@@ -13,6 +13,7 @@ mod exchange_http;
 mod exchange_shipping;
 mod executor;
 mod faults;
+mod gift_delivery;
 mod http;
 mod in_doubt;
 mod messaging;

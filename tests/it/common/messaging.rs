@@ -68,27 +68,42 @@ impl Running {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
+
+    /// Runs the future `run` makes of the stop signal, until stopped.
+    pub fn spawn<F>(run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Running
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        Running { stop, task: tokio::spawn(run(stopped)) }
+    }
 }
 
 pub fn start_relay(sides: &Sides, amqp_url: &str) -> Running {
-    let relay = Relay::new(sides.shop.pool().clone(), amqp_url, relay_config(&sides.namespace));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(relay.run(async move {
-        let _ = stopped.await;
-    }));
-    Running { stop, task }
+    start_relay_with(sides, amqp_url, relay_config(&sides.namespace))
+}
+
+pub fn start_relay_with(sides: &Sides, amqp_url: &str, config: RelayConfig) -> Running {
+    let relay = Relay::new(sides.shop.pool().clone(), amqp_url, config);
+    Running::spawn(|stopped| {
+        relay.run(async move {
+            let _ = stopped.await;
+        })
+    })
 }
 
 pub fn start_consumer<H: Handler + Clone>(sides: &Sides, amqp_url: &str, handler: &H) -> Running {
-    let (url, config, handler) = (amqp_url.to_string(), consumer_config(&sides.namespace), handler.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
+    start_consumer_with(amqp_url, consumer_config(&sides.namespace), handler)
+}
+
+pub fn start_consumer_with<H: Handler + Clone>(amqp_url: &str, config: ConsumerConfig, handler: &H) -> Running {
+    let (url, handler) = (amqp_url.to_string(), handler.clone());
+    Running::spawn(|stopped| async move {
         messaging::consume(&url, &config, &handler, async move {
             let _ = stopped.await;
         })
         .await;
-    });
-    Running { stop, task }
+    })
 }
 
 /// Waits until `done` holds for the outbox's status, up to `limit`.

@@ -1,0 +1,104 @@
+//! `seckill gift-worker` and `seckill gift-stub`: the lottery's prize delivery from the shell.
+
+use clap::Args;
+use seckill::gift_delivery::{GiftServiceStub, GiftWorker, GiftWorkerConfig, PRIZE_TOPIC, StubConfig};
+use seckill::messaging::{self, Topology};
+
+use super::Failure;
+use super::messaging::{BrokerArgs, seconds};
+use super::serve::shutdown_signal;
+
+#[derive(Debug, Args)]
+pub(crate) struct GiftWorkerArgs {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// The gift service, http://host:port/path: each win is POSTed there with an Idempotency-Key.
+    #[arg(long, env = "GIFT_URL")]
+    gift_url: String,
+    /// Calls per second to the gift service, retries included.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Calls that may go at once after a quiet spell (1: evenly spaced).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    burst: u32,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    /// Seconds a call may take, answer included.
+    #[arg(long, default_value_t = 5.0)]
+    call_timeout: f64,
+    /// Calls for one message in one delivery (5xx, timeouts and connection errors are tried again with a
+    /// doubling wait); a message still failing is sent again later by the relay.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    attempts: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GiftStubArgs {
+    /// Where to listen, host:port (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// The share of calls (0 to 1) answered 503 without delivering.
+    #[arg(long, default_value_t = 0.0)]
+    fail_share: f64,
+    /// The share of calls (0 to 1) that deliver and then answer 503 all the same.
+    #[arg(long, default_value_t = 0.0)]
+    lost_answer_share: f64,
+    /// Milliseconds each call takes.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Chooses which calls fail (the same seed fails the same calls).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Delivers lottery wins through the gift service until Ctrl-C or SIGTERM.
+pub(crate) async fn gift_worker(args: GiftWorkerArgs) -> Result<(), Failure> {
+    let config = GiftWorkerConfig {
+        rate: args.rate,
+        burst: args.burst,
+        concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
+        call_timeout: seconds("--call-timeout", args.call_timeout)?,
+        attempts: args.attempts,
+        ..GiftWorkerConfig::default()
+    };
+    let worker = GiftWorker::new(&args.gift_url, config)?;
+    let url = args.broker.url()?;
+    let consumer = worker.consumer_config(Topology::new(&args.broker.namespace));
+    eprintln!(
+        "seckill: delivering {PRIZE_TOPIC} to {} at {} calls/s, {} at once (Ctrl-C to stop)",
+        args.gift_url, args.rate, args.concurrency
+    );
+    messaging::consume(&url, &consumer, &worker, shutdown_signal()).await;
+    let stats = worker.stats();
+    eprintln!(
+        "seckill: stopped ({} delivered, {} duplicates absorbed, {} retries, {} left for a re-send, {} poison)",
+        stats.delivered, stats.duplicates, stats.retries, stats.failures, stats.poison
+    );
+    Ok(())
+}
+
+/// Serves a gift-service stub until Ctrl-C or SIGTERM; prints its URL first.
+pub(crate) async fn gift_stub(args: GiftStubArgs) -> Result<(), Failure> {
+    let config = StubConfig {
+        fail_share: args.fail_share,
+        lost_answer_share: args.lost_answer_share,
+        seed: args.seed,
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        ..StubConfig::default()
+    };
+    let stub = GiftServiceStub::listen(&args.listen, config).await?;
+    println!("{}", stub.url());
+    eprintln!("seckill: gift service stub at {} (Ctrl-C to stop)", stub.url());
+    shutdown_signal().await;
+    let log = stub.call_log();
+    eprintln!(
+        "seckill: stopped ({} calls, {} gifts delivered, {} at once at most, {})",
+        log.calls.len(),
+        stub.delivered(),
+        stub.max_in_flight(),
+        log.achieved_rate().map_or("no rate".to_string(), |rate| format!("{rate:.1} calls/s")),
+    );
+    stub.stop().await;
+    Ok(())
+}
