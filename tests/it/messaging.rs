@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use seckill::local_rabbitmq::LocalRabbitMq;
-use seckill::messaging::{self, Handler, MessageState, Topology, outbox};
+use seckill::messaging::{self, Handler, MessageState, RelayConfig, Topology, outbox};
 use seckill::tcp_proxy::TcpProxy;
 use seckill::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
 
-use crate::common::messaging::{Sides, broker, schedule, sides, start_consumer, start_relay, wait_for};
+use crate::common::messaging::{
+    Sides, broker, relay_config, schedule, sides, start_consumer, start_relay, start_relay_with, wait_for,
+};
 
 fn shipment(n: i64) -> String {
     serde_json::json!({"type": 2, "credit_exchange_id": n, "product_id": 7, "user_id": 100 + n, "exchanged_credit": 50})
@@ -305,4 +307,61 @@ async fn a_poison_message_ends_dead_visible_and_retriable_and_the_rest_flow() {
     let mut conn = sides.warehouse.pool().get_conn().await.unwrap();
     let shipped: Option<u64> = conn.query_first("SELECT COUNT(*) FROM shipment_request").await.unwrap();
     assert_eq!(shipped, Some(100));
+}
+
+/// A handler that answers "later" to the first sends of every message, and to every send of the message
+/// named `never`, counting what it saw.
+#[derive(Clone, Default)]
+struct NotYet {
+    sends: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+}
+
+impl Handler for NotYet {
+    async fn handle(&self, batch: &[messaging::Incoming]) -> Result<Vec<messaging::Handled>, String> {
+        let mut sends = self.sends.lock().unwrap();
+        Ok(batch
+            .iter()
+            .map(|message| {
+                *sends.entry(message.business_key.clone()).or_default() += 1;
+                if message.business_key == "never" || message.attempt < 3 {
+                    messaging::Handled::Later(format!("attempt {}: not yet", message.attempt))
+                } else {
+                    messaging::Handled::Done
+                }
+            })
+            .collect())
+    }
+}
+
+/// `Handled::Later`: no callback and no immediate redelivery; the relay sends the message again after its
+/// wait, and the handler's later success consumes it. A message never done ends dead after its attempts,
+/// like poison.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_handled_later_come_again_from_the_relay_and_end_dead_only_if_never_done() {
+    let sides = sides().await;
+    let url = broker();
+    let handler = NotYet::default();
+    let schedule = messaging::Schedule {
+        consume_timeout: Duration::from_millis(300),
+        max_consume_timeout: Duration::from_secs(1),
+        max_attempts: 4,
+        ..schedule()
+    };
+    let relay = start_relay_with(&sides, &url, RelayConfig { schedule, ..relay_config(&sides.namespace) });
+    let consumer = start_consumer(&sides, &url, &handler);
+    for n in 1..=20 {
+        outbox::enqueue(sides.shop.pool(), SHIPMENT_TOPIC, &n.to_string(), &shipment(n)).await.unwrap().unwrap();
+    }
+    let never = outbox::enqueue(sides.shop.pool(), SHIPMENT_TOPIC, "never", &shipment(21)).await.unwrap().unwrap();
+
+    let status = wait_for(&sides, Duration::from_secs(40), |status| status.consumed == 20 && status.dead == 1).await;
+    assert_eq!((status.consumed, status.dead, status.in_flight()), (20, 1, 0), "{status:?}");
+    assert_eq!(outbox::state_of(sides.shop.pool(), never).await.unwrap(), Some(MessageState::Dead));
+    relay.stop().await;
+    consumer.stop().await;
+    let sends = handler.sends.lock().unwrap().clone();
+    for n in 1..=20 {
+        assert_eq!(sends.get(&n.to_string()), Some(&3), "message {n}: twice later, then done");
+    }
+    assert_eq!(sends.get("never"), Some(&schedule.max_attempts), "one handling per send of the relay");
 }
