@@ -243,3 +243,25 @@ async fn gift_worker_processes_killed_mid_delivery_deliver_every_win_once_in_eff
     assert!(replayed > 0, "wins delivered by killed workers came again and were absorbed");
     drop(node);
 }
+
+/// Settings no worker or stub can run with are refused with one line and a non-zero exit, before anything
+/// connects.
+#[test]
+fn bad_gift_settings_get_one_line_and_a_non_zero_exit() {
+    let cases: &[&[&str]] = &[
+        &["gift-worker", "--gift-url", "https://gifts.example/", "--amqp-url", "amqp://127.0.0.1:1/%2f"],
+        &["gift-worker", "--gift-url", "http://127.0.0.1:1/", "--rate", "0", "--amqp-url", "amqp://127.0.0.1:1/%2f"],
+        &["gift-worker", "--gift-url", "http://127.0.0.1:1/", "--concurrency", "0"],
+        &["gift-worker", "--gift-url", "http://127.0.0.1:1/", "--call-timeout=-1"],
+        &["gift-stub", "--fail-share", "1.5"],
+        &["gift-stub", "--listen", "not an address"],
+    ];
+    for args in cases {
+        let output = crate::common::seckill_command("mysql://127.0.0.1:1/none").args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        // clap's own errors add a blank line before their "try --help".
+        let lines = stderr.lines().filter(|line| !line.trim().is_empty()).count();
+        assert!(lines <= 2 && stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
