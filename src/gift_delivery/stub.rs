@@ -121,6 +121,15 @@ impl CallLog {
         (self.calls.len() >= 2 && span > 0.0).then(|| (self.calls.len() - 1) as f64 / span)
     }
 
+    /// Calls per second that arrived in `[from, to)` (instants from the stub's start, see
+    /// [`GiftServiceStub::elapsed`]): the rate over a window the caller chose, say the steady state of a run.
+    /// `None` for an empty window.
+    pub fn rate_between(&self, from: Duration, to: Duration) -> Option<f64> {
+        let seconds = to.checked_sub(from)?.as_secs_f64();
+        let calls = self.calls.iter().filter(|call| call.at >= from && call.at < to).count();
+        (seconds > 0.0).then(|| calls as f64 / seconds)
+    }
+
     /// How far the achieved rate is from `configured`, in percent of it (negative: slower).
     pub fn rate_deviation_percent(&self, configured: f64) -> Option<f64> {
         self.achieved_rate().map(|achieved| (achieved - configured) / configured * 100.0)
@@ -235,6 +244,12 @@ impl GiftServiceStub {
         // Recorded as they are answered; a slow call can be answered after one that came later.
         calls.sort_by_key(|call| call.at);
         CallLog { calls }
+    }
+
+    /// The time since the stub started: the clock of [`GiftCall::at`], to mark a window for
+    /// [`CallLog::rate_between`].
+    pub fn elapsed(&self) -> Duration {
+        self.state.started.elapsed()
     }
 
     /// Gifts delivered (one per key).
@@ -369,6 +384,8 @@ mod tests {
         assert_eq!(log.max_calls_within(Duration::from_millis(29)), 3);
         assert_eq!(log.max_calls_within(Duration::from_secs(1)), 6);
         assert_eq!(log.achieved_rate(), Some(5.0));
+        assert_eq!(log.rate_between(Duration::ZERO, Duration::from_millis(100)), Some(40.0));
+        assert_eq!(log.rate_between(Duration::from_millis(500), Duration::from_millis(500)), None);
         assert_eq!(log.rate_deviation_percent(10.0), Some(-50.0));
         assert_eq!(CallLog::default().achieved_rate(), None);
     }
