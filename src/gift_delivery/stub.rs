@@ -296,6 +296,9 @@ impl Drop for GiftServiceStub {
     }
 }
 
+/// Set apart from the failures' choice, so that the two shares are independent whatever the seed.
+const LOST_ANSWER_STREAM: u64 = 0x5EC1_A5A5_0F0F_1234;
+
 /// Whether call `number` is one of the `share` chosen by `seed`: deterministic, and spread evenly.
 fn chosen(seed: u64, number: u64, share: f64) -> bool {
     // The top 53 bits as a fraction in [0, 1): exact in an f64.
@@ -339,7 +342,7 @@ async fn answer(State(state): State<Arc<StubState>>, headers: HeaderMap, body: B
                 let mut book = state.book();
                 book.delivered.insert(key.clone(), prize.draw_id).is_none()
             };
-            if chosen(config.seed.rotate_left(32), number, config.lost_answer_share) {
+            if chosen(config.seed ^ LOST_ANSWER_STREAM, number, config.lost_answer_share) {
                 (CallOutcome::LostAnswer, StatusCode::SERVICE_UNAVAILABLE, "delivered, answer lost on purpose".into())
             } else if first {
                 (CallOutcome::Delivered, StatusCode::CREATED, "delivered".to_string())
