@@ -66,9 +66,10 @@ impl GiftWorkerConfig {
 /// What the worker has done, for tests, benchmarks and logs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct GiftStats {
-    /// Messages whose gift the service delivered on this worker's call.
+    /// Messages the service answered "delivered" (a 2xx not marked replayed).
     pub delivered: u64,
-    /// Messages the service answered "already delivered" (409, or 2xx marked replayed): duplicates absorbed.
+    /// Messages the service answered "already delivered" (409, or a 2xx marked replayed): duplicates absorbed,
+    /// whether they came from a redelivery, a re-send or a retry after a lost answer.
     pub duplicates: u64,
     /// Calls made again within a delivery after a 5xx, a timeout or a connection error.
     pub retries: u64,
