@@ -4,7 +4,9 @@
 --
 -- The draws are a JSON array in arrival order: a user id (a positive integer) and the random number r (an
 -- integer in [0, 2^32), drawn by the caller so that a campaign can be replayed) each; anything else, or more than
--- 10,000 draws, fails the whole batch (45RB0, nothing written).
+-- 10,000 draws, fails the whole batch (45RB0, nothing written). r decides the user's first draw; a user's later
+-- draws (draws_per_user > 1) use r_n = the first 32 bits of SHA2('<r>:<n>', 256) for their draw number n, so
+-- each draw has its own number and a replay with the same r values decides the same.
 -- Returns one result set, one row per draw in input order:
 --   seq          the draw's position in the array, from 1
 --   outcome      'won', 'no_prize', 'all_drawn', 'not_started', 'ended' or 'unknown_campaign'
@@ -164,25 +166,33 @@ BEGIN
             -- 3. Each draw: how many draws its user had before, its occurrence in the batch, and where the wheel
             --    lands (the tier whose slots [lo, hi) hold r * total DIV 2^32; none for the blank share).
             INSERT INTO lottery_draw_batch (seq, user_id, r, kind, draw_no, landed_tier)
-            SELECT d.seq, d.user_id, d.r,
+            SELECT d.seq, d.user_id, d.r_of_draw,
                    CASE
                        WHEN d.before_batch >= v_draws_per_user THEN 'repeat'
                        WHEN v_stock_before = 0 THEN 'all_drawn'
                        WHEN d.before_batch + d.occurrence > v_draws_per_user THEN 'repeat'
                        ELSE 'draw'
                    END,
-                   LEAST(d.before_batch + d.occurrence, v_draws_per_user),
+                   d.draw_no,
                    w.tier_id
-              FROM (SELECT j.seq, j.user_id, j.r,
-                           ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.seq) AS occurrence,
-                           (SELECT COALESCE(MAX(p.draw_no), 0)
-                              FROM lottery_draw p
-                             WHERE p.campaign_id = v_campaign_id AND p.user_id = j.user_id) AS before_batch,
-                           j.r * v_total_weight DIV 4294967296 AS slot
-                      FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
-                               seq     FOR ORDINALITY,
-                               user_id BIGINT PATH '$.user',
-                               r       BIGINT PATH '$.r')) AS j) AS d
+              FROM (SELECT n.seq, n.user_id, n.before_batch, n.occurrence, n.draw_no, n.r_of_draw,
+                           n.r_of_draw * v_total_weight DIV 4294967296 AS slot
+                      FROM (SELECT o.seq, o.user_id, o.before_batch, o.occurrence,
+                                   LEAST(o.before_batch + o.occurrence, v_draws_per_user) AS draw_no,
+                                   -- A user's later draws get their own r, derived from the one given.
+                                   IF(o.before_batch + o.occurrence = 1, o.r,
+                                      CONV(LEFT(SHA2(CONCAT(o.r, ':', o.before_batch + o.occurrence), 256), 8),
+                                           16, 10)) AS r_of_draw
+                              FROM (SELECT j.seq, j.user_id, j.r,
+                                           ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.seq) AS occurrence,
+                                           (SELECT COALESCE(MAX(p.draw_no), 0)
+                                              FROM lottery_draw p
+                                             WHERE p.campaign_id = v_campaign_id
+                                               AND p.user_id = j.user_id) AS before_batch
+                                      FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
+                                               seq     FOR ORDINALITY,
+                                               user_id BIGINT PATH '$.user',
+                                               r       BIGINT PATH '$.r')) AS j) AS o) AS n) AS d
               LEFT JOIN (SELECT t.tier_id,
                                 SUM(t.weight) OVER (ORDER BY t.position) - t.weight AS lo,
                                 SUM(t.weight) OVER (ORDER BY t.position) AS hi
