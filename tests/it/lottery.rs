@@ -35,8 +35,11 @@ fn open_campaign(tiers: Vec<NewTier>) -> NewCampaign {
     NewCampaign::new("test campaign", now - chrono::Duration::hours(1), now + chrono::Duration::hours(1), tiers)
 }
 
-/// One row per recorded draw of the campaign: user -> [(draw_id, draw_no, tier_id)].
-async fn draws_by_user(pool: &Pool, campaign_id: i64) -> HashMap<i64, Vec<(i64, i32, Option<i64>)>> {
+/// A user's recorded draws: (draw_id, draw_no, tier_id), in draw order.
+type Recorded = HashMap<i64, Vec<(i64, i32, Option<i64>)>>;
+
+/// One row per recorded draw of the campaign, by user.
+async fn draws_by_user(pool: &Pool, campaign_id: i64) -> Recorded {
     let mut conn = pool.get_conn().await.unwrap();
     let rows: Vec<(i64, i64, i32, Option<i64>)> = conn
         .exec(
@@ -45,7 +48,7 @@ async fn draws_by_user(pool: &Pool, campaign_id: i64) -> HashMap<i64, Vec<(i64, 
         )
         .await
         .unwrap();
-    let mut by_user: HashMap<i64, Vec<(i64, i32, Option<i64>)>> = HashMap::new();
+    let mut by_user = Recorded::new();
     for (user, draw_id, draw_no, tier_id) in rows {
         by_user.entry(user).or_default().push((draw_id, draw_no, tier_id));
     }
@@ -85,7 +88,7 @@ struct Told {
 
 /// Every answer a caller heard is backed by the database: a win or a loss by its row (the user's only draw,
 /// as one draw per user), "all drawn" only once the campaign was all drawn.
-fn assert_told_is_recorded(told: &Told, recorded: &HashMap<i64, Vec<(i64, i32, Option<i64>)>>) {
+fn assert_told_is_recorded(told: &Told, recorded: &Recorded) {
     for (user, outcome) in &told.outcomes {
         let rows = recorded.get(user).map(Vec::as_slice).unwrap_or_default();
         match outcome {
@@ -262,7 +265,7 @@ async fn closed_windows_and_draws_beyond_the_users_allowance_are_answered_in_ord
     new.draws_per_user = 3;
     new.blank_weight = 1;
     let campaign = lottery.create_campaign(&new).await.unwrap();
-    let told = crowd(&[lottery.clone()], campaign.campaign_id, 20, 5).await;
+    let told = crowd(std::slice::from_ref(&lottery), campaign.campaign_id, 20, 5).await;
     let repeats = told.outcomes.iter().filter(|(_, o)| o.is_repeat()).count();
     assert_eq!(repeats, 40, "two draws beyond the three of each user");
     for user in 1..=20 {
@@ -326,7 +329,7 @@ async fn all_drawn_is_monotone_and_answered_without_the_database_once_known() {
     let campaign = a.create_campaign(&open_campaign(vec![tier("Mug", 30, 1)])).await.unwrap();
     let id = campaign.campaign_id;
 
-    let told = crowd(&[a.clone()], id, 60, 1).await;
+    let told = crowd(std::slice::from_ref(&a), id, 60, 1).await;
     assert_eq!(told.outcomes.iter().filter(|(_, o)| o.is_win()).count(), 30);
     // Instance a learnt it from its batch and published it.
     let key = a.state_key(id);
