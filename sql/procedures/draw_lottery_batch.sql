@@ -86,6 +86,10 @@ BEGIN
         DECLARE v_tier_id        BIGINT;
         DECLARE v_tier_stock     INT;
         DECLARE v_units          INT;
+        DECLARE v_recorded       INT DEFAULT 0;
+        DECLARE v_first_draw_id  BIGINT;
+        DECLARE v_fast_ids       BOOLEAN DEFAULT FALSE;
+        DECLARE v_matched        INT;
         DECLARE v_done           BOOLEAN DEFAULT FALSE;
         DECLARE v_errno          INT DEFAULT 0;
         DECLARE v_message        TEXT DEFAULT '';
@@ -134,6 +138,7 @@ BEGIN
             landed_tier BIGINT       NULL COMMENT 'the tier the wheel landed on, NULL for blank',
             won_tier    BIGINT       NULL,
             draw_id     BIGINT       NULL,
+            draw_rank   INT          NULL COMMENT 'order among the batch''s recorded draws, from 1',
             PRIMARY KEY (seq)
         ) ENGINE = MEMORY;
 
@@ -165,40 +170,42 @@ BEGIN
 
             -- 3. Each draw: how many draws its user had before, its occurrence in the batch, and where the wheel
             --    lands (the tier whose slots [lo, hi) hold r * total DIV 2^32; none for the blank share).
-            INSERT INTO lottery_draw_batch (seq, user_id, r, kind, draw_no, landed_tier)
-            SELECT d.seq, d.user_id, d.r_of_draw,
-                   CASE
-                       WHEN d.before_batch >= v_draws_per_user THEN 'repeat'
-                       WHEN v_stock_before = 0 THEN 'all_drawn'
-                       WHEN d.before_batch + d.occurrence > v_draws_per_user THEN 'repeat'
-                       ELSE 'draw'
-                   END,
-                   d.draw_no,
-                   w.tier_id
-              FROM (SELECT n.seq, n.user_id, n.before_batch, n.occurrence, n.draw_no, n.r_of_draw,
-                           n.r_of_draw * v_total_weight DIV 4294967296 AS slot
-                      FROM (SELECT o.seq, o.user_id, o.before_batch, o.occurrence,
-                                   LEAST(o.before_batch + o.occurrence, v_draws_per_user) AS draw_no,
-                                   -- A user's later draws get their own r, derived from the one given.
-                                   IF(o.before_batch + o.occurrence = 1, o.r,
-                                      CONV(LEFT(SHA2(CONCAT(o.r, ':', o.before_batch + o.occurrence), 256), 8),
-                                           16, 10)) AS r_of_draw
-                              FROM (SELECT j.seq, j.user_id, j.r,
-                                           ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.seq) AS occurrence,
-                                           (SELECT COALESCE(MAX(p.draw_no), 0)
-                                              FROM lottery_draw p
-                                             WHERE p.campaign_id = v_campaign_id
-                                               AND p.user_id = j.user_id) AS before_batch
-                                      FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
-                                               seq     FOR ORDINALITY,
-                                               user_id BIGINT PATH '$.user',
-                                               r       BIGINT PATH '$.r')) AS j) AS o) AS n) AS d
-              LEFT JOIN (SELECT t.tier_id,
-                                SUM(t.weight) OVER (ORDER BY t.position) - t.weight AS lo,
-                                SUM(t.weight) OVER (ORDER BY t.position) AS hi
-                           FROM lottery_tier t
-                          WHERE t.campaign_id = v_campaign_id) AS w
-                ON d.slot >= w.lo AND d.slot < w.hi;
+            INSERT INTO lottery_draw_batch (seq, user_id, r, kind, draw_no, landed_tier, draw_rank)
+            SELECT k.seq, k.user_id, k.r, k.kind, k.draw_no, k.landed_tier,
+                   IF(k.kind = 'draw', ROW_NUMBER() OVER (PARTITION BY k.kind ORDER BY k.seq), NULL)
+              FROM (SELECT d.seq, d.user_id, d.r_of_draw AS r,
+                           CASE
+                               WHEN d.before_batch >= v_draws_per_user THEN 'repeat'
+                               WHEN v_stock_before = 0 THEN 'all_drawn'
+                               WHEN d.before_batch + d.occurrence > v_draws_per_user THEN 'repeat'
+                               ELSE 'draw'
+                           END AS kind,
+                           d.draw_no,
+                           w.tier_id AS landed_tier
+                      FROM (SELECT n.seq, n.user_id, n.before_batch, n.occurrence, n.draw_no, n.r_of_draw,
+                                   n.r_of_draw * v_total_weight DIV 4294967296 AS slot
+                              FROM (SELECT o.seq, o.user_id, o.before_batch, o.occurrence,
+                                           LEAST(o.before_batch + o.occurrence, v_draws_per_user) AS draw_no,
+                                           -- A user's later draws get their own r, derived from the one given.
+                                           IF(o.before_batch + o.occurrence = 1, o.r,
+                                              CONV(LEFT(SHA2(CONCAT(o.r, ':', o.before_batch + o.occurrence), 256), 8),
+                                                   16, 10)) AS r_of_draw
+                                      FROM (SELECT j.seq, j.user_id, j.r,
+                                                   ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.seq) AS occurrence,
+                                                   (SELECT COALESCE(MAX(p.draw_no), 0)
+                                                      FROM lottery_draw p
+                                                     WHERE p.campaign_id = v_campaign_id
+                                                       AND p.user_id = j.user_id) AS before_batch
+                                              FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
+                                                       seq     FOR ORDINALITY,
+                                                       user_id BIGINT PATH '$.user',
+                                                       r       BIGINT PATH '$.r')) AS j) AS o) AS n) AS d
+                      LEFT JOIN (SELECT t.tier_id,
+                                        SUM(t.weight) OVER (ORDER BY t.position) - t.weight AS lo,
+                                        SUM(t.weight) OVER (ORDER BY t.position) AS hi
+                                   FROM lottery_tier t
+                                  WHERE t.campaign_id = v_campaign_id) AS w
+                        ON d.slot >= w.lo AND d.slot < w.hi) AS k;
 
             IF v_stock_before > 0 THEN
                 -- 4. Round 1: each tier's units to the draws that landed on it, in arrival order.
@@ -242,15 +249,36 @@ BEGIN
                   FROM lottery_draw_batch b
                  WHERE b.kind = 'draw'
                  ORDER BY b.seq;
+                SET v_recorded = ROW_COUNT(), v_first_draw_id = LAST_INSERT_ID();
             END IF;
 
             -- 7. Every recorded draw's id, and what a repeat answers: the user's last allowed draw, recorded
-            --    before or just now.
+            --    before or just now. With InnoDB's "consecutive" or "traditional" auto-increment lock modes, the
+            --    ids of one INSERT ... SELECT are consecutive, in insertion order: they follow from the first,
+            --    which saves a lookup per draw. The first and last are checked against the table (ids only grow
+            --    within a statement, so matching ends prove the block); with the "interleaved" mode (MySQL 8's
+            --    default, Galera's requirement) every id is looked up.
+            SET v_fast_ids = v_recorded > 0 AND @@GLOBAL.innodb_autoinc_lock_mode < 2;
+            IF v_fast_ids THEN
+                UPDATE lottery_draw_batch
+                   SET draw_id = v_first_draw_id + (draw_rank - 1) * @@SESSION.auto_increment_increment
+                 WHERE kind = 'draw';
+                SELECT COUNT(*) INTO v_matched
+                  FROM lottery_draw_batch b
+                  JOIN lottery_draw d
+                    ON d.draw_id = b.draw_id AND d.campaign_id = v_campaign_id AND d.user_id = b.user_id
+                   AND d.draw_no = b.draw_no
+                 WHERE b.kind = 'draw' AND b.draw_rank IN (1, v_recorded);
+                IF v_matched <> IF(v_recorded = 1, 1, 2) THEN
+                    SIGNAL SQLSTATE '45000'
+                        SET MESSAGE_TEXT = 'draw_lottery_batch: the new draws'' ids are not consecutive';
+                END IF;
+            END IF;
             UPDATE lottery_draw_batch b
               JOIN lottery_draw d
                 ON d.campaign_id = v_campaign_id AND d.user_id = b.user_id AND d.draw_no = b.draw_no
                SET b.draw_id = d.draw_id, b.won_tier = d.tier_id
-             WHERE b.kind <> 'all_drawn';
+             WHERE b.kind = 'repeat' OR (b.kind = 'draw' AND NOT v_fast_ids);
 
             IF v_stock_before > 0 THEN
                 -- 8. One prize message per win, in the same transaction as the draw. CAST: MariaDB writes a
