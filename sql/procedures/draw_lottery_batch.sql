@@ -50,9 +50,9 @@
 --
 -- The batch is decided as a set, never a loop per draw: a MEMORY temporary table holds the batch
 -- (lottery_draw_batch, private to the connection), filled from JSON_TABLE with window functions (the user's
--- occurrence number in the batch), then one UPDATE ... ORDER BY seq LIMIT <units> per tier and round, one
--- multi-row INSERT of the draws, one of the messages, one UPDATE of the tiers' stock. Loops run over the tiers
--- (a handful), not over the draws.
+-- occurrence number in the batch, the first round of the wheel), then, only when a tier ran empty, one UPDATE ...
+-- ORDER BY seq LIMIT <units> per tier for the fall-through, one multi-row INSERT of the draws, one of the
+-- messages, one UPDATE of the tiers' stock. Loops run over the tiers (a handful), never over the draws.
 --
 -- Errors: SQLSTATE '45RB0' means the batch was rolled back whole by this procedure (MYSQL_ERRNO is the original
 -- code, MESSAGE_TEXT 'rolled back: <message>'); any other error may have come after the commit. The answer is
@@ -86,6 +86,7 @@ BEGIN
         DECLARE v_tier_id        BIGINT;
         DECLARE v_tier_stock     INT;
         DECLARE v_units          INT;
+        DECLARE v_overflowing    INT;
         DECLARE v_recorded       INT DEFAULT 0;
         DECLARE v_first_draw_id  BIGINT;
         DECLARE v_fast_ids       BOOLEAN DEFAULT FALSE;
@@ -133,12 +134,13 @@ BEGIN
             seq         INT          NOT NULL,
             user_id     BIGINT       NOT NULL,
             r           BIGINT       NOT NULL,
-            kind        VARCHAR(10)  NOT NULL COMMENT 'draw, repeat or all_drawn',
-            draw_no     INT          NOT NULL COMMENT 'the draw recorded, or the one a repeat answers',
+            occurrence  INT          NOT NULL COMMENT 'the user''s requests in the batch so far, this one included',
+            before_batch INT         NOT NULL COMMENT 'the user''s draws recorded before the batch',
+            kind        VARCHAR(10)  NULL COMMENT 'draw, repeat or all_drawn',
+            draw_no     INT          NULL COMMENT 'the draw recorded, or the one a repeat answers',
             landed_tier BIGINT       NULL COMMENT 'the tier the wheel landed on, NULL for blank',
             won_tier    BIGINT       NULL,
             draw_id     BIGINT       NULL,
-            draw_rank   INT          NULL COMMENT 'order among the batch''s recorded draws, from 1',
             PRIMARY KEY (seq)
         ) ENGINE = MEMORY;
 
@@ -168,46 +170,45 @@ BEGIN
               FROM lottery_tier
              WHERE campaign_id = v_campaign_id;
 
-            -- 3. Each draw: how many draws its user had before, its occurrence in the batch, and where the wheel
-            --    lands (the tier whose slots [lo, hi) hold r * total DIV 2^32; none for the blank share).
-            INSERT INTO lottery_draw_batch (seq, user_id, r, kind, draw_no, landed_tier, draw_rank)
-            SELECT k.seq, k.user_id, k.r, k.kind, k.draw_no, k.landed_tier,
-                   IF(k.kind = 'draw', ROW_NUMBER() OVER (PARTITION BY k.kind ORDER BY k.seq), NULL)
-              FROM (SELECT d.seq, d.user_id, d.r_of_draw AS r,
-                           CASE
-                               WHEN d.before_batch >= v_draws_per_user THEN 'repeat'
-                               WHEN v_stock_before = 0 THEN 'all_drawn'
-                               WHEN d.before_batch + d.occurrence > v_draws_per_user THEN 'repeat'
-                               ELSE 'draw'
-                           END AS kind,
-                           d.draw_no,
-                           w.tier_id AS landed_tier
-                      FROM (SELECT n.seq, n.user_id, n.before_batch, n.occurrence, n.draw_no, n.r_of_draw,
-                                   n.r_of_draw * v_total_weight DIV 4294967296 AS slot
-                              FROM (SELECT o.seq, o.user_id, o.before_batch, o.occurrence,
-                                           LEAST(o.before_batch + o.occurrence, v_draws_per_user) AS draw_no,
-                                           -- A user's later draws get their own r, derived from the one given.
-                                           IF(o.before_batch + o.occurrence = 1, o.r,
-                                              CONV(LEFT(SHA2(CONCAT(o.r, ':', o.before_batch + o.occurrence), 256), 8),
-                                                   16, 10)) AS r_of_draw
-                                      FROM (SELECT j.seq, j.user_id, j.r,
-                                                   ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.seq) AS occurrence,
-                                                   (SELECT COALESCE(MAX(p.draw_no), 0)
-                                                      FROM lottery_draw p
-                                                     WHERE p.campaign_id = v_campaign_id
-                                                       AND p.user_id = j.user_id) AS before_batch
-                                              FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
-                                                       seq     FOR ORDINALITY,
-                                                       user_id BIGINT PATH '$.user',
-                                                       r       BIGINT PATH '$.r')) AS j) AS o) AS n) AS d
-                      LEFT JOIN (SELECT t.tier_id,
-                                        SUM(t.weight) OVER (ORDER BY t.position) - t.weight AS lo,
-                                        SUM(t.weight) OVER (ORDER BY t.position) AS hi
-                                   FROM lottery_tier t
-                                  WHERE t.campaign_id = v_campaign_id) AS w
-                        ON d.slot >= w.lo AND d.slot < w.hi) AS k;
+            -- 3. Each draw: how many draws its user had before, and its occurrence in the batch; then what it is
+            --    (a draw to decide, a repeat, or all drawn), its draw number and its own r (a user's later draws
+            --    get one derived from the r given); then where the wheel lands (the tier whose slots [lo, hi) hold
+            --    r * total DIV 2^32; none for the blank share). Simple statements over the small batch table
+            --    rather than one deeply nested SELECT: each level of a nested one is materialized, which costs
+            --    more.
+            INSERT INTO lottery_draw_batch (seq, user_id, r, occurrence, before_batch)
+            SELECT j.seq, j.user_id, j.r,
+                   ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.seq),
+                   (SELECT COALESCE(MAX(p.draw_no), 0)
+                      FROM lottery_draw p
+                     WHERE p.campaign_id = v_campaign_id AND p.user_id = j.user_id)
+              FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
+                       seq     FOR ORDINALITY,
+                       user_id BIGINT PATH '$.user',
+                       r       BIGINT PATH '$.r')) AS j;
+
+            UPDATE lottery_draw_batch
+               SET kind = CASE
+                       WHEN before_batch >= v_draws_per_user THEN 'repeat'
+                       WHEN v_stock_before = 0 THEN 'all_drawn'
+                       WHEN before_batch + occurrence > v_draws_per_user THEN 'repeat'
+                       ELSE 'draw'
+                   END,
+                   draw_no = LEAST(before_batch + occurrence, v_draws_per_user),
+                   r = IF(before_batch + occurrence = 1, r,
+                          CONV(LEFT(SHA2(CONCAT(r, ':', before_batch + occurrence), 256), 8), 16, 10));
 
             IF v_stock_before > 0 THEN
+                UPDATE lottery_draw_batch b
+                  JOIN (SELECT t.tier_id,
+                               SUM(t.weight) OVER (ORDER BY t.position) - t.weight AS lo,
+                               SUM(t.weight) OVER (ORDER BY t.position) AS hi
+                          FROM lottery_tier t
+                         WHERE t.campaign_id = v_campaign_id) AS w
+                    ON b.r * v_total_weight DIV 4294967296 >= w.lo AND b.r * v_total_weight DIV 4294967296 < w.hi
+                   SET b.landed_tier = w.tier_id
+                 WHERE b.kind = 'draw';
+
                 -- 4. Round 1: each tier's units to the draws that landed on it, in arrival order.
                 SET v_done = FALSE;
                 OPEN tiers;
@@ -223,25 +224,35 @@ BEGIN
                      LIMIT v_tier_stock;
                 END LOOP landed;
                 CLOSE tiers;
+            END IF;
 
-                -- 5. Round 2: the draws whose tier ran empty take the units left, in tier position order.
-                SET v_done = FALSE;
-                OPEN tiers;
-                fall_through: LOOP
-                    FETCH tiers INTO v_tier_id, v_tier_stock;
-                    IF v_done THEN
-                        LEAVE fall_through;
-                    END IF;
-                    SELECT v_tier_stock - COUNT(*) INTO v_units FROM lottery_draw_batch WHERE won_tier = v_tier_id;
-                    IF v_units > 0 THEN
-                        UPDATE lottery_draw_batch
-                           SET won_tier = v_tier_id
-                         WHERE kind = 'draw' AND landed_tier IS NOT NULL AND won_tier IS NULL
-                         ORDER BY seq
-                         LIMIT v_units;
-                    END IF;
-                END LOOP fall_through;
-                CLOSE tiers;
+            IF v_stock_before > 0 THEN
+                -- 5. Round 2, only when a draw landed on a tier that ran empty: those draws take the units left,
+                --    in arrival order, tier by tier in position order (a loop over the tiers, not the draws).
+                SELECT COUNT(*) INTO v_overflowing
+                  FROM lottery_draw_batch
+                 WHERE kind = 'draw' AND landed_tier IS NOT NULL AND won_tier IS NULL;
+                IF v_overflowing > 0 THEN
+                    SET v_done = FALSE;
+                    OPEN tiers;
+                    fall_through: LOOP
+                        FETCH tiers INTO v_tier_id, v_tier_stock;
+                        IF v_done THEN
+                            LEAVE fall_through;
+                        END IF;
+                        SELECT v_tier_stock - COUNT(*) INTO v_units
+                          FROM lottery_draw_batch
+                         WHERE won_tier = v_tier_id;
+                        IF v_units > 0 THEN
+                            UPDATE lottery_draw_batch
+                               SET won_tier = v_tier_id
+                             WHERE kind = 'draw' AND landed_tier IS NOT NULL AND won_tier IS NULL
+                             ORDER BY seq
+                             LIMIT v_units;
+                        END IF;
+                    END LOOP fall_through;
+                    CLOSE tiers;
+                END IF;
 
                 -- 6. The draws, winners and losers, in arrival order.
                 INSERT INTO lottery_draw (campaign_id, user_id, draw_no, tier_id, r, created_at)
@@ -260,15 +271,23 @@ BEGIN
             --    default, Galera's requirement) every id is looked up.
             SET v_fast_ids = v_recorded > 0 AND @@GLOBAL.innodb_autoinc_lock_mode < 2;
             IF v_fast_ids THEN
+                -- A counter in a user variable numbers the rows in seq order (MySQL 8 warns that setting
+                -- variables in expressions is deprecated, warning 1287, and still does it).
+                SET @draw_lottery_batch_rank = -1;
                 UPDATE lottery_draw_batch
-                   SET draw_id = v_first_draw_id + (draw_rank - 1) * @@SESSION.auto_increment_increment
-                 WHERE kind = 'draw';
+                   SET draw_id = v_first_draw_id
+                           + (@draw_lottery_batch_rank := @draw_lottery_batch_rank + 1)
+                           * @@SESSION.auto_increment_increment
+                 WHERE kind = 'draw'
+                 ORDER BY seq;
                 SELECT COUNT(*) INTO v_matched
                   FROM lottery_draw_batch b
                   JOIN lottery_draw d
                     ON d.draw_id = b.draw_id AND d.campaign_id = v_campaign_id AND d.user_id = b.user_id
                    AND d.draw_no = b.draw_no
-                 WHERE b.kind = 'draw' AND b.draw_rank IN (1, v_recorded);
+                 WHERE b.kind = 'draw'
+                   AND b.draw_id IN (v_first_draw_id,
+                                     v_first_draw_id + (v_recorded - 1) * @@SESSION.auto_increment_increment);
                 IF v_matched <> IF(v_recorded = 1, 1, 2) THEN
                     SIGNAL SQLSTATE '45000'
                         SET MESSAGE_TEXT = 'draw_lottery_batch: the new draws'' ids are not consecutive';
