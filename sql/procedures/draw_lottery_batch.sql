@@ -49,17 +49,21 @@
 -- duplicate fails the batch whole.
 --
 -- The batch is decided as a set, never a loop per draw: a MEMORY temporary table holds the batch
--- (lottery_draw_batch, private to the connection), filled from JSON_TABLE with window functions (the user's
--- occurrence number in the batch, the first round of the wheel), then, only when a tier ran empty, one UPDATE ...
--- ORDER BY seq LIMIT <units> per tier for the fall-through, one multi-row INSERT of the draws, one of the
--- messages, one UPDATE of the tiers' stock. Loops run over the tiers (a handful), never over the draws.
+-- (lottery_draw_batch, private to the connection), filled from JSON_TABLE with a window function (the user's
+-- occurrence number in the batch), completed by two set-based UPDATEs (what each draw is; where the wheel
+-- lands), then one UPDATE ... ORDER BY seq LIMIT <units> per tier with stock for round 1 and, only when a tier
+-- ran empty, per tier again for round 2, one multi-row INSERT of the draws, one of the messages, one UPDATE of
+-- the tiers' stock. Loops run over the tiers (a handful), never over the draws. The new draws' ids follow from
+-- LAST_INSERT_ID() when the auto-increment lock mode makes one statement's ids consecutive (checked), and are
+-- looked up otherwise.
 --
 -- Errors: SQLSTATE '45RB0' means the batch was rolled back whole by this procedure (MYSQL_ERRNO is the original
 -- code, MESSAGE_TEXT 'rolled back: <message>'); any other error may have come after the commit. The answer is
 -- sent before the transaction ends, and the COMMIT is the last statement, outside the handler. Needs JSON_TABLE
 -- and window functions: MariaDB 10.6+ or MySQL 8.0+. MySQL 8 differences: it refuses to open a TEMPORARY table
 -- twice in one statement (this procedure never does), and with enforce_gtid_consistency=ON before 8.0.13 it
--- refuses CREATE TEMPORARY TABLE inside a transaction (here it is created before START TRANSACTION). SET
+-- refuses CREATE TEMPORARY TABLE inside a transaction (here it is created before START TRANSACTION); it warns
+-- (1287) that the user variable set inside an UPDATE to number the new draws is deprecated. SET
 -- TRANSACTION needs no transaction open when it is called (error 1568 otherwise, rolled back) and READ COMMITTED
 -- a binlog_format other than STATEMENT.
 
