@@ -39,6 +39,10 @@ pub const DEFAULT_KEY_PREFIX: &str = "seckill:lottery:";
 /// How long an instance trusts "not all drawn" from Redis before it looks again.
 pub const RECHECK_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The most campaigns whose last Redis lookup is remembered: ids that are not all drawn (bogus ones included) are
+/// forgotten beyond it, so a flood of unknown ids cannot grow memory; all-drawn facts are always kept.
+const LOOKUPS_REMEMBERED: usize = 10_000;
+
 /// What this instance knows of one campaign.
 #[derive(Debug, Clone, Copy)]
 enum Known {
@@ -87,6 +91,9 @@ impl AllDrawnFlags {
                 Some(Known::AllDrawn) => return true,
                 Some(Known::LookedAt(at)) if now.saturating_duration_since(*at) < RECHECK_INTERVAL => return false,
                 _ => {}
+            }
+            if known.len() >= LOOKUPS_REMEMBERED {
+                known.retain(|_, fact| matches!(fact, Known::AllDrawn));
             }
             // This request looks; the others in the meantime go on to the database.
             known.insert(campaign_id, Known::LookedAt(now));
