@@ -4,7 +4,7 @@
 //! A draw is decided in the database, in one procedure call (`sql/procedures/draw_lottery_batch.sql`): the
 //! campaign's row lock is held for the decision and a commit, never across a network round trip. Concurrent
 //! draws of one campaign share one transaction through the group-commit lanes ([`crate::group_commit`]), so a
-//! campaign takes tens of thousands of durable draws a second. A draw is recorded whether it wins or not; a win
+//! campaign pays for one durable commit per batch, not per draw. A draw is recorded whether it wins or not; a win
 //! takes one unit of its tier and writes, in the same transaction, one `message_outbox` row (topic
 //! [`PRIZE_TOPIC`], business key the draw id) that the gift service delivers: a win exists exactly when its
 //! message does.

@@ -104,7 +104,8 @@ impl Lottery {
     /// Draws for `user_id` in `campaign_id`. Concurrent draws of one campaign share one transaction; every
     /// failure once the input is valid is a [`DrawOutcome::InnerError`], which says whether the draw may have
     /// committed ([`Lottery::my_draws`] tells). Drawing again is always safe: a user over their draws hears
-    /// their last result, flagged repeat.
+    /// their last result, flagged repeat, except once the campaign is known all drawn or ended: then everyone
+    /// hears that from memory, without a database query (their draws stay readable).
     ///
     /// # Errors
     /// Only for input refused before anything is sent: [`LotteryError::InvalidUser`],
