@@ -61,9 +61,9 @@
 -- code, MESSAGE_TEXT 'rolled back: <message>'); any other error may have come after the commit. The answer is
 -- sent before the transaction ends, and the COMMIT is the last statement, outside the handler. Needs JSON_TABLE
 -- and window functions: MariaDB 10.6+ or MySQL 8.0+. MySQL 8 differences: it refuses to open a TEMPORARY table
--- twice in one statement (this procedure never does), and with enforce_gtid_consistency=ON before 8.0.13 it
--- refuses CREATE TEMPORARY TABLE inside a transaction (here it is created before START TRANSACTION); it warns
--- (1287) that the user variable set inside an UPDATE to number the new draws is deprecated. SET
+-- twice in one statement (this procedure never does); with enforce_gtid_consistency=ON, MySQL before 8.0.13
+-- refuses CREATE and DROP TEMPORARY TABLE inside a transaction (the table is created before START TRANSACTION
+-- but dropped inside it, so such servers need 8.0.13 or later); and it warns (1287) that the user variable set inside an UPDATE to number the new draws is deprecated. SET
 -- TRANSACTION needs no transaction open when it is called (error 1568 otherwise, rolled back) and READ COMMITTED
 -- a binlog_format other than STATEMENT.
 
