@@ -9,6 +9,8 @@
 //!
 //! ## Map
 //! - [`migrate`]: schema migrations and repeatable stored procedures ([`migrate::Migrator`]).
+//! - [`bounded_redis`]: a Redis connection whose commands are bounded in time and fail open to the database
+//!   ([`bounded_redis::BoundedRedis`]), shared by the detail cache and the lottery.
 //! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]),
 //!   procedure calls that tell "rolled back" from "in doubt" ([`database::call`]), and rows read without
 //!   panicking ([`database::rows`]).
@@ -23,6 +25,8 @@
 //! - [`local_rabbitmq`]: a private, throwaway RabbitMQ node ([`local_rabbitmq::LocalRabbitMq`]).
 //! - [`local_redis`]: a private, throwaway Redis ([`local_redis::LocalRedis`]).
 //! - [`local_server`]: a private, throwaway MariaDB ([`local_server::LocalServer`]).
+//! - [`lottery`]: the lottery: campaigns of weighted prize tiers, durable batched draws, "all drawn" shared
+//!   through Redis, and the books ([`lottery::Lottery`], [`lottery::DrawOutcome`]).
 //! - [`messaging`]: the reliable message service: outbox, relay to RabbitMQ, consumers that call back
 //!   ([`messaging::Relay`], [`messaging::consume`]).
 //! - [`seckill`]: items, the exposer and execution ([`seckill::Seckill`], [`seckill::Outcome`]).
@@ -34,6 +38,7 @@
 //! - `testing` (feature `testing`): a fresh migrated database per test ([`testing::TestDatabase`]).
 
 pub mod bench;
+pub mod bounded_redis;
 pub mod database;
 pub mod database_error;
 pub mod exchange;
@@ -43,6 +48,7 @@ pub mod http;
 pub mod local_rabbitmq;
 pub mod local_redis;
 pub mod local_server;
+pub mod lottery;
 pub mod messaging;
 pub mod migrate;
 pub mod seckill;

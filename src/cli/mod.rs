@@ -11,6 +11,7 @@ mod exchange;
 mod gift;
 mod http_client;
 mod item;
+mod lottery;
 mod messaging;
 mod migrate;
 mod serve;
@@ -61,6 +62,9 @@ enum Command {
     /// Exchange a user's points for a gift; exits 0 when exchanged, 4 when refused, 1 when it failed and was
     /// rolled back, 5 when its outcome is unknown (retry with the same request id: it answers the first outcome).
     Exchange(exchange::ExchangeArgs),
+    /// The lottery: create a campaign of prize tiers, draw for a user, show a campaign.
+    #[command(subcommand)]
+    Lottery(lottery::LotteryCommand),
     /// Compare strategies on one hot item (naive client transaction, one CALL per seckill, batched) and check
     /// the books after every run; exits non-zero if they do not balance.
     Bench(bench::BenchArgs),
@@ -158,6 +162,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Credit(command) => exchange::credit(&target, command).await,
         Command::Gift(command) => exchange::gift(&target, command).await,
         Command::Exchange(args) => exchange::exchange(&target, args).await,
+        Command::Lottery(command) => lottery::run(&target, command).await,
         Command::Bench(args) => bench::run(&target, args).await,
         Command::Serve(args) => serve::run(&target, args).await,
         Command::Demo(args) => demo::run(&target, args).await,

@@ -6,47 +6,24 @@
 //! cache; the stock it shows may be a TTL old.
 //!
 //! Redis failing never fails a request, and never holds one up for long: every Redis command is given up
-//! after [`REDIS_TIMEOUT`] and the database answers instead. After a failure, reads skip Redis for
-//! [`REDIS_BACKOFF`], so a hung Redis costs one request in a while that much, not every request. The connection
-//! is redis's [`ConnectionManager`], which reconnects after Redis restarts; the attempt is started by the
-//! first request that finds the connection broken, in the background, so no request waits for it beyond
-//! the same bound.
+//! after [`REDIS_TIMEOUT`] and the database answers instead, and after a failure reads skip Redis for
+//! [`REDIS_BACKOFF`] (the shared [`BoundedRedis`] connection, which also reconnects after Redis restarts).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use thiserror::Error;
 use tokio::sync::OnceCell;
 
+use crate::bounded_redis::BoundedRedis;
 use crate::database_error::DatabaseError;
 use crate::seckill::{Item, Seckill, SeckillError};
 
 /// How long a detail stays cached by default.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
-/// The longest one Redis command may take (including waiting for a reconnection in progress) before the cache
-/// gives up on it and reads the database.
-///
-/// Redis answers a GET in well under a millisecond on a local network, and even a fork for a snapshot of a
-/// large dataset stalls it for a few tens of milliseconds; a command not answered in 100 ms means a Redis that
-/// is stopped, swapping or gone, and the database's primary-key read that replaces it takes about a
-/// millisecond. It is also small next to what a page can wait, so a hung Redis is not visible to buyers.
-pub const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// The longest one connection attempt (TCP connect and handshake) may take. Only [`DetailCache::connect`]
-/// waits for it; reconnections run in the background while requests are bounded by [`REDIS_TIMEOUT`]. A
-/// connection to a Redis on the same network takes a millisecond or two; 250 ms leaves room for a slow start
-/// without letting a half-open connection (a stopped Redis whose kernel still accepts) hold a reconnection up.
-pub const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// After Redis fails or times out, how long reads go straight to the database. A command sent to a stopped
-/// Redis waits in its connection until Redis answers or the connection goes; skipping Redis for a while
-/// keeps those to a few, and spaces the reconnection attempts against a Redis that is down.
-pub const REDIS_BACKOFF: Duration = Duration::from_millis(500);
+pub use crate::bounded_redis::{REDIS_BACKOFF, REDIS_CONNECT_TIMEOUT, REDIS_TIMEOUT};
 
 type Load = Arc<OnceCell<Result<Option<Item>, String>>>;
 type Loads = Mutex<HashMap<i64, Load>>;
@@ -54,30 +31,18 @@ type Loads = Mutex<HashMap<i64, Load>>;
 /// A Redis-backed cache of item details. Cheap to clone.
 #[derive(Clone)]
 pub struct DetailCache {
-    connection: ConnectionManager,
+    redis: BoundedRedis,
     ttl: Duration,
     prefix: String,
     /// The loads in progress, one per item. An entry lives exactly while a caller is waiting on it and its
     /// load has not finished (see [`LoadGuard`]), so cancelled callers leave nothing behind.
     loads: Arc<Loads>,
-    health: Arc<Health>,
 }
 
 impl std::fmt::Debug for DetailCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DetailCache").field("ttl", &self.ttl).field("prefix", &self.prefix).finish_non_exhaustive()
     }
-}
-
-/// Why Redis was not used for one command.
-#[derive(Debug, Error)]
-enum RedisFault {
-    #[error("Redis failed a moment ago; skipping it for now")]
-    BackingOff,
-    #[error("Redis did not answer within {0:?}")]
-    TimedOut(Duration),
-    #[error(transparent)]
-    Redis(#[from] redis::RedisError),
 }
 
 /// What Redis said about an item.
@@ -88,36 +53,6 @@ enum Lookup {
     Unavailable,
 }
 
-/// Since when Redis is to be skipped, shared by the clones of a cache.
-#[derive(Debug)]
-struct Health {
-    origin: Instant,
-    /// Milliseconds since `origin` until which Redis is skipped.
-    skip_until: AtomicU64,
-}
-
-impl Health {
-    fn new() -> Self {
-        Health { origin: Instant::now(), skip_until: AtomicU64::new(0) }
-    }
-
-    fn now_millis(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn backing_off(&self) -> bool {
-        self.now_millis() < self.skip_until.load(Ordering::Relaxed)
-    }
-
-    /// Records a failure; says whether Redis was thought healthy until now, so that an outage is logged once
-    /// per back-off rather than once per request.
-    fn failed(&self) -> bool {
-        let now = self.now_millis();
-        let until = now.saturating_add(u64::try_from(REDIS_BACKOFF.as_millis()).unwrap_or(u64::MAX));
-        self.skip_until.swap(until, Ordering::Relaxed) <= now
-    }
-}
-
 impl DetailCache {
     /// Connects to Redis at `url` (`redis://host:port/db`). Later commands are bounded by [`REDIS_TIMEOUT`] and
     /// reconnect by themselves; only this first connection must succeed, so that a wrong URL is seen at once.
@@ -125,22 +60,8 @@ impl DetailCache {
     /// # Errors
     /// When the URL is invalid or Redis cannot be reached within [`REDIS_CONNECT_TIMEOUT`].
     pub async fn connect(url: &str) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(REDIS_TIMEOUT)
-            .set_connection_timeout(REDIS_CONNECT_TIMEOUT)
-            // One attempt per reconnection: retries would keep the shared reconnection pending for seconds,
-            // and every command waits on it. Instead a failed attempt fails fast, and the next request after
-            // the back-off starts another.
-            .set_number_of_retries(0);
-        let connection = ConnectionManager::new_with_config(client, config).await?;
-        Ok(DetailCache {
-            connection,
-            ttl: DEFAULT_TTL,
-            prefix: "seckill:detail:".into(),
-            loads: Arc::default(),
-            health: Arc::new(Health::new()),
-        })
+        let redis = BoundedRedis::connect(url).await?;
+        Ok(DetailCache { redis, ttl: DEFAULT_TTL, prefix: "seckill:detail:".into(), loads: Arc::default() })
     }
 
     /// How long entries live (default 1 s).
@@ -179,9 +100,9 @@ impl DetailCache {
 
     /// The cached item, a miss, or Redis unavailable.
     async fn cached(&self, seckill_id: i64) -> Lookup {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         let key = self.key(seckill_id);
-        match self.bounded(async move { connection.get::<_, Option<String>>(key).await }).await {
+        match self.redis.bounded("detail cache", async move { connection.get::<_, Option<String>>(key).await }).await {
             // An entry that does not parse (another version's format) is a miss, and is overwritten.
             Ok(Some(json)) => serde_json::from_str::<Option<Item>>(&json).map_or(Lookup::Miss, Lookup::Hit),
             Ok(None) => Lookup::Miss,
@@ -215,32 +136,13 @@ impl DetailCache {
     async fn store(&self, seckill_id: i64, item: &Option<Item>) {
         let Ok(json) = serde_json::to_string(item) else { return };
         let millis = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         let key = self.key(seckill_id);
         // Failures are logged by `bounded`; the item goes out uncached.
-        let _ = self.bounded(async move { connection.pset_ex::<_, _, ()>(key, json, millis).await }).await;
-    }
-
-    /// Runs one Redis command within [`REDIS_TIMEOUT`], unless Redis is being skipped after a failure.
-    async fn bounded<T>(&self, command: impl Future<Output = redis::RedisResult<T>>) -> Result<T, RedisFault> {
-        if self.health.backing_off() {
-            return Err(RedisFault::BackingOff);
-        }
-        let fault = match tokio::time::timeout(REDIS_TIMEOUT, command).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) if !(error.is_io_error() || error.is_unrecoverable_error()) => {
-                // Redis answered, with an error about this command (a wrong type, out of memory for a write):
-                // it is up, so other commands still use it.
-                tracing::warn!(%error, "detail cache command failed");
-                return Err(RedisFault::Redis(error));
-            }
-            Ok(Err(error)) => RedisFault::Redis(error),
-            Err(_) => RedisFault::TimedOut(REDIS_TIMEOUT),
-        };
-        if self.health.failed() {
-            tracing::warn!(error = %fault, backoff = ?REDIS_BACKOFF, "detail cache unavailable; reading the database");
-        }
-        Err(fault)
+        let _ = self
+            .redis
+            .bounded("detail cache", async move { connection.pset_ex::<_, _, ()>(key, json, millis).await })
+            .await;
     }
 }
 

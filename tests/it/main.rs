@@ -16,6 +16,7 @@ mod faults;
 mod gift_delivery;
 mod http;
 mod in_doubt;
+mod lottery;
 mod messaging;
 mod migrate;
 mod rabbitmq;

@@ -1,0 +1,302 @@
+//! Campaigns and their prize tiers: creating them (an admin operation, one transaction of plain INSERTs) and
+//! reading them. Only draws, which take stock, go through the procedure.
+//!
+//! A campaign's tiers are fixed at creation: stock is never added later, which is what makes "all drawn" a
+//! fact that never turns false (see [`super::all_drawn`]).
+
+use chrono::{DateTime, Utc};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Pool, TxOpts, Value};
+use serde::Serialize;
+
+use super::error::LotteryError;
+use crate::database::acquire;
+use crate::database::rows::{exec_all, exec_first, required_instant};
+use crate::database_error::DatabaseError;
+
+/// The longest campaign or prize name the schema holds (`VARCHAR(120)`).
+pub const MAX_NAME_CHARS: usize = 120;
+/// The most tiers a campaign has.
+pub const MAX_TIERS: usize = 100;
+/// The largest weight of one tier (keeps `r * total` within a BIGINT in the procedure).
+pub const MAX_TIER_WEIGHT: u32 = 1_000_000;
+/// The largest blank share of the wheel.
+pub const MAX_BLANK_WEIGHT: u32 = 1_000_000_000;
+/// The most draws one user may have in a campaign.
+pub const MAX_DRAWS_PER_USER: u32 = 1000;
+
+/// A prize tier to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTier {
+    /// The prize, as winners and the gift service see it.
+    pub name: String,
+    /// Units to draw, 0 or more.
+    pub stock: u32,
+    /// Share of the wheel, 1 to [`MAX_TIER_WEIGHT`].
+    pub weight: u32,
+}
+
+/// A campaign to create, with its tiers in wheel order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCampaign {
+    pub name: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    /// Draws per user, 1 to [`MAX_DRAWS_PER_USER`] (usually 1).
+    pub draws_per_user: u32,
+    /// The wheel's "no prize" share even while stock remains (usually 0).
+    pub blank_weight: u32,
+    pub tiers: Vec<NewTier>,
+}
+
+impl NewCampaign {
+    /// A campaign of one draw per user and no blank share.
+    pub fn new(
+        name: impl Into<String>,
+        start_time: DateTime<Utc>,
+        end_time: DateTime<Utc>,
+        tiers: Vec<NewTier>,
+    ) -> Self {
+        NewCampaign { name: name.into(), start_time, end_time, draws_per_user: 1, blank_weight: 0, tiers }
+    }
+
+    /// Checks what the schema would refuse, with a message that names the field.
+    ///
+    /// # Errors
+    /// [`LotteryError::InvalidCampaign`].
+    pub fn validate(&self) -> Result<(), LotteryError> {
+        let invalid = |message: String| Err(LotteryError::InvalidCampaign(message));
+        check_name("the name", &self.name).or_else(invalid)?;
+        if self.start_time >= self.end_time {
+            return invalid("the start must be before the end".into());
+        }
+        if !(1..=MAX_DRAWS_PER_USER).contains(&self.draws_per_user) {
+            return invalid(format!("draws per user must be 1 to {MAX_DRAWS_PER_USER}"));
+        }
+        if self.blank_weight > MAX_BLANK_WEIGHT {
+            return invalid(format!("the blank weight must be at most {MAX_BLANK_WEIGHT}"));
+        }
+        if self.tiers.is_empty() || self.tiers.len() > MAX_TIERS {
+            return invalid(format!("a campaign needs 1 to {MAX_TIERS} prize tiers"));
+        }
+        for (index, tier) in self.tiers.iter().enumerate() {
+            let which = format!("tier {}", index + 1);
+            check_name(&format!("{which}'s name"), &tier.name).or_else(invalid)?;
+            if !(1..=MAX_TIER_WEIGHT).contains(&tier.weight) {
+                return invalid(format!("{which}'s weight must be 1 to {MAX_TIER_WEIGHT}"));
+            }
+            if i32::try_from(tier.stock).is_err() {
+                return invalid(format!("{which}'s stock must be at most {}", i32::MAX));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let chars = name.trim().chars().count();
+    if chars == 0 {
+        return Err(format!("{what} must not be empty"));
+    }
+    if chars > MAX_NAME_CHARS {
+        return Err(format!("{what} must be at most {MAX_NAME_CHARS} characters"));
+    }
+    Ok(())
+}
+
+/// One prize tier as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tier {
+    pub tier_id: i64,
+    pub name: String,
+    /// Wheel order, from 1.
+    pub position: i32,
+    pub weight: i32,
+    /// Units left.
+    pub stock: i32,
+    /// Units ever put in stock: `stocked - stock` were won.
+    pub stocked: i32,
+}
+
+/// A campaign as stored, with its tiers in wheel order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Campaign {
+    pub campaign_id: i64,
+    pub name: String,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub start_time: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub end_time: DateTime<Utc>,
+    pub draws_per_user: i32,
+    pub blank_weight: i32,
+    pub tiers: Vec<Tier>,
+}
+
+impl Campaign {
+    /// Units left in every tier.
+    pub fn prizes_left(&self) -> i64 {
+        self.tiers.iter().map(|tier| i64::from(tier.stock)).sum()
+    }
+}
+
+/// Where a campaign's window stands, by the database's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignPhase {
+    NotStarted,
+    Open,
+    Ended,
+}
+
+/// A campaign now: its tiers with the units left in each, the window's phase, and the draws recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CampaignStatus {
+    pub campaign: Campaign,
+    pub phase: CampaignPhase,
+    /// Units left in every tier; 0 means all drawn.
+    pub prizes_left: i64,
+    /// Draws recorded, winners and losers.
+    pub draws: i64,
+    /// Draws that won.
+    pub wins: i64,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub now: DateTime<Utc>,
+}
+
+impl CampaignStatus {
+    /// True once every unit of every tier was won.
+    pub fn is_all_drawn(&self) -> bool {
+        self.prizes_left == 0
+    }
+}
+
+/// Creates a campaign and its tiers in one transaction and returns it as stored.
+pub(crate) async fn create(pool: &Pool, campaign: &NewCampaign) -> Result<Campaign, LotteryError> {
+    campaign.validate()?;
+    let mut conn = acquire(pool).await?;
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    tx.exec_drop(
+        "INSERT INTO lottery_campaign (name, start_time, end_time, draws_per_user, blank_weight, created_at) \
+         VALUES (?, ?, ?, ?, ?, NOW(3))",
+        (
+            campaign.name.trim(),
+            campaign.start_time.naive_utc(),
+            campaign.end_time.naive_utc(),
+            campaign.draws_per_user,
+            campaign.blank_weight,
+        ),
+    )
+    .await?;
+    let campaign_id = tx
+        .last_insert_id()
+        .and_then(|id| i64::try_from(id).ok())
+        .ok_or_else(|| DatabaseError::UnexpectedAnswer("the insert returned no campaign id".into()))?;
+    let tiers = campaign.tiers.iter().enumerate().map(|(index, tier)| {
+        let position = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        (campaign_id, tier.name.trim(), position, tier.weight, tier.stock, tier.stock)
+    });
+    tx.exec_batch(
+        "INSERT INTO lottery_tier (campaign_id, name, position, weight, stock, stocked, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, NOW(3))",
+        tiers,
+    )
+    .await?;
+    tx.commit().await?;
+    drop(conn);
+    get(pool, campaign_id)
+        .await?
+        .ok_or_else(|| DatabaseError::UnexpectedAnswer(format!("campaign {campaign_id} vanished")).into())
+}
+
+type CampaignRow = (i64, String, Value, Value, i32, i32);
+type TierRow = (i64, String, i32, i32, i32, i32);
+
+/// One campaign with its tiers, or `None`.
+pub(crate) async fn get(pool: &Pool, campaign_id: i64) -> Result<Option<Campaign>, LotteryError> {
+    let mut conn = acquire(pool).await?;
+    let row: Option<CampaignRow> = exec_first(
+        &mut conn,
+        "SELECT campaign_id, name, start_time, end_time, draws_per_user, blank_weight \
+         FROM lottery_campaign WHERE campaign_id = ?",
+        (campaign_id,),
+        "a lottery campaign",
+    )
+    .await?;
+    let Some((campaign_id, name, start, end, draws_per_user, blank_weight)) = row else { return Ok(None) };
+    let what = format!("lottery campaign {campaign_id}");
+    let start_time = required_instant(start, &what)?;
+    let end_time = required_instant(end, &what)?;
+    let tiers: Vec<TierRow> = exec_all(
+        &mut conn,
+        "SELECT tier_id, name, position, weight, stock, stocked FROM lottery_tier \
+         WHERE campaign_id = ? ORDER BY position",
+        (campaign_id,),
+        "a lottery tier",
+    )
+    .await?;
+    let tiers = tiers
+        .into_iter()
+        .map(|(tier_id, name, position, weight, stock, stocked)| Tier {
+            tier_id,
+            name,
+            position,
+            weight,
+            stock,
+            stocked,
+        })
+        .collect();
+    Ok(Some(Campaign { campaign_id, name, start_time, end_time, draws_per_user, blank_weight, tiers }))
+}
+
+/// A campaign's status now, or `None` for an unknown campaign.
+pub(crate) async fn status(pool: &Pool, campaign_id: i64) -> Result<Option<CampaignStatus>, LotteryError> {
+    let Some(campaign) = get(pool, campaign_id).await? else { return Ok(None) };
+    let mut conn = acquire(pool).await?;
+    let row: Option<(i64, i64, Value)> = exec_first(
+        &mut conn,
+        "SELECT COUNT(*), COUNT(tier_id), NOW(3) FROM lottery_draw WHERE campaign_id = ?",
+        (campaign_id,),
+        "a lottery campaign's draws",
+    )
+    .await?;
+    let (draws, wins, now) =
+        row.ok_or_else(|| DatabaseError::UnexpectedAnswer("the draw count returned no row".into()))?;
+    let now = required_instant(now, "the database's clock")?;
+    let phase = if now < campaign.start_time {
+        CampaignPhase::NotStarted
+    } else if now >= campaign.end_time {
+        CampaignPhase::Ended
+    } else {
+        CampaignPhase::Open
+    };
+    let prizes_left = campaign.prizes_left();
+    Ok(Some(CampaignStatus { campaign, phase, prizes_left, draws, wins, now }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn campaigns_the_schema_would_refuse_are_refused_first() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(1);
+        let tier = |name: &str, stock, weight| NewTier { name: name.into(), stock, weight };
+        let good = NewCampaign::new("spring", now, later, vec![tier("mug", 10, 1)]);
+        assert!(good.validate().is_ok());
+        let cases = [
+            (NewCampaign { name: " ".into(), ..good.clone() }, "name"),
+            (NewCampaign { end_time: now, ..good.clone() }, "start"),
+            (NewCampaign { draws_per_user: 0, ..good.clone() }, "draws per user"),
+            (NewCampaign { blank_weight: MAX_BLANK_WEIGHT + 1, ..good.clone() }, "blank"),
+            (NewCampaign { tiers: vec![], ..good.clone() }, "tiers"),
+            (NewCampaign { tiers: vec![tier("mug", 1, 0)], ..good.clone() }, "weight"),
+            (NewCampaign { tiers: vec![tier("", 1, 1)], ..good.clone() }, "tier 1's name"),
+            (NewCampaign { tiers: vec![tier("mug", u32::MAX, 1)], ..good.clone() }, "stock"),
+        ];
+        for (bad, field) in cases {
+            let error = bad.validate().unwrap_err().to_string();
+            assert!(error.starts_with("invalid campaign:") && error.contains(field), "{error}");
+        }
+    }
+}

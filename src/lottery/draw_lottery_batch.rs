@@ -1,0 +1,103 @@
+//! The typed call of the `draw_lottery_batch` procedure (`sql/procedures/draw_lottery_batch.sql`):
+//!
+//! ```sql
+//! CALL draw_lottery_batch(v_campaign_id BIGINT, v_draws MEDIUMTEXT /* [{"user": 1, "r": 123}, ...] */);
+//! -- one row per draw, in input order: seq INT, outcome VARCHAR, repeat INT, draw_id BIGINT, tier_id BIGINT,
+//! -- prize VARCHAR(120), prizes_left BIGINT
+//! -- SQLSTATE '45RB0': rolled back whole, nothing written; any other error: in doubt
+//! ```
+//!
+//! One statement in the text protocol: exactly one round trip, nothing to prepare. The draws travel as a JSON
+//! literal written into the statement, which is safe because they are integers only.
+
+use mysql_async::{Pool, Row};
+
+use super::outcome::DrawOutcome;
+use crate::database::call::call;
+use crate::database::rows::decode;
+use crate::group_commit::Decided;
+
+/// One draw request: a user, and the random number that decides their next draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct DrawRequest {
+    pub(crate) user_id: i64,
+    pub(crate) r: u32,
+}
+
+/// Decides one batch of draws of one campaign: a single statement, a single transaction. On any failure every
+/// draw gets the same [`DrawOutcome::InnerError`], which says whether the batch may have committed.
+pub(crate) async fn draw_lottery_batch(pool: &Pool, campaign_id: i64, draws: &[DrawRequest]) -> Decided<DrawOutcome> {
+    let failed = |outcome: DrawOutcome| Decided { outcomes: vec![outcome; draws.len()], closed: None };
+    match call(pool, &statement(campaign_id, draws)).await {
+        // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
+        // draw's outcome unknown (the user's draws tell).
+        Ok(result_sets) => {
+            answer(draws.len(), result_sets).unwrap_or_else(|detail| failed(DrawOutcome::in_doubt(detail)))
+        }
+        Err(failure) => failed(DrawOutcome::InnerError(failure.into())),
+    }
+}
+
+/// The CALL for a batch.
+fn statement(campaign_id: i64, draws: &[DrawRequest]) -> String {
+    let mut list = String::with_capacity(draws.len() * 32 + 2);
+    list.push('[');
+    for (index, draw) in draws.iter().enumerate() {
+        if index > 0 {
+            list.push(',');
+        }
+        list.push_str(&format!(r#"{{"user":{},"r":{}}}"#, draw.user_id, draw.r));
+    }
+    list.push(']');
+    format!("CALL draw_lottery_batch({campaign_id}, '{list}')")
+}
+
+type AnswerRow = (i64, String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+
+/// Every draw's outcome, and the campaign's closed answer once it is all drawn or ended.
+fn answer(draws: usize, result_sets: Vec<Vec<Row>>) -> Result<Decided<DrawOutcome>, String> {
+    let what = "the answer of draw_lottery_batch";
+    let rows = result_sets
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{what}: no rows; is the procedure up to date? run `seckill migrate`"))?;
+    if rows.len() != draws {
+        return Err(format!("{what}: {} rows for {draws} draws", rows.len()));
+    }
+    let mut outcomes = Vec::with_capacity(draws);
+    let mut prizes_left = None;
+    for (index, row) in rows.into_iter().enumerate() {
+        let (seq, outcome, repeat, draw_id, tier_id, prize, left): AnswerRow =
+            decode(row, what).map_err(|error| error.to_string())?;
+        if usize::try_from(seq) != Ok(index + 1) {
+            return Err(format!("{what}: row {} has seq {seq}", index + 1));
+        }
+        let decided = DrawOutcome::decided(&outcome, repeat != 0, draw_id, tier_id, prize)
+            .ok_or_else(|| format!("{what}: row {seq}: outcome {outcome:?} with draw {draw_id:?}, tier {tier_id:?}"))?;
+        outcomes.push(decided);
+        prizes_left = left;
+    }
+    // Both are facts that never turn back: stock is never added to a campaign, and time moves on.
+    let closed = if outcomes.contains(&DrawOutcome::Ended) {
+        Some(DrawOutcome::Ended)
+    } else if prizes_left == Some(0) {
+        Some(DrawOutcome::AllDrawn)
+    } else {
+        None
+    };
+    Ok(Decided { outcomes, closed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_travels_as_a_json_literal_of_integers() {
+        let draws = [DrawRequest { user_id: 1, r: 0 }, DrawRequest { user_id: 22, r: u32::MAX }];
+        assert_eq!(
+            statement(7, &draws),
+            r#"CALL draw_lottery_batch(7, '[{"user":1,"r":0},{"user":22,"r":4294967295}]')"#
+        );
+    }
+}

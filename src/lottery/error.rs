@@ -1,0 +1,32 @@
+//! Errors of the lottery outside `draw` itself (which answers with a [`super::DrawOutcome`]): campaigns, reads,
+//! and input refused before anything is sent.
+
+use thiserror::Error;
+
+use crate::database_error::DatabaseError;
+
+/// A failed campaign or read operation, or input refused before anything was sent.
+#[derive(Debug, Error)]
+pub enum LotteryError {
+    /// The database failed (nothing was written by a failed creation: it is one transaction).
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// User ids are positive.
+    #[error("invalid user id {0}: user ids are positive")]
+    InvalidUser(i64),
+    /// Campaign ids are positive.
+    #[error("invalid campaign id {0}: campaign ids are positive")]
+    InvalidCampaignId(i64),
+    /// A campaign that cannot be created as given.
+    #[error("invalid campaign: {0}")]
+    InvalidCampaign(String),
+    /// A campaign's books do not balance: a bug or a hand edit, to investigate before anything else.
+    #[error("the lottery's books do not balance: {0}")]
+    Unbalanced(String),
+}
+
+impl From<mysql_async::Error> for LotteryError {
+    fn from(error: mysql_async::Error) -> Self {
+        LotteryError::Database(error.into())
+    }
+}

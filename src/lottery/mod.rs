@@ -1,0 +1,45 @@
+//! The lottery (抽奖): campaigns of prize tiers that a crowd draws from at one moment, each user a fixed number
+//! of times, with every win delivered by a gift service through the reliable message service.
+//!
+//! A draw is decided in the database, in one procedure call (`sql/procedures/draw_lottery_batch.sql`): the
+//! campaign's row lock is held for the decision and a commit, never across a network round trip. Concurrent
+//! draws of one campaign share one transaction through the group-commit lanes ([`crate::group_commit`]), so a
+//! campaign pays for one durable commit per batch, not per draw. A draw is recorded whether it wins or not; a win
+//! takes one unit of its tier and writes, in the same transaction, one `message_outbox` row (topic
+//! [`PRIZE_TOPIC`], business key the draw id) that the gift service delivers: a win exists exactly when its
+//! message does.
+//!
+//! The wheel (exact rules in the procedure's header): the random number `r` in [0, 2^32) of a draw lands on
+//! slot `r * total / 2^32` of a wheel of `total = blank_weight + the weights of all tiers`; tiers take the slots
+//! in position order, the blank share ("no prize") comes last. A draw landing on an empty tier falls through to
+//! the units left in other tiers, in position order, so with no blank share winners = min(prizes, draws). `r`
+//! comes from [`Randomness`] (splitmix64 of a seed and the draw), so a campaign replays with the same seed.
+//!
+//! Once every prize is drawn, the rest of the crowd is turned away without a database query: from the lanes'
+//! memory, from the instance's "all drawn" flags, and across instances and load balancers through Redis
+//! ([`all_drawn`]: `SET seckill:lottery:{campaign_id}:state all_drawn`).
+//!
+//! Outcomes: [`DrawOutcome`]. Its SQL: `sql/migrations/V5__lottery.sql` (the tables) and
+//! `sql/procedures/draw_lottery_batch.sql` (the decision, its locks and its order of precedence).
+
+pub mod all_drawn;
+mod books;
+mod campaign;
+mod draw_lottery_batch;
+mod error;
+mod history;
+mod lanes;
+mod outcome;
+mod randomness;
+mod service;
+
+pub use books::{LotteryBooks, PRIZE_TOPIC, TierBooks};
+pub use campaign::{
+    Campaign, CampaignPhase, CampaignStatus, MAX_BLANK_WEIGHT, MAX_DRAWS_PER_USER, MAX_NAME_CHARS, MAX_TIER_WEIGHT,
+    MAX_TIERS, NewCampaign, NewTier, Tier,
+};
+pub use error::LotteryError;
+pub use history::DrawRecord;
+pub use outcome::{DrawOutcome, DrawOutcomeView, InnerError};
+pub use randomness::{Randomness, Seed, splitmix64};
+pub use service::Lottery;

@@ -1,0 +1,165 @@
+//! The lottery service: campaigns, draws and the books, over one pool (and optionally Redis for "all drawn").
+
+use std::sync::Arc;
+
+use mysql_async::Pool;
+
+use super::all_drawn::{AllDrawnFlags, DEFAULT_KEY_PREFIX};
+use super::books::LotteryBooks;
+use super::campaign::{self, Campaign, CampaignStatus, NewCampaign};
+use super::draw_lottery_batch::DrawRequest;
+use super::error::LotteryError;
+use super::history::{self, DrawRecord};
+use super::lanes::DrawBatches;
+use super::outcome::DrawOutcome;
+use super::randomness::Randomness;
+use crate::bounded_redis::BoundedRedis;
+use crate::group_commit::{GroupCommit, GroupCommitConfig, GroupCommitStats, OutcomeFuture};
+
+/// Runs the lottery: cheap to clone, share one per application (the lanes that batch a campaign's draws are
+/// per instance; several instances on one database are safe, the campaign's row lock orders their batches).
+#[derive(Clone, Debug)]
+pub struct Lottery {
+    pool: Pool,
+    lanes: GroupCommit<DrawBatches>,
+    flags: Arc<AllDrawnFlags>,
+    randomness: Randomness,
+    config: GroupCommitConfig,
+}
+
+impl Lottery {
+    /// A lottery over `pool` (see [`crate::database::ConnectOptions`]) with a random seed, the default lanes
+    /// and no Redis.
+    pub fn new(pool: Pool) -> Self {
+        Self::with_config(pool, Randomness::random(), GroupCommitConfig::default())
+    }
+
+    /// A lottery drawing with `randomness` (a fixed seed replays a campaign) on lanes configured as `config`.
+    pub fn with_config(pool: Pool, randomness: Randomness, config: GroupCommitConfig) -> Self {
+        Self::build(pool, randomness, config, None, DEFAULT_KEY_PREFIX.to_string())
+    }
+
+    /// The same lottery sharing "all drawn" through `redis`, under keys `{prefix}{campaign_id}:state` (prefix
+    /// `seckill:lottery:` by default, see [`super::all_drawn`]). Redis failing never fails a draw: it is skipped
+    /// and the database answers.
+    pub fn with_redis(self, redis: BoundedRedis, prefix: Option<&str>) -> Self {
+        let prefix = prefix.unwrap_or(DEFAULT_KEY_PREFIX).to_string();
+        Self::build(self.pool, self.randomness, self.config, Some(redis), prefix)
+    }
+
+    fn build(
+        pool: Pool,
+        randomness: Randomness,
+        config: GroupCommitConfig,
+        redis: Option<BoundedRedis>,
+        prefix: String,
+    ) -> Self {
+        let flags = Arc::new(AllDrawnFlags::new(redis, prefix));
+        let lanes = GroupCommit::new(DrawBatches { pool: pool.clone(), flags: flags.clone() }, config);
+        Lottery { pool, lanes, flags, randomness, config }
+    }
+
+    /// The pool the lottery uses.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// What the lanes have done so far: requests that reached them, batches (one round trip each), answers from
+    /// their memory. Draws answered "all drawn" by the flags before the lanes are not counted here.
+    pub fn stats(&self) -> GroupCommitStats {
+        self.lanes.stats()
+    }
+
+    /// The Redis key that says whether a campaign is all drawn.
+    pub fn state_key(&self, campaign_id: i64) -> String {
+        self.flags.key(campaign_id)
+    }
+
+    /// Creates a campaign and its tiers (an admin operation).
+    ///
+    /// # Errors
+    /// [`LotteryError::InvalidCampaign`] (nothing sent), [`LotteryError::Database`] (nothing written).
+    pub async fn create_campaign(&self, campaign: &NewCampaign) -> Result<Campaign, LotteryError> {
+        campaign::create(&self.pool, campaign).await
+    }
+
+    /// A campaign with its tiers, or `None`.
+    ///
+    /// # Errors
+    /// [`LotteryError::InvalidCampaignId`], [`LotteryError::Database`].
+    pub async fn campaign(&self, campaign_id: i64) -> Result<Option<Campaign>, LotteryError> {
+        check_campaign(campaign_id)?;
+        campaign::get(&self.pool, campaign_id).await
+    }
+
+    /// A campaign now: phase, units left per tier and in all, draws and wins; `None` for an unknown campaign.
+    ///
+    /// # Errors
+    /// [`LotteryError::InvalidCampaignId`], [`LotteryError::Database`].
+    pub async fn status(&self, campaign_id: i64) -> Result<Option<CampaignStatus>, LotteryError> {
+        check_campaign(campaign_id)?;
+        campaign::status(&self.pool, campaign_id).await
+    }
+
+    /// Draws for `user_id` in `campaign_id`. Concurrent draws of one campaign share one transaction; every
+    /// failure once the input is valid is a [`DrawOutcome::InnerError`], which says whether the draw may have
+    /// committed ([`Lottery::my_draws`] tells). Drawing again is always safe: a user over their draws hears
+    /// their last result, flagged repeat, except once the campaign is known all drawn or ended: then everyone
+    /// hears that from memory, without a database query (their draws stay readable).
+    ///
+    /// # Errors
+    /// Only for input refused before anything is sent: [`LotteryError::InvalidUser`],
+    /// [`LotteryError::InvalidCampaignId`].
+    pub async fn draw(&self, campaign_id: i64, user_id: i64) -> Result<DrawOutcome, LotteryError> {
+        check_campaign(campaign_id)?;
+        check_user(user_id)?;
+        if self.flags.is_all_drawn(campaign_id).await {
+            return Ok(DrawOutcome::AllDrawn);
+        }
+        Ok(self.submit(campaign_id, user_id)?.await)
+    }
+
+    /// Queues the draw at once and returns the future of its outcome: the order of `submit` calls is the arrival
+    /// order batches honour. Consults only this instance's memory of "all drawn" (no Redis lookup). Needs a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// [`LotteryError::InvalidUser`], [`LotteryError::InvalidCampaignId`]: nothing was queued.
+    pub fn submit(&self, campaign_id: i64, user_id: i64) -> Result<OutcomeFuture<DrawOutcome>, LotteryError> {
+        check_campaign(campaign_id)?;
+        check_user(user_id)?;
+        if self.flags.known_all_drawn(campaign_id) {
+            return Ok(Box::pin(std::future::ready(DrawOutcome::AllDrawn)));
+        }
+        // Every request carries the number for the user's first draw; the procedure derives later draws' own.
+        let r = self.randomness.r(campaign_id, user_id, 1);
+        Ok(self.lanes.submit(campaign_id, DrawRequest { user_id, r }))
+    }
+
+    /// A user's draws in a campaign, in draw order.
+    ///
+    /// # Errors
+    /// [`LotteryError::InvalidUser`], [`LotteryError::InvalidCampaignId`], [`LotteryError::Database`].
+    pub async fn my_draws(&self, campaign_id: i64, user_id: i64) -> Result<Vec<DrawRecord>, LotteryError> {
+        check_campaign(campaign_id)?;
+        check_user(user_id)?;
+        history::my_draws(&self.pool, campaign_id, user_id).await
+    }
+
+    /// A campaign's books (see [`LotteryBooks`]).
+    ///
+    /// # Errors
+    /// [`LotteryError::InvalidCampaignId`], [`LotteryError::Database`].
+    pub async fn books(&self, campaign_id: i64) -> Result<LotteryBooks, LotteryError> {
+        check_campaign(campaign_id)?;
+        LotteryBooks::read(&self.pool, campaign_id).await
+    }
+}
+
+fn check_user(user_id: i64) -> Result<(), LotteryError> {
+    if user_id <= 0 { Err(LotteryError::InvalidUser(user_id)) } else { Ok(()) }
+}
+
+fn check_campaign(campaign_id: i64) -> Result<(), LotteryError> {
+    if campaign_id <= 0 { Err(LotteryError::InvalidCampaignId(campaign_id)) } else { Ok(()) }
+}
