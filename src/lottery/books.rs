@@ -14,9 +14,7 @@ use super::error::LotteryError;
 use crate::database::acquire;
 use crate::database::rows::{exec_all, exec_first};
 use crate::database_error::DatabaseError;
-
-/// The topic of prize messages (the gift service's `PRIZE_TOPIC`).
-pub const PRIZE_TOPIC: &str = "lottery.prize";
+use crate::gift_delivery::PRIZE_TOPIC;
 
 /// One tier's books.
 #[derive(Debug, Clone, PartialEq, Eq)]

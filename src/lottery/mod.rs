@@ -33,7 +33,8 @@ mod outcome;
 mod randomness;
 mod service;
 
-pub use books::{LotteryBooks, PRIZE_TOPIC, TierBooks};
+pub use crate::gift_delivery::PRIZE_TOPIC;
+pub use books::{LotteryBooks, TierBooks};
 pub use campaign::{
     Campaign, CampaignPhase, CampaignStatus, MAX_BLANK_WEIGHT, MAX_DRAWS_PER_USER, MAX_NAME_CHARS, MAX_TIER_WEIGHT,
     MAX_TIERS, NewCampaign, NewTier, Tier,
