@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use seckill::local_rabbitmq::rabbitmq_url;
-use seckill::messaging::{self, ConsumerConfig, Handler, OutboxStatus, Relay, RelayConfig, Schedule, Topology, outbox};
+use seckill::messaging::{
+    self, ConsumerConfig, Handler, OutboxStatus, Relay, RelayConfig, Running, Schedule, Topology, outbox,
+};
 use seckill::migrate::Migrator;
 use seckill::testing::TestDatabase;
 use seckill::warehouse::SHIPMENT_TOPIC;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::migrated_db;
 
@@ -57,38 +57,12 @@ pub fn consumer_config(namespace: &str) -> ConsumerConfig {
     }
 }
 
-/// A task that runs until stopped.
-pub struct Running {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-}
-
 pub fn start_relay(sides: &Sides, amqp_url: &str) -> Running {
-    let relay = Relay::new(sides.shop.pool().clone(), amqp_url, relay_config(&sides.namespace));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(relay.run(async move {
-        let _ = stopped.await;
-    }));
-    Running { stop, task }
+    Relay::new(sides.shop.pool().clone(), amqp_url, relay_config(&sides.namespace)).spawn()
 }
 
 pub fn start_consumer<H: Handler + Clone>(sides: &Sides, amqp_url: &str, handler: &H) -> Running {
-    let (url, config, handler) = (amqp_url.to_string(), consumer_config(&sides.namespace), handler.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        messaging::consume(&url, &config, &handler, async move {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    Running { stop, task }
+    messaging::spawn_consumer(amqp_url, consumer_config(&sides.namespace), handler.clone())
 }
 
 /// Waits until `done` holds for the outbox's status, up to `limit`.
