@@ -1,4 +1,4 @@
-//! A small JSON client for the seckill API, for the demo's crowd: keep-alive connections, cookies per call.
+//! A small JSON client for the demo's crowds: keep-alive connections, a cookie and headers per call.
 
 use std::time::Duration;
 
@@ -24,17 +24,33 @@ impl ApiClient {
         ApiClient { client, base: base.into() }
     }
 
-    /// Sends `method path` with the `killPhone` cookie if given, and reads the JSON answer.
+    /// Sends `method path` with the seckill API's `killPhone` cookie if given, and reads the JSON answer.
     pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
         phone: Option<i64>,
     ) -> Result<(StatusCode, serde_json::Value), String> {
+        let cookie = phone.map(|phone| format!("killPhone={phone}"));
+        self.request(method, path, cookie.as_deref(), &[]).await
+    }
+
+    /// Sends `method path` with the `Cookie` header if given and the other headers given, and reads the JSON
+    /// answer.
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, serde_json::Value), String> {
         let mut request =
             Request::builder().method(method).uri(format!("{}{path}", self.base)).header(ACCEPT, "application/json");
-        if let Some(phone) = phone {
-            request = request.header(COOKIE, format!("killPhone={phone}"));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
         let response = self.client.request(request).await.map_err(|e| e.to_string())?;
