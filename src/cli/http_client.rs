@@ -10,6 +10,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+/// How long one request may take, answer read, before the client gives up on it (no caller waits forever).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A client of one server.
 #[derive(Clone)]
 pub(crate) struct ApiClient {
@@ -36,7 +39,7 @@ impl ApiClient {
     }
 
     /// Sends `method path` with the `Cookie` header if given and the other headers given, and reads the JSON
-    /// answer.
+    /// answer, within [`REQUEST_TIMEOUT`].
     pub(crate) async fn request(
         &self,
         method: Method,
@@ -53,10 +56,15 @@ impl ApiClient {
             request = request.header(*name, *value);
         }
         let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
-        let response = self.client.request(request).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        let json = serde_json::from_slice(&body).map_err(|e| format!("{status}: not JSON ({e})"))?;
-        Ok((status, json))
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            let json = serde_json::from_slice(&body).map_err(|e| format!("{status}: not JSON ({e})"))?;
+            Ok((status, json))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))?
     }
 }
