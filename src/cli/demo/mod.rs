@@ -26,10 +26,6 @@ pub(crate) struct DemoArgs {
     /// The acts to run, in the order given (default: all, in this order).
     #[arg(value_enum)]
     acts: Vec<Act>,
-    #[command(flatten)]
-    seckill: seckill_act::SeckillActArgs,
-    #[command(flatten)]
-    exchange: exchange_act::ExchangeActArgs,
     /// Requests in flight at once, in every act.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
@@ -39,6 +35,10 @@ pub(crate) struct DemoArgs {
     /// Keep serving every act's API and pages after the last act, until Ctrl-C.
     #[arg(long)]
     serve: bool,
+    #[command(flatten)]
+    seckill: seckill_act::SeckillActArgs,
+    #[command(flatten)]
+    exchange: exchange_act::ExchangeActArgs,
 }
 
 /// The acts, in the order `seckill demo` runs them.
