@@ -97,7 +97,7 @@ pub(super) async fn run(context: &Context<'_>, args: &ExchangeActArgs) -> Result
     let first_user = users.first().map_or(1, |user| user.user_id);
     let page = format!(
         "the exchange page: {{base}}/exchange (signed in as user {first_user} with the cookie {USER_COOKIE}={})",
-        SignedUserCookie::new(context.secret)?.cookie_value(first_user)
+        cookie.cookie_value(first_user)
     );
     Ok(Finished { routes, pages: vec![page], keep_running })
 }

@@ -5,7 +5,7 @@
 //! the crowd, the messages and the warehouse cover this run's gifts and users, so a database used before still
 //! reconciles.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use mysql_async::Pool;
 use seckill::database::acquire;
@@ -133,7 +133,7 @@ pub(super) async fn reconcile(
     for attempt in crowd.attempts.iter().filter(|attempt| attempt.exchanged()) {
         *paid.entry(attempt.user_id).or_default() += costs.get(&attempt.gift_id).copied().unwrap_or(0);
     }
-    let unsure: Vec<i64> =
+    let unsure: HashSet<i64> =
         crowd.attempts.iter().filter(|attempt| attempt.undecided > 0).map(|attempt| attempt.user_id).collect();
     let balances = crowd_balances(shop, users).await?;
     let wrong = users

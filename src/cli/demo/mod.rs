@@ -51,25 +51,25 @@ enum Act {
 }
 
 /// What every act gets.
-pub(super) struct Context<'a> {
+struct Context<'a> {
     /// The shop's database.
-    pub(super) target: &'a DatabaseTarget,
+    target: &'a DatabaseTarget,
     /// Where acts serve their API to their crowd.
-    pub(super) stage: &'a Stage,
+    stage: &'a Stage,
     /// Requests in flight at once.
-    pub(super) concurrency: u32,
+    concurrency: u32,
     /// This run's HMAC key (seckill URLs, the exchange's user cookie).
-    pub(super) secret: &'a str,
+    secret: &'a str,
 }
 
 /// An act whose books balanced: what it serves, for `--serve`.
-pub(super) struct Finished {
+struct Finished {
     /// Its routes, without the host's fallbacks and logs (the stage adds them once).
-    pub(super) routes: Router,
+    routes: Router,
     /// What to tell someone who opens a browser on the stage: lines with `{base}` for the stage's URL.
-    pub(super) pages: Vec<String>,
+    pages: Vec<String>,
     /// What must keep running while the routes are served (a relay, a consumer).
-    pub(super) keep_running: Vec<Running>,
+    keep_running: Vec<Running>,
 }
 
 pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), Failure> {

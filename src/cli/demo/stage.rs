@@ -14,7 +14,7 @@ use super::super::Failure;
 use super::super::serve::{bind, host, serve};
 
 /// The bound socket.
-pub(crate) struct Stage {
+pub(super) struct Stage {
     listener: std::net::TcpListener,
     address: SocketAddr,
 }
