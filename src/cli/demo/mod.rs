@@ -79,11 +79,8 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
     let context = Context { target, stage: &stage, concurrency: args.concurrency, secret: &secret };
     let mut finished = Vec::new();
     for act in acts {
-        if finished.is_empty() {
-            println!("== {} act ==", act.name());
-        } else {
-            println!("\n== {} act ==", act.name());
-        }
+        let gap = if finished.is_empty() { "" } else { "\n" };
+        println!("{gap}== {} act ==", act.name());
         finished.push(match act {
             Act::Seckill => seckill_act::run(&context, &args.seckill).await?,
             Act::Exchange => exchange_act::run(&context, &args.exchange).await?,
