@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
-use tokio::sync::oneshot;
 
 use super::BenchError;
 use super::measurement::Latencies;
@@ -26,7 +25,7 @@ use crate::database::rows::query_all;
 use crate::database_error::DatabaseError;
 use crate::exchange::{Books, Exchange, ExchangeOutcome, NewGift};
 use crate::local_rabbitmq::LocalRabbitMq;
-use crate::messaging::{self, ConsumerConfig, Relay, RelayConfig, Topology, outbox};
+use crate::messaging::{self, ConsumerConfig, Relay, RelayConfig, Running, Topology, outbox};
 use crate::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
 
 /// How the exchange workload runs.
@@ -62,16 +61,6 @@ pub struct ExchangeReport {
     pub duplicates_absorbed: u64,
 }
 
-/// A task that runs until stopped.
-struct Running(oneshot::Sender<()>, tokio::task::JoinHandle<()>);
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.0.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.1).await;
-    }
-}
-
 fn start_relay(shop: &Pool, amqp_url: &str, namespace: &str) -> Running {
     let config = RelayConfig {
         topology: Topology::new(namespace),
@@ -79,14 +68,7 @@ fn start_relay(shop: &Pool, amqp_url: &str, namespace: &str) -> Running {
         reconnect_delay: Duration::from_millis(100),
         ..RelayConfig::default()
     };
-    let relay = Relay::new(shop.clone(), amqp_url, config);
-    let (stop, stopped) = oneshot::channel::<()>();
-    Running(
-        stop,
-        tokio::spawn(relay.run(async move {
-            let _ = stopped.await;
-        })),
-    )
+    Relay::new(shop.clone(), amqp_url, config).spawn()
 }
 
 fn start_consumer(handler: &ShipmentHandler, amqp_url: &str, namespace: &str) -> Running {
@@ -95,17 +77,7 @@ fn start_consumer(handler: &ShipmentHandler, amqp_url: &str, namespace: &str) ->
         reconnect_delay: Duration::from_millis(100),
         ..ConsumerConfig::new(SHIPMENT_TOPIC)
     };
-    let (handler, url) = (handler.clone(), amqp_url.to_string());
-    let (stop, stopped) = oneshot::channel::<()>();
-    Running(
-        stop,
-        tokio::spawn(async move {
-            messaging::consume(&url, &config, &handler, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        }),
-    )
+    messaging::spawn_consumer(amqp_url, config, handler.clone())
 }
 
 /// Waits until every message written is consumed, up to `limit`; returns how long it took.

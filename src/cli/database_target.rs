@@ -12,11 +12,18 @@ use super::Failure;
 #[derive(Debug)]
 pub(crate) struct DatabaseTarget {
     url: Option<String>,
+    /// Where a URL would have come from, for the note that a throwaway server is used instead.
+    named_by: &'static str,
 }
 
 impl DatabaseTarget {
     pub(crate) fn new(url: Option<String>) -> Self {
-        DatabaseTarget { url: url.filter(|u| !u.trim().is_empty()) }
+        Self::named_by(url, "--database-url or DATABASE_URL")
+    }
+
+    /// A database other than the shop's, whose URL comes from `named_by` (e.g. `--warehouse-database-url`).
+    pub(crate) fn named_by(url: Option<String>, named_by: &'static str) -> Self {
+        DatabaseTarget { url: url.filter(|u| !u.trim().is_empty()), named_by }
     }
 
     /// True when no URL was given, so commands work on a private throwaway server.
@@ -45,9 +52,10 @@ impl DatabaseTarget {
             return Ok((url.clone(), self.connect().await?));
         }
         let server = LocalServer::shared()
-            .map_err(|e| Failure::new(e).hint("or pass --database-url / set DATABASE_URL to use your own server"))?;
+            .map_err(|e| Failure::new(e).hint(format!("or pass {} to use your own server", self.named_by)))?;
         eprintln!(
-            "seckill: no --database-url or DATABASE_URL; using a private throwaway MariaDB on 127.0.0.1:{} (removed on exit)",
+            "seckill: no {}; using `{name}` in a private throwaway MariaDB on 127.0.0.1:{} (removed on exit)",
+            self.named_by,
             server.port()
         );
         let admin = database::connect(&server.root_url())?;

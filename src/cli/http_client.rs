@@ -1,4 +1,4 @@
-//! A small JSON client for the seckill API, for the demo's crowd: keep-alive connections, cookies per call.
+//! A small JSON client for the demo's crowds: keep-alive connections, a cookie and headers per call.
 
 use std::time::Duration;
 
@@ -9,6 +9,9 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+/// How long one request may take, answer read, before the client gives up on it (no caller waits forever).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client of one server.
 #[derive(Clone)]
@@ -24,23 +27,44 @@ impl ApiClient {
         ApiClient { client, base: base.into() }
     }
 
-    /// Sends `method path` with the `killPhone` cookie if given, and reads the JSON answer.
+    /// Sends `method path` with the seckill API's `killPhone` cookie if given, and reads the JSON answer.
     pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
         phone: Option<i64>,
     ) -> Result<(StatusCode, serde_json::Value), String> {
+        let cookie = phone.map(|phone| format!("killPhone={phone}"));
+        self.request(method, path, cookie.as_deref(), &[]).await
+    }
+
+    /// Sends `method path` with the `Cookie` header if given and the other headers given, and reads the JSON
+    /// answer, within [`REQUEST_TIMEOUT`].
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, serde_json::Value), String> {
         let mut request =
             Request::builder().method(method).uri(format!("{}{path}", self.base)).header(ACCEPT, "application/json");
-        if let Some(phone) = phone {
-            request = request.header(COOKIE, format!("killPhone={phone}"));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
-        let response = self.client.request(request).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        let json = serde_json::from_slice(&body).map_err(|e| format!("{status}: not JSON ({e})"))?;
-        Ok((status, json))
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            let json = serde_json::from_slice(&body).map_err(|e| format!("{status}: not JSON ({e})"))?;
+            Ok((status, json))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))?
     }
 }

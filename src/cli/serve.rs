@@ -80,16 +80,12 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
     serve(listener, app).await
 }
 
-/// The served application: the library's seckill router plus what a host app adds (logs, JSON fallbacks).
-pub(crate) async fn application(
+/// The library's seckill router, with the detail cache and the limits given.
+pub(crate) async fn seckill_routes(
     service: Seckill,
     redis_url: Option<&str>,
     limits: AdmissionConfig,
 ) -> Result<Router, Failure> {
-    Ok(host(seckill_routes(service, redis_url, limits).await?))
-}
-
-async fn seckill_routes(service: Seckill, redis_url: Option<&str>, limits: AdmissionConfig) -> Result<Router, Failure> {
     let mut http = SeckillHttp::new(service).admission(limits);
     if let Some(url) = redis_url {
         let cache =
@@ -112,7 +108,7 @@ fn exchange_routes(pool: &Pool, hmac_secret: Option<&str>) -> Result<Option<Rout
 }
 
 /// What the binary adds around the library's routers: JSON answers for unknown routes and methods, request logs.
-fn host(routes: Router) -> Router {
+pub(crate) fn host(routes: Router) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

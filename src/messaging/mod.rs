@@ -12,6 +12,7 @@
 //!   them consumed when consumers call back; re-sends messages not consumed in time, later each time, until
 //!   their last attempt makes them dead (visible, re-triable by an operator).
 //! - [`consumer::consume`]: runs a [`consumer::Handler`] over a topic's messages: commit, call back, then ack.
+//! - [`running`]: a relay or consumer on a task of its own until stopped, to run the service in-process.
 //!
 //! ## The promise: at least once, effects once
 //!
@@ -34,10 +35,12 @@ pub mod consumer;
 mod error;
 pub mod outbox;
 pub mod relay;
+pub mod running;
 pub mod topology;
 
 pub use consumer::{ConsumerConfig, Handled, Handler, Incoming, consume};
 pub use error::MessagingError;
 pub use outbox::{MessageRecord, MessageState, OutboxMessage, OutboxStatus, Schedule};
 pub use relay::{Relay, RelayConfig};
+pub use running::{Running, spawn_consumer};
 pub use topology::Topology;

@@ -46,7 +46,8 @@ impl MessageState {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// The state a column's value names, if any.
+    pub fn parse(text: &str) -> Option<Self> {
         [MessageState::Pending, MessageState::Sent, MessageState::Consumed, MessageState::Dead]
             .into_iter()
             .find(|state| state.as_str() == text)

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use seckill::gift_delivery::{CallOutcome, GiftServiceStub, GiftWorker, GiftWorkerConfig, PRIZE_TOPIC, StubConfig};
 use seckill::local_rabbitmq::LocalRabbitMq;
-use seckill::messaging::{MessageState, OutboxStatus, RelayConfig, Schedule, Topology, outbox};
+use seckill::messaging::{MessageState, OutboxStatus, RelayConfig, Running, Schedule, Topology, outbox};
 
 use crate::common::messaging::{
-    Running, Sides, broker, relay_config, schedule, sides, start_consumer_with, start_relay_with, wait_for,
+    Sides, broker, relay_config, schedule, sides, start_consumer_with, start_relay_with, wait_for,
 };
 
 fn prize(draw_id: i64) -> String {

@@ -8,6 +8,7 @@ mod classic_client;
 mod cli;
 mod common;
 mod decision_rules;
+mod demo;
 mod exchange;
 mod exchange_http;
 mod exchange_shipping;

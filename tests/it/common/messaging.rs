@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use seckill::local_rabbitmq::rabbitmq_url;
-use seckill::messaging::{self, ConsumerConfig, Handler, OutboxStatus, Relay, RelayConfig, Schedule, Topology, outbox};
+use seckill::messaging::{
+    self, ConsumerConfig, Handler, OutboxStatus, Relay, RelayConfig, Running, Schedule, Topology, outbox,
+};
 use seckill::migrate::Migrator;
 use seckill::testing::TestDatabase;
 use seckill::warehouse::SHIPMENT_TOPIC;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::migrated_db;
 
@@ -57,39 +57,12 @@ pub fn consumer_config(namespace: &str) -> ConsumerConfig {
     }
 }
 
-/// A task that runs until stopped.
-pub struct Running {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-
-    /// Runs the future `run` makes of the stop signal, until stopped.
-    pub fn spawn<F>(run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Running
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let (stop, stopped) = oneshot::channel::<()>();
-        Running { stop, task: tokio::spawn(run(stopped)) }
-    }
-}
-
 pub fn start_relay(sides: &Sides, amqp_url: &str) -> Running {
     start_relay_with(sides, amqp_url, relay_config(&sides.namespace))
 }
 
 pub fn start_relay_with(sides: &Sides, amqp_url: &str, config: RelayConfig) -> Running {
-    let relay = Relay::new(sides.shop.pool().clone(), amqp_url, config);
-    Running::spawn(|stopped| {
-        relay.run(async move {
-            let _ = stopped.await;
-        })
-    })
+    Relay::new(sides.shop.pool().clone(), amqp_url, config).spawn()
 }
 
 pub fn start_consumer<H: Handler + Clone>(sides: &Sides, amqp_url: &str, handler: &H) -> Running {
@@ -97,13 +70,7 @@ pub fn start_consumer<H: Handler + Clone>(sides: &Sides, amqp_url: &str, handler
 }
 
 pub fn start_consumer_with<H: Handler + Clone>(amqp_url: &str, config: ConsumerConfig, handler: &H) -> Running {
-    let (url, handler) = (amqp_url.to_string(), handler.clone());
-    Running::spawn(|stopped| async move {
-        messaging::consume(&url, &config, &handler, async move {
-            let _ = stopped.await;
-        })
-        .await;
-    })
+    messaging::spawn_consumer(amqp_url, config, handler.clone())
 }
 
 /// Waits until `done` holds for the outbox's status, up to `limit`.

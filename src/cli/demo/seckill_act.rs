@@ -1,4 +1,4 @@
-//! `seckill demo`, the main job: a whole flash sale through the real HTTP API, with the books checked.
+//! The demo's seckill act: a whole flash sale through the real HTTP API, with the books checked.
 //!
 //! Migrates the database (a private throwaway one by default), creates an item that opens a few seconds later,
 //! serves the API, and releases a crowd: every buyer counts down by the server's clock, asks the exposer for
@@ -6,7 +6,6 @@
 //! crowd was told and checks it against the database.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,13 +19,15 @@ use seckill::seckill::{Books, NewItem, Seckill};
 use seckill::signing::Signer;
 use tokio::sync::{Mutex, Semaphore};
 
-use super::bench::parse_duration;
-use super::http_client::ApiClient;
-use super::serve::{application, bind, serve};
-use super::{DatabaseTarget, Failure};
+use super::super::Failure;
+use super::super::bench::parse_duration;
+use super::super::http_client::ApiClient;
+use super::super::serve::seckill_routes;
+use super::{Context, Finished};
 
 #[derive(Debug, Args)]
-pub(crate) struct DemoArgs {
+#[command(next_help_heading = "Seckill act")]
+pub(crate) struct SeckillActArgs {
     /// Buyers in the crowd.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=200_000))]
     buyers: u32,
@@ -36,15 +37,6 @@ pub(crate) struct DemoArgs {
     /// How long until the sale opens.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     opens_in: Duration,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    concurrency: u32,
-    /// Address for the HTTP server (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
-    /// Keep serving the API and the sale page after the crowd is done, until Ctrl-C.
-    #[arg(long)]
-    serve: bool,
 }
 
 /// What the crowd was told.
@@ -76,12 +68,12 @@ impl Tally {
     }
 }
 
-pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), Failure> {
-    let (_, pool) = target.url_or_throwaway("seckill_demo").await?;
+pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<Finished, Failure> {
+    let (_, pool) = context.target.url_or_throwaway("seckill_demo").await?;
     let report = Migrator::embedded()?.run(&pool).await?;
     println!("migrated: {} migrations, {} procedures applied", report.migrations.len(), report.procedures.len());
 
-    let service = Seckill::new(pool.clone(), Signer::hmac(random_secret()?)?);
+    let service = Seckill::new(pool.clone(), Signer::hmac(context.secret)?);
     let now = Utc::now();
     let opens_in = chrono::Duration::from_std(args.opens_in).map_err(|e| Failure::new(format!("--opens-in: {e}")))?;
     let item = service
@@ -94,11 +86,9 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
         .await?;
     println!("item {} with stock {} opens at {}", item.seckill_id, item.number, item.start_time.to_rfc3339());
 
-    let listener = bind(args.listen).await?;
-    let address = listener.local_addr()?;
-    let app = application(service.clone(), None, AdmissionConfig::default()).await?;
-    let server = tokio::spawn(axum::serve(listener, app).into_future());
-    let client = ApiClient::new(format!("http://{address}"));
+    let routes = seckill_routes(service, None, AdmissionConfig::default()).await?;
+    let server = context.stage.open(routes.clone())?;
+    let client = ApiClient::new(context.stage.base_url());
 
     let progress =
         if std::io::stderr().is_terminal() { ProgressBar::new(u64::from(args.buyers)) } else { ProgressBar::hidden() };
@@ -108,7 +98,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
     );
     progress.set_prefix("crowd");
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let in_flight = Arc::new(Semaphore::new(args.concurrency as usize));
+    let in_flight = Arc::new(Semaphore::new(context.concurrency as usize));
     let crowd_started = Instant::now();
     let buyers: Vec<_> = (0..args.buyers)
         .map(|n| {
@@ -131,6 +121,8 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
     }
     progress.finish_and_clear();
     let crowd_seconds = crowd_started.elapsed().as_secs_f64() - args.opens_in.as_secs_f64();
+    drop(client);
+    server.stop().await;
     let tally = std::mem::take(&mut *tally.lock().await);
 
     let books = Books::read(&pool, item.seckill_id).await?;
@@ -151,15 +143,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
         i64::from(args.stock) - books.stock,
         books.stock
     );
-
-    if args.serve {
-        server.abort();
-        let listener = bind(address).await?;
-        println!("the sale page: http://{address}/seckill/list");
-        return serve(listener, application(service, None, AdmissionConfig::default()).await?).await;
-    }
-    server.abort();
-    Ok(())
+    Ok(Finished { routes, pages: vec!["the sale page: {base}/seckill/list".into()], keep_running: Vec::new() })
 }
 
 /// One buyer: count down by the server's clock, expose, buy; every fifth tries once more, every twentieth
@@ -219,11 +203,4 @@ fn print_table(tally: &Tally, seconds: f64, buyers: u32) {
     println!("  {:<32} {:>10.0}", "execution requests/s", tally.requests as f64 / seconds);
     println!("  {:<32} {:>10.2}", "execution p50 ms", p(0.5));
     println!("  {:<32} {:>10.2}\n", "execution p99 ms", p(0.99));
-}
-
-/// A fresh HMAC key for this demo run.
-fn random_secret() -> Result<String, Failure> {
-    let mut bytes = [0u8; 32];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-    Ok(hex::encode(bytes))
 }

@@ -1,0 +1,120 @@
+//! `seckill demo`, the main job: the toolkit's domains one act after another, each a crowd through the real HTTP
+//! API followed by a reconciliation against the database, exiting non-zero if any check fails.
+//!
+//! `seckill demo` runs every act in order; `seckill demo exchange` (or several names) runs only those. An act
+//! is a file with its own flags (under its own heading in `--help`) and a `run` that takes the shared
+//! [`Context`] and answers what it serves, for `--serve`; adding one is a variant of [`Act`] and a line in
+//! [`run`].
+
+mod exchange_act;
+mod exchange_crowd;
+mod exchange_reconciliation;
+mod seckill_act;
+mod stage;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use clap::{Args, ValueEnum};
+use seckill::messaging::Running;
+
+use super::{DatabaseTarget, Failure};
+use stage::Stage;
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// The acts to run, in the order given (default: all, in this order).
+    #[arg(value_enum)]
+    acts: Vec<Act>,
+    /// Requests in flight at once, in every act.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// Address for the HTTP server (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Keep serving every act's API and pages after the last act, until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+    #[command(flatten)]
+    seckill: seckill_act::SeckillActArgs,
+    #[command(flatten)]
+    exchange: exchange_act::ExchangeActArgs,
+}
+
+/// The acts, in the order `seckill demo` runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Act {
+    /// A flash sale: a crowd counts down, asks the exposer and buys; some retry, some tamper with the URL.
+    Seckill,
+    /// A points exchange: a crowd exchanges points for gifts; the warehouse ships them through RabbitMQ.
+    Exchange,
+}
+
+/// What every act gets.
+struct Context<'a> {
+    /// The shop's database.
+    target: &'a DatabaseTarget,
+    /// Where acts serve their API to their crowd.
+    stage: &'a Stage,
+    /// Requests in flight at once.
+    concurrency: u32,
+    /// This run's HMAC key (seckill URLs, the exchange's user cookie).
+    secret: &'a str,
+}
+
+/// An act whose books balanced: what it serves, for `--serve`.
+struct Finished {
+    /// Its routes, without the host's fallbacks and logs (the stage adds them once).
+    routes: Router,
+    /// What to tell someone who opens a browser on the stage: lines with `{base}` for the stage's URL.
+    pages: Vec<String>,
+    /// What must keep running while the routes are served (a relay, a consumer).
+    keep_running: Vec<Running>,
+}
+
+pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), Failure> {
+    let acts = if args.acts.is_empty() { Act::value_variants().to_vec() } else { args.acts.clone() };
+    let stage = Stage::bind(args.listen).await?;
+    let secret = random_secret()?;
+    let context = Context { target, stage: &stage, concurrency: args.concurrency, secret: &secret };
+    let mut finished = Vec::new();
+    for act in acts {
+        let gap = if finished.is_empty() { "" } else { "\n" };
+        println!("{gap}== {} act ==", act.name());
+        finished.push(match act {
+            Act::Seckill => seckill_act::run(&context, &args.seckill).await?,
+            Act::Exchange => exchange_act::run(&context, &args.exchange).await?,
+        });
+    }
+    if !args.serve {
+        for act in finished {
+            for running in act.keep_running {
+                running.stop().await;
+            }
+        }
+        return Ok(());
+    }
+    let base = stage.base_url();
+    let mut routes = Router::new();
+    for act in &finished {
+        routes = routes.merge(act.routes.clone());
+        act.pages.iter().for_each(|page| println!("{}", page.replace("{base}", &base)));
+    }
+    stage.serve_until_signal(routes).await
+}
+
+impl Act {
+    fn name(self) -> &'static str {
+        match self {
+            Act::Seckill => "seckill",
+            Act::Exchange => "exchange",
+        }
+    }
+}
+
+/// A fresh HMAC key for this demo run.
+fn random_secret() -> Result<String, Failure> {
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(hex::encode(bytes))
+}

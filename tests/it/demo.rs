@@ -1,0 +1,133 @@
+//! `seckill demo`: each act's crowd goes through the real HTTP API and its books balance against the database
+//! (the demo exits non-zero on any unexpected answer or failed check); `seckill demo ACT` runs only that act.
+
+use std::process::Output;
+
+use mysql_async::prelude::Queryable;
+
+use crate::common::messaging::{broker, sides};
+use crate::common::{migrated_db, seckill_command};
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The number at the end of the crowd table's line that starts with `label`.
+fn tallied(out: &str, label: &str) -> i64 {
+    let line =
+        out.lines().find(|line| line.trim_start().starts_with(label)).unwrap_or_else(|| panic!("{label}: {out}"));
+    line.split_whitespace().last().unwrap().parse().unwrap_or_else(|_| panic!("{line}"))
+}
+
+/// The reconciliation's lines: (passed, what).
+fn checks(out: &str) -> Vec<(bool, String)> {
+    out.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            line.strip_prefix("ok   ")
+                .map(|what| (true, what.to_string()))
+                .or_else(|| line.strip_prefix("FAIL ").map(|what| (false, what.to_string())))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seckill_act_sells_its_stock_and_balances_its_books() {
+    let db = migrated_db().await;
+    let output = seckill_command(db.url())
+        .args(["demo", "seckill", "--buyers", "300", "--stock", "25", "--opens-in", "1s", "--concurrency", "64"])
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert!(out.contains("books balance: 25 sold = 25 success rows"), "{out}");
+    assert!(out.contains("数据篡改"), "tampered URLs are counted: {out}");
+    assert!(!out.contains("exchange act"), "only the act named runs: {out}");
+}
+
+/// The exchange act's table says what the database holds: its count of exchanges is the shop's rows and the
+/// warehouse's shipment requests, the hot gift sold exactly its stock, and every check passed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exchange_act_ships_every_exchange_once_and_reconciles_both_databases() {
+    let sides = sides().await;
+    let output = seckill_command(sides.shop.url())
+        .args(["demo", "exchange", "--users", "120", "--hot-stock", "7", "--concurrency", "48"])
+        .args(["--warehouse-database-url", sides.warehouse.url()])
+        .env("RABBITMQ_URL", broker())
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
+
+    let exchanged = tallied(&out, "exchanged (兑换成功)");
+    let mut shop = sides.shop.pool().get_conn().await.unwrap();
+    let rows: i64 = shop.query_first("SELECT COUNT(*) FROM credit_exchange").await.unwrap().unwrap();
+    let mut warehouse = sides.warehouse.pool().get_conn().await.unwrap();
+    let shipped: (i64, i64) = warehouse
+        .query_first("SELECT COUNT(*), COUNT(DISTINCT credit_exchange_id) FROM shipment_request")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exchanged > 7, "{out}");
+    assert_eq!((rows, shipped), (exchanged, (exchanged, exchanged)), "{out}");
+    let hot: (i64, i64) = shop
+        .query_first(
+            "SELECT g.stock, (SELECT COUNT(*) FROM credit_exchange ce WHERE ce.product_id = g.gift_id) \
+               FROM exchange_gift g WHERE g.name = '限量 hot gift'",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hot, (0, 7), "the hot gift sold exactly its stock: {out}");
+    let paid: i64 =
+        shop.query_first("SELECT CAST(SUM(exchanged_credit) AS SIGNED) FROM credit_exchange").await.unwrap().unwrap();
+    let spent: i64 = shop
+        .query_first("SELECT CAST(SUM(250 - credit) AS SIGNED) FROM credit WHERE user_id % 10 <> 0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(paid, spent, "the points paid are the points gone from the balances");
+
+    assert!(tallied(&out, "not enough points") > 0, "some users had too few points: {out}");
+    assert!(tallied(&out, "resends answered with the first outcome") > 0, "some users sent again: {out}");
+    let checks = checks(&out);
+    assert!(checks.len() >= 10, "the reconciliation table: {out}");
+    assert!(checks.iter().all(|(passed, _)| *passed), "{out}");
+    assert!(
+        checks
+            .iter()
+            .any(|(_, what)| what.contains(&format!("exactly one shipment_request: {exchanged} of {exchanged}"))),
+        "{out}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|(_, what)| what.contains(&format!("messages: {exchanged} consumed, 0 pending, 0 sent, 0 dead"))),
+        "{out}"
+    );
+    assert!(out.contains(&format!("exchange books balance: {exchanged} exchanged")), "{out}");
+}
+
+/// `seckill demo` with no act named runs them all, in order, on one server.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_runs_every_act_in_turn() {
+    let sides = sides().await;
+    let output = seckill_command(sides.shop.url())
+        .args(["demo", "--buyers", "60", "--stock", "5", "--opens-in", "1s", "--users", "40", "--hot-stock", "3"])
+        .args(["--warehouse-database-url", sides.warehouse.url()])
+        .env("RABBITMQ_URL", broker())
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    let seckill = out.find("books balance: 5 sold").expect("the seckill act balanced");
+    let exchange = out.find("exchange books balance:").expect("the exchange act balanced");
+    assert!(seckill < exchange, "the seckill act runs first: {out}");
+
+    let unknown = seckill_command(sides.shop.url()).args(["demo", "lottery-draw"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2), "an unknown act is a usage error: {}", stderr(&unknown));
+}
