@@ -52,6 +52,23 @@ pub struct LotteryBenchConfig {
     pub progress: bool,
 }
 
+impl LotteryBenchConfig {
+    /// Checks that the crowd can draw every prize.
+    ///
+    /// # Errors
+    /// [`BenchError::Invalid`], saying what to change.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        if self.prizes == 0 || self.users < u64::from(self.prizes) {
+            return Err(BenchError::Invalid(format!(
+                "the lottery workload needs at least one prize and at least as many users as prizes \
+                 (--users {} --prizes {})",
+                self.users, self.prizes
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The seed of both designs: the durable draw's random numbers and the order of the Redis design's units.
 const SEED: u64 = 0x5EC_C111_2026;
 
@@ -364,12 +381,7 @@ pub async fn run(
     config: &LotteryBenchConfig,
     mut on_report: impl FnMut(&LotteryReport),
 ) -> Result<(), BenchError> {
-    if config.prizes == 0 || config.users < u64::from(config.prizes) {
-        return Err(BenchError::Invalid(format!(
-            "the lottery needs at least one prize and at least as many users as prizes ({} users, {} prizes)",
-            config.users, config.prizes
-        )));
-    }
+    config.validate()?;
     let monitor = ConnectOptions::new(url).max_connections(1).build_pool()?;
     // The monitor's connection is opened now, so that opening it never counts in a burst.
     measurement::server_counters(&monitor).await?;

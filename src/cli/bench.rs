@@ -119,6 +119,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
 /// The lottery workload: the durable draw on the bench's database, the Redis baseline on a private Redis
 /// (never a shared one: the bench writes its keys and reads its command counter).
 async fn lottery_workload(url: &str, config: &LotteryBenchConfig, json: bool) -> Result<(), Failure> {
+    config.validate()?;
     let redis = tokio::task::block_in_place(LocalRedis::start)
         .map_err(|e| Failure::new(format!("the lottery's Redis baseline needs a private Redis: {e}")))?;
     let mut printed = Ok(());
