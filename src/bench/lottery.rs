@@ -291,6 +291,9 @@ pub struct DesignReport {
     pub all_drawn_ms: f64,
     /// Draws decided per second until all drawn.
     pub draws_per_s: f64,
+    /// Calls to the store until all drawn: the durable draw's batches (one procedure call each), the Redis
+    /// design's draw scripts.
+    pub store_calls: u64,
     /// Latency of every answer until all drawn.
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -334,6 +337,8 @@ pub struct LotteryReport {
 struct Phases {
     drawing: Tally,
     drawing_took: Duration,
+    /// The design's own count of calls to its store until all drawn.
+    drawing_store_calls: u64,
     burst: Tally,
     burst_took: Duration,
     server: ServerCounters,
@@ -355,6 +360,7 @@ impl Phases {
             first_error: self.drawing.first_error.or(self.burst.first_error),
             all_drawn_ms: all_drawn.as_secs_f64() * 1000.0,
             draws_per_s: draws as f64 / all_drawn.as_secs_f64().max(1e-9),
+            store_calls: self.drawing_store_calls,
             p50_ms,
             p99_ms,
             max_ms,
@@ -418,6 +424,7 @@ async fn phases<D: Design>(
 ) -> Result<Phases, BenchError> {
     let crowd = Arc::new(Crowd::new(config.users));
     let progress = progress_bar(config.progress, None, format!("lottery {name} x{concurrency}"));
+    let calls_at_start = design.store_calls().await?;
     let (drawing, drawing_took) = draw_crowd(design, &crowd, concurrency, Until::AllDrawn, &progress).await;
     progress.finish_and_clear();
     let progress = progress_bar(config.progress, None, format!("after all drawn {name} x{concurrency}"));
@@ -428,8 +435,15 @@ async fn phases<D: Design>(
     let calls_after = design.store_calls().await?;
     let after = measurement::server_counters(monitor).await?;
     progress.finish_and_clear();
-    let store_calls = calls_after.saturating_sub(calls_before);
-    Ok(Phases { drawing, drawing_took, burst, burst_took, server: after.since(before), store_calls })
+    Ok(Phases {
+        drawing,
+        drawing_took,
+        drawing_store_calls: calls_before.saturating_sub(calls_at_start),
+        burst,
+        burst_took,
+        server: after.since(before),
+        store_calls: calls_after.saturating_sub(calls_before),
+    })
 }
 
 /// The durable draw: a fresh campaign, the lottery service on its own pool.

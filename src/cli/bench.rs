@@ -167,6 +167,7 @@ fn print_lottery(r: &LotteryReport) {
         format!("{} ({})", b.draws, b.wins),
         String::new(),
     );
+    line("store calls until all drawn", d.store_calls.to_string(), b.store_calls.to_string(), String::new());
     line(
         "p50 / p99 ms until all drawn",
         format!("{:.2} / {:.2}", d.p50_ms, d.p99_ms),
