@@ -78,9 +78,9 @@ fn redis_error(what: &str) -> impl Fn(redis::RedisError) -> String + '_ {
 }
 
 impl RedisLottery {
-    /// A campaign under keys `{prefix}…` on the Redis at `url`: its units (`tiers`' stock, tier positions from
-    /// 1) pushed in an order shuffled with `seed`, the script loaded, and `connections` multiplexed connections
-    /// opened for the callers.
+    /// A campaign under keys `{prefix}…` on the Redis at `url`: its units (`tiers`' stock, each unit named by
+    /// its tier's position from one) pushed in an order shuffled with `seed`, the script loaded, and
+    /// `connections` multiplexed connections opened for the callers.
     pub(crate) async fn set_up(
         url: &str,
         prefix: &str,
