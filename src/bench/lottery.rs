@@ -9,7 +9,7 @@
 //! 2. **The burst after**: the same callers keep drawing, users cycling, for `after_burst`: every answer must be
 //!    "all drawn". Rejections per second, and what reached the store meanwhile: for the durable draw, the
 //!    server's `Questions` and `Com_call_procedure` (server-wide: other clients of a shared server count too)
-//!    and the lanes' batches (this process only, exact), all expected 0; for Redis, the commands it processed.
+//!    and the lanes' batches (this process only, exact), all expected 0; for Redis, the draw scripts it ran.
 //!
 //! The durable draw is [`crate::lottery::Lottery`] (group-commit lanes, one procedure call per batch, the
 //! "all drawn" flag in memory); the baseline is [`super::lottery_redis`]. Books: for the durable draw,
