@@ -144,9 +144,9 @@ fn print_lottery(r: &LotteryReport) {
         "lottery workload: {} users, {} prizes in tiers of {tiers}, {} callers, {:.0} ms burst after all drawn",
         r.users, r.prizes, r.concurrency, r.burst_ms
     );
-    println!("  {:<40} {:>16} {:>16} {:>9}", "", "durable (MariaDB)", "Redis Lua", "ratio");
+    println!("  {:<40} {:>16} {:>16} {:>14}", "", "durable (MariaDB)", "Redis Lua", "durable/Redis");
     let line = |what: &str, durable: String, redis: String, ratio: String| {
-        println!("  {what:<40} {durable:>16} {redis:>16} {ratio:>9}");
+        println!("  {what:<40} {durable:>16} {redis:>16} {ratio:>14}");
     };
     let ratio = |durable: f64, redis: f64| if redis > 0.0 { format!("{:.2}x", durable / redis) } else { "-".into() };
     line(
