@@ -90,6 +90,37 @@ pub(crate) async fn server_questions(pool: &Pool) -> Result<u64, DatabaseError> 
     Ok(rows.first().map_or(0, |(_, n)| *n))
 }
 
+/// The server's counters of statements received and procedures called (all sessions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ServerCounters {
+    pub(crate) questions: u64,
+    pub(crate) procedure_calls: u64,
+}
+
+impl ServerCounters {
+    /// What happened between `before` and this reading, less the reading itself (one statement: reading the
+    /// counters counts in `Questions`).
+    pub(crate) fn since(self, before: ServerCounters) -> ServerCounters {
+        ServerCounters {
+            questions: self.questions.saturating_sub(before.questions + 1),
+            procedure_calls: self.procedure_calls.saturating_sub(before.procedure_calls),
+        }
+    }
+}
+
+/// Reads `Questions` and `Com_call_procedure`, in one statement. On a shared server other clients count too.
+pub(crate) async fn server_counters(pool: &Pool) -> Result<ServerCounters, DatabaseError> {
+    let mut conn = acquire(pool).await?;
+    let rows: Vec<(String, u64)> = query_all(
+        &mut conn,
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_call_procedure')",
+        "the server's statement counters",
+    )
+    .await?;
+    let value = |name: &str| rows.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map_or(0, |(_, v)| *v);
+    Ok(ServerCounters { questions: value("Questions"), procedure_calls: value("Com_call_procedure") })
+}
+
 /// This process's peak resident memory so far, in MiB (Linux), or 0 when unknown.
 pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -4,6 +4,8 @@
 //! seckill come from the server's own `Questions` counter; latency is measured per call by each caller.
 
 pub mod exchange;
+pub mod lottery;
+mod lottery_redis;
 mod measurement;
 mod strategy;
 mod workload;
@@ -58,6 +60,14 @@ pub enum BenchError {
     Proxy(std::io::Error),
     #[error("cannot resolve the database address {0} for the latency proxy")]
     Address(String),
+    #[error(transparent)]
+    Lottery(#[from] crate::lottery::LotteryError),
+    /// The Redis design of the lottery workload failed.
+    #[error("{0}")]
+    Redis(String),
+    /// A workload cannot run as configured.
+    #[error("{0}")]
+    Invalid(String),
     /// What callers were told differs from what the database holds.
     #[error("the books do not balance: {0}")]
     BooksDoNotBalance(String),
@@ -143,8 +153,9 @@ pub async fn run(url: &str, config: &BenchConfig, mut on_report: impl FnMut(&Run
         Some(proxy)
     };
     let monitor = ConnectOptions::new(url).max_connections(1).build_pool()?;
-    // The exchange workload measures other things and runs on its own (`exchange::run`).
-    for &workload in config.workloads.iter().filter(|workload| **workload != Workload::Exchange) {
+    // The exchange and lottery workloads measure other things and run on their own (`exchange::run`,
+    // `lottery::run`).
+    for &workload in config.workloads.iter().filter(|workload| workload.is_seckill()) {
         for &concurrency in &config.concurrency {
             for &strategy in &config.strategies {
                 let pool = options.build_pool()?;
@@ -155,7 +166,7 @@ pub async fn run(url: &str, config: &BenchConfig, mut on_report: impl FnMut(&Run
                 let report = match workload {
                     Workload::Hot => hot(&service, &monitor, strategy, concurrency, config).await?,
                     Workload::Sale => sale(&service, &monitor, strategy, concurrency, config).await?,
-                    Workload::Exchange => continue,
+                    Workload::Exchange | Workload::Lottery => continue,
                 };
                 on_report(&report);
                 pool.disconnect().await.ok();
@@ -172,8 +183,8 @@ fn upstream_address(url: &str) -> Result<SocketAddr, BenchError> {
     std::net::ToSocketAddrs::to_socket_addrs(&host).ok().and_then(|mut a| a.next()).ok_or(BenchError::Address(host))
 }
 
-fn progress_bar(config: &BenchConfig, length: Option<u64>, label: String) -> ProgressBar {
-    if !config.progress {
+fn progress_bar(progress: bool, length: Option<u64>, label: String) -> ProgressBar {
+    if !progress {
         return ProgressBar::hidden();
     }
     let bar = match length {
@@ -219,7 +230,7 @@ async fn hot(
     let stock = i32::MAX;
     let item = new_item(service, stock).await?;
     let label = format!("hot {} x{concurrency}", strategy.name());
-    let progress = progress_bar(config, None, label);
+    let progress = progress_bar(config.progress, None, label);
     let questions_before = measurement::server_questions(monitor).await?;
     let started = Instant::now();
     let attempts = Attempts::FreshUntil { next: AtomicU64::new(0), deadline: started + config.duration };
@@ -241,7 +252,7 @@ async fn sale(
     let item = new_item(service, SALE_STOCK).await?;
     let phones = sale_attempts();
     let label = format!("sale {} x{concurrency}", strategy.name());
-    let progress = progress_bar(config, Some(phones.len() as u64), label);
+    let progress = progress_bar(config.progress, Some(phones.len() as u64), label);
     let questions_before = measurement::server_questions(monitor).await?;
     let started = Instant::now();
     let attempts = Arc::new(Attempts::List { phones, next: AtomicUsize::new(0) });
@@ -250,7 +261,7 @@ async fn sale(
     let questions_after_sale = measurement::server_questions(monitor).await?;
     progress.finish_and_clear();
 
-    let burst_progress = progress_bar(config, None, format!("burst {} x{concurrency}", strategy.name()));
+    let burst_progress = progress_bar(config.progress, None, format!("burst {} x{concurrency}", strategy.name()));
     let burst_started = Instant::now();
     let burst_attempts = Attempts::DrawnUntil {
         users: SALE_USERS * 2,

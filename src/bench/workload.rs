@@ -22,6 +22,9 @@ pub enum Workload {
     Sale,
     /// Points exchanges through the reliable message service to the warehouse (see `bench::exchange`).
     Exchange,
+    /// A lottery drawn until every prize is won, then a burst of latecomers: the durable draw against the
+    /// field's Redis Lua design (see `bench::lottery`).
+    Lottery,
 }
 
 impl Workload {
@@ -30,7 +33,13 @@ impl Workload {
             Workload::Hot => "hot",
             Workload::Sale => "sale",
             Workload::Exchange => "exchange",
+            Workload::Lottery => "lottery",
         }
+    }
+
+    /// True for the workloads of one seckill item, which compare strategies ([`super::run`]).
+    pub fn is_seckill(self) -> bool {
+        matches!(self, Workload::Hot | Workload::Sale)
     }
 }
 

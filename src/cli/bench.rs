@@ -6,10 +6,12 @@ use std::time::Duration;
 use clap::Args;
 use mysql_async::prelude::Queryable;
 use seckill::bench::exchange::{ExchangeBenchConfig, ExchangeReport};
+use seckill::bench::lottery::{LotteryBenchConfig, LotteryReport};
 use seckill::bench::{self, BenchConfig, RunReport, Strategy, Workload};
 use seckill::database::{ConnectOptions, url_with_database};
 use seckill::database_error::DatabaseError;
 use seckill::local_rabbitmq::LocalRabbitMq;
+use seckill::local_redis::LocalRedis;
 use seckill::migrate::Migrator;
 
 use super::{DatabaseTarget, Failure};
@@ -37,9 +39,19 @@ pub(crate) struct BenchArgs {
     /// The executor's largest batch.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=10000))]
     max_batch: u16,
-    /// Exchange workload: users with points.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
-    users: i64,
+    /// Users: for the exchange workload, users with points (default 20,000); for the lottery, the crowd that
+    /// draws (default 1,000,000).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+    users: Option<i64>,
+    /// Lottery workload: prizes in all, shared by four tiers (1%, 9%, 30%, 60%).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    prizes: u32,
+    /// Lottery workload: how long the burst of draws after every prize is drawn lasts (e.g. 2s).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    after_burst: Duration,
+    /// Lottery workload: multiplexed connections the Redis baseline's callers share.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    redis_connections: u16,
     /// Exchange workload: exchanges per second in the sustained phases (latency, broker restart).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     rate: u32,
@@ -62,7 +74,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
         progress: !args.json && std::io::stderr().is_terminal(),
     };
     let json = args.json;
-    let seckill_workloads = config.workloads.iter().any(|workload| *workload != Workload::Exchange);
+    let seckill_workloads = config.workloads.iter().any(|workload| workload.is_seckill());
     if !json && seckill_workloads {
         println!("{}", header());
     }
@@ -76,7 +88,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
     .await?;
     if config.workloads.contains(&Workload::Exchange) {
         let exchange = ExchangeBenchConfig {
-            users: args.users,
+            users: args.users.unwrap_or(20_000),
             concurrency: config.concurrency.first().copied().unwrap_or(256),
             duration: config.duration,
             sustained_rate: args.rate,
@@ -88,7 +100,109 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
             print_exchange(&report);
         }
     }
+    if config.workloads.contains(&Workload::Lottery) {
+        let lottery = LotteryBenchConfig {
+            users: args.users.map_or(1_000_000, |users| users.unsigned_abs()),
+            prizes: args.prizes,
+            concurrency: config.concurrency.clone(),
+            after_burst: args.after_burst,
+            pool_size: config.pool_size,
+            max_batch: config.max_batch,
+            redis_connections: usize::from(args.redis_connections),
+            progress: config.progress,
+        };
+        lottery_workload(&url, &lottery, json).await?;
+    }
     Ok(())
+}
+
+/// The lottery workload: the durable draw on the bench's database, the Redis baseline on a private Redis
+/// (never a shared one: the bench writes its keys and reads its command counter).
+async fn lottery_workload(url: &str, config: &LotteryBenchConfig, json: bool) -> Result<(), Failure> {
+    config.validate()?;
+    let redis = tokio::task::block_in_place(LocalRedis::start)
+        .map_err(|e| Failure::new(format!("the lottery's Redis baseline needs a private Redis: {e}")))?;
+    let mut printed = Ok(());
+    bench::lottery::run(url, &redis.url(), config, |report| {
+        if json {
+            match serde_json::to_string(report) {
+                Ok(line) => println!("{line}"),
+                Err(error) => printed = Err(error),
+            }
+        } else {
+            print_lottery(report);
+        }
+    })
+    .await?;
+    Ok(printed?)
+}
+
+fn print_lottery(r: &LotteryReport) {
+    let (d, b) = (&r.durable, &r.redis);
+    let tiers = r.tiers.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
+    println!(
+        "lottery workload: {} users, {} prizes in tiers of {tiers}, {} callers, {:.0} ms burst after all drawn",
+        r.users, r.prizes, r.concurrency, r.burst_ms
+    );
+    println!("  {:<40} {:>16} {:>16} {:>14}", "", "durable (MariaDB)", "Redis Lua", "durable/Redis");
+    let line = |what: &str, durable: String, redis: String, ratio: String| {
+        println!("  {what:<40} {durable:>16} {redis:>16} {ratio:>14}");
+    };
+    let ratio = |durable: f64, redis: f64| if redis > 0.0 { format!("{:.2}x", durable / redis) } else { "-".into() };
+    line(
+        "draws/s until all drawn",
+        format!("{:.0}", d.draws_per_s),
+        format!("{:.0}", b.draws_per_s),
+        ratio(d.draws_per_s, b.draws_per_s),
+    );
+    line(
+        "time to all drawn, ms",
+        format!("{:.0}", d.all_drawn_ms),
+        format!("{:.0}", b.all_drawn_ms),
+        ratio(d.all_drawn_ms, b.all_drawn_ms),
+    );
+    line(
+        "draws decided (wins)",
+        format!("{} ({})", d.draws, d.wins),
+        format!("{} ({})", b.draws, b.wins),
+        String::new(),
+    );
+    line("store calls until all drawn", d.store_calls.to_string(), b.store_calls.to_string(), String::new());
+    line(
+        "p50 / p99 ms until all drawn",
+        format!("{:.2} / {:.2}", d.p50_ms, d.p99_ms),
+        format!("{:.2} / {:.2}", b.p50_ms, b.p99_ms),
+        String::new(),
+    );
+    line(
+        "rejections/s after all drawn",
+        format!("{:.0}", d.burst_rejections_per_s),
+        format!("{:.0}", b.burst_rejections_per_s),
+        ratio(d.burst_rejections_per_s, b.burst_rejections_per_s),
+    );
+    line("burst p99 ms", format!("{:.3}", d.burst_p99_ms), format!("{:.3}", b.burst_p99_ms), String::new());
+    line(
+        "DB statements / CALLs in the burst (server)",
+        format!("{} / {}", d.burst_database_queries, d.burst_procedure_calls),
+        format!("{} / {}", b.burst_database_queries, b.burst_procedure_calls),
+        String::new(),
+    );
+    let optional = |value: Option<u64>| value.map_or("-".to_string(), |v| v.to_string());
+    line("lanes' batches in the burst", optional(d.burst_batches), optional(b.burst_batches), String::new());
+    line(
+        "Redis EVALSHA calls in the burst",
+        optional(d.burst_redis_calls),
+        optional(b.burst_redis_calls),
+        String::new(),
+    );
+    line("errors", d.errors.to_string(), b.errors.to_string(), String::new());
+    println!("  books, durable: {}", d.books);
+    println!("  books, Redis:   {}", b.books);
+    for (design, error) in [("durable", &d.first_error), ("Redis", &b.first_error)] {
+        if let Some(error) = error {
+            println!("  first error, {design}: {error}");
+        }
+    }
 }
 
 /// The exchange workload: a warehouse database beside the bench's, and a broker (a private one, which the

@@ -51,3 +51,46 @@ async fn the_exchange_workload_runs_its_phases_and_balances_both_databases() {
     assert!(report["messages_per_s"].as_f64().unwrap() > 0.0, "{report}");
     assert!(report["drain_after_broker_restart_ms"].as_f64().is_some(), "the broker-restart phase ran: {report}");
 }
+
+/// The lottery workload end to end, tiny, on a private database server (started by the command), so the
+/// server's counters are the bench's own: both designs draw every prize with balanced books (the command fails
+/// otherwise), and the burst after all drawn reaches neither the database nor the lanes, while every latecomer
+/// of the Redis design runs the script.
+#[test]
+fn the_lottery_workload_draws_every_prize_and_answers_latecomers_without_the_database() {
+    let output = seckill_command("")
+        .env_remove("DATABASE_URL")
+        .args(["bench", "--workload", "lottery", "--users", "2000", "--prizes", "300", "--after-burst", "300ms"])
+        .args(["--concurrency", "32", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["tiers"], serde_json::json!([3, 27, 90, 180]), "{report}");
+    for design in ["durable", "redis"] {
+        let r = &report[design];
+        assert_eq!(r["wins"], 300, "{design}: every prize drawn: {r}");
+        assert!(r["draws"].as_u64().unwrap() >= 300, "{design}: {r}");
+        assert_eq!(r["errors"], 0, "{design}: {r}");
+        assert!(r["burst_rejections"].as_u64().unwrap() > 0, "{design}: the burst ran: {r}");
+    }
+    let durable = &report["durable"];
+    assert_eq!(durable["burst_database_queries"], 0, "no statement reached the server in the burst: {durable}");
+    assert_eq!(durable["burst_procedure_calls"], 0, "{durable}");
+    assert_eq!(durable["burst_batches"], 0, "{durable}");
+    let redis = &report["redis"];
+    assert_eq!(redis["burst_redis_calls"], redis["burst_rejections"], "each latecomer ran the script: {redis}");
+    assert_eq!(redis["burst_database_queries"], 0, "{redis}");
+}
+
+#[tokio::test]
+async fn a_lottery_crowd_smaller_than_its_prizes_is_refused() {
+    let db = migrated_db().await;
+    let output = seckill_command(db.url())
+        .args(["bench", "--workload", "lottery", "--users", "10", "--prizes", "300"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least as many users as prizes"), "{stderr}");
+}
