@@ -8,22 +8,18 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 use fantoccini::cookies::Cookie;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, COOKIE};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::header::COOKIE;
+use hyper::{Method, StatusCode};
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use seckill::database::ConnectOptions;
 use seckill::exchange::http::{IDEMPOTENCY_KEY, SignedUserCookie, USER_COOKIE, router};
 use seckill::exchange::{Books, Exchange, Gift, NewGift};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::common::RowLock;
 use crate::common::browser::{ChromeDriver, browser, eventually, profile_dir, save_screenshot, text_of};
-use crate::common::http::{Answer, serve};
+use crate::common::http::{Answer, call, serve};
+use crate::common::{RowLock, connection_waiting_behind};
 use crate::common::{SECRET, migrated_db};
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
@@ -35,23 +31,6 @@ fn cookies() -> SignedUserCookie {
 /// The `Cookie` header that signs `user` in.
 fn signed_in(user: i64) -> String {
     format!("{USER_COOKIE}={}", cookies().cookie_value(user))
-}
-
-/// One request to the served router, with the given headers.
-async fn call(address: SocketAddr, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut request = Request::builder().method(method).uri(format!("http://{address}{path}"));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = client.request(request.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
-    let status = response.status();
-    let content_type =
-        response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer { status, content_type, text, json }
 }
 
 /// `GET path` as `user`.
@@ -256,29 +235,6 @@ async fn a_database_outage_is_a_json_503() {
     }
 }
 
-/// The id of a connection running a statement that waits for a gift's row lock inside the exchange procedure.
-/// The lock holder is named to be left out: its own `FOR UPDATE` may still show as its last statement.
-async fn connection_waiting_for_a_gift_lock(pool: &Pool, lock: &RowLock) -> u64 {
-    let mut conn = pool.get_conn().await.unwrap();
-    for _ in 0..100 {
-        let id: Option<u64> = conn
-            .exec_first(
-                "SELECT ID FROM information_schema.PROCESSLIST \
-                  WHERE DB = DATABASE() AND ID NOT IN (CONNECTION_ID(), ?) AND COMMAND = 'Query' \
-                    AND INFO LIKE '%FROM exchange_gift%FOR UPDATE%' \
-                  ORDER BY ID LIMIT 1",
-                (lock.connection_id(),),
-            )
-            .await
-            .unwrap();
-        if let Some(id) = id {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no connection is waiting for a gift's row lock")
-}
-
 /// An exchange whose connection dies after the CALL was sent: in doubt over HTTP (503, saying to retry with the
 /// same key), and the retry with that key settles it, paying once.
 #[tokio::test(flavor = "multi_thread")]
@@ -292,7 +248,7 @@ async fn an_exchange_in_doubt_is_a_503_and_a_retry_with_the_same_key_settles_it(
 
     let lock = RowLock::gift(db.pool(), gift).await;
     let in_flight = tokio::spawn(async move { exchange(at, 1, &gift.to_string(), "k-doubt").await });
-    let victim = connection_waiting_for_a_gift_lock(db.pool(), &lock).await;
+    let victim = connection_waiting_behind(db.pool(), &lock, "%FROM exchange_gift%FOR UPDATE%").await;
     db.pool().get_conn().await.unwrap().query_drop(format!("KILL {victim}")).await.unwrap();
     let answer = in_flight.await.unwrap();
     lock.release().await;

@@ -15,6 +15,7 @@ mod executor;
 mod faults;
 mod http;
 mod in_doubt;
+mod lottery_http;
 mod messaging;
 mod migrate;
 mod rabbitmq;

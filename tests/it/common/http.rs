@@ -33,6 +33,27 @@ pub struct Answer {
     pub json: serde_json::Value,
 }
 
+/// One request to a served router at `address`, with the given headers, on a client of its own.
+pub async fn call(address: SocketAddr, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = Request::builder().method(method).uri(format!("http://{address}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client.request(request.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
+    answer(response).await
+}
+
+async fn answer(response: hyper::Response<hyper::body::Incoming>) -> Answer {
+    let status = response.status();
+    let content_type =
+        response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Answer { status, content_type, text, json }
+}
+
 pub async fn serve(router: Router) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -61,13 +82,7 @@ impl Served {
             request = request.header(COOKIE, format!("killPhone={cookie}"));
         }
         let response = self.client.request(request.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
-        let status = response.status();
-        let content_type =
-            response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-        Answer { status, content_type, text, json }
+        answer(response).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
