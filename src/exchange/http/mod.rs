@@ -25,7 +25,7 @@
 //! # Who the user is
 //!
 //! The router does not sign anyone in: the host says who each request is for, through a
-//! [`RequestUser`](crate::http::RequestUser), the same seam every router of the crate uses. Either the provided
+//! [`RequestUser`], the same seam every router of the crate uses. Either the provided
 //! [`SignedUserCookie`] (the host sets `seckillUser=<id>.<tag>`, minted by [`SignedUserCookie::cookie_value`],
 //! when the user signs in; the same cookie signs them in to the lottery), or the host's own: a type implementing
 //! the trait, or a closure over the request's head. A missing or invalid identity should be
