@@ -318,6 +318,29 @@ async fn the_page_and_its_assets_are_served_with_their_charset() {
     assert_error(&unknown, StatusCode::NOT_FOUND, "an unknown asset");
 }
 
+/// Opens the campaign's page at `origin` in `client`, signed in as `user`.
+async fn open_signed_in(client: &fantoccini::Client, origin: &str, campaign_id: i64, user: i64) {
+    let page = format!("{origin}/lottery/{campaign_id}");
+    // A cookie can only be set for the page's origin: visit it first. Domain and SameSite are named because
+    // fantoccini sends unset ones as null and None, which Chromium refuses for a plain HTTP cookie.
+    client.goto(&format!("{page}/status.json")).await.unwrap();
+    let cookie = Cookie::parse(format!("{}; Path=/; Domain=127.0.0.1; SameSite=Lax", signed_in(user))).unwrap();
+    client.add_cookie(cookie).await.unwrap();
+    client.goto(&page).await.unwrap();
+}
+
+/// Clicks the Draw button once it is enabled.
+async fn click_draw(client: &fantoccini::Client) {
+    eventually(Duration::from_secs(10), "the Draw button", || async {
+        match client.find(Locator::Id("draw")).await {
+            Ok(button) => button.is_enabled().await.unwrap_or(false),
+            Err(_) => false,
+        }
+    })
+    .await;
+    client.find(Locator::Id("draw")).await.unwrap().click().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_clicks_draw_in_the_browser_and_sees_the_prize_and_their_draw() {
     let db = migrated_db().await;
@@ -327,28 +350,13 @@ async fn a_user_clicks_draw_in_the_browser_and_sees_the_prize_and_their_draw() {
     let driver = ChromeDriver::start_when_alone().await;
     let profile = profile_dir("lottery-page");
     let client = browser(&driver, &profile).await;
-    let origin = format!("http://{}", served.address);
-    let page = format!("{origin}/lottery/{}", spring.campaign_id);
-
-    // A cookie can only be set for the page's origin: visit it first. Domain and SameSite are named because
-    // fantoccini sends unset ones as null and None, which Chromium refuses for a plain HTTP cookie.
-    client.goto(&format!("{page}/status.json")).await.unwrap();
-    let cookie = Cookie::parse(format!("{}; Path=/; Domain=127.0.0.1; SameSite=Lax", signed_in(1))).unwrap();
-    client.add_cookie(cookie).await.unwrap();
-    client.goto(&page).await.unwrap();
+    open_signed_in(&client, &format!("http://{}", served.address), spring.campaign_id, 1).await;
 
     eventually(Duration::from_secs(10), "the campaign", || async {
         text_of(&client, "name").await == "春节抽奖 Spring draw" && text_of(&client, "prizes-left").await == "3"
     })
     .await;
-    eventually(Duration::from_secs(10), "the Draw button", || async {
-        match client.find(Locator::Id("draw")).await {
-            Ok(button) => button.is_enabled().await.unwrap_or(false),
-            Err(_) => false,
-        }
-    })
-    .await;
-    client.find(Locator::Id("draw")).await.unwrap().click().await.unwrap();
+    click_draw(&client).await;
     eventually(Duration::from_secs(10), "the outcome", || async {
         text_of(&client, "result").await.contains("恭喜中奖")
     })
@@ -371,6 +379,64 @@ async fn a_user_clicks_draw_in_the_browser_and_sees_the_prize_and_their_draw() {
 
     client.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);
+    let books = assert_books(db.pool(), spring.campaign_id).await;
+    assert_eq!((books.draws, books.wins), (1, 1));
+}
+
+/// The answer to a draw is lost on the way back (the request reached the server, the browser saw a network
+/// error): the page does not draw again, it reads my draws, finds the draw there and shows its result.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_settles_a_lost_answer_from_my_draws_without_drawing_again() {
+    let db = migrated_db().await;
+    let lottery = Lottery::new(db.pool().clone());
+    // Two draws per user: a blind retry would be a second draw, which the books would show.
+    let now = Utc::now();
+    let new_campaign = NewCampaign {
+        draws_per_user: 2,
+        ..NewCampaign::new(
+            "春节抽奖 Spring draw",
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::hours(1),
+            vec![tier("笔 Pen", 5, 1)],
+        )
+    };
+    let spring = lottery.create_campaign(&new_campaign).await.unwrap();
+    let served = serve(exact_router(lottery.clone())).await;
+    let driver = ChromeDriver::start_when_alone().await;
+    let profile = profile_dir("lottery-page-lost-answer");
+    let client = browser(&driver, &profile).await;
+    open_signed_in(&client, &format!("http://{}", served.address), spring.campaign_id, 1).await;
+    eventually(Duration::from_secs(10), "the campaign", || async { text_of(&client, "prizes-left").await == "5" })
+        .await;
+
+    // The first POST goes through to the server, but the page is told the network failed.
+    let lose_first_answer = r#"
+        window.posts = 0;
+        var realFetch = window.fetch;
+        window.fetch = function (url, options) {
+            var answer = realFetch.apply(this, arguments);
+            if (!options || options.method !== 'POST') { return answer; }
+            window.posts += 1;
+            if (window.posts > 1) { return answer; }
+            return answer.then(function () { throw new TypeError('Failed to fetch'); });
+        };
+    "#;
+    client.execute(lose_first_answer, Vec::new()).await.unwrap();
+    click_draw(&client).await;
+    eventually(Duration::from_secs(15), "the outcome from my draws", || async {
+        text_of(&client, "result").await.contains("Won: 笔 Pen")
+    })
+    .await;
+    let posts = client.execute("return window.posts;", Vec::new()).await.unwrap();
+    assert_eq!(posts, 1, "the page never sent the draw again by itself");
+    eventually(Duration::from_secs(10), "the draw listed", || async {
+        text_of(&client, "mine").await.contains("笔 Pen")
+    })
+    .await;
+
+    client.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    assert_eq!(lottery.my_draws(spring.campaign_id, 1).await.unwrap().len(), 1, "one draw, not two");
     let books = assert_books(db.pool(), spring.campaign_id).await;
     assert_eq!((books.draws, books.wins), (1, 1));
 }
