@@ -329,9 +329,9 @@ async fn open_signed_in(client: &fantoccini::Client, origin: &str, campaign_id: 
     client.goto(&page).await.unwrap();
 }
 
-/// Clicks the Draw button once it is enabled.
+/// Clicks the Draw button once it is enabled (within 15 s).
 async fn click_draw(client: &fantoccini::Client) {
-    eventually(Duration::from_secs(10), "the Draw button", || async {
+    eventually(Duration::from_secs(15), "the Draw button", || async {
         match client.find(Locator::Id("draw")).await {
             Ok(button) => button.is_enabled().await.unwrap_or(false),
             Err(_) => false,
@@ -342,21 +342,32 @@ async fn click_draw(client: &fantoccini::Client) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_user_clicks_draw_in_the_browser_and_sees_the_prize_and_their_draw() {
+async fn a_user_clicks_draw_in_the_browser_when_it_opens_and_sees_the_prize_and_their_draw() {
     let db = migrated_db().await;
     let lottery = Lottery::new(db.pool().clone());
-    let spring = open_campaign(&lottery, vec![tier("金马克杯 Gold mug", 1, 1), tier("笔 Pen", 2, 3)]).await;
     let served = serve(exact_router(lottery.clone())).await;
     let driver = ChromeDriver::start_when_alone().await;
     let profile = profile_dir("lottery-page");
     let client = browser(&driver, &profile).await;
+    // Opens in a few seconds: time for the page to show it not started, short enough for a test.
+    let tiers = vec![tier("金马克杯 Gold mug", 1, 1), tier("笔 Pen", 2, 3)];
+    let spring = campaign(&lottery, chrono::Duration::seconds(6), chrono::Duration::hours(1), tiers).await;
     open_signed_in(&client, &format!("http://{}", served.address), spring.campaign_id, 1).await;
 
     eventually(Duration::from_secs(10), "the campaign", || async {
         text_of(&client, "name").await == "春节抽奖 Spring draw" && text_of(&client, "prizes-left").await == "3"
     })
     .await;
+    let not_started = text_of(&client, "phase").await;
+    if Utc::now() < spring.start_time - chrono::Duration::seconds(1) {
+        assert!(not_started.contains("Not started"), "{not_started}");
+        let button = client.find(Locator::Id("draw")).await.unwrap();
+        assert!(!button.is_enabled().await.unwrap(), "no draws before the window opens");
+    }
+    // The page looks again when the window opens, by the server's clock, and the button comes alive.
     click_draw(&client).await;
+    assert!(Utc::now() >= spring.start_time, "the button was enabled before the window opened");
+    assert!(text_of(&client, "phase").await.contains("Open"));
     eventually(Duration::from_secs(10), "the outcome", || async {
         text_of(&client, "result").await.contains("恭喜中奖")
     })

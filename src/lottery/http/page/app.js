@@ -8,6 +8,7 @@
 
   var path = location.pathname.replace(/\/+$/, '');
   var base = path;
+  // How often the status is read again: the window opening, prizes running out.
   var REFRESH_MS = 5000;
   // How long after a draw in doubt the page looks at my draws: the commit, if there was one, has landed by then.
   var SETTLE_MS = 1000;
@@ -184,19 +185,29 @@
     function finish(kind, text, outcome) {
       show(kind, text, outcome);
       drawing = false;
-      refresh();
+      refresh(true);
     }
   }
 
   var timer = null;
-  // A failed read keeps what is shown and tries again next time.
-  function refresh() {
+  // The status every few seconds (the server answers it from memory for a crowd); my draws only when the page
+  // opens, after each draw, and until they have been read once: they change only when I draw. A failed read keeps
+  // what is shown and tries again next time.
+  function refresh(withMine) {
     clearTimeout(timer);
-    return Promise.all([loadStatus(), loadMine()])
+    var reads = [loadStatus()];
+    if (withMine || (draws === null && signedIn)) { reads.push(loadMine()); }
+    return Promise.all(reads)
       .catch(function () { /* offline for now: the next refresh tries again */ })
-      .then(function () { updateButton(); timer = setTimeout(refresh, REFRESH_MS); });
+      .then(function () { updateButton(); timer = setTimeout(refresh, nextRefreshMs()); });
+  }
+
+  // Right when the window opens (by the server's clock), else every few seconds.
+  function nextRefreshMs() {
+    if (!status || status.phase !== 'not_started') { return REFRESH_MS; }
+    return Math.max(200, Math.min(REFRESH_MS, status.startTime - status.now + 100));
   }
 
   $('draw').addEventListener('click', draw);
-  refresh();
+  refresh(true);
 })();
