@@ -36,6 +36,8 @@ mod api_error;
 // Shared with the points exchange's router (`crate::exchange::http`).
 pub(crate) mod body_limit;
 pub(crate) mod charset;
+// Used by the lottery's router, whose draw needs no header a cross-site form could not send.
+pub(crate) mod cross_site;
 pub mod detail_cache;
 mod envelope;
 mod extract;

@@ -204,6 +204,12 @@ async fn missing_or_bad_identity_and_campaign_ids_are_json_errors_and_write_noth
         }
     }
 
+    // A signed-in user's browser on another site's page: the browser says so, and the draw is refused.
+    let me = signed_in(1);
+    let cross_site =
+        call(at, Method::POST, &draw_path, &[("Cookie", &me), ("Sec-Fetch-Site", "cross-site")], vec![]).await;
+    assert_error(&cross_site, StatusCode::FORBIDDEN, "a draw from another site's page");
+
     for not_a_campaign in ["abc", "0", "-1", "1.5", "99999999999999999999", "%E7%A4%BC"] {
         let answer = draw(at, not_a_campaign, 1).await;
         assert_error(&answer, StatusCode::NOT_FOUND, &format!("draw in {not_a_campaign:?}"));
@@ -222,8 +228,10 @@ async fn missing_or_bad_identity_and_campaign_ids_are_json_errors_and_write_noth
     assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM lottery_draw").await, 0, "nothing drawn");
     assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM message_outbox").await, 0, "nothing to deliver");
     assert_eq!(lottery.status(spring.campaign_id).await.unwrap().unwrap().prizes_left, 5);
-    // And the user still has their draw once the request is right.
-    assert_eq!(decided(&draw(at, &id, 1).await).0, "won");
+    // And the user still has their draw once the request is right, from the lottery's own page too.
+    let same_origin =
+        call(at, Method::POST, &draw_path, &[("Cookie", &me), ("Sec-Fetch-Site", "same-origin")], vec![]).await;
+    assert_eq!(decided(&same_origin).0, "won");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,19 +13,20 @@
 //! is safe: a user who has used all their draws hears their last result with `repeat: true`, and nothing more is
 //! recorded. Once every prize is drawn, draws are answered `all_drawn` from memory without reaching the database
 //! (see [`crate::lottery::all_drawn`]). What decided nothing is a JSON error in the same envelope with a real
-//! status: a missing or invalid identity 401, a campaign id that is not a positive number 404 (an unknown
-//! campaign's status too), a body over the limit 413, the database unreachable or the draw not made (rolled
-//! back: nothing recorded) 503, and a draw in doubt 503 whose error says to look at `mine.json`, which lists the
-//! draw if it went through. A client does not simply draw again after one in doubt: with more than one draw per
-//! user, that would be a second draw. JSON says `charset=utf-8`. The router sets no fallback and no logging
-//! layer: the host app owns those.
+//! status: a missing or invalid identity 401, a draw from another site's page 403, a campaign id that is not a
+//! positive number 404 (an unknown campaign's status too), a body over the limit 413, the database unreachable or
+//! the draw not made (rolled back: nothing recorded) 503, and a draw in doubt 503 whose error says to look at
+//! `mine.json`, which lists the draw if it went through. A client does not simply draw again after one in doubt:
+//! with more than one draw per user, that would be a second draw. JSON says `charset=utf-8`. The router sets no
+//! fallback and no logging layer: the host app owns those.
 //!
 //! `status.json` is read from the database at most once per campaign per [`DEFAULT_STATUS_MAX_AGE`] by each
 //! router ([`LotteryHttp::status_max_age`]), however many pages ask: it counts the campaign's draws.
 //!
-//! A draw takes no body and no header of its own: a host whose user cookie could reach it from other sites'
-//! forms (a cookie without `SameSite`) must keep cross-site POSTs out itself, as with any cookie-authenticated
-//! POST. The provided cookie is meant to be set `SameSite=Lax`, which browsers never send with a cross-site POST.
+//! A draw takes no body and no header of its own, so other sites' pages are kept from drawing for a user signed
+//! in here by cookie another way: a draw a browser labels `Sec-Fetch-Site: cross-site` (a header no page can set)
+//! is a JSON 403, and the provided cookie is meant to be set `SameSite=Lax`, which browsers never send with a
+//! cross-site POST.
 //!
 //! # Who the user is
 //!
@@ -62,7 +63,7 @@ pub use status_cache::DEFAULT_STATUS_MAX_AGE;
 pub use views::{DrawAnswer, DrawView, MineView, StatusView, TierView};
 
 use super::Lottery;
-use crate::http::{DEFAULT_MAX_BODY, Identity, RequestUser, body_limit, charset};
+use crate::http::{DEFAULT_MAX_BODY, Identity, RequestUser, body_limit, charset, cross_site};
 
 /// The router with default settings, the user from `user`.
 pub fn router(service: Lottery, user: impl RequestUser) -> Router {
@@ -123,6 +124,7 @@ impl LotteryHttp {
             .route("/lottery/{campaign}/status.json", get(handlers::status))
             .route("/lottery/{campaign}/mine.json", get(handlers::mine))
             .route("/lottery/{campaign}/draw", post(handlers::draw))
+            .layer(axum::middleware::from_fn(cross_site::refuse_cross_site_changes))
             .layer(axum::middleware::from_fn_with_state(DEFAULT_MAX_BODY, body_limit::refuse_large_bodies))
             .layer(axum::middleware::map_response(charset::utf8_json))
             .with_state(state)

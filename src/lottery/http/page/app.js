@@ -30,7 +30,12 @@
   function $(id) { return document.getElementById(id); }
 
   function api(method, url) {
-    var options = { method: method, credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } };
+    var options = {
+      method: method,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { Accept: 'application/json' }
+    };
     return fetch(base + url, options).then(function (response) {
       return response.json().catch(function () { return null; }).then(function (body) {
         return { status: response.status, body: body };
