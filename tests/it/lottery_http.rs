@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use fantoccini::Locator;
-use fantoccini::cookies::Cookie;
 use hyper::header::COOKIE;
 use hyper::{Method, StatusCode};
 use mysql_async::Pool;
@@ -19,24 +18,15 @@ use seckill::lottery::http::{LotteryHttp, router};
 use seckill::lottery::{Campaign, Lottery, LotteryBooks, NewCampaign, NewTier};
 use serde_json::Value;
 
-use crate::common::browser::{ChromeDriver, browser, eventually, profile_dir, save_screenshot, text_of};
-use crate::common::http::{Answer, call, serve};
-use crate::common::{RowLock, SECRET, connection_waiting_behind, migrated_db};
-
-const JSON_UTF8: &str = "application/json; charset=utf-8";
-
-fn cookies() -> SignedUserCookie {
-    SignedUserCookie::new(SECRET).unwrap()
-}
-
-/// The `Cookie` header that signs `user` in.
-fn signed_in(user: i64) -> String {
-    format!("{USER_COOKIE}={}", cookies().cookie_value(user))
-}
+use crate::common::browser::{
+    ChromeDriver, browser, eventually, open_with_cookie, profile_dir, save_screenshot, text_of,
+};
+use crate::common::http::{Answer, JSON_UTF8, assert_error, call, serve, signed_in, user_cookies};
+use crate::common::{RowLock, connection_waiting_behind, count, migrated_db};
 
 /// The router over `lottery` with `status.json` read afresh for every request, so answers show each draw at once.
 fn exact_router(lottery: Lottery) -> axum::Router {
-    LotteryHttp::new(lottery, cookies()).status_max_age(Duration::ZERO).router()
+    LotteryHttp::new(lottery, user_cookies()).status_max_age(Duration::ZERO).router()
 }
 
 fn tier(name: &str, stock: u32, weight: u32) -> NewTier {
@@ -65,11 +55,6 @@ async fn draw(address: std::net::SocketAddr, campaign: &str, user: i64) -> Answe
     call(address, Method::POST, &path, &[(COOKIE.as_str(), &signed_in(user))], Vec::new()).await
 }
 
-async fn count(pool: &Pool, query: &str) -> i64 {
-    let mut conn = pool.get_conn().await.unwrap();
-    conn.query_first(query).await.unwrap().unwrap_or(0)
-}
-
 async fn assert_books(pool: &Pool, campaign_id: i64) -> LotteryBooks {
     LotteryBooks::check(pool, campaign_id).await.unwrap_or_else(|problem| panic!("{problem}"))
 }
@@ -85,13 +70,6 @@ fn decided(answer: &Answer) -> (String, Option<i64>, Option<String>, bool) {
         data["prize"].as_str().map(str::to_string),
         data["repeat"].as_bool().unwrap(),
     )
-}
-
-/// A JSON error in the envelope, with its status.
-fn assert_error(answer: &Answer, status: StatusCode, what: &str) {
-    assert_eq!(answer.status, status, "{what}: {}", answer.text);
-    assert_eq!((answer.json["success"].as_bool(), answer.content_type.as_str()), (Some(false), JSON_UTF8), "{what}");
-    assert!(answer.json["error"].is_string(), "{what}: {}", answer.text);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -186,13 +164,13 @@ async fn missing_or_bad_identity_and_campaign_ids_are_json_errors_and_write_noth
     let (draw_path, mine_path) = (format!("/lottery/{id}/draw"), format!("/lottery/{id}/mine.json"));
 
     let other_secret = SignedUserCookie::new("another-secret-0123456789").unwrap().cookie_value(1);
-    let tag_of_user_1 = cookies().cookie_value(1).split_once('.').unwrap().1.to_string();
+    let tag_of_user_1 = user_cookies().cookie_value(1).split_once('.').unwrap().1.to_string();
     let forged_cookies = [
         format!("{USER_COOKIE}={other_secret}"),
         format!("{USER_COOKIE}=2.{tag_of_user_1}"),
         format!("{USER_COOKIE}=1"),
         // The exchange's old cookie name signs no one in.
-        format!("exchangeUser={}", cookies().cookie_value(1)),
+        format!("exchangeUser={}", user_cookies().cookie_value(1)),
     ];
     for (method, path) in [(Method::GET, &mine_path), (Method::POST, &draw_path)] {
         let missing = call(at, method.clone(), path, &[("Cookie", "killPhone=13800138000")], Vec::new()).await;
@@ -238,7 +216,7 @@ async fn missing_or_bad_identity_and_campaign_ids_are_json_errors_and_write_noth
 async fn a_database_outage_is_a_json_503() {
     // Nothing listens on port 1: every connection attempt is refused at once.
     let pool = ConnectOptions::new("mysql://root@127.0.0.1:1/none").build_pool().unwrap();
-    let served = serve(router(Lottery::new(pool), cookies())).await;
+    let served = serve(router(Lottery::new(pool), user_cookies())).await;
     for (method, path) in [
         (Method::GET, "/lottery/1/status.json"),
         (Method::GET, "/lottery/1/mine.json"),
@@ -292,7 +270,8 @@ async fn status_json_is_read_at_most_once_per_max_age() {
     let lottery = Lottery::new(db.pool().clone());
     let spring = open_campaign(&lottery, vec![tier("mug", 5, 1)]).await;
     let path = format!("/lottery/{}/status.json", spring.campaign_id);
-    let served = serve(LotteryHttp::new(lottery, cookies()).status_max_age(Duration::from_secs(3600)).router()).await;
+    let served =
+        serve(LotteryHttp::new(lottery, user_cookies()).status_max_age(Duration::from_secs(3600)).router()).await;
     let at = served.address;
     assert_eq!(call(at, Method::GET, &path, &[], Vec::new()).await.json["data"]["prizesLeft"], 5);
     // A change behind the router's back is not seen while the answer is fresh: the crowd reads memory.
@@ -310,7 +289,7 @@ async fn status_json_is_read_at_most_once_per_max_age() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_and_its_assets_are_served_with_their_charset() {
     let db = migrated_db().await;
-    let served = serve(router(Lottery::new(db.pool().clone()), cookies())).await;
+    let served = serve(router(Lottery::new(db.pool().clone()), user_cookies())).await;
     let at = served.address;
     let page = call(at, Method::GET, "/lottery/7", &[], Vec::new()).await;
     assert_eq!((page.status, page.content_type.as_str()), (StatusCode::OK, "text/html; charset=utf-8"));
@@ -328,13 +307,8 @@ async fn the_page_and_its_assets_are_served_with_their_charset() {
 
 /// Opens the campaign's page at `origin` in `client`, signed in as `user`.
 async fn open_signed_in(client: &fantoccini::Client, origin: &str, campaign_id: i64, user: i64) {
-    let page = format!("{origin}/lottery/{campaign_id}");
-    // A cookie can only be set for the page's origin: visit it first. Domain and SameSite are named because
-    // fantoccini sends unset ones as null and None, which Chromium refuses for a plain HTTP cookie.
-    client.goto(&format!("{page}/status.json")).await.unwrap();
-    let cookie = Cookie::parse(format!("{}; Path=/; Domain=127.0.0.1; SameSite=Lax", signed_in(user))).unwrap();
-    client.add_cookie(cookie).await.unwrap();
-    client.goto(&page).await.unwrap();
+    let page = format!("/lottery/{campaign_id}");
+    open_with_cookie(client, origin, &format!("{page}/status.json"), &signed_in(user), &page).await;
 }
 
 /// Clicks the Draw button once it is enabled (within 15 s).

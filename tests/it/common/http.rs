@@ -10,6 +10,29 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use seckill::http::{SignedUserCookie, USER_COOKIE};
+
+use super::SECRET;
+
+/// The content type of every JSON answer.
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// The signer of the `seckillUser` cookie that signs users in to the exchange's and the lottery's routers.
+pub fn user_cookies() -> SignedUserCookie {
+    SignedUserCookie::new(SECRET).unwrap()
+}
+
+/// The `Cookie` header that signs `user` in.
+pub fn signed_in(user: i64) -> String {
+    format!("{USER_COOKIE}={}", user_cookies().cookie_value(user))
+}
+
+/// A JSON error in the envelope, with its status.
+pub fn assert_error(answer: &Answer, status: StatusCode, what: &str) {
+    assert_eq!(answer.status, status, "{what}: {}", answer.text);
+    assert_eq!((answer.json["success"].as_bool(), answer.content_type.as_str()), (Some(false), JSON_UTF8), "{what}");
+    assert!(answer.json["error"].is_string(), "{what}: {}", answer.text);
+}
 
 /// A router served on a free loopback port for the rest of the test.
 pub struct Served {

@@ -46,6 +46,12 @@ pub async fn item_with_window(service: &Seckill, stock: i32, start: Duration, en
     service.create(&new_item).await.expect("the item is created")
 }
 
+/// The one number a query answers (a `COUNT(*)`), 0 for no row.
+pub async fn count(pool: &Pool, query: &str) -> i64 {
+    let mut conn = pool.get_conn().await.expect("a connection");
+    conn.query_first(query).await.expect("the count").unwrap_or(0)
+}
+
 /// The item's stock as stored.
 pub async fn stock(pool: &Pool, seckill_id: i64) -> i64 {
     let mut conn = pool.get_conn().await.expect("a connection");
