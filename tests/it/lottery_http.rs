@@ -212,6 +212,61 @@ async fn missing_or_bad_identity_and_campaign_ids_are_json_errors_and_write_noth
     assert_eq!(decided(&same_origin).0, "won");
 }
 
+/// A crowd larger than the prizes draws at once through the API: every prize is won exactly once, and what each
+/// client was told is what the database holds, draw for draw.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crowd_drawing_at_once_is_told_exactly_what_the_database_holds() {
+    const USERS: i64 = 300;
+    let db = migrated_db().await;
+    let lottery = Lottery::new(db.pool().clone());
+    let spring = open_campaign(&lottery, vec![tier("金马克杯 Gold mug", 20, 1), tier("笔 Pen", 30, 2)]).await;
+    let id = spring.campaign_id.to_string();
+    let served = serve(router(lottery.clone(), user_cookies())).await;
+    let at = served.address;
+
+    let clients = (1..=USERS).map(|user| {
+        let id = id.clone();
+        tokio::spawn(async move { (user, draw(at, &id, user).await) })
+    });
+    let mut told = std::collections::HashMap::new();
+    for client in clients {
+        let (user, answer) = client.await.unwrap();
+        told.insert(user, decided(&answer));
+    }
+    let wins = told.values().filter(|(outcome, ..)| outcome == "won").count();
+    assert_eq!(wins, 50, "every prize won once: no prize is left and none is sold twice");
+
+    let mut conn = db.pool().get_conn().await.unwrap();
+    let recorded: Vec<(i64, i64, Option<String>)> = conn
+        .exec(
+            "SELECT d.user_id, d.draw_id, t.name FROM lottery_draw d LEFT JOIN lottery_tier t ON t.tier_id = d.tier_id \
+              WHERE d.campaign_id = ?",
+            (spring.campaign_id,),
+        )
+        .await
+        .unwrap();
+    let recorded: std::collections::HashMap<i64, (i64, Option<String>)> =
+        recorded.into_iter().map(|(user, draw_id, prize)| (user, (draw_id, prize))).collect();
+    for (user, (outcome, draw_id, prize, repeat)) in &told {
+        assert!(!repeat, "user {user} drew once");
+        match outcome.as_str() {
+            "won" | "no_prize" => {
+                assert_eq!(
+                    recorded.get(user),
+                    Some(&(draw_id.unwrap(), prize.clone())),
+                    "user {user} was told {outcome}"
+                )
+            }
+            "all_drawn" => assert_eq!(recorded.get(user), None, "user {user} was told all drawn: nothing recorded"),
+            other => panic!("user {user} was told {other}"),
+        }
+    }
+    let told_recorded = told.values().filter(|(outcome, ..)| outcome != "all_drawn").count();
+    assert_eq!(recorded.len(), told_recorded, "every recorded draw was told to its user");
+    let books = assert_books(db.pool(), spring.campaign_id).await;
+    assert_eq!((books.wins, books.units_won(), books.messages), (50, 50, 50));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_outage_is_a_json_503() {
     // Nothing listens on port 1: every connection attempt is refused at once.
