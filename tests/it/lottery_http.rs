@@ -1,7 +1,8 @@
 //! The lottery's HTTP side with a real client against a served router: the API end to end (a draw, a repeat that
 //! answers the first result and records nothing, "all drawn" answered without reaching the lanes, closed windows
-//! and unknown campaigns as outcomes), a JSON 4xx for every missing or bad input with nothing written, a JSON 503
-//! for an outage and for a draw in doubt, and the page in headless Chromium. Writes a screenshot to
+//! and unknown campaigns as outcomes), a crowd drawing at once told exactly what the database holds, a JSON 4xx
+//! for every missing or bad input (and for a draw from another site's page) with nothing written, a JSON 503 for
+//! an outage and for a draw in doubt, the status cache, and the page in headless Chromium. Writes a screenshot to
 //! `target/e2e-lottery-page.png`.
 
 use std::time::Duration;
