@@ -21,12 +21,14 @@
 //!   ([`gift_delivery::GiftWorker`]), and a real gift-service stub ([`gift_delivery::GiftServiceStub`]).
 //! - [`group_commit`]: per-key lanes that merge concurrent requests for a hot row into one transaction
 //!   ([`group_commit::GroupCommit`]), shared by every domain.
-//! - [`http`]: the classic HTTP API and the sale page as an axum router ([`http::router`]).
+//! - [`http`]: the classic HTTP API and the sale page as an axum router ([`http::router`]), and what every
+//!   router shares: the envelope, errors, and the user seam ([`http::RequestUser`], [`http::SignedUserCookie`]).
 //! - [`local_rabbitmq`]: a private, throwaway RabbitMQ node ([`local_rabbitmq::LocalRabbitMq`]).
 //! - [`local_redis`]: a private, throwaway Redis ([`local_redis::LocalRedis`]).
 //! - [`local_server`]: a private, throwaway MariaDB ([`local_server::LocalServer`]).
 //! - [`lottery`]: the lottery: campaigns of weighted prize tiers, durable batched draws, "all drawn" shared
-//!   through Redis, and the books ([`lottery::Lottery`], [`lottery::DrawOutcome`]).
+//!   through Redis, and the books ([`lottery::Lottery`], [`lottery::DrawOutcome`]); its API and page as an axum
+//!   router ([`lottery::http::router`]).
 //! - [`messaging`]: the reliable message service: outbox, relay to RabbitMQ, consumers that call back
 //!   ([`messaging::Relay`], [`messaging::consume`]).
 //! - [`seckill`]: items, the exposer and execution ([`seckill::Seckill`], [`seckill::Outcome`]).

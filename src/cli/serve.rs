@@ -1,14 +1,17 @@
-//! `seckill serve`: the HTTP API and the sale page, and the points exchange's API and page, with request logs and
-//! graceful shutdown.
+//! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages, with
+//! request logs and graceful shutdown.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use clap::Args;
 use mysql_async::Pool;
+use seckill::bounded_redis::BoundedRedis;
 use seckill::exchange::Exchange;
-use seckill::exchange::http::{ExchangeHttp, SignedUserCookie};
-use seckill::http::{AdmissionConfig, ApiError, DetailCache, Rate, SeckillHttp};
+use seckill::exchange::http::ExchangeHttp;
+use seckill::http::{AdmissionConfig, ApiError, DetailCache, Rate, SeckillHttp, SignedUserCookie, USER_COOKIE};
+use seckill::lottery::Lottery;
+use seckill::lottery::http::LotteryHttp;
 use seckill::migrate::Migrator;
 use seckill::seckill::Seckill;
 use tokio::net::TcpListener;
@@ -23,7 +26,8 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Serve item details through this Redis (cache-aside, 1 s TTL), e.g. redis://127.0.0.1:6379/.
+    /// Serve item details through this Redis (cache-aside, 1 s TTL), and share the lottery's "all drawn" through
+    /// it, e.g. redis://127.0.0.1:6379/.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
     #[command(flatten)]
@@ -65,15 +69,18 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
     if target.is_throwaway() {
         Migrator::embedded()?.run(&pool).await?;
     }
-    let exchange = exchange_routes(&pool, args.signing.hmac_secret())?;
+    let signed_in = signed_in_routes(&pool, args.signing.hmac_secret(), args.redis_url.as_deref()).await?;
     let service = Seckill::new(pool, signer);
     let routes = seckill_routes(service, args.redis_url.as_deref(), args.limits.config()).await?;
     let listener = bind(args.listen).await?;
-    let app = host(match exchange {
-        Some(exchange) => {
+    let app = host(match signed_in {
+        Some(signed_in) => {
             let address = listener.local_addr()?;
-            eprintln!("seckill: the points exchange at http://{address}/exchange (users sign in by cookie)");
-            routes.merge(exchange)
+            eprintln!(
+                "seckill: the points exchange at http://{address}/exchange, the lottery at \
+                 http://{address}/lottery/{{campaign}} (users sign in by the {USER_COOKIE} cookie)"
+            );
+            routes.merge(signed_in)
         }
         None => routes,
     });
@@ -95,16 +102,31 @@ pub(crate) async fn seckill_routes(
     Ok(http.router())
 }
 
-/// The points exchange's API and page, its users signed in by the `exchangeUser` cookie under the same HMAC
-/// secret as seckill URLs (the cookie's tag is domain-separated from theirs). Classic signing has no secret, so
-/// then the exchange is not served: an unsigned user id would let anyone spend anyone's points.
-fn exchange_routes(pool: &Pool, hmac_secret: Option<&str>) -> Result<Option<Router>, Failure> {
+/// The routers whose users sign in: the points exchange's and the lottery's APIs and pages, both reading the one
+/// `seckillUser` cookie, signed under the same HMAC secret as seckill URLs (the cookie's tag is domain-separated
+/// from theirs). Classic signing has no secret, so then neither is served: an unsigned user id would let anyone
+/// spend anyone's points and take anyone's draws. With Redis, lottery instances share "all drawn" through it.
+async fn signed_in_routes(
+    pool: &Pool,
+    hmac_secret: Option<&str>,
+    redis_url: Option<&str>,
+) -> Result<Option<Router>, Failure> {
     let Some(secret) = hmac_secret else {
-        eprintln!("seckill: the points exchange is not served: its user cookie needs hmac signing (SECKILL_SECRET)");
+        eprintln!(
+            "seckill: the points exchange and the lottery are not served: their user cookie needs hmac signing \
+             (SECKILL_SECRET)"
+        );
         return Ok(None);
     };
     let cookie = SignedUserCookie::new(secret)?;
-    Ok(Some(ExchangeHttp::new(Exchange::new(pool.clone()), cookie).router()))
+    let mut lottery = Lottery::new(pool.clone());
+    if let Some(url) = redis_url {
+        let redis =
+            BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;
+        lottery = lottery.with_redis(redis, None);
+    }
+    let exchange = ExchangeHttp::new(Exchange::new(pool.clone()), cookie.clone()).router();
+    Ok(Some(exchange.merge(LotteryHttp::new(lottery, cookie).router())))
 }
 
 /// What the binary adds around the library's routers: JSON answers for unknown routes and methods, request logs.

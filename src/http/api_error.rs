@@ -21,6 +21,9 @@ pub enum ApiError {
     /// A missing or invalid identity (a cookie that is absent, malformed or not signed by us): 401, with the
     /// message as given, which must not say which check failed beyond what the client sent.
     Unauthorized(String),
+    /// A request the server refuses whoever sends it, such as a state-changing request from another site's page:
+    /// 403.
+    Forbidden(String),
     /// No such item or route: 404.
     NotFound(String),
     /// A method the route does not take: 405.
@@ -43,6 +46,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotRegistered | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -78,7 +82,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = match self {
-            ApiError::BadRequest(message) | ApiError::NotFound(message) | ApiError::Unauthorized(message) => message,
+            ApiError::BadRequest(message)
+            | ApiError::Forbidden(message)
+            | ApiError::NotFound(message)
+            | ApiError::Unauthorized(message) => message,
             ApiError::NotRegistered => "未注册".to_string(),
             ApiError::MethodNotAllowed => "method not allowed".to_string(),
             ApiError::PayloadTooLarge => "request body too large".to_string(),

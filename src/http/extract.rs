@@ -14,13 +14,23 @@ pub const PHONE_COOKIE: &str = "killPhone";
 /// The longest path segment worth reading; anything longer is garbage.
 const MAX_SEGMENT: usize = 128;
 
+/// The longest id in decimal (`i64::MAX`).
+const MAX_ID_DIGITS: usize = 19;
+
 /// Parses an item id from a path segment: digits only, within `i64`.
 pub fn parse_item_id(segment: &str) -> Result<i64, ApiError> {
-    let valid = !segment.is_empty() && segment.len() <= 19 && segment.bytes().all(|b| b.is_ascii_digit());
+    let valid = !segment.is_empty() && segment.len() <= MAX_ID_DIGITS && segment.bytes().all(|b| b.is_ascii_digit());
     valid
         .then(|| segment.parse::<i64>().ok())
         .flatten()
         .ok_or_else(|| ApiError::BadRequest(format!("invalid seckill id {:?}", shorten(segment))))
+}
+
+/// A positive id (a gift's, a campaign's) from a path segment: digits only, within `i64`, above 0. `Err` holds
+/// the segment shortened for an error message: anything else names nothing, so the routers answer 404.
+pub(crate) fn parse_positive_id(segment: &str) -> Result<i64, String> {
+    let digits = !segment.is_empty() && segment.len() <= MAX_ID_DIGITS && segment.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| segment.parse::<i64>().ok()).flatten().filter(|id| *id > 0).ok_or_else(|| shorten(segment))
 }
 
 /// A signature from the path: refused outright when too long to be one.

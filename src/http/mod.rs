@@ -19,6 +19,10 @@
 //! outcome is in doubt 503 naming `/seckill/{id}/result`. JSON says `charset=utf-8`. The router sets no
 //! fallback and no logging layer: the host app owns those.
 //!
+//! The other domains' routers ([`crate::exchange::http`], [`crate::lottery::http`]) share this module's
+//! envelope, errors and layers, and its user seam: a host names the user of a request through a
+//! [`RequestUser`], one for every router; [`SignedUserCookie`] is the one provided.
+//!
 //! ```no_run
 //! # async fn run(service: seckill::seckill::Seckill) -> std::io::Result<()> {
 //! let app = axum::Router::new().merge(seckill::http::router(service));
@@ -32,11 +36,15 @@ mod api_error;
 // Shared with the points exchange's router (`crate::exchange::http`).
 pub(crate) mod body_limit;
 pub(crate) mod charset;
+// Used by the lottery's router, whose draw needs no header a cross-site form could not send.
+pub(crate) mod cross_site;
 pub mod detail_cache;
 mod envelope;
 mod extract;
 mod handlers;
 mod page;
+mod signed_user_cookie;
+mod user;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +58,10 @@ pub use api_error::ApiError;
 pub use detail_cache::DetailCache;
 pub use envelope::{Envelope, Execution, Exposer};
 pub use extract::PHONE_COOKIE;
+pub(crate) use extract::parse_positive_id;
+pub use signed_user_cookie::{SignedUserCookie, USER_COOKIE};
+pub use user::RequestUser;
+pub(crate) use user::{CurrentUser, Identity};
 
 use crate::seckill::{Item, Seckill, SeckillError};
 

@@ -28,6 +28,7 @@ mod campaign;
 mod draw_lottery_batch;
 mod error;
 mod history;
+pub mod http;
 mod lanes;
 mod outcome;
 mod randomness;

@@ -137,6 +137,14 @@ async fn serve_logs_requests_answers_unknown_routes_in_json_and_stops_on_sigterm
     assert_eq!((unknown.status, unknown.json["success"].as_bool()), (hyper::StatusCode::NOT_FOUND, Some(false)));
     let wrong_method = client.request_to(&base, hyper::Method::DELETE, "/seckill/time/now", None, Vec::new()).await;
     assert_eq!(wrong_method.status, hyper::StatusCode::METHOD_NOT_ALLOWED);
+    // The lottery's routes are merged: its own answers, not the fallback's.
+    let campaign = client.request_to(&base, hyper::Method::GET, "/lottery/999999/status.json", None, Vec::new()).await;
+    assert_eq!(
+        (campaign.status, campaign.json["error"].as_str()),
+        (hyper::StatusCode::NOT_FOUND, Some("no campaign with id 999999"))
+    );
+    let draw = client.request_to(&base, hyper::Method::POST, "/lottery/1/draw", None, Vec::new()).await;
+    assert_eq!(draw.status, hyper::StatusCode::UNAUTHORIZED, "{}", draw.text);
 
     let terminated = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(terminated.success());

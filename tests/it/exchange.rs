@@ -15,7 +15,7 @@ use seckill::local_server::LocalServer;
 use seckill::migrate::Migrator;
 use serde_json::json;
 
-use crate::common::{migrated_db, seckill_command};
+use crate::common::{count, migrated_db, seckill_command};
 
 async fn new_gift(service: &Exchange, cost: i64, stock: i32) -> Gift {
     service.create_gift(&NewGift { name: "test gift".into(), cost, stock }).await.expect("the gift is created")
@@ -23,11 +23,6 @@ async fn new_gift(service: &Exchange, cost: i64, stock: i32) -> Gift {
 
 fn rid(text: &str) -> RequestId {
     RequestId::new(text).expect("a valid request id")
-}
-
-async fn count(pool: &Pool, query: &str) -> i64 {
-    let mut conn = pool.get_conn().await.unwrap();
-    conn.query_first(query).await.unwrap().unwrap_or(0)
 }
 
 async fn stock(pool: &Pool, gift_id: i64) -> i64 {

@@ -7,52 +7,20 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use fantoccini::Locator;
-use fantoccini::cookies::Cookie;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, COOKIE};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::header::COOKIE;
+use hyper::{Method, StatusCode};
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use seckill::database::ConnectOptions;
 use seckill::exchange::http::{IDEMPOTENCY_KEY, SignedUserCookie, USER_COOKIE, router};
 use seckill::exchange::{Books, Exchange, Gift, NewGift};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::common::RowLock;
-use crate::common::browser::{ChromeDriver, browser, eventually, profile_dir, save_screenshot, text_of};
-use crate::common::http::{Answer, serve};
-use crate::common::{SECRET, migrated_db};
-
-const JSON_UTF8: &str = "application/json; charset=utf-8";
-
-fn cookies() -> SignedUserCookie {
-    SignedUserCookie::new(SECRET).unwrap()
-}
-
-/// The `Cookie` header that signs `user` in.
-fn signed_in(user: i64) -> String {
-    format!("{USER_COOKIE}={}", cookies().cookie_value(user))
-}
-
-/// One request to the served router, with the given headers.
-async fn call(address: SocketAddr, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut request = Request::builder().method(method).uri(format!("http://{address}{path}"));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = client.request(request.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
-    let status = response.status();
-    let content_type =
-        response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer { status, content_type, text, json }
-}
+use crate::common::browser::{
+    ChromeDriver, browser, eventually, open_with_cookie, profile_dir, save_screenshot, text_of,
+};
+use crate::common::http::{Answer, JSON_UTF8, assert_error, call, serve, signed_in, user_cookies};
+use crate::common::{RowLock, connection_waiting_behind, count, migrated_db};
 
 /// `GET path` as `user`.
 async fn get_as(address: SocketAddr, path: &str, user: i64) -> Answer {
@@ -67,11 +35,6 @@ async fn exchange(address: SocketAddr, user: i64, gift: &str, key: &str) -> Answ
 
 async fn new_gift(service: &Exchange, name: &str, cost: i64, stock: i32) -> Gift {
     service.create_gift(&NewGift { name: name.into(), cost, stock }).await.unwrap()
-}
-
-async fn count(pool: &Pool, query: &str) -> i64 {
-    let mut conn = pool.get_conn().await.unwrap();
-    conn.query_first(query).await.unwrap().unwrap_or(0)
 }
 
 async fn assert_books(pool: &Pool) {
@@ -92,13 +55,6 @@ fn decided(answer: &Answer) -> (&str, Option<i64>, Option<i64>, bool) {
     )
 }
 
-/// A JSON error in the envelope, with its status.
-fn assert_error(answer: &Answer, status: StatusCode, what: &str) {
-    assert_eq!(answer.status, status, "{what}: {}", answer.text);
-    assert_eq!((answer.json["success"].as_bool(), answer.content_type.as_str()), (Some(false), JSON_UTF8), "{what}");
-    assert!(answer.json["error"].is_string(), "{what}: {}", answer.text);
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_exchanges_once_per_key_and_answers_refusals_as_outcomes() {
     let db = migrated_db().await;
@@ -107,7 +63,7 @@ async fn the_api_exchanges_once_per_key_and_answers_refusals_as_outcomes() {
     let mug = new_gift(&service, "马克杯 Mug", 30, 5).await.gift_id.to_string();
     let tv = new_gift(&service, "电视 TV", 500, 5).await.gift_id.to_string();
     let pen = new_gift(&service, "笔 Pen", 10, 0).await.gift_id.to_string();
-    let served = serve(router(service.clone(), cookies())).await;
+    let served = serve(router(service.clone(), user_cookies())).await;
     let at = served.address;
 
     let gifts = call(at, Method::GET, "/exchange/gifts.json", &[], Vec::new()).await;
@@ -178,13 +134,13 @@ async fn missing_or_bad_identity_keys_and_gift_ids_are_json_errors_and_write_not
     let service = Exchange::new(db.pool().clone());
     service.grant(1, 100, "welcome").await.unwrap();
     let gift = new_gift(&service, "马克杯 Mug", 30, 5).await.gift_id.to_string();
-    let served = serve(router(service.clone(), cookies())).await;
+    let served = serve(router(service.clone(), user_cookies())).await;
     let at = served.address;
     let exchange_path = format!("/exchange/gifts/{gift}/exchange");
 
     let other_secret = SignedUserCookie::new("another-secret-0123456789").unwrap().cookie_value(1);
     let (_, tag_of_user_1) =
-        cookies().cookie_value(1).split_once('.').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
+        user_cookies().cookie_value(1).split_once('.').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
     let forged_cookies = [
         format!("{USER_COOKIE}={other_secret}"),
         format!("{USER_COOKIE}=2.{tag_of_user_1}"),
@@ -241,7 +197,7 @@ async fn missing_or_bad_identity_keys_and_gift_ids_are_json_errors_and_write_not
 async fn a_database_outage_is_a_json_503() {
     // Nothing listens on port 1: every connection attempt is refused at once.
     let pool = ConnectOptions::new("mysql://root@127.0.0.1:1/none").build_pool().unwrap();
-    let served = serve(router(Exchange::new(pool), cookies())).await;
+    let served = serve(router(Exchange::new(pool), user_cookies())).await;
     for (method, path) in [
         (Method::GET, "/exchange/gifts.json"),
         (Method::GET, "/exchange/balance.json"),
@@ -256,29 +212,6 @@ async fn a_database_outage_is_a_json_503() {
     }
 }
 
-/// The id of a connection running a statement that waits for a gift's row lock inside the exchange procedure.
-/// The lock holder is named to be left out: its own `FOR UPDATE` may still show as its last statement.
-async fn connection_waiting_for_a_gift_lock(pool: &Pool, lock: &RowLock) -> u64 {
-    let mut conn = pool.get_conn().await.unwrap();
-    for _ in 0..100 {
-        let id: Option<u64> = conn
-            .exec_first(
-                "SELECT ID FROM information_schema.PROCESSLIST \
-                  WHERE DB = DATABASE() AND ID NOT IN (CONNECTION_ID(), ?) AND COMMAND = 'Query' \
-                    AND INFO LIKE '%FROM exchange_gift%FOR UPDATE%' \
-                  ORDER BY ID LIMIT 1",
-                (lock.connection_id(),),
-            )
-            .await
-            .unwrap();
-        if let Some(id) = id {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no connection is waiting for a gift's row lock")
-}
-
 /// An exchange whose connection dies after the CALL was sent: in doubt over HTTP (503, saying to retry with the
 /// same key), and the retry with that key settles it, paying once.
 #[tokio::test(flavor = "multi_thread")]
@@ -287,12 +220,12 @@ async fn an_exchange_in_doubt_is_a_503_and_a_retry_with_the_same_key_settles_it(
     let service = Exchange::new(db.pool().clone());
     service.grant(1, 100, "welcome").await.unwrap();
     let gift = new_gift(&service, "马克杯 Mug", 30, 5).await.gift_id;
-    let served = serve(router(service.clone(), cookies())).await;
+    let served = serve(router(service.clone(), user_cookies())).await;
     let at = served.address;
 
     let lock = RowLock::gift(db.pool(), gift).await;
     let in_flight = tokio::spawn(async move { exchange(at, 1, &gift.to_string(), "k-doubt").await });
-    let victim = connection_waiting_for_a_gift_lock(db.pool(), &lock).await;
+    let victim = connection_waiting_behind(db.pool(), &lock, "%FROM exchange_gift%FOR UPDATE%").await;
     db.pool().get_conn().await.unwrap().query_drop(format!("KILL {victim}")).await.unwrap();
     let answer = in_flight.await.unwrap();
     lock.release().await;
@@ -313,7 +246,7 @@ async fn an_exchange_in_doubt_is_a_503_and_a_retry_with_the_same_key_settles_it(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_and_its_assets_are_served_with_their_charset() {
     let db = migrated_db().await;
-    let served = serve(router(Exchange::new(db.pool().clone()), cookies())).await;
+    let served = serve(router(Exchange::new(db.pool().clone()), user_cookies())).await;
     let at = served.address;
     let page = call(at, Method::GET, "/exchange", &[], Vec::new()).await;
     assert_eq!((page.status, page.content_type.as_str()), (StatusCode::OK, "text/html; charset=utf-8"));
@@ -331,12 +264,7 @@ async fn the_page_and_its_assets_are_served_with_their_charset() {
 
 /// Opens the exchange page at `origin` in `client`, signed in as `user`.
 async fn open_signed_in(client: &fantoccini::Client, origin: &str, user: i64) {
-    // A cookie can only be set for the page's origin: visit it first. Domain and SameSite are named because
-    // fantoccini sends unset ones as null and None, which Chromium refuses for a plain HTTP cookie.
-    client.goto(&format!("{origin}/exchange/gifts.json")).await.unwrap();
-    let cookie = Cookie::parse(format!("{}; Path=/; Domain=127.0.0.1; SameSite=Lax", signed_in(user))).unwrap();
-    client.add_cookie(cookie).await.unwrap();
-    client.goto(&format!("{origin}/exchange")).await.unwrap();
+    open_with_cookie(client, origin, "/exchange/gifts.json", &signed_in(user), "/exchange").await;
 }
 
 /// Clicks the Exchange button of `gift` once it is enabled.
@@ -360,7 +288,7 @@ async fn a_user_sees_the_balance_exchanges_a_gift_in_the_browser_and_sees_it_lis
     let mug = new_gift(&service, "马克杯 Mug", 30, 5).await.gift_id;
     new_gift(&service, "雨伞 Umbrella", 80, 2).await;
     new_gift(&service, "电视 TV", 500, 0).await;
-    let served = serve(router(service.clone(), cookies())).await;
+    let served = serve(router(service.clone(), user_cookies())).await;
     let driver = ChromeDriver::start_when_alone().await;
     let profile = profile_dir("exchange-page");
     let client = browser(&driver, &profile).await;
@@ -408,7 +336,7 @@ async fn the_page_retries_a_lost_answer_with_the_same_key_and_pays_once() {
     let service = Exchange::new(db.pool().clone());
     service.grant(1, 100, "welcome").await.unwrap();
     let umbrella = new_gift(&service, "雨伞 Umbrella", 80, 2).await.gift_id;
-    let served = serve(router(service.clone(), cookies())).await;
+    let served = serve(router(service.clone(), user_cookies())).await;
     let driver = ChromeDriver::start_when_alone().await;
     let profile = profile_dir("exchange-page-retry");
     let client = browser(&driver, &profile).await;

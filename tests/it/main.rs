@@ -18,6 +18,7 @@ mod gift_delivery;
 mod http;
 mod in_doubt;
 mod lottery;
+mod lottery_http;
 mod messaging;
 mod migrate;
 mod rabbitmq;

@@ -5,40 +5,19 @@
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 
 use super::ExchangeState;
 use super::idempotency::{IDEMPOTENCY_KEY, idempotency_key};
 use super::views::{BalanceView, ExchangeAnswer, GiftView, MineView};
 use crate::exchange::{ExchangeError, ExchangeOutcome};
-use crate::http::{ApiError, Envelope};
+use crate::http::{ApiError, CurrentUser, Envelope, parse_positive_id};
 
 /// What a client whose exchange is in doubt must do; the answer to that retry is the first outcome.
 pub(super) const RETRY_HINT: &str = "retry with the same Idempotency-Key: it answers the first outcome";
 
-/// The longest gift id in decimal (`i64::MAX`).
-const MAX_ID_DIGITS: usize = 19;
-
 type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;
-
-/// The user the host's [`super::ExchangeUser`] names, checked to be positive.
-pub(super) struct CurrentUser(i64);
-
-impl FromRequestParts<ExchangeState> for CurrentUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ExchangeState) -> Result<Self, Self::Rejection> {
-        let user_id = state.user.user_id(parts)?;
-        if user_id <= 0 {
-            // A host's identity that names no user is a host bug, but to the client it is no identity at all.
-            tracing::warn!(user_id, "the host's ExchangeUser returned a user id that is not positive");
-            return Err(ApiError::Unauthorized("invalid user".into()));
-        }
-        Ok(CurrentUser(user_id))
-    }
-}
 
 /// The answer for an error of a read or of input checked before sending: client errors as they are, the
 /// database's as 503 (unreachable) or 500.
@@ -59,11 +38,7 @@ fn api_error(error: ExchangeError) -> ApiError {
 /// A gift id from the path: digits only, positive, within `i64`; anything else names no gift.
 fn parse_gift_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
     let segment = path.map_err(|_| ApiError::NotFound("no such gift".into()))?.0;
-    let digits = !segment.is_empty() && segment.len() <= MAX_ID_DIGITS && segment.bytes().all(|b| b.is_ascii_digit());
-    digits.then(|| segment.parse::<i64>().ok()).flatten().filter(|id| *id > 0).ok_or_else(|| {
-        let shown: String = segment.chars().take(32).collect();
-        ApiError::NotFound(format!("no gift with id {shown:?}"))
-    })
+    parse_positive_id(&segment).map_err(|shown| ApiError::NotFound(format!("no gift with id {shown:?}")))
 }
 
 /// `GET /exchange/gifts.json`: the catalogue, in id order. Needs no user.

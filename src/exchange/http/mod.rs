@@ -24,10 +24,11 @@
 //!
 //! # Who the user is
 //!
-//! The router does not sign anyone in: the host says who each request is for, through an [`ExchangeUser`].
-//! Either the provided [`SignedUserCookie`] (the host sets `exchangeUser=<id>.<tag>`, minted by
-//! [`SignedUserCookie::cookie_value`], when the user signs in), or the host's own: a type implementing the
-//! trait, or a closure over the request's head. A missing or invalid identity should be
+//! The router does not sign anyone in: the host says who each request is for, through a
+//! [`RequestUser`], the same seam every router of the crate uses. Either the provided
+//! [`SignedUserCookie`] (the host sets `seckillUser=<id>.<tag>`, minted by [`SignedUserCookie::cookie_value`],
+//! when the user signs in; the same cookie signs them in to the lottery), or the host's own: a type implementing
+//! the trait, or a closure over the request's head. A missing or invalid identity should be
 //! [`ApiError::Unauthorized`](crate::http::ApiError::Unauthorized), a JSON 401.
 //!
 //! ```no_run
@@ -60,28 +61,25 @@
 mod handlers;
 mod idempotency;
 mod page;
-mod signed_cookie;
-mod user;
 mod views;
 
-use std::sync::Arc;
-
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 
 pub use idempotency::IDEMPOTENCY_KEY;
-pub use signed_cookie::{SignedUserCookie, USER_COOKIE};
-pub use user::ExchangeUser;
+// The user seam lives in `crate::http`, shared by every router; named here too, next to the router that takes it.
+pub use crate::http::{RequestUser, SignedUserCookie, USER_COOKIE};
 pub use views::{BalanceView, ExchangeAnswer, ExchangeView, GiftView, LedgerView, MineView};
 
 use super::Exchange;
-use crate::http::{DEFAULT_MAX_BODY, body_limit, charset};
+use crate::http::{DEFAULT_MAX_BODY, Identity, body_limit, charset};
 
 /// How many exchanges and ledger entries `mine.json` shows by default.
 pub const DEFAULT_SHOWN: u32 = 20;
 
 /// The router with default settings, the user from `user`.
-pub fn router(service: Exchange, user: impl ExchangeUser) -> Router {
+pub fn router(service: Exchange, user: impl RequestUser) -> Router {
     ExchangeHttp::new(service, user).router()
 }
 
@@ -103,16 +101,26 @@ impl std::fmt::Debug for ExchangeHttp {
 #[derive(Clone)]
 pub(crate) struct ExchangeState {
     service: Exchange,
-    user: Arc<dyn ExchangeUser>,
+    user: Identity,
     history_limit: u32,
     ledger_limit: u32,
 }
 
+impl FromRef<ExchangeState> for Identity {
+    fn from_ref(state: &ExchangeState) -> Self {
+        state.user.clone()
+    }
+}
+
 impl ExchangeHttp {
     /// The exchange's routes over `service`, the user of each request from `user`.
-    pub fn new(service: Exchange, user: impl ExchangeUser) -> Self {
-        let state =
-            ExchangeState { service, user: Arc::new(user), history_limit: DEFAULT_SHOWN, ledger_limit: DEFAULT_SHOWN };
+    pub fn new(service: Exchange, user: impl RequestUser) -> Self {
+        let state = ExchangeState {
+            service,
+            user: Identity::new(user),
+            history_limit: DEFAULT_SHOWN,
+            ledger_limit: DEFAULT_SHOWN,
+        };
         ExchangeHttp { state }
     }
 

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use fantoccini::cookies::Cookie;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -124,6 +125,16 @@ pub async fn text_of(client: &Client, id: &str) -> String {
         Ok(element) => element.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     }
+}
+
+/// Signs the browser in with `cookie` (`name=value`) for `origin` and opens `page` there. A cookie can only be
+/// set for the page's origin, so `landing` (any path of the origin) is visited first. Domain and SameSite are
+/// named because fantoccini sends unset ones as null and None, which Chromium refuses for a plain HTTP cookie.
+pub async fn open_with_cookie(client: &Client, origin: &str, landing: &str, cookie: &str, page: &str) {
+    client.goto(&format!("{origin}{landing}")).await.unwrap();
+    let cookie = Cookie::parse(format!("{cookie}; Path=/; Domain=127.0.0.1; SameSite=Lax")).unwrap();
+    client.add_cookie(cookie).await.unwrap();
+    client.goto(&format!("{origin}{page}")).await.unwrap();
 }
 
 /// Writes a screenshot of the page to `target/<file_name>`, for a person to look at.

@@ -10,6 +10,29 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use seckill::http::{SignedUserCookie, USER_COOKIE};
+
+use super::SECRET;
+
+/// The content type of every JSON answer.
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// The signer of the `seckillUser` cookie that signs users in to the exchange's and the lottery's routers.
+pub fn user_cookies() -> SignedUserCookie {
+    SignedUserCookie::new(SECRET).unwrap()
+}
+
+/// The `Cookie` header that signs `user` in.
+pub fn signed_in(user: i64) -> String {
+    format!("{USER_COOKIE}={}", user_cookies().cookie_value(user))
+}
+
+/// A JSON error in the envelope, with its status.
+pub fn assert_error(answer: &Answer, status: StatusCode, what: &str) {
+    assert_eq!(answer.status, status, "{what}: {}", answer.text);
+    assert_eq!((answer.json["success"].as_bool(), answer.content_type.as_str()), (Some(false), JSON_UTF8), "{what}");
+    assert!(answer.json["error"].is_string(), "{what}: {}", answer.text);
+}
 
 /// A router served on a free loopback port for the rest of the test.
 pub struct Served {
@@ -31,6 +54,27 @@ pub struct Answer {
     pub content_type: String,
     pub text: String,
     pub json: serde_json::Value,
+}
+
+/// One request to a served router at `address`, with the given headers, on a client of its own.
+pub async fn call(address: SocketAddr, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = Request::builder().method(method).uri(format!("http://{address}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client.request(request.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
+    answer(response).await
+}
+
+async fn answer(response: hyper::Response<hyper::body::Incoming>) -> Answer {
+    let status = response.status();
+    let content_type =
+        response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Answer { status, content_type, text, json }
 }
 
 pub async fn serve(router: Router) -> Served {
@@ -61,13 +105,7 @@ impl Served {
             request = request.header(COOKIE, format!("killPhone={cookie}"));
         }
         let response = self.client.request(request.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
-        let status = response.status();
-        let content_type =
-            response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-        Answer { status, content_type, text, json }
+        answer(response).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {

@@ -46,6 +46,12 @@ pub async fn item_with_window(service: &Seckill, stock: i32, start: Duration, en
     service.create(&new_item).await.expect("the item is created")
 }
 
+/// The one number a query answers (a `COUNT(*)`), 0 for no row.
+pub async fn count(pool: &Pool, query: &str) -> i64 {
+    let mut conn = pool.get_conn().await.expect("a connection");
+    conn.query_first(query).await.expect("the count").unwrap_or(0)
+}
+
 /// The item's stock as stored.
 pub async fn stock(pool: &Pool, seckill_id: i64) -> i64 {
     let mut conn = pool.get_conn().await.expect("a connection");
@@ -86,6 +92,11 @@ impl RowLock {
         Self::row(pool, "SELECT stock FROM exchange_gift WHERE gift_id = ? FOR UPDATE", gift_id).await
     }
 
+    /// A lottery campaign's row, which every batch of its draws locks first.
+    pub async fn campaign(pool: &Pool, campaign_id: i64) -> RowLock {
+        Self::row(pool, "SELECT name FROM lottery_campaign WHERE campaign_id = ? FOR UPDATE", campaign_id).await
+    }
+
     async fn row(pool: &Pool, locking_read: &str, id: i64) -> RowLock {
         let mut conn = pool.get_conn().await.expect("a connection");
         conn.query_drop("START TRANSACTION").await.expect("a transaction");
@@ -123,6 +134,30 @@ pub async fn connection_waiting_for_an_item_lock(pool: &Pool) -> u64 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("no connection is waiting for an item's row lock")
+}
+
+/// The id of a connection to this test's database running a statement like `statement` (a `LIKE` pattern: a
+/// locking read inside a procedure) while `lock` holds its row, waiting up to 5 s for one to show. The holder is
+/// left out by name: its own `FOR UPDATE` may still show as its last statement.
+pub async fn connection_waiting_behind(pool: &Pool, lock: &RowLock, statement: &str) -> u64 {
+    let mut conn = pool.get_conn().await.expect("a connection");
+    for _ in 0..100 {
+        let id: Option<u64> = conn
+            .exec_first(
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                  WHERE DB = DATABASE() AND ID NOT IN (CONNECTION_ID(), ?) AND COMMAND = 'Query' \
+                    AND INFO LIKE ? \
+                  ORDER BY ID LIMIT 1",
+                (lock.connection_id(), statement),
+            )
+            .await
+            .expect("the process list");
+        if let Some(id) = id {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no connection is waiting for the row lock ({statement})")
 }
 
 /// Whether `phone` has a success row for the item.

@@ -1,9 +1,10 @@
-//! The provided identity: a signed cookie, `exchangeUser=<user id>.<tag>`, for hosts without their own
-//! sessions (and for `seckill serve` and the tests).
+//! The provided identity: a signed cookie, `seckillUser=<user id>.<tag>`, for hosts without their own
+//! sessions (and for `seckill serve` and the tests). One cookie signs a user in for every router: the points
+//! exchange and the lottery read the same one.
 //!
-//! The tag is the lowercase hex of `HMAC-MD5(secret, "exchangeUser:<user id>")`. The host mints the value when
-//! it signs a user in ([`SignedUserCookie::cookie_value`]) and sets the cookie; the router checks it on every
-//! request, in constant time. The `exchangeUser:` prefix keeps the tag apart from anything else the same
+//! The tag is the lowercase hex of `HMAC-MD5(secret, "seckillUser:<user id>")`. The host mints the value when
+//! it signs a user in ([`SignedUserCookie::cookie_value`]) and sets the cookie; the routers check it on every
+//! request, in constant time. The `seckillUser:` prefix keeps the tag apart from anything else the same
 //! secret signs (seckill URLs, `"{id}:{phone}:{expires}"`), so `seckill serve` can use one secret for both.
 //!
 //! *Protects against*: a client that names another user's id, or makes up a value, without the secret.
@@ -18,14 +19,14 @@ use axum::http::request::Parts;
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 
-use super::user::ExchangeUser;
-use crate::http::ApiError;
+use super::ApiError;
+use super::user::RequestUser;
 use crate::signing::{MIN_KEY_LEN, SigningError};
 
 type HmacMd5 = Hmac<Md5>;
 
 /// The cookie's name.
-pub const USER_COOKIE: &str = "exchangeUser";
+pub const USER_COOKIE: &str = "seckillUser";
 
 /// The longest user id in decimal (`i64::MAX`).
 const MAX_ID_DIGITS: usize = 19;
@@ -33,7 +34,7 @@ const MAX_ID_DIGITS: usize = 19;
 /// Hex digits of an MD5 tag.
 const TAG_HEX_DIGITS: usize = 32;
 
-/// Signs and checks the `exchangeUser` cookie; an [`ExchangeUser`] that reads the user from it. A missing,
+/// Signs and checks the `seckillUser` cookie; a [`RequestUser`] that reads the user from it. A missing,
 /// malformed or forged cookie is a 401.
 #[derive(Clone)]
 pub struct SignedUserCookie {
@@ -61,7 +62,7 @@ impl SignedUserCookie {
     }
 
     /// The cookie's value for `user_id`, `<id>.<tag>`, for the host to set when the user signs in (for example
-    /// `Set-Cookie: exchangeUser=<value>; Path=/; HttpOnly; SameSite=Lax`). User ids are positive: the value for
+    /// `Set-Cookie: seckillUser=<value>; Path=/; HttpOnly; SameSite=Lax`). User ids are positive: the value for
     /// any other id is refused like a forged one.
     pub fn cookie_value(&self, user_id: i64) -> String {
         format!("{user_id}.{}", hex::encode(self.mac(&user_id.to_string()).finalize().into_bytes()))
@@ -96,8 +97,8 @@ impl SignedUserCookie {
     }
 }
 
-impl ExchangeUser for SignedUserCookie {
-    /// The first `exchangeUser` cookie that verifies (a browser may send one per path).
+impl RequestUser for SignedUserCookie {
+    /// The first `seckillUser` cookie that verifies (a browser may send one per path).
     fn user_id(&self, parts: &Parts) -> Result<i64, ApiError> {
         let mut seen = false;
         let values = parts
@@ -159,10 +160,10 @@ mod tests {
 
     #[test]
     fn the_tag_is_hmac_md5_of_the_prefixed_id() {
-        // Pinned, so hosts in other languages can mint the same value: hex(HMAC-MD5(key, "exchangeUser:42")).
+        // Pinned, so hosts in other languages can mint the same value: hex(HMAC-MD5(key, "seckillUser:42")).
         let signer = SignedUserCookie::new("key-key-key-key-key").unwrap();
         let mut mac = HmacMd5::new_from_slice(b"key-key-key-key-key").unwrap();
-        mac.update(b"exchangeUser:42");
+        mac.update(b"seckillUser:42");
         assert_eq!(signer.cookie_value(42), format!("42.{}", hex::encode(mac.finalize().into_bytes())));
     }
 
@@ -170,14 +171,14 @@ mod tests {
     fn the_cookie_header_is_read_like_a_browser_sends_it() {
         let signer = SignedUserCookie::new(SECRET).unwrap();
         let good = signer.cookie_value(7);
-        assert_eq!(signer.user_id(&parts(&[&format!("a=1; exchangeUser={good}; b=2")])).unwrap(), 7);
-        assert_eq!(signer.user_id(&parts(&["a=1", &format!("exchangeUser=\"{good}\"")])).unwrap(), 7);
-        let shadowed = format!("exchangeUser=1.00000000000000000000000000000000; exchangeUser={good}");
+        assert_eq!(signer.user_id(&parts(&[&format!("a=1; seckillUser={good}; b=2")])).unwrap(), 7);
+        assert_eq!(signer.user_id(&parts(&["a=1", &format!("seckillUser=\"{good}\"")])).unwrap(), 7);
+        let shadowed = format!("seckillUser=1.00000000000000000000000000000000; seckillUser={good}");
         assert_eq!(signer.user_id(&parts(&[&shadowed])).unwrap(), 7, "the one that verifies");
 
         let missing = signer.user_id(&parts(&["a=1"])).unwrap_err();
         assert!(matches!(&missing, ApiError::Unauthorized(message) if message.contains("sign in first")));
-        let forged = signer.user_id(&parts(&["exchangeUser=7.00000000000000000000000000000000"])).unwrap_err();
+        let forged = signer.user_id(&parts(&["seckillUser=7.00000000000000000000000000000000"])).unwrap_err();
         assert!(matches!(&forged, ApiError::Unauthorized(message) if message.contains("invalid")));
     }
 

@@ -1,0 +1,92 @@
+//! The API's handlers: a campaign's status, the user's draws, and the draw itself.
+//!
+//! Paths are read as text and parsed here, so a campaign id that is not one is a JSON 404 rather than axum's
+//! plain-text rejection.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+
+use super::LotteryState;
+use super::views::{DrawAnswer, DrawView, MineView, StatusView};
+use crate::http::{ApiError, CurrentUser, Envelope, parse_positive_id};
+use crate::lottery::{DrawOutcome, LotteryError};
+
+type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;
+
+/// A campaign id from the path: digits only, positive, within `i64`; anything else names no campaign.
+pub(super) fn parse_campaign_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
+    let segment = path.map_err(|_| ApiError::NotFound("no such campaign".into()))?.0;
+    parse_positive_id(&segment).map_err(|shown| ApiError::NotFound(format!("no campaign with id {shown:?}")))
+}
+
+/// The answer for an error of a read or of input checked before sending: client errors as they are, the
+/// database's as 503 (unreachable) or 500.
+fn api_error(error: LotteryError) -> ApiError {
+    match error {
+        LotteryError::Database(database) => database.into(),
+        LotteryError::InvalidUser(id) => ApiError::Unauthorized(format!("invalid user id {id}")),
+        LotteryError::InvalidCampaignId(id) => ApiError::NotFound(format!("no campaign with id {id}")),
+        // Campaign creation and the books are not served here; these only come from them.
+        error @ (LotteryError::InvalidCampaign(_) | LotteryError::Unbalanced(_)) => {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}
+
+/// `GET /lottery/{campaign}/status.json`: the campaign now, at most the router's status max age old. Needs no
+/// user. An unknown campaign is a 404.
+pub(super) async fn status(
+    State(state): State<LotteryState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusView> {
+    let campaign_id = parse_campaign_id(path)?;
+    let status = state.statuses.status(&state.service, campaign_id).await.map_err(api_error)?;
+    let status = status.ok_or_else(|| ApiError::NotFound(format!("no campaign with id {campaign_id}")))?;
+    Ok(Json(Envelope::ok(StatusView::clone(&status))))
+}
+
+/// `GET /lottery/{campaign}/mine.json`: the user's draws in the campaign, in draw order (none for a campaign that
+/// does not exist).
+pub(super) async fn mine(
+    State(state): State<LotteryState>,
+    CurrentUser(user_id): CurrentUser,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<MineView> {
+    let campaign_id = parse_campaign_id(path)?;
+    let draws = state.service.my_draws(campaign_id, user_id).await.map_err(api_error)?;
+    Ok(Json(Envelope::ok(MineView { user_id, campaign_id, draws: draws.into_iter().map(DrawView::from).collect() })))
+}
+
+/// `POST /lottery/{campaign}/draw`. Every decided outcome is a successful request whose data says which, refusals
+/// included (like the classic seckill API). What decided nothing is a JSON 503: the database unreachable or the
+/// draw rolled back (nothing written), or the draw in doubt, whose error says where to look: the user's draws
+/// list it if it went through.
+pub(super) async fn draw(
+    State(state): State<LotteryState>,
+    CurrentUser(user_id): CurrentUser,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<DrawAnswer> {
+    let campaign_id = parse_campaign_id(path)?;
+    let outcome = state.service.draw(campaign_id, user_id).await.map_err(api_error)?;
+    let error = match outcome {
+        DrawOutcome::InnerError(error) => error,
+        decided => {
+            let answer = DrawAnswer::decided(&decided)
+                .ok_or_else(|| ApiError::Internal(format!("no answer for the outcome {decided:?}")))?;
+            return Ok(Json(Envelope::ok(answer)));
+        }
+    };
+    if error.in_doubt {
+        // Not "draw again": with more than one draw per user, a second draw after one that went through is
+        // another draw, not a retry.
+        let check = format!("see /lottery/{campaign_id}/mine.json, which lists the draw if it went through");
+        return Err(ApiError::InDoubt { check, detail: error.detail });
+    }
+    if error.unavailable {
+        return Err(ApiError::Unavailable(error.detail));
+    }
+    // Not sent, or proven rolled back (say, a lock wait timeout): nothing was recorded, the user keeps the draw.
+    // Transient, hence 503 rather than 500; the detail (logged, never sent) says which it was.
+    Err(ApiError::Unavailable(format!("draw in campaign {campaign_id} not made, nothing recorded: {}", error.detail)))
+}
