@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod decision_rules;
 mod exchange;
+mod exchange_batch_sql;
 mod exchange_http;
 mod exchange_shipping;
 mod executor;
