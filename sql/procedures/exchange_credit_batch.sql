@@ -142,6 +142,14 @@ BEGIN
             KEY by_request (user_id, request_id)
         ) ENGINE = MEMORY;
         DELETE FROM exchange_credit_batch_decision;
+        -- The ids of the batch's new exchanges, read back (see step 4).
+        CREATE TEMPORARY TABLE IF NOT EXISTS exchange_credit_batch_exchange (
+            user_id     BIGINT      NOT NULL,
+            request_id  VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+            exchange_id BIGINT      NOT NULL,
+            PRIMARY KEY (user_id, request_id)
+        ) ENGINE = MEMORY;
+        DELETE FROM exchange_credit_batch_exchange;
 
         SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
         START TRANSACTION;
@@ -262,10 +270,17 @@ BEGIN
         SET v_taken = ROW_COUNT();
 
         IF v_taken > 0 THEN
+            -- Read back by INSERT ... SELECT, a consistent read at READ COMMITTED: an UPDATE joining credit_exchange
+            -- would read it with shared locks, wait for other batches' uncommitted exchanges, and deadlock.
+            INSERT INTO exchange_credit_batch_exchange (user_id, request_id, exchange_id)
+            SELECT x.user_id, x.request_id, x.id
+              FROM exchange_credit_batch_decision AS d
+              JOIN credit_exchange AS x ON x.user_id = d.user_id AND x.request_id = d.request_id
+             WHERE d.outcome = 'exchanged' AND d.is_repeat = 0;
             -- Repeats within the batch of a new exchange take its id too (their exchange_id is still NULL).
             UPDATE exchange_credit_batch_decision AS d
-              JOIN credit_exchange AS x ON x.user_id = d.user_id AND x.request_id = d.request_id
-               SET d.exchange_id = x.id
+              JOIN exchange_credit_batch_exchange AS x ON x.user_id = d.user_id AND x.request_id = d.request_id
+               SET d.exchange_id = x.exchange_id
              WHERE d.outcome = 'exchanged' AND d.exchange_id IS NULL;
 
             INSERT INTO credit_ledger (user_id, delta, balance_after, reason, reference, created_at)
@@ -286,12 +301,13 @@ BEGIN
              WHERE d.outcome = 'exchanged' AND d.is_repeat = 0
              ORDER BY d.seq;
 
-            -- One update per user, by what the user's exchanges took.
-            UPDATE credit AS c
-              JOIN (SELECT d.user_id, COUNT(*) AS exchanges
+            -- One update per user, by what the user's exchanges took: driven by the batch's users (STRAIGHT_JOIN),
+            -- so that only their rows, locked in step 2, are touched.
+            UPDATE (SELECT d.user_id, COUNT(*) AS exchanges
                       FROM exchange_credit_batch_decision AS d
                      WHERE d.outcome = 'exchanged' AND d.is_repeat = 0
-                     GROUP BY d.user_id) AS t ON t.user_id = c.user_id
+                     GROUP BY d.user_id) AS t
+              STRAIGHT_JOIN credit AS c FORCE INDEX (uniq_user) ON c.user_id = t.user_id
                SET c.credit = c.credit - t.exchanges * v_cost, c.updated_at = NOW(3);
         END IF;
 

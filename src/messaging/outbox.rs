@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Pool, Value};
+use mysql_async::{Conn, Params, Pool, Value};
 
 use crate::database::acquire;
 use crate::database::rows::{exec_all, exec_first, instant};
@@ -82,55 +82,70 @@ fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Claims up to `limit` due messages for sending, each reserved for `claim_lease`. Messages already sent
-/// `max_attempts` times without a callback are marked dead instead. Rows another relay has claimed in a
-/// transaction still open are skipped, not waited for, and no business insert waits for a claim.
+/// Claims up to `limit` due messages for sending, each reserved for `claim_lease`: new messages first, then
+/// re-sends. Messages already sent `max_attempts` times without a callback are marked dead instead. Several
+/// relays (and a relay's publishing loops) claim at once without waiting for each other, and no business
+/// transaction ever waits for a claim (see [`relay_transaction`]).
+///
+/// Two reads per state. First the candidates, from the `(state, due_at)` index in its order, without a lock
+/// (a consistent read): only committed messages, and no wait for the index entries the relay's own updates
+/// delete-mark and lock as they move messages from state to state (a locking read through that index waits
+/// for them, SKIP LOCKED or not, and deadlocks with a concurrent mark-consumed). Then the claim proper, by
+/// primary key, `FOR UPDATE SKIP LOCKED`, checking again that each candidate is still due: a row another relay
+/// holds is skipped, one it claimed in between is no longer due.
 ///
 /// # Errors
 /// The database's error; nothing is claimed then.
 pub async fn claim(pool: &Pool, limit: usize, schedule: &Schedule) -> Result<Vec<OutboxMessage>, DatabaseError> {
     let mut conn = acquire(pool).await?;
-    // READ COMMITTED: the locking read locks the rows it claims and no gaps. Under REPEATABLE READ its
-    // next-key locks on (state, due_at) would block, and deadlock with, the inserts of business procedures
-    // writing new messages: a claim must never make a business transaction fail.
-    let mut options = mysql_async::TxOpts::default();
-    options.with_isolation_level(mysql_async::IsolationLevel::ReadCommitted);
-    let mut transaction = conn.start_transaction(options).await?;
-    let due: Vec<(i64, String, String, String, u32)> = {
-        let rows: Vec<mysql_async::Row> = transaction
+    let mut transaction = relay_transaction(&mut conn).await?;
+    let mut due: Vec<(i64, String, String, String, u32)> = Vec::new();
+    for state in [MessageState::Pending, MessageState::Sent] {
+        if due.len() >= limit {
+            break;
+        }
+        let candidates: Vec<i64> = transaction
             .exec(
-                "SELECT message_id, topic, business_key, payload, attempts FROM message_outbox \
-                  WHERE state IN ('pending', 'sent') AND due_at <= NOW(3) \
-                  ORDER BY due_at LIMIT ? FOR UPDATE SKIP LOCKED",
-                (limit,),
+                "SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
+                  WHERE state = ? AND due_at <= NOW(3) ORDER BY due_at LIMIT ?",
+                (state.as_str(), limit - due.len()),
             )
             .await?;
-        rows.into_iter().map(|row| crate::database::rows::decode(row, "a due message")).collect::<Result<_, _>>()?
-    };
+        for chunk in candidates.chunks(IDS_PER_STATEMENT) {
+            let rows: Vec<mysql_async::Row> = transaction
+                .exec(
+                    format!(
+                        "SELECT message_id, topic, business_key, payload, attempts \
+                           FROM message_outbox FORCE INDEX (PRIMARY) \
+                          WHERE message_id IN ({}) AND state = ? AND due_at <= NOW(3) \
+                          ORDER BY message_id FOR UPDATE SKIP LOCKED",
+                        id_list(chunk.iter().copied())
+                    ),
+                    (state.as_str(),),
+                )
+                .await?;
+            for row in rows {
+                due.push(crate::database::rows::decode(row, "a due message")?);
+            }
+        }
+    }
     let (dead, live): (Vec<_>, Vec<_>) = due.into_iter().partition(|row| row.4 >= schedule.max_attempts);
-    if !dead.is_empty() {
-        let ids = id_list(dead.iter().map(|row| row.0));
-        transaction
-            .query_drop(format!(
-                "UPDATE message_outbox SET state = 'dead', \
-                        last_error = 'sent {} times without a callback from its consumer' \
-                  WHERE message_id IN ({ids})",
-                schedule.max_attempts
-            ))
-            .await?;
-    }
-    if !live.is_empty() {
-        let ids = id_list(live.iter().map(|row| row.0));
-        transaction
-            .exec_drop(
-                format!(
-                    "UPDATE message_outbox SET due_at = TIMESTAMPADD(MICROSECOND, ?, NOW(3)) \
-                      WHERE message_id IN ({ids})"
-                ),
-                (micros(schedule.claim_lease),),
-            )
-            .await?;
-    }
+    let reason = format!("sent {} times without a callback from its consumer", schedule.max_attempts);
+    update_by_ids(
+        &mut transaction,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'dead', last_error = ? WHERE message_id IN ({ids})",
+        (reason,),
+        dead.iter().map(|row| row.0),
+    )
+    .await?;
+    update_by_ids(
+        &mut transaction,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET due_at = TIMESTAMPADD(MICROSECOND, ?, NOW(3)) \
+          WHERE message_id IN ({ids})",
+        (micros(schedule.claim_lease),),
+        live.iter().map(|row| row.0),
+    )
+    .await?;
     transaction.commit().await?;
     Ok(live
         .into_iter()
@@ -144,6 +159,56 @@ pub async fn claim(pool: &Pool, limit: usize, schedule: &Schedule) -> Result<Vec
         .collect())
 }
 
+/// A transaction of the relay's, at READ COMMITTED, so that a business transaction never waits for the relay,
+/// and so can never be the victim of a deadlock with it. Business procedures only insert outbox rows, and an
+/// insert waits only for gap locks; at READ COMMITTED the relay takes none (a statement at the session's
+/// REPEATABLE READ would: an update whose plan scans `(state, due_at)` locks the gaps where new messages go,
+/// then waits for a business transaction's uncommitted message in its range, which is a deadlock as soon as
+/// that transaction inserts its next message). Its updates also pass over uncommitted rows instead of waiting
+/// for them (semi-consistent reads), and touch rows by primary key only.
+async fn relay_transaction(conn: &mut Conn) -> Result<mysql_async::Transaction<'_>, DatabaseError> {
+    let mut options = mysql_async::TxOpts::default();
+    options.with_isolation_level(mysql_async::IsolationLevel::ReadCommitted);
+    Ok(conn.start_transaction(options).await?)
+}
+
+/// The most ids written into one statement: MariaDB turns an IN list of 1000 values or more
+/// (`in_predicate_conversion_threshold`) into a subquery, whose plan would no longer be a primary-key range.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// Runs `statement`, whose `{ids}` is replaced by a list of ids, for every 500 of `ids`.
+async fn update_by_ids(
+    transaction: &mut mysql_async::Transaction<'_>,
+    statement: &str,
+    params: impl Into<Params>,
+    ids: impl Iterator<Item = i64>,
+) -> Result<(), DatabaseError> {
+    let params: Params = params.into();
+    let ids: Vec<i64> = ids.collect();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let list = id_list(chunk.iter().copied());
+        transaction.exec_drop(statement.replace("{ids}", &list), params.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Runs one id-list update in its own relay transaction.
+async fn update_by_ids_committed(
+    pool: &Pool,
+    statement: &str,
+    params: impl Into<Params>,
+    ids: &[i64],
+) -> Result<(), DatabaseError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut conn = acquire(pool).await?;
+    let mut transaction = relay_transaction(&mut conn).await?;
+    update_by_ids(&mut transaction, statement, params, ids.iter().copied()).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
 /// Marks messages the broker acked as sent, counting the attempt, and due again (for a re-send) if the
 /// consumer has not called back by then: `consume_timeout` after the first send, doubling with each attempt up
 /// to `max_consume_timeout`. Only sends the broker took count: a claim lost to a broken connection costs no
@@ -152,24 +217,18 @@ pub async fn claim(pool: &Pool, limit: usize, schedule: &Schedule) -> Result<Vec
 /// # Errors
 /// The database's error; the messages then stay claimed and are sent again after the lease.
 pub async fn mark_sent(pool: &Pool, message_ids: &[i64], schedule: &Schedule) -> Result<(), DatabaseError> {
-    if message_ids.is_empty() {
-        return Ok(());
-    }
-    let mut conn = acquire(pool).await?;
-    let ids = id_list(message_ids.iter().copied());
     // `due_at` is assigned before `attempts` and reads its old value under both MySQL's left-to-right and
     // MariaDB's simultaneous assignment: the first send waits `consume_timeout`, the next twice that.
-    conn.exec_drop(
-        format!(
-            "UPDATE message_outbox \
-                SET due_at = TIMESTAMPADD(MICROSECOND, LEAST(? * POW(2, attempts), ?), NOW(3)), \
-                    attempts = attempts + 1, state = 'sent', sent_at = NOW(3) \
-              WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')"
-        ),
+    update_by_ids_committed(
+        pool,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) \
+            SET due_at = TIMESTAMPADD(MICROSECOND, LEAST(? * POW(2, attempts), ?), NOW(3)), \
+                attempts = attempts + 1, state = 'sent', sent_at = NOW(3) \
+          WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')",
         (micros(schedule.consume_timeout), micros(schedule.max_consume_timeout)),
+        message_ids,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Marks messages dead at once, with the reason: for what no attempt can fix (a topic no queue takes).
@@ -177,21 +236,15 @@ pub async fn mark_sent(pool: &Pool, message_ids: &[i64], schedule: &Schedule) ->
 /// # Errors
 /// The database's error.
 pub async fn mark_dead(pool: &Pool, message_ids: &[i64], reason: &str) -> Result<(), DatabaseError> {
-    if message_ids.is_empty() {
-        return Ok(());
-    }
-    let mut conn = acquire(pool).await?;
-    let ids = id_list(message_ids.iter().copied());
     let reason: String = reason.chars().take(255).collect();
-    conn.exec_drop(
-        format!(
-            "UPDATE message_outbox SET state = 'dead', last_error = ? \
-              WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')"
-        ),
+    update_by_ids_committed(
+        pool,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'dead', last_error = ? \
+          WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')",
         (reason,),
+        message_ids,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Marks messages consumed: their consumers committed their effects and called back. Idempotent, and a
@@ -200,17 +253,14 @@ pub async fn mark_dead(pool: &Pool, message_ids: &[i64], reason: &str) -> Result
 /// # Errors
 /// The database's error.
 pub async fn mark_consumed(pool: &Pool, message_ids: &[i64]) -> Result<(), DatabaseError> {
-    if message_ids.is_empty() {
-        return Ok(());
-    }
-    let mut conn = acquire(pool).await?;
-    let ids = id_list(message_ids.iter().copied());
-    conn.query_drop(format!(
-        "UPDATE message_outbox SET state = 'consumed', consumed_at = NOW(3) \
-          WHERE message_id IN ({ids}) AND state <> 'consumed'"
-    ))
-    .await?;
-    Ok(())
+    update_by_ids_committed(
+        pool,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'consumed', consumed_at = NOW(3) \
+          WHERE message_id IN ({ids}) AND state <> 'consumed'",
+        (),
+        message_ids,
+    )
+    .await
 }
 
 /// Integers only: nothing in the list can carry SQL.
