@@ -192,73 +192,64 @@ BEGIN
             SET SESSION group_concat_max_len = v_concat_limit;
         END IF;
 
-        -- 3. Every request decided at once, in arrival order (see the header). Levels, innermost first:
-        --    a: each request, its earlier answer (a repeat across calls), its first position in the batch (a
-        --       repeat within it) and its user's balance, read under the user's lock;
-        --    b: its rank among its user's new requests; c: whether it can pay; d: how many requests that can pay
-        --       came up to it; e: its own outcome; f: the answer of the first request of its (user, request id).
+        -- 3. Every request decided at once, in arrival order (see the header). Innermost first:
+        --    a: each request, its earlier answer (a repeat across calls), whether it is the first of its (user,
+        --       request id) in the batch, and its user's balance, read under the user's lock;
+        --    b: its rank among its user's new requests; c: whether it can pay, and how many requests that can pay
+        --       came up to it; last: the answer of the first request of its (user, request id), which is its own
+        --       answer when it is new.
         INSERT INTO exchange_credit_batch_decision
                (seq, user_id, request_id, outcome, is_repeat, exchange_id, balance_after, stock_left)
-        SELECT f.seq, f.user_id, f.request_id, f.first_outcome, f.is_repeat, f.prior_exchange_id,
-               f.first_balance_after, f.stock_left
+        SELECT c.seq, c.user_id, c.request_id,
+               FIRST_VALUE(CASE
+                               WHEN c.prior_outcome IS NOT NULL THEN c.prior_outcome
+                               WHEN v_cost IS NULL THEN 'unknown_gift'
+                               WHEN c.balance IS NULL THEN 'unknown_user'
+                               WHEN c.payers_up_to - c.can_pay >= v_stock THEN 'out_of_stock'
+                               WHEN c.can_pay = 0 THEN 'not_enough_points'
+                               ELSE 'exchanged'
+                           END) OVER w_request,
+               c.prior_outcome IS NOT NULL OR c.is_first = 0,
+               c.prior_exchange_id,
+               FIRST_VALUE(CASE
+                               WHEN c.prior_outcome IS NOT NULL THEN c.prior_balance_after
+                               WHEN c.can_pay = 1 AND c.payers_up_to <= v_stock THEN c.balance - c.user_rank * v_cost
+                           END) OVER w_request,
+               IF(v_cost IS NULL, NULL, v_stock - LEAST(c.payers_up_to, v_stock))
           FROM (
-            SELECT e.*,
-                   FIRST_VALUE(e.own_outcome) OVER w_request AS first_outcome,
-                   FIRST_VALUE(e.own_balance_after) OVER w_request AS first_balance_after
+            SELECT b.*,
+                   IF(b.is_new = 1 AND v_cost IS NOT NULL AND b.balance IS NOT NULL
+                          AND b.balance >= b.user_rank * v_cost, 1, 0) AS can_pay,
+                   SUM(IF(b.is_new = 1 AND v_cost IS NOT NULL AND b.balance IS NOT NULL
+                              AND b.balance >= b.user_rank * v_cost, 1, 0))
+                       OVER (ORDER BY b.seq ROWS UNBOUNDED PRECEDING) AS payers_up_to
               FROM (
-                SELECT d.seq, d.user_id, d.request_id, d.prior_exchange_id,
-                       (d.prior_outcome IS NOT NULL OR d.seq <> d.first_seq) AS is_repeat,
-                       CASE
-                           WHEN d.prior_outcome IS NOT NULL THEN d.prior_outcome
-                           WHEN v_cost IS NULL THEN 'unknown_gift'
-                           WHEN d.balance IS NULL THEN 'unknown_user'
-                           WHEN d.payers_up_to - d.can_pay >= v_stock THEN 'out_of_stock'
-                           WHEN d.can_pay = 0 THEN 'not_enough_points'
-                           ELSE 'exchanged'
-                       END AS own_outcome,
-                       CASE
-                           WHEN d.prior_outcome IS NOT NULL THEN d.prior_balance_after
-                           WHEN d.can_pay = 1 AND d.payers_up_to <= v_stock THEN d.balance - d.user_rank * v_cost
-                       END AS own_balance_after,
-                       IF(v_cost IS NULL, NULL, v_stock - LEAST(d.payers_up_to, v_stock)) AS stock_left
+                SELECT a.*,
+                       SUM(a.is_new) OVER (PARTITION BY a.user_id ORDER BY a.seq ROWS UNBOUNDED PRECEDING) AS user_rank
                   FROM (
-                    SELECT c.*, SUM(c.can_pay) OVER (ORDER BY c.seq ROWS UNBOUNDED PRECEDING) AS payers_up_to
-                      FROM (
-                        SELECT b.*,
-                               IF(b.is_new = 1 AND v_cost IS NOT NULL AND b.balance IS NOT NULL
-                                      AND b.balance >= b.user_rank * v_cost, 1, 0) AS can_pay
-                          FROM (
-                            SELECT a.*,
-                                   SUM(a.is_new) OVER (PARTITION BY a.user_id ORDER BY a.seq
-                                                       ROWS UNBOUNDED PRECEDING) AS user_rank
-                              FROM (
-                                SELECT j.seq, j.user_id, j.request_id,
-                                       MIN(j.seq) OVER (PARTITION BY j.user_id, j.request_id) AS first_seq,
-                                       IF(r.user_id IS NULL
-                                              AND j.seq = MIN(j.seq) OVER (PARTITION BY j.user_id, j.request_id),
-                                          1, 0) AS is_new,
-                                       r.outcome AS prior_outcome,
-                                       r.exchange_id AS prior_exchange_id,
-                                       r.balance_after AS prior_balance_after,
-                                       cr.credit AS balance
-                                  FROM (SELECT t.seq, t.user_id,
-                                               CONVERT(t.request_id USING ascii) COLLATE ascii_bin AS request_id
-                                          FROM JSON_TABLE(v_requests, '$[*]' COLUMNS (
-                                                   seq        FOR ORDINALITY,
-                                                   user_id    BIGINT       PATH '$.user',
-                                                   request_id VARCHAR(255) PATH '$.request')) AS t) AS j
-                                  LEFT JOIN exchange_request AS r
-                                         ON r.user_id = j.user_id AND r.request_id = j.request_id
-                                  LEFT JOIN credit AS cr
-                                         ON cr.user_id = j.user_id AND v_cost IS NOT NULL
-                              ) AS a
-                          ) AS b
-                      ) AS c
-                  ) AS d
-              ) AS e
-            WINDOW w_request AS (PARTITION BY e.user_id, e.request_id ORDER BY e.seq
-                                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-          ) AS f;
+                    SELECT j.seq, j.user_id, j.request_id,
+                           IF(j.seq = MIN(j.seq) OVER (PARTITION BY j.user_id, j.request_id), 1, 0) AS is_first,
+                           IF(r.user_id IS NULL AND j.seq = MIN(j.seq) OVER (PARTITION BY j.user_id, j.request_id),
+                              1, 0) AS is_new,
+                           r.outcome AS prior_outcome,
+                           r.exchange_id AS prior_exchange_id,
+                           r.balance_after AS prior_balance_after,
+                           cr.credit AS balance
+                      FROM (SELECT t.seq, t.user_id,
+                                   CONVERT(t.request_id USING ascii) COLLATE ascii_bin AS request_id
+                              FROM JSON_TABLE(v_requests, '$[*]' COLUMNS (
+                                       seq        FOR ORDINALITY,
+                                       user_id    BIGINT       PATH '$.user',
+                                       request_id VARCHAR(255) PATH '$.request')) AS t) AS j
+                      LEFT JOIN exchange_request AS r
+                             ON r.user_id = j.user_id AND r.request_id = j.request_id
+                      LEFT JOIN credit AS cr
+                             ON cr.user_id = j.user_id AND v_cost IS NOT NULL
+                  ) AS a
+              ) AS b
+          ) AS c
+        WINDOW w_request AS (PARTITION BY c.user_id, c.request_id ORDER BY c.seq
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING);
 
         -- 4. The exchanges, their ids read back by (user, request id) (ids of a multi-row insert need not be
         --    consecutive), then their ledger rows, shipment messages and first answers, in arrival order.
