@@ -24,6 +24,9 @@ impl Lcg {
     }
 }
 
+/// One exchange_request row: user, request id, outcome, exchange_id, balance_after.
+type Recorded = (i64, String, String, Option<i64>, Option<i64>);
+
 /// One answer row: seq, outcome, repeat, exchange_id, balance_after, stock_left.
 type Answer = (i64, String, i64, Option<i64>, Option<i64>, Option<i64>);
 
@@ -127,7 +130,7 @@ async fn random_batches_are_decided_as_one_request_at_a_time_in_arrival_order() 
             conn.exec_first("SELECT stock FROM exchange_gift WHERE gift_id = ?", (gift,)).await.unwrap();
         assert_eq!(left, Some(*stock), "gift {gift}");
     }
-    let recorded: Vec<(i64, String, String, Option<i64>, Option<i64>)> = conn
+    let recorded: Vec<Recorded> = conn
         .query("SELECT user_id, request_id, outcome, exchange_id, balance_after FROM exchange_request")
         .await
         .unwrap();
