@@ -161,11 +161,12 @@ pub async fn claim(pool: &Pool, limit: usize, schedule: &Schedule) -> Result<Vec
 
 /// A transaction of the relay's, at READ COMMITTED, so that a business transaction never waits for the relay,
 /// and so can never be the victim of a deadlock with it. Business procedures only insert outbox rows, and an
-/// insert waits only for gap locks; at READ COMMITTED the relay takes none (a statement at the session's
-/// REPEATABLE READ would: an update whose plan scans `(state, due_at)` locks the gaps where new messages go,
-/// then waits for a business transaction's uncommitted message in its range, which is a deadlock as soon as
-/// that transaction inserts its next message). Its updates also pass over uncommitted rows instead of waiting
-/// for them (semi-consistent reads), and touch rows by primary key only.
+/// insert waits only for gap locks; at READ COMMITTED the relay takes none. At the session's REPEATABLE READ
+/// it did: with few messages in flight, an update by a list of ids is planned as a range scan of
+/// `(state, due_at)` (not of the primary key), whose next-key locks cover the gaps new messages go into, and
+/// which waits for uncommitted messages in its range; a business insert waiting for such an update is one
+/// edge of a deadlock cycle whose victim may be the business transaction. The relay's updates now force the
+/// primary key, and pass over uncommitted rows instead of waiting for them (semi-consistent reads).
 async fn relay_transaction(conn: &mut Conn) -> Result<mysql_async::Transaction<'_>, DatabaseError> {
     let mut options = mysql_async::TxOpts::default();
     options.with_isolation_level(mysql_async::IsolationLevel::ReadCommitted);
