@@ -87,7 +87,7 @@ fn micros(duration: Duration) -> u64 {
 /// relays (and a relay's publishing loops) claim at once without waiting for each other, and no business
 /// transaction ever waits for a claim (see [`relay_transaction`]).
 ///
-/// Two reads per state. First the candidates, from the `(state, due_at)` index in its order, without a lock
+/// Two reads. First the candidates of both states, from the `(state, due_at)` index in its order, without a lock
 /// (a consistent read): only committed messages, and no wait for the index entries the relay's own updates
 /// delete-mark and lock as they move messages from state to state (a locking read through that index waits
 /// for them, SKIP LOCKED or not, and deadlocks with a concurrent mark-consumed). Then the claim proper, by
@@ -99,34 +99,30 @@ fn micros(duration: Duration) -> u64 {
 pub async fn claim(pool: &Pool, limit: usize, schedule: &Schedule) -> Result<Vec<OutboxMessage>, DatabaseError> {
     let mut conn = acquire(pool).await?;
     let mut transaction = relay_transaction(&mut conn).await?;
+    // New messages first, then re-sends, each in index order; one round trip for both.
+    let candidates: Vec<i64> = transaction
+        .exec(
+            "(SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
+               WHERE state = 'pending' AND due_at <= NOW(3) ORDER BY due_at LIMIT ?) \
+             UNION ALL \
+             (SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
+               WHERE state = 'sent' AND due_at <= NOW(3) ORDER BY due_at LIMIT ?)",
+            (limit, limit),
+        )
+        .await?;
     let mut due: Vec<(i64, String, String, String, u32)> = Vec::new();
-    for state in [MessageState::Pending, MessageState::Sent] {
-        if due.len() >= limit {
-            break;
-        }
-        let candidates: Vec<i64> = transaction
-            .exec(
-                "SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
-                  WHERE state = ? AND due_at <= NOW(3) ORDER BY due_at LIMIT ?",
-                (state.as_str(), limit - due.len()),
-            )
+    for chunk in candidates[..candidates.len().min(limit)].chunks(IDS_PER_STATEMENT) {
+        let rows: Vec<mysql_async::Row> = transaction
+            .query(format!(
+                "SELECT message_id, topic, business_key, payload, attempts \
+                   FROM message_outbox FORCE INDEX (PRIMARY) \
+                  WHERE message_id IN ({}) AND state IN ('pending', 'sent') AND due_at <= NOW(3) \
+                  ORDER BY message_id FOR UPDATE SKIP LOCKED",
+                id_list(chunk.iter().copied())
+            ))
             .await?;
-        for chunk in candidates.chunks(IDS_PER_STATEMENT) {
-            let rows: Vec<mysql_async::Row> = transaction
-                .exec(
-                    format!(
-                        "SELECT message_id, topic, business_key, payload, attempts \
-                           FROM message_outbox FORCE INDEX (PRIMARY) \
-                          WHERE message_id IN ({}) AND state = ? AND due_at <= NOW(3) \
-                          ORDER BY message_id FOR UPDATE SKIP LOCKED",
-                        id_list(chunk.iter().copied())
-                    ),
-                    (state.as_str(),),
-                )
-                .await?;
-            for row in rows {
-                due.push(crate::database::rows::decode(row, "a due message")?);
-            }
+        for row in rows {
+            due.push(crate::database::rows::decode(row, "a due message")?);
         }
     }
     let (dead, live): (Vec<_>, Vec<_>) = due.into_iter().partition(|row| row.4 >= schedule.max_attempts);
@@ -193,20 +189,23 @@ async fn update_by_ids(
     Ok(())
 }
 
-/// Runs one id-list update in its own relay transaction.
-async fn update_by_ids_committed(
-    pool: &Pool,
-    statement: &str,
-    params: impl Into<Params>,
-    ids: &[i64],
-) -> Result<(), DatabaseError> {
+/// Runs `statement` (no parameters), whose `{ids}` is replaced by a list of ids, for every 500 of `ids`, each
+/// at READ COMMITTED and in one round trip: `SET TRANSACTION` and the statement sent together, the statement
+/// its own transaction. If it fails, the isolation level may still be pending for the connection's next
+/// transaction, so the connection is closed instead of going back to the pool.
+async fn update_by_ids_committed(pool: &Pool, statement: &str, ids: &[i64]) -> Result<(), DatabaseError> {
     if ids.is_empty() {
         return Ok(());
     }
     let mut conn = acquire(pool).await?;
-    let mut transaction = relay_transaction(&mut conn).await?;
-    update_by_ids(&mut transaction, statement, params, ids.iter().copied()).await?;
-    transaction.commit().await?;
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let list = id_list(chunk.iter().copied());
+        let update = format!("SET TRANSACTION ISOLATION LEVEL READ COMMITTED; {}", statement.replace("{ids}", &list));
+        if let Err(error) = conn.query_drop(update).await {
+            let _ = conn.disconnect().await;
+            return Err(error.into());
+        }
+    }
     Ok(())
 }
 
@@ -222,11 +221,14 @@ pub async fn mark_sent(pool: &Pool, message_ids: &[i64], schedule: &Schedule) ->
     // MariaDB's simultaneous assignment: the first send waits `consume_timeout`, the next twice that.
     update_by_ids_committed(
         pool,
-        "UPDATE message_outbox FORCE INDEX (PRIMARY) \
-            SET due_at = TIMESTAMPADD(MICROSECOND, LEAST(? * POW(2, attempts), ?), NOW(3)), \
-                attempts = attempts + 1, state = 'sent', sent_at = NOW(3) \
-          WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')",
-        (micros(schedule.consume_timeout), micros(schedule.max_consume_timeout)),
+        &format!(
+            "UPDATE message_outbox FORCE INDEX (PRIMARY) \
+                SET due_at = TIMESTAMPADD(MICROSECOND, LEAST({} * POW(2, attempts), {}), NOW(3)), \
+                    attempts = attempts + 1, state = 'sent', sent_at = NOW(3) \
+              WHERE message_id IN ({{ids}}) AND state IN ('pending', 'sent')",
+            micros(schedule.consume_timeout),
+            micros(schedule.max_consume_timeout)
+        ),
         message_ids,
     )
     .await
@@ -237,15 +239,22 @@ pub async fn mark_sent(pool: &Pool, message_ids: &[i64], schedule: &Schedule) ->
 /// # Errors
 /// The database's error.
 pub async fn mark_dead(pool: &Pool, message_ids: &[i64], reason: &str) -> Result<(), DatabaseError> {
+    if message_ids.is_empty() {
+        return Ok(());
+    }
     let reason: String = reason.chars().take(255).collect();
-    update_by_ids_committed(
-        pool,
+    let mut conn = acquire(pool).await?;
+    let mut transaction = relay_transaction(&mut conn).await?;
+    update_by_ids(
+        &mut transaction,
         "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'dead', last_error = ? \
           WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')",
         (reason,),
-        message_ids,
+        message_ids.iter().copied(),
     )
-    .await
+    .await?;
+    transaction.commit().await?;
+    Ok(())
 }
 
 /// Marks messages consumed: their consumers committed their effects and called back. Idempotent, and a
@@ -258,7 +267,6 @@ pub async fn mark_consumed(pool: &Pool, message_ids: &[i64]) -> Result<(), Datab
         pool,
         "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'consumed', consumed_at = NOW(3) \
           WHERE message_id IN ({ids}) AND state <> 'consumed'",
-        (),
         message_ids,
     )
     .await
