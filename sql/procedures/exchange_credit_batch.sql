@@ -30,18 +30,34 @@
 --
 -- Locks, always in this order, so batches never deadlock with each other or with grant_credit:
 --   1. the gift row (FOR UPDATE): it serialises every batch of the gift, so stock is decided exactly;
---   2. the batch's distinct users' credit rows, one by one in user_id order: two batches of different gifts that
---      share users take them in the same order. A user's balance and requests are decided only under its lock.
+--   2. the batch's distinct users' credit rows in user_id order: two batches of different gifts that share users
+--      take them in the same order. A user's balance and requests are decided only under its lock.
+--      One statement per 500 users takes them: a constant IN list on the unique key uniq_user, forced, so the
+--      plan is a range scan, and a range scan reads (and locks) its sorted ranges in ascending key order. The
+--      list is written into the statement (PREPARE) because a list read from JSON_TABLE would be a join, locking
+--      in whatever order the plan drives it. 500 stays below MariaDB's in_predicate_conversion_threshold (1000),
+--      above which the list would become a subquery, and the range scan a join again.
 -- The transaction runs at READ COMMITTED: every plain read (the repeat check) sees what was committed before it,
 -- whenever the snapshot would have been taken, and locking reads of missing rows (an unknown gift or user) lock
 -- no gaps that others' inserts would wait for. The requests of a user without a credit row are not serialised by
 -- any lock; the one race that leaves, the same (user, request id) decided by two batches at once, ends in a
 -- duplicate key on exchange_request, which is answered as the repeat it is.
 --
--- The answer is gathered into a JSON array with JSON_ARRAY_APPEND and returned through JSON_TABLE (never with
--- GROUP_CONCAT or JSON_ARRAYAGG, which group_concat_max_len would cut short). A field that is NULL is left out
--- (JSON_TABLE reads a missing field as NULL on every server), and numbers are CAST before they go into JSON,
--- because MariaDB writes a routine's variables into JSON as strings.
+-- Set-based, whatever the batch: one INSERT ... SELECT decides every request into the session's temporary table
+-- exchange_credit_batch_decision (MEMORY, emptied at each call), with window functions over the requests in
+-- arrival order; then one multi-row statement per table writes the batch. Arrival order can be computed at once
+-- because within a batch the cost is one gift's and stock only goes down:
+--   - a user's k-th new request of the batch can pay iff balance >= k * cost (its earlier new requests paid while
+--     stock lasted, and once stock is out every later request is out_of_stock anyway);
+--   - the requests that can pay are exchanged, in arrival order, while their running count is <= stock; a new
+--     request with stock (or more) such requests before it is out_of_stock;
+--   - a repeat within the batch answers what the first request of its (user, request id) was answered.
+-- Only the refusals no lock protects (unknown_gift, unknown_user) are recorded one by one, to answer the race
+-- above as a repeat. No statement names the temporary table twice (MySQL cannot reopen a temporary table).
+--
+-- Numbers are CAST before they go into JSON, because MariaDB writes a routine's variables into JSON as strings.
+-- The id lists of the users to lock are built with GROUP_CONCAT under a raised group_concat_max_len (restored
+-- afterwards) and counted, so a list cut short fails the batch instead of leaving a user unlocked.
 --
 -- Errors: SQLSTATE '45RB0' means the batch was rolled back whole by this procedure (MYSQL_ERRNO is the original
 -- code, MESSAGE_TEXT 'rolled back: <message>'); any other error may have come after the commit. The answer is
@@ -59,38 +75,31 @@ CREATE PROCEDURE exchange_credit_batch(
 )
 BEGIN
     decision: BEGIN
-        DECLARE v_cost          BIGINT DEFAULT NULL;
-        DECLARE v_stock         INT DEFAULT NULL;
-        DECLARE v_taken         INT DEFAULT 0;
-        DECLARE v_seq           INT;
-        DECLARE v_user          BIGINT;
-        DECLARE v_request_text  VARCHAR(255);
-        DECLARE v_request       VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin;
-        DECLARE v_locked        INT;
-        DECLARE v_recorded      INT;
-        DECLARE v_outcome       VARCHAR(20);
-        DECLARE v_repeat        BOOLEAN;
-        DECLARE v_exchange_id   BIGINT;
-        DECLARE v_balance       BIGINT;
-        DECLARE v_balance_after BIGINT;
-        DECLARE v_duplicate     BOOLEAN;
-        DECLARE v_answer        TEXT;
-        DECLARE v_answers       LONGTEXT DEFAULT '[]';
-        DECLARE v_done          BOOLEAN DEFAULT FALSE;
-        DECLARE v_errno         INT DEFAULT 0;
-        DECLARE v_message       TEXT DEFAULT '';
-        DECLARE batch_users CURSOR FOR
-            SELECT DISTINCT j.user_id
-              FROM JSON_TABLE(v_requests, '$[*]' COLUMNS (user_id BIGINT PATH '$.user')) AS j
-             WHERE j.user_id IS NOT NULL
-             ORDER BY j.user_id;
-        DECLARE batch_requests CURSOR FOR
-            SELECT j.seq, j.user_id, j.request_id
-              FROM JSON_TABLE(v_requests, '$[*]' COLUMNS (
-                       seq        FOR ORDINALITY,
-                       user_id    BIGINT       PATH '$.user',
-                       request_id VARCHAR(255) PATH '$.request')) AS j
-             ORDER BY j.seq;
+        DECLARE v_cost         BIGINT DEFAULT NULL;
+        DECLARE v_stock        INT DEFAULT NULL;
+        DECLARE v_taken        INT DEFAULT 0;
+        DECLARE v_invalid_seq  INT;
+        DECLARE v_last_user    BIGINT DEFAULT 0;
+        DECLARE v_chunk_users  INT;
+        DECLARE v_chunk_last   BIGINT;
+        DECLARE v_user_list    MEDIUMTEXT;
+        DECLARE v_concat_limit BIGINT;
+        DECLARE v_seq          INT;
+        DECLARE v_user         BIGINT;
+        DECLARE v_request      VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin;
+        DECLARE v_outcome      VARCHAR(20);
+        DECLARE v_exchange_id  BIGINT;
+        DECLARE v_balance      BIGINT;
+        DECLARE v_duplicate    BOOLEAN;
+        DECLARE v_done         BOOLEAN DEFAULT FALSE;
+        DECLARE v_errno        INT DEFAULT 0;
+        DECLARE v_message      TEXT DEFAULT '';
+        -- The refusals no lock protects, in arrival order (read at OPEN, after the decision is written).
+        DECLARE unlocked_refusals CURSOR FOR
+            SELECT d.seq, d.user_id, d.request_id, d.outcome
+              FROM exchange_credit_batch_decision AS d
+             WHERE d.is_repeat = 0 AND d.outcome IN ('unknown_gift', 'unknown_user')
+             ORDER BY d.seq;
         DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
         DECLARE EXIT HANDLER FOR SQLEXCEPTION
         BEGIN
@@ -103,133 +112,238 @@ BEGIN
             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'exchange_credit_batch: the requests must be a JSON array';
         END IF;
 
+        -- 0. Every request well formed, or nothing is done: the first bad one is named.
+        SELECT MIN(IF(j.user_id IS NULL OR j.user_id <= 0 OR j.request_id IS NULL
+                          OR NOT j.request_id REGEXP '^[A-Za-z0-9._:-]{1,64}$',
+                      j.seq, NULL))
+          INTO v_invalid_seq
+          FROM JSON_TABLE(v_requests, '$[*]' COLUMNS (
+                   seq        FOR ORDINALITY,
+                   user_id    BIGINT       PATH '$.user',
+                   request_id VARCHAR(255) PATH '$.request')) AS j;
+        IF v_invalid_seq IS NOT NULL THEN
+            SET v_message = CONCAT('exchange_credit_batch: request ', v_invalid_seq,
+                                   ' needs a positive "user" and a "request" id of 1 to 64 A-Z a-z 0-9 . _ : -');
+            SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_message;
+        END IF;
+
+        -- The session's working table: created on the first call of a session, emptied at every call (a call
+        -- that failed may have left rows). Not transactional (MEMORY): only this call reads it.
+        CREATE TEMPORARY TABLE IF NOT EXISTS exchange_credit_batch_decision (
+            seq           INT          NOT NULL,
+            user_id       BIGINT       NOT NULL,
+            request_id    VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+            outcome       VARCHAR(20)  NOT NULL,
+            is_repeat     TINYINT      NOT NULL,
+            exchange_id   BIGINT       NULL,
+            balance_after BIGINT       NULL,
+            stock_left    INT          NULL,
+            PRIMARY KEY (seq) USING BTREE,
+            KEY by_request (user_id, request_id)
+        ) ENGINE = MEMORY;
+        DELETE FROM exchange_credit_batch_decision;
+        -- The ids of the batch's new exchanges, read back (see step 4).
+        CREATE TEMPORARY TABLE IF NOT EXISTS exchange_credit_batch_exchange (
+            user_id     BIGINT      NOT NULL,
+            request_id  VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+            exchange_id BIGINT      NOT NULL,
+            PRIMARY KEY (user_id, request_id)
+        ) ENGINE = MEMORY;
+        DELETE FROM exchange_credit_batch_exchange;
+
         SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
         START TRANSACTION;
 
         -- 1. The hot row first: from here on no other batch decides this gift's stock.
         SELECT cost, stock INTO v_cost, v_stock FROM exchange_gift WHERE gift_id = v_gift_id FOR UPDATE;
 
-        -- 2. The users' balances in user_id order (an unknown gift needs none: it only refuses). The reads below
-        --    are aggregates, which always return one row, so the NOT FOUND handler only ever sees the cursors.
+        -- 2. The users' balances in user_id order, 500 users a statement (an unknown gift needs none: it only
+        --    refuses). The list is checked whole: a list cut short would leave users unlocked.
         IF v_cost IS NOT NULL THEN
-            OPEN batch_users;
+            SET v_concat_limit = @@SESSION.group_concat_max_len;
+            SET SESSION group_concat_max_len = GREATEST(v_concat_limit, 65536);
             lock_users: LOOP
-                SET v_done = FALSE;
-                FETCH batch_users INTO v_user;
-                IF v_done THEN
+                SELECT COUNT(*), MAX(u.user_id), GROUP_CONCAT(u.user_id ORDER BY u.user_id SEPARATOR ',')
+                  INTO v_chunk_users, v_chunk_last, v_user_list
+                  FROM (SELECT DISTINCT j.user_id
+                          FROM JSON_TABLE(v_requests, '$[*]' COLUMNS (user_id BIGINT PATH '$.user')) AS j
+                         WHERE j.user_id > v_last_user
+                         ORDER BY j.user_id
+                         LIMIT 500) AS u;
+                IF v_chunk_users = 0 THEN
                     LEAVE lock_users;
                 END IF;
-                SELECT COUNT(*) INTO v_locked FROM credit WHERE user_id = v_user FOR UPDATE;
+                IF LENGTH(v_user_list) - LENGTH(REPLACE(v_user_list, ',', '')) + 1 <> v_chunk_users THEN
+                    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'exchange_credit_batch: the list of users to lock was cut short';
+                END IF;
+                -- Integers only (read back from BIGINT): nothing in the list can carry SQL.
+                SET @exchange_credit_batch_lock = CONCAT(
+                    'SELECT COUNT(*) INTO @exchange_credit_batch_locked FROM credit FORCE INDEX (uniq_user) ',
+                    'WHERE user_id IN (', v_user_list, ') FOR UPDATE');
+                PREPARE lock_statement FROM @exchange_credit_batch_lock;
+                EXECUTE lock_statement;
+                DEALLOCATE PREPARE lock_statement;
+                SET v_last_user = v_chunk_last;
+                IF v_chunk_users < 500 THEN
+                    LEAVE lock_users;
+                END IF;
             END LOOP lock_users;
-            CLOSE batch_users;
+            SET @exchange_credit_batch_lock = NULL, @exchange_credit_batch_locked = NULL;
+            SET SESSION group_concat_max_len = v_concat_limit;
         END IF;
 
-        -- 3. Each request in arrival order.
-        OPEN batch_requests;
-        decide: LOOP
+        -- 3. Every request decided at once, in arrival order (see the header). Innermost first:
+        --    a: each request, its earlier answer (a repeat across calls), whether it is the first of its (user,
+        --       request id) in the batch, and its user's balance, read under the user's lock;
+        --    b: its rank among its user's new requests; c: whether it can pay, and how many requests that can pay
+        --       came up to it; last: the answer of the first request of its (user, request id), which is its own
+        --       answer when it is new.
+        INSERT INTO exchange_credit_batch_decision
+               (seq, user_id, request_id, outcome, is_repeat, exchange_id, balance_after, stock_left)
+        SELECT c.seq, c.user_id, c.request_id,
+               FIRST_VALUE(CASE
+                               WHEN c.prior_outcome IS NOT NULL THEN c.prior_outcome
+                               WHEN v_cost IS NULL THEN 'unknown_gift'
+                               WHEN c.balance IS NULL THEN 'unknown_user'
+                               WHEN c.payers_up_to - c.can_pay >= v_stock THEN 'out_of_stock'
+                               WHEN c.can_pay = 0 THEN 'not_enough_points'
+                               ELSE 'exchanged'
+                           END) OVER w_request,
+               c.prior_outcome IS NOT NULL OR c.is_first = 0,
+               c.prior_exchange_id,
+               FIRST_VALUE(CASE
+                               WHEN c.prior_outcome IS NOT NULL THEN c.prior_balance_after
+                               WHEN c.can_pay = 1 AND c.payers_up_to <= v_stock THEN c.balance - c.user_rank * v_cost
+                           END) OVER w_request,
+               IF(v_cost IS NULL, NULL, v_stock - LEAST(c.payers_up_to, v_stock))
+          FROM (
+            SELECT b.*,
+                   IF(b.is_new = 1 AND v_cost IS NOT NULL AND b.balance IS NOT NULL
+                          AND b.balance >= b.user_rank * v_cost, 1, 0) AS can_pay,
+                   SUM(IF(b.is_new = 1 AND v_cost IS NOT NULL AND b.balance IS NOT NULL
+                              AND b.balance >= b.user_rank * v_cost, 1, 0))
+                       OVER (ORDER BY b.seq ROWS UNBOUNDED PRECEDING) AS payers_up_to
+              FROM (
+                SELECT a.*,
+                       SUM(a.is_new) OVER (PARTITION BY a.user_id ORDER BY a.seq ROWS UNBOUNDED PRECEDING) AS user_rank
+                  FROM (
+                    SELECT j.seq, j.user_id, j.request_id,
+                           IF(j.seq = MIN(j.seq) OVER (PARTITION BY j.user_id, j.request_id), 1, 0) AS is_first,
+                           IF(r.user_id IS NULL AND j.seq = MIN(j.seq) OVER (PARTITION BY j.user_id, j.request_id),
+                              1, 0) AS is_new,
+                           r.outcome AS prior_outcome,
+                           r.exchange_id AS prior_exchange_id,
+                           r.balance_after AS prior_balance_after,
+                           cr.credit AS balance
+                      FROM (SELECT t.seq, t.user_id,
+                                   CONVERT(t.request_id USING ascii) COLLATE ascii_bin AS request_id
+                              FROM JSON_TABLE(v_requests, '$[*]' COLUMNS (
+                                       seq        FOR ORDINALITY,
+                                       user_id    BIGINT       PATH '$.user',
+                                       request_id VARCHAR(255) PATH '$.request')) AS t) AS j
+                      LEFT JOIN exchange_request AS r
+                             ON r.user_id = j.user_id AND r.request_id = j.request_id
+                      LEFT JOIN credit AS cr
+                             ON cr.user_id = j.user_id AND v_cost IS NOT NULL
+                  ) AS a
+              ) AS b
+          ) AS c
+        WINDOW w_request AS (PARTITION BY c.user_id, c.request_id ORDER BY c.seq
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING);
+
+        -- 4. The exchanges, their ids read back by (user, request id) (ids of a multi-row insert need not be
+        --    consecutive), then their ledger rows, shipment messages and first answers, in arrival order.
+        INSERT INTO credit_exchange (user_id, exchanged_credit, product_id, request_id, created_at)
+        SELECT d.user_id, v_cost, v_gift_id, d.request_id, NOW(3)
+          FROM exchange_credit_batch_decision AS d
+         WHERE d.outcome = 'exchanged' AND d.is_repeat = 0
+         ORDER BY d.seq;
+        SET v_taken = ROW_COUNT();
+
+        IF v_taken > 0 THEN
+            -- Read back by INSERT ... SELECT, a consistent read at READ COMMITTED: an UPDATE joining credit_exchange
+            -- would read it with shared locks, wait for other batches' uncommitted exchanges, and deadlock.
+            INSERT INTO exchange_credit_batch_exchange (user_id, request_id, exchange_id)
+            SELECT x.user_id, x.request_id, x.id
+              FROM exchange_credit_batch_decision AS d
+              JOIN credit_exchange AS x ON x.user_id = d.user_id AND x.request_id = d.request_id
+             WHERE d.outcome = 'exchanged' AND d.is_repeat = 0;
+            -- Repeats within the batch of a new exchange take its id too (their exchange_id is still NULL).
+            UPDATE exchange_credit_batch_decision AS d
+              JOIN exchange_credit_batch_exchange AS x ON x.user_id = d.user_id AND x.request_id = d.request_id
+               SET d.exchange_id = x.exchange_id
+             WHERE d.outcome = 'exchanged' AND d.exchange_id IS NULL;
+
+            INSERT INTO credit_ledger (user_id, delta, balance_after, reason, reference, created_at)
+            SELECT d.user_id, -v_cost, d.balance_after, 'exchange', CAST(d.exchange_id AS CHAR), NOW(3)
+              FROM exchange_credit_batch_decision AS d
+             WHERE d.outcome = 'exchanged' AND d.is_repeat = 0
+             ORDER BY d.seq;
+
+            -- CAST: the warehouse reads numbers.
+            INSERT INTO message_outbox (topic, business_key, payload)
+            SELECT 'warehouse.shipment', CAST(d.exchange_id AS CHAR),
+                   JSON_OBJECT('type', 2,
+                               'credit_exchange_id', CAST(d.exchange_id AS SIGNED),
+                               'product_id', CAST(v_gift_id AS SIGNED),
+                               'user_id', CAST(d.user_id AS SIGNED),
+                               'exchanged_credit', CAST(v_cost AS SIGNED))
+              FROM exchange_credit_batch_decision AS d
+             WHERE d.outcome = 'exchanged' AND d.is_repeat = 0
+             ORDER BY d.seq;
+
+            -- One update per user, by what the user's exchanges took: driven by the batch's users (STRAIGHT_JOIN),
+            -- so that only their rows, locked in step 2, are touched.
+            UPDATE (SELECT d.user_id, COUNT(*) AS exchanges
+                      FROM exchange_credit_batch_decision AS d
+                     WHERE d.outcome = 'exchanged' AND d.is_repeat = 0
+                     GROUP BY d.user_id) AS t
+              STRAIGHT_JOIN credit AS c FORCE INDEX (uniq_user) ON c.user_id = t.user_id
+               SET c.credit = c.credit - t.exchanges * v_cost, c.updated_at = NOW(3);
+        END IF;
+
+        -- The first answers of the users' new requests (their users are locked: no race on these).
+        INSERT INTO exchange_request (user_id, request_id, gift_id, outcome, exchange_id, balance_after, created_at)
+        SELECT d.user_id, d.request_id, v_gift_id, d.outcome, d.exchange_id, d.balance_after, NOW(3)
+          FROM exchange_credit_batch_decision AS d
+         WHERE d.is_repeat = 0 AND d.outcome IN ('exchanged', 'out_of_stock', 'not_enough_points')
+         ORDER BY d.seq;
+
+        -- 5. Refusals no lock protects, one by one: another batch may be recording the same request right now.
+        --    Its row wins; this request, and its repeats within the batch, answer as a repeat of it.
+        OPEN unlocked_refusals;
+        record_refusals: LOOP
             SET v_done = FALSE;
-            FETCH batch_requests INTO v_seq, v_user, v_request_text;
+            FETCH unlocked_refusals INTO v_seq, v_user, v_request, v_outcome;
             IF v_done THEN
-                LEAVE decide;
+                LEAVE record_refusals;
             END IF;
-            IF v_user IS NULL OR v_user <= 0
-               OR v_request_text IS NULL OR NOT v_request_text REGEXP '^[A-Za-z0-9._:-]{1,64}$' THEN
-                SET v_message = CONCAT('exchange_credit_batch: request ', v_seq,
-                                       ' needs a positive "user" and a "request" id of 1 to 64 A-Z a-z 0-9 . _ : -');
-                SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_message;
+            record_refusal: BEGIN
+                DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
+                SET v_duplicate = FALSE;
+                INSERT INTO exchange_request (user_id, request_id, gift_id, outcome, created_at)
+                VALUES (v_user, v_request, v_gift_id, v_outcome, NOW(3));
+            END record_refusal;
+            IF v_duplicate THEN
+                SELECT MAX(outcome), MAX(exchange_id), MAX(balance_after)
+                  INTO v_outcome, v_exchange_id, v_balance
+                  FROM exchange_request
+                 WHERE user_id = v_user AND request_id = v_request;
+                UPDATE exchange_credit_batch_decision
+                   SET outcome = v_outcome, exchange_id = v_exchange_id, balance_after = v_balance, is_repeat = 1
+                 WHERE user_id = v_user AND request_id = v_request;
             END IF;
-            SET v_request = v_request_text;
-            SET v_repeat = FALSE, v_exchange_id = NULL, v_balance_after = NULL;
+        END LOOP record_refusals;
+        CLOSE unlocked_refusals;
 
-            SELECT COUNT(*), MAX(outcome), MAX(exchange_id), MAX(balance_after)
-              INTO v_recorded, v_outcome, v_exchange_id, v_balance_after
-              FROM exchange_request
-             WHERE user_id = v_user AND request_id = v_request;
-
-            IF v_recorded > 0 THEN
-                SET v_repeat = TRUE;
-            ELSE
-                SELECT MAX(credit) INTO v_balance FROM credit WHERE user_id = v_user;
-                SET v_outcome = CASE
-                    WHEN v_cost IS NULL THEN 'unknown_gift'
-                    WHEN v_balance IS NULL THEN 'unknown_user'
-                    WHEN v_stock <= 0 THEN 'out_of_stock'
-                    WHEN v_balance < v_cost THEN 'not_enough_points'
-                    ELSE 'exchanged'
-                END;
-
-                IF v_outcome = 'exchanged' THEN
-                    -- The user's row is locked (step 2), so its balance and its earlier requests were read
-                    -- exactly, and this request cannot be a duplicate.
-                    SET v_balance_after = v_balance - v_cost;
-                    UPDATE credit SET credit = v_balance_after, updated_at = NOW(3) WHERE user_id = v_user;
-                    INSERT INTO credit_exchange (user_id, exchanged_credit, product_id, request_id, created_at)
-                    VALUES (v_user, v_cost, v_gift_id, v_request, NOW(3));
-                    SET v_exchange_id = LAST_INSERT_ID();
-                    INSERT INTO credit_ledger (user_id, delta, balance_after, reason, reference, created_at)
-                    VALUES (v_user, -v_cost, v_balance_after, 'exchange', CAST(v_exchange_id AS CHAR), NOW(3));
-                    -- CAST: MariaDB writes a routine's variables into JSON as strings, and the warehouse
-                    -- reads numbers.
-                    INSERT INTO message_outbox (topic, business_key, payload)
-                    VALUES ('warehouse.shipment', CAST(v_exchange_id AS CHAR),
-                            JSON_OBJECT('type', 2,
-                                        'credit_exchange_id', CAST(v_exchange_id AS SIGNED),
-                                        'product_id', CAST(v_gift_id AS SIGNED),
-                                        'user_id', CAST(v_user AS SIGNED),
-                                        'exchanged_credit', CAST(v_cost AS SIGNED)));
-                    INSERT INTO exchange_request (user_id, request_id, gift_id, outcome, exchange_id, balance_after,
-                                                  created_at)
-                    VALUES (v_user, v_request, v_gift_id, v_outcome, v_exchange_id, v_balance_after, NOW(3));
-                    SET v_stock = v_stock - 1, v_taken = v_taken + 1;
-                ELSE
-                    -- A refusal of a user with no credit row (or of an unknown gift) holds no lock on the user:
-                    -- another batch may be recording the same request right now. Its row wins; this one answers
-                    -- as a repeat of it.
-                    record_refusal: BEGIN
-                        DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
-                        SET v_duplicate = FALSE;
-                        INSERT INTO exchange_request (user_id, request_id, gift_id, outcome, created_at)
-                        VALUES (v_user, v_request, v_gift_id, v_outcome, NOW(3));
-                    END record_refusal;
-                    IF v_duplicate THEN
-                        SELECT COUNT(*), MAX(outcome), MAX(exchange_id), MAX(balance_after)
-                          INTO v_recorded, v_outcome, v_exchange_id, v_balance_after
-                          FROM exchange_request
-                         WHERE user_id = v_user AND request_id = v_request;
-                        SET v_repeat = TRUE;
-                    END IF;
-                END IF;
-            END IF;
-
-            SET v_answer = JSON_OBJECT('seq', CAST(v_seq AS SIGNED), 'outcome', v_outcome,
-                                       'repeat', IF(v_repeat, 1, 0));
-            IF v_exchange_id IS NOT NULL THEN
-                SET v_answer = JSON_SET(v_answer, '$.exchange_id', CAST(v_exchange_id AS SIGNED));
-            END IF;
-            IF v_balance_after IS NOT NULL THEN
-                SET v_answer = JSON_SET(v_answer, '$.balance_after', CAST(v_balance_after AS SIGNED));
-            END IF;
-            IF v_stock IS NOT NULL THEN
-                SET v_answer = JSON_SET(v_answer, '$.stock_left', CAST(v_stock AS SIGNED));
-            END IF;
-            SET v_answers = JSON_ARRAY_APPEND(v_answers, '$', JSON_EXTRACT(v_answer, '$'));
-        END LOOP decide;
-        CLOSE batch_requests;
-
-        -- 4. One decrement of the hot row for the whole batch.
+        -- 6. One decrement of the hot row for the whole batch.
         IF v_taken > 0 THEN
             UPDATE exchange_gift SET stock = stock - v_taken WHERE gift_id = v_gift_id;
         END IF;
 
-        SELECT a.seq, a.outcome, a.`repeat`, a.exchange_id, a.balance_after, a.stock_left
-          FROM JSON_TABLE(v_answers, '$[*]' COLUMNS (
-                   seq           INT         PATH '$.seq',
-                   outcome       VARCHAR(20) PATH '$.outcome',
-                   `repeat`      BOOLEAN     PATH '$.repeat',
-                   exchange_id   BIGINT      PATH '$.exchange_id',
-                   balance_after BIGINT      PATH '$.balance_after',
-                   stock_left    INT         PATH '$.stock_left')) AS a
-         ORDER BY a.seq;
+        SELECT d.seq, d.outcome, d.is_repeat AS `repeat`, d.exchange_id, d.balance_after, d.stock_left
+          FROM exchange_credit_batch_decision AS d
+         ORDER BY d.seq;
     END decision;
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Pool, Value};
+use mysql_async::{Conn, Params, Pool, Value};
 
 use crate::database::acquire;
 use crate::database::rows::{exec_all, exec_first, instant};
@@ -83,55 +83,66 @@ fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Claims up to `limit` due messages for sending, each reserved for `claim_lease`. Messages already sent
-/// `max_attempts` times without a callback are marked dead instead. Rows another relay has claimed in a
-/// transaction still open are skipped, not waited for, and no business insert waits for a claim.
+/// Claims up to `limit` due messages for sending, each reserved for `claim_lease`: new messages first, then
+/// re-sends. Messages already sent `max_attempts` times without a callback are marked dead instead. Several
+/// relays (and a relay's publishing loops) claim at once without waiting for each other, and no business
+/// transaction ever waits for a claim (see [`relay_transaction`]).
+///
+/// Two reads. First the candidates of both states, from the `(state, due_at)` index in its order, without a lock
+/// (a consistent read): only committed messages, and no wait for the index entries the relay's own updates
+/// delete-mark and lock as they move messages from state to state (a locking read through that index waits
+/// for them, SKIP LOCKED or not, and deadlocks with a concurrent mark-consumed). Then the claim proper, by
+/// primary key, `FOR UPDATE SKIP LOCKED`, checking again that each candidate is still due: a row another relay
+/// holds is skipped, one it claimed in between is no longer due.
 ///
 /// # Errors
 /// The database's error; nothing is claimed then.
 pub async fn claim(pool: &Pool, limit: usize, schedule: &Schedule) -> Result<Vec<OutboxMessage>, DatabaseError> {
     let mut conn = acquire(pool).await?;
-    // READ COMMITTED: the locking read locks the rows it claims and no gaps. Under REPEATABLE READ its
-    // next-key locks on (state, due_at) would block, and deadlock with, the inserts of business procedures
-    // writing new messages: a claim must never make a business transaction fail.
-    let mut options = mysql_async::TxOpts::default();
-    options.with_isolation_level(mysql_async::IsolationLevel::ReadCommitted);
-    let mut transaction = conn.start_transaction(options).await?;
-    let due: Vec<(i64, String, String, String, u32)> = {
+    let mut transaction = relay_transaction(&mut conn).await?;
+    // New messages first, then re-sends, each in index order; one round trip for both.
+    let candidates: Vec<i64> = transaction
+        .exec(
+            "(SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
+               WHERE state = 'pending' AND due_at <= NOW(3) ORDER BY due_at LIMIT ?) \
+             UNION ALL \
+             (SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
+               WHERE state = 'sent' AND due_at <= NOW(3) ORDER BY due_at LIMIT ?)",
+            (limit, limit),
+        )
+        .await?;
+    let mut due: Vec<(i64, String, String, String, u32)> = Vec::new();
+    for chunk in candidates[..candidates.len().min(limit)].chunks(IDS_PER_STATEMENT) {
         let rows: Vec<mysql_async::Row> = transaction
-            .exec(
-                "SELECT message_id, topic, business_key, payload, attempts FROM message_outbox \
-                  WHERE state IN ('pending', 'sent') AND due_at <= NOW(3) \
-                  ORDER BY due_at LIMIT ? FOR UPDATE SKIP LOCKED",
-                (limit,),
-            )
-            .await?;
-        rows.into_iter().map(|row| crate::database::rows::decode(row, "a due message")).collect::<Result<_, _>>()?
-    };
-    let (dead, live): (Vec<_>, Vec<_>) = due.into_iter().partition(|row| row.4 >= schedule.max_attempts);
-    if !dead.is_empty() {
-        let ids = id_list(dead.iter().map(|row| row.0));
-        transaction
-            .query_drop(format!(
-                "UPDATE message_outbox SET state = 'dead', \
-                        last_error = 'sent {} times without a callback from its consumer' \
-                  WHERE message_id IN ({ids})",
-                schedule.max_attempts
+            .query(format!(
+                "SELECT message_id, topic, business_key, payload, attempts \
+                   FROM message_outbox FORCE INDEX (PRIMARY) \
+                  WHERE message_id IN ({}) AND state IN ('pending', 'sent') AND due_at <= NOW(3) \
+                  ORDER BY message_id FOR UPDATE SKIP LOCKED",
+                id_list(chunk.iter().copied())
             ))
             .await?;
+        for row in rows {
+            due.push(crate::database::rows::decode(row, "a due message")?);
+        }
     }
-    if !live.is_empty() {
-        let ids = id_list(live.iter().map(|row| row.0));
-        transaction
-            .exec_drop(
-                format!(
-                    "UPDATE message_outbox SET due_at = TIMESTAMPADD(MICROSECOND, ?, NOW(3)) \
-                      WHERE message_id IN ({ids})"
-                ),
-                (micros(schedule.claim_lease),),
-            )
-            .await?;
-    }
+    let (dead, live): (Vec<_>, Vec<_>) = due.into_iter().partition(|row| row.4 >= schedule.max_attempts);
+    let reason = format!("sent {} times without a callback from its consumer", schedule.max_attempts);
+    update_by_ids(
+        &mut transaction,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'dead', last_error = ? WHERE message_id IN ({ids})",
+        (reason,),
+        dead.iter().map(|row| row.0),
+    )
+    .await?;
+    update_by_ids(
+        &mut transaction,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET due_at = TIMESTAMPADD(MICROSECOND, ?, NOW(3)) \
+          WHERE message_id IN ({ids})",
+        (micros(schedule.claim_lease),),
+        live.iter().map(|row| row.0),
+    )
+    .await?;
     transaction.commit().await?;
     Ok(live
         .into_iter()
@@ -145,6 +156,60 @@ pub async fn claim(pool: &Pool, limit: usize, schedule: &Schedule) -> Result<Vec
         .collect())
 }
 
+/// A transaction of the relay's, at READ COMMITTED, so that a business transaction never waits for the relay,
+/// and so can never be the victim of a deadlock with it. Business procedures only insert outbox rows, and an
+/// insert waits only for gap locks; at READ COMMITTED the relay takes none. At the session's REPEATABLE READ
+/// it did: with few messages in flight, an update by a list of ids is planned as a range scan of
+/// `(state, due_at)` (not of the primary key), whose next-key locks cover the gaps new messages go into, and
+/// which waits for uncommitted messages in its range; a business insert waiting for such an update is one
+/// edge of a deadlock cycle whose victim may be the business transaction. The relay's updates now force the
+/// primary key, and pass over uncommitted rows instead of waiting for them (semi-consistent reads).
+async fn relay_transaction(conn: &mut Conn) -> Result<mysql_async::Transaction<'_>, DatabaseError> {
+    let mut options = mysql_async::TxOpts::default();
+    options.with_isolation_level(mysql_async::IsolationLevel::ReadCommitted);
+    Ok(conn.start_transaction(options).await?)
+}
+
+/// The most ids written into one statement: MariaDB turns an IN list of 1000 values or more
+/// (`in_predicate_conversion_threshold`) into a subquery, whose plan would no longer be a primary-key range.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// Runs `statement`, whose `{ids}` is replaced by a list of ids, for every 500 of `ids`.
+async fn update_by_ids(
+    transaction: &mut mysql_async::Transaction<'_>,
+    statement: &str,
+    params: impl Into<Params>,
+    ids: impl Iterator<Item = i64>,
+) -> Result<(), DatabaseError> {
+    let params: Params = params.into();
+    let ids: Vec<i64> = ids.collect();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let list = id_list(chunk.iter().copied());
+        transaction.exec_drop(statement.replace("{ids}", &list), params.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Runs `statement` (no parameters), whose `{ids}` is replaced by a list of ids, for every 500 of `ids`, each
+/// at READ COMMITTED and in one round trip: `SET TRANSACTION` and the statement sent together, the statement
+/// its own transaction. If it fails, the isolation level may still be pending for the connection's next
+/// transaction, so the connection is closed instead of going back to the pool.
+async fn update_by_ids_committed(pool: &Pool, statement: &str, ids: &[i64]) -> Result<(), DatabaseError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut conn = acquire(pool).await?;
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let list = id_list(chunk.iter().copied());
+        let update = format!("SET TRANSACTION ISOLATION LEVEL READ COMMITTED; {}", statement.replace("{ids}", &list));
+        if let Err(error) = conn.query_drop(update).await {
+            let _ = conn.disconnect().await;
+            return Err(error.into());
+        }
+    }
+    Ok(())
+}
+
 /// Marks messages the broker acked as sent, counting the attempt, and due again (for a re-send) if the
 /// consumer has not called back by then: `consume_timeout` after the first send, doubling with each attempt up
 /// to `max_consume_timeout`. Only sends the broker took count: a claim lost to a broken connection costs no
@@ -153,24 +218,21 @@ pub async fn claim(pool: &Pool, limit: usize, schedule: &Schedule) -> Result<Vec
 /// # Errors
 /// The database's error; the messages then stay claimed and are sent again after the lease.
 pub async fn mark_sent(pool: &Pool, message_ids: &[i64], schedule: &Schedule) -> Result<(), DatabaseError> {
-    if message_ids.is_empty() {
-        return Ok(());
-    }
-    let mut conn = acquire(pool).await?;
-    let ids = id_list(message_ids.iter().copied());
     // `due_at` is assigned before `attempts` and reads its old value under both MySQL's left-to-right and
     // MariaDB's simultaneous assignment: the first send waits `consume_timeout`, the next twice that.
-    conn.exec_drop(
-        format!(
-            "UPDATE message_outbox \
-                SET due_at = TIMESTAMPADD(MICROSECOND, LEAST(? * POW(2, attempts), ?), NOW(3)), \
+    update_by_ids_committed(
+        pool,
+        &format!(
+            "UPDATE message_outbox FORCE INDEX (PRIMARY) \
+                SET due_at = TIMESTAMPADD(MICROSECOND, LEAST({} * POW(2, attempts), {}), NOW(3)), \
                     attempts = attempts + 1, state = 'sent', sent_at = NOW(3) \
-              WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')"
+              WHERE message_id IN ({{ids}}) AND state IN ('pending', 'sent')",
+            micros(schedule.consume_timeout),
+            micros(schedule.max_consume_timeout)
         ),
-        (micros(schedule.consume_timeout), micros(schedule.max_consume_timeout)),
+        message_ids,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Marks messages dead at once, with the reason: for what no attempt can fix (a topic no queue takes).
@@ -181,17 +243,18 @@ pub async fn mark_dead(pool: &Pool, message_ids: &[i64], reason: &str) -> Result
     if message_ids.is_empty() {
         return Ok(());
     }
-    let mut conn = acquire(pool).await?;
-    let ids = id_list(message_ids.iter().copied());
     let reason: String = reason.chars().take(255).collect();
-    conn.exec_drop(
-        format!(
-            "UPDATE message_outbox SET state = 'dead', last_error = ? \
-              WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')"
-        ),
+    let mut conn = acquire(pool).await?;
+    let mut transaction = relay_transaction(&mut conn).await?;
+    update_by_ids(
+        &mut transaction,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'dead', last_error = ? \
+          WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')",
         (reason,),
+        message_ids.iter().copied(),
     )
     .await?;
+    transaction.commit().await?;
     Ok(())
 }
 
@@ -201,17 +264,13 @@ pub async fn mark_dead(pool: &Pool, message_ids: &[i64], reason: &str) -> Result
 /// # Errors
 /// The database's error.
 pub async fn mark_consumed(pool: &Pool, message_ids: &[i64]) -> Result<(), DatabaseError> {
-    if message_ids.is_empty() {
-        return Ok(());
-    }
-    let mut conn = acquire(pool).await?;
-    let ids = id_list(message_ids.iter().copied());
-    conn.query_drop(format!(
-        "UPDATE message_outbox SET state = 'consumed', consumed_at = NOW(3) \
-          WHERE message_id IN ({ids}) AND state <> 'consumed'"
-    ))
-    .await?;
-    Ok(())
+    update_by_ids_committed(
+        pool,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'consumed', consumed_at = NOW(3) \
+          WHERE message_id IN ({ids}) AND state <> 'consumed'",
+        message_ids,
+    )
+    .await
 }
 
 /// Integers only: nothing in the list can carry SQL.

@@ -10,6 +10,7 @@ mod common;
 mod decision_rules;
 mod demo;
 mod exchange;
+mod exchange_batch_sql;
 mod exchange_http;
 mod exchange_shipping;
 mod executor;

@@ -1,0 +1,201 @@
+//! The set-based `exchange_credit_batch` against its contract, called directly: every answer and every row of
+//! many random batches (users twice in a batch, repeats within and across batches, unknown users and gifts,
+//! stock and balances running out mid-batch) equals what deciding the requests one at a time, in arrival order,
+//! gives; and batches of two gifts that share users in opposite arrival orders, run concurrently many times,
+//! never deadlock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mysql_async::Pool;
+use mysql_async::prelude::Queryable;
+use seckill::exchange::{Books, Exchange, NewGift};
+use serde_json::json;
+
+use crate::common::migrated_db;
+
+/// A small deterministic generator: the same batches on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+/// One exchange_request row: user, request id, outcome, exchange_id, balance_after.
+type Recorded = (i64, String, String, Option<i64>, Option<i64>);
+
+/// One answer row: seq, outcome, repeat, exchange_id, balance_after, stock_left.
+type Answer = (i64, String, i64, Option<i64>, Option<i64>, Option<i64>);
+
+/// The contract, one request at a time. Exchange ids are not modelled: they are checked against the rows.
+#[derive(Default)]
+struct Model {
+    balances: HashMap<i64, i64>,
+    gifts: HashMap<i64, (i64, i64)>,
+    /// (user, request id) -> (outcome, balance_after); `exchanged` marks which ones paid.
+    first_answers: HashMap<(i64, String), (String, Option<i64>)>,
+    /// Some user paid for two requests in one batch.
+    paid_twice_in_one_batch: bool,
+}
+
+impl Model {
+    /// The expected (outcome, repeat, balance_after, stock_left) of each request, in order.
+    fn decide(&mut self, gift: i64, requests: &[(i64, String)]) -> Vec<(String, bool, Option<i64>, Option<i64>)> {
+        let mut answers = Vec::new();
+        let mut paid = std::collections::HashSet::new();
+        for (user, request) in requests {
+            let key = (*user, request.clone());
+            let stock_left = self.gifts.get(&gift).map(|(_, stock)| *stock);
+            if let Some((outcome, balance_after)) = self.first_answers.get(&key) {
+                answers.push((outcome.clone(), true, *balance_after, stock_left));
+                continue;
+            }
+            let (outcome, balance_after) = match (self.gifts.get_mut(&gift), self.balances.get_mut(user)) {
+                (None, _) => ("unknown_gift", None),
+                (Some(_), None) => ("unknown_user", None),
+                (Some((_, stock)), Some(_)) if *stock <= 0 => ("out_of_stock", None),
+                (Some((cost, _)), Some(balance)) if *balance < *cost => ("not_enough_points", None),
+                (Some((cost, stock)), Some(balance)) => {
+                    *balance -= *cost;
+                    *stock -= 1;
+                    self.paid_twice_in_one_batch |= !paid.insert(*user);
+                    ("exchanged", Some(*balance))
+                }
+            };
+            self.first_answers.insert(key, (outcome.to_string(), balance_after));
+            answers.push((outcome.to_string(), false, balance_after, self.gifts.get(&gift).map(|(_, stock)| *stock)));
+        }
+        answers
+    }
+}
+
+async fn call_batch(pool: &Pool, gift: i64, requests: &[(i64, String)]) -> Result<Vec<Answer>, mysql_async::Error> {
+    let list: Vec<_> = requests.iter().map(|(user, request)| json!({"user": user, "request": request})).collect();
+    let mut conn = pool.get_conn().await?;
+    conn.exec("CALL exchange_credit_batch(?, ?)", (gift, serde_json::Value::Array(list).to_string())).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_batches_are_decided_as_one_request_at_a_time_in_arrival_order() {
+    let db = migrated_db().await;
+    let service = Exchange::new(db.pool().clone());
+    let mut model = Model::default();
+    let mut random = Lcg(7);
+    let mut gifts = Vec::new();
+    for n in 0..4 {
+        let (cost, stock) = (10 + 15 * n, 3 + 4 * n as i32);
+        let gift = service.create_gift(&NewGift { name: format!("gift {n}"), cost, stock }).await.unwrap();
+        model.gifts.insert(gift.gift_id, (cost, i64::from(stock)));
+        gifts.push(gift.gift_id);
+    }
+    gifts.push(9_999); // no such gift
+    for user in 1..=12 {
+        let amount = 5 + (user * 53) % 250;
+        service.grant(user, amount, "welcome").await.unwrap();
+        model.balances.insert(user, amount);
+    }
+    let mut exchange_of: HashMap<(i64, String), i64> = HashMap::new();
+    for round in 0..60 {
+        let gift = gifts[random.below(gifts.len() as u64) as usize];
+        let size = 1 + random.below(24) as usize;
+        // Users 13 and 14 were never granted points; few request ids, so repeats are frequent.
+        let requests: Vec<(i64, String)> =
+            (0..size).map(|_| (1 + random.below(14) as i64, format!("r-{}", random.below(6)))).collect();
+        let expected = model.decide(gift, &requests);
+        let answers = call_batch(db.pool(), gift, &requests).await.unwrap();
+        assert_eq!(answers.len(), requests.len(), "round {round}");
+        for (index, (answer, want)) in answers.iter().zip(&expected).enumerate() {
+            let (seq, outcome, repeat, exchange_id, balance_after, stock_left) = answer;
+            let got = (outcome.clone(), *repeat != 0, *balance_after, *stock_left);
+            assert_eq!(*seq, index as i64 + 1);
+            assert_eq!(&got, want, "round {round}, request {} {:?} of {requests:?}", index + 1, requests[index]);
+            assert_eq!(exchange_id.is_some(), outcome == "exchanged", "round {round}: {answer:?}");
+            if let Some(id) = exchange_id {
+                // A repeat names the exchange its first answer made.
+                let first = *exchange_of.entry(requests[index].clone()).or_insert(*id);
+                assert_eq!(first, *id, "round {round}: {answer:?}");
+            }
+        }
+    }
+
+    // The rows: balances, stock, one exchange and one message per paid request, every first answer recorded.
+    let mut conn = db.pool().get_conn().await.unwrap();
+    let balances: Vec<(i64, i64)> = conn.query("SELECT user_id, credit FROM credit").await.unwrap();
+    assert_eq!(balances.into_iter().collect::<HashMap<_, _>>(), model.balances);
+    for (gift, (_, stock)) in &model.gifts {
+        let left: Option<i64> =
+            conn.exec_first("SELECT stock FROM exchange_gift WHERE gift_id = ?", (gift,)).await.unwrap();
+        assert_eq!(left, Some(*stock), "gift {gift}");
+    }
+    let recorded: Vec<Recorded> = conn
+        .query("SELECT user_id, request_id, outcome, exchange_id, balance_after FROM exchange_request")
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), model.first_answers.len());
+    for (user, request, outcome, exchange_id, balance_after) in recorded {
+        let key = (user, request);
+        assert_eq!(model.first_answers.get(&key), Some(&(outcome, balance_after)), "{key:?}");
+        assert_eq!(exchange_id, exchange_of.get(&key).copied(), "{key:?}");
+    }
+    let exchanges: i64 = conn.query_first("SELECT COUNT(*) FROM credit_exchange").await.unwrap().unwrap();
+    assert_eq!(exchanges, exchange_of.len() as i64);
+    assert!(exchanges >= 15, "the rounds exchanged enough to test something: {exchanges}");
+    // Every outcome was met, and users twice in a batch, so the rounds tested the precedence and the order.
+    for outcome in ["exchanged", "unknown_gift", "unknown_user", "out_of_stock", "not_enough_points"] {
+        assert!(model.first_answers.values().any(|answer| answer.0 == outcome), "no {outcome} in the rounds");
+    }
+    assert!(model.paid_twice_in_one_batch, "no user paid twice in one batch");
+    let messages: i64 = conn.query_first("SELECT COUNT(*) FROM message_outbox").await.unwrap().unwrap();
+    assert_eq!(messages, exchanges);
+    Books::read(db.pool()).await.unwrap().check().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_of_two_gifts_sharing_users_in_opposite_orders_never_deadlock() {
+    let db = migrated_db().await;
+    let service = Exchange::new(db.pool().clone());
+    let stock = 1_000_000;
+    let first = service.create_gift(&NewGift { name: "one".into(), cost: 1, stock }).await.unwrap().gift_id;
+    let second = service.create_gift(&NewGift { name: "two".into(), cost: 1, stock }).await.unwrap().gift_id;
+    let users: Vec<i64> = (1..=64).collect();
+    for user in &users {
+        service.grant(*user, 1_000_000, "welcome").await.unwrap();
+    }
+    // Eight callers at once, each sending 40 batches of all 64 users: gift one in ascending user order, gift two
+    // in descending order. Any lock taken in arrival order would deadlock these within a few rounds.
+    let users = Arc::new(users);
+    let callers: Vec<_> = (0..8)
+        .map(|caller| {
+            let (pool, users) = (db.pool().clone(), users.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                for round in 0..40 {
+                    let (gift, order): (i64, Vec<i64>) = if (caller + round) % 2 == 0 {
+                        (first, users.iter().copied().collect())
+                    } else {
+                        (second, users.iter().rev().copied().collect())
+                    };
+                    let requests: Vec<(i64, String)> =
+                        order.into_iter().map(|user| (user, format!("c{caller}-r{round}"))).collect();
+                    match call_batch(&pool, gift, &requests).await {
+                        Ok(answers) => assert!(answers.iter().all(|answer| answer.1 == "exchanged"), "{answers:?}"),
+                        Err(error) => failures.push(error.to_string()),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for caller in callers {
+        failures.extend(caller.await.unwrap());
+    }
+    assert!(failures.is_empty(), "{} batches failed, e.g. {:?}", failures.len(), failures.first());
+    let mut conn = db.pool().get_conn().await.unwrap();
+    let exchanges: i64 = conn.query_first("SELECT COUNT(*) FROM credit_exchange").await.unwrap().unwrap();
+    assert_eq!(exchanges, 8 * 40 * 64);
+    Books::read(db.pool()).await.unwrap().check().unwrap();
+}
