@@ -24,6 +24,7 @@ use chrono::Utc;
 use mysql_async::Pool;
 use serde::Serialize;
 
+use super::lottery_delivery::{self, DeliveryReport};
 use super::lottery_redis::RedisLottery;
 use super::measurement::{self, Latencies, ServerCounters};
 use super::{BenchError, progress_bar};
@@ -50,6 +51,8 @@ pub struct LotteryBenchConfig {
     pub redis_connections: usize,
     /// Show progress spinners (off for scripts).
     pub progress: bool,
+    /// The gift worker's calls per second in the delivery phase, which runs when a broker is given.
+    pub gift_rate: f64,
 }
 
 impl LotteryBenchConfig {
@@ -58,6 +61,9 @@ impl LotteryBenchConfig {
     /// # Errors
     /// [`BenchError::Invalid`], saying what to change.
     pub fn validate(&self) -> Result<(), BenchError> {
+        if !(self.gift_rate.is_finite() && self.gift_rate > 0.0) {
+            return Err(BenchError::Invalid(format!("the gift rate must be positive, not {}", self.gift_rate)));
+        }
         if self.prizes == 0 || self.users < u64::from(self.prizes) {
             return Err(BenchError::Invalid(format!(
                 "the lottery workload needs at least one prize and at least as many users as prizes \
@@ -331,6 +337,8 @@ pub struct LotteryReport {
     pub draws_ratio: f64,
     /// Durable rejections per second after all drawn over the Redis design's.
     pub rejections_ratio: f64,
+    /// The durable draw's wins delivered through the message service, when a broker was given.
+    pub delivery: Option<DeliveryReport>,
 }
 
 /// What one design's two phases came to, before the report.
@@ -384,6 +392,7 @@ impl Phases {
 pub async fn run(
     url: &str,
     redis_url: &str,
+    amqp_url: Option<&str>,
     config: &LotteryBenchConfig,
     mut on_report: impl FnMut(&LotteryReport),
 ) -> Result<(), BenchError> {
@@ -392,7 +401,7 @@ pub async fn run(
     // The monitor's connection is opened now, so that opening it never counts in a burst.
     measurement::server_counters(&monitor).await?;
     for (run, &concurrency) in config.concurrency.iter().enumerate() {
-        let durable = durable(url, &monitor, config, concurrency).await?;
+        let (durable, delivery) = durable(url, amqp_url, &monitor, config, concurrency).await?;
         let prefix = format!("seckill:bench:lottery:{}:{run}:", std::process::id());
         let redis = redis_lua(redis_url, &prefix, &monitor, config, concurrency).await?;
         let ratio = |durable: f64, redis: f64| if redis > 0.0 { durable / redis } else { 0.0 };
@@ -407,6 +416,7 @@ pub async fn run(
             rejections_ratio: ratio(durable.burst_rejections_per_s, redis.burst_rejections_per_s),
             durable,
             redis,
+            delivery,
         });
     }
     monitor.disconnect().await.ok();
@@ -446,13 +456,15 @@ async fn phases<D: Design>(
     })
 }
 
-/// The durable draw: a fresh campaign, the lottery service on its own pool.
+/// The durable draw: a fresh campaign, the lottery service on its own pool; then, with a broker, the delivery
+/// of its wins.
 async fn durable(
     url: &str,
+    amqp_url: Option<&str>,
     monitor: &Pool,
     config: &LotteryBenchConfig,
     concurrency: usize,
-) -> Result<DesignReport, BenchError> {
+) -> Result<(DesignReport, Option<DeliveryReport>), BenchError> {
     let pool = ConnectOptions::new(url).max_connections(config.pool_size).build_pool()?;
     let lanes = GroupCommitConfig { max_batch: config.max_batch, ..GroupCommitConfig::default() };
     let lottery = Lottery::with_config(pool.clone(), Randomness::new(Seed(SEED)), lanes);
@@ -470,10 +482,22 @@ async fn durable(
         Ok(phases) => durable_books(&lottery, campaign_id, config.prizes, &phases).await.map(|books| (phases, books)),
         Err(error) => Err(error),
     };
+    // Every win the books hold is delivered, including any whose caller heard an error.
+    let delivery = match (&outcome, amqp_url) {
+        (Ok(_), Some(amqp_url)) => Some(match lottery.books(campaign_id).await {
+            Ok(books) => {
+                let wins = u64::try_from(books.wins).unwrap_or(0);
+                lottery_delivery::deliver(&pool, amqp_url, wins, config.gift_rate).await
+            }
+            Err(error) => Err(error.into()),
+        }),
+        _ => None,
+    };
     pool.disconnect().await.ok();
     let (phases, books) = outcome?;
+    let delivery = delivery.transpose()?;
     let burst_batches = phases.store_calls;
-    Ok(DesignReport { burst_batches: Some(burst_batches), ..phases.report("durable", books) })
+    Ok((DesignReport { burst_batches: Some(burst_batches), ..phases.report("durable", books) }, delivery))
 }
 
 /// Checks the durable draw's books against what the callers were told; says what was checked.

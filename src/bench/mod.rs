@@ -5,6 +5,7 @@
 
 pub mod exchange;
 pub mod lottery;
+pub mod lottery_delivery;
 mod lottery_redis;
 mod measurement;
 mod strategy;
@@ -62,6 +63,9 @@ pub enum BenchError {
     Address(String),
     #[error(transparent)]
     Lottery(#[from] crate::lottery::LotteryError),
+    /// The gift service stub or the gift worker of the lottery's delivery phase could not start.
+    #[error(transparent)]
+    GiftDelivery(#[from] crate::gift_delivery::GiftDeliveryError),
     /// The Redis design of the lottery workload failed.
     #[error("{0}")]
     Redis(String),

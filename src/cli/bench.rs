@@ -52,6 +52,9 @@ pub(crate) struct BenchArgs {
     /// Lottery workload: multiplexed connections the Redis baseline's callers share.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     redis_connections: u16,
+    /// Lottery workload: the gift worker's calls per second when it delivers the durable draw's wins.
+    #[arg(long, default_value_t = 2000.0, value_parser = positive_rate)]
+    gift_rate: f64,
     /// Exchange workload: exchanges per second in the sustained phases (latency, broker restart).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     rate: u32,
@@ -110,6 +113,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
             max_batch: config.max_batch,
             redis_connections: usize::from(args.redis_connections),
             progress: config.progress,
+            gift_rate: args.gift_rate,
         };
         lottery_workload(&url, &lottery, json).await?;
     }
@@ -117,13 +121,15 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
 }
 
 /// The lottery workload: the durable draw on the bench's database, the Redis baseline on a private Redis
-/// (never a shared one: the bench writes its keys and reads its command counter).
+/// (never a shared one: the bench writes its keys and reads its command counter), and the delivery of the
+/// durable draw's wins through a broker.
 async fn lottery_workload(url: &str, config: &LotteryBenchConfig, json: bool) -> Result<(), Failure> {
     config.validate()?;
     let redis = tokio::task::block_in_place(LocalRedis::start)
         .map_err(|e| Failure::new(format!("the lottery's Redis baseline needs a private Redis: {e}")))?;
+    let (amqp_url, _private_broker) = broker()?;
     let mut printed = Ok(());
-    bench::lottery::run(url, &redis.url(), config, |report| {
+    bench::lottery::run(url, &redis.url(), Some(&amqp_url), config, |report| {
         if json {
             match serde_json::to_string(report) {
                 Ok(line) => println!("{line}"),
@@ -197,6 +203,19 @@ fn print_lottery(r: &LotteryReport) {
     );
     line("errors", d.errors.to_string(), b.errors.to_string(), String::new());
     println!("  books, durable: {}", d.books);
+    if let Some(delivery) = &r.delivery {
+        println!(
+            "  delivery: {} wins delivered once in effect in {:.0} ms; the gift service saw {:.0} calls/s \
+             ({} calls, {:.0}% failing on purpose) against {:.0} configured ({:+.1}%)",
+            delivery.wins,
+            delivery.took_ms,
+            delivery.achieved_rate,
+            delivery.calls,
+            delivery.fail_share * 100.0,
+            delivery.configured_rate,
+            delivery.deviation_percent
+        );
+    }
     println!("  books, Redis:   {}", b.books);
     for (design, error) in [("durable", &d.first_error), ("Redis", &b.first_error)] {
         if let Some(error) = error {
@@ -219,17 +238,28 @@ async fn exchange_workload(
     drop(conn);
     let warehouse = ConnectOptions::new(url_with_database(url, warehouse_name)).build_pool()?;
     Migrator::warehouse()?.run(&warehouse).await?;
-    let named = ["RABBITMQ_URL", "AMQP_URL"].iter().find_map(|name| std::env::var(name).ok().filter(|u| !u.is_empty()));
-    let private = match named {
-        Some(_) => None,
-        None => Some(tokio::task::block_in_place(LocalRabbitMq::start).map_err(Failure::new)?),
-    };
-    let amqp_url = match (&named, &private) {
-        (Some(url), _) => url.clone(),
-        (None, Some(node)) => node.url(),
-        (None, None) => return Err(Failure::new("no RabbitMQ")),
-    };
+    let (amqp_url, private) = broker()?;
     Ok(bench::exchange::run(shop, &warehouse, &amqp_url, private.as_ref(), config).await?)
+}
+
+/// The broker RABBITMQ_URL or AMQP_URL names, or else a private node the bench starts (and may kill), which
+/// stops when dropped.
+fn broker() -> Result<(String, Option<LocalRabbitMq>), Failure> {
+    let named = ["RABBITMQ_URL", "AMQP_URL"].iter().find_map(|name| std::env::var(name).ok().filter(|u| !u.is_empty()));
+    match named {
+        Some(url) => Ok((url, None)),
+        None => {
+            let node = tokio::task::block_in_place(LocalRabbitMq::start).map_err(Failure::new)?;
+            Ok((node.url(), Some(node)))
+        }
+    }
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0 => Ok(rate),
+        _ => Err(format!("{text:?} is not a rate in calls per second (more than 0, at most 1000000)")),
+    }
 }
 
 fn print_exchange(r: &ExchangeReport) {

@@ -1,5 +1,7 @@
 //! `seckill bench` end to end: every strategy runs, and the books check passes on real runs.
 
+use seckill::local_rabbitmq::rabbitmq_url;
+
 use crate::common::{migrated_db, seckill_command};
 
 #[tokio::test]
@@ -55,13 +57,15 @@ async fn the_exchange_workload_runs_its_phases_and_balances_both_databases() {
 /// The lottery workload end to end, tiny, on a private database server (started by the command), so the
 /// server's counters are the bench's own: both designs draw every prize with balanced books (the command fails
 /// otherwise), and the burst after all drawn reaches neither the database nor the lanes, while every latecomer
-/// of the Redis design runs the script.
+/// of the Redis design runs the script. Then the durable draw's wins go through the message service to a gift
+/// service that fails some calls: each is delivered once in effect (the command fails otherwise).
 #[test]
 fn the_lottery_workload_draws_every_prize_and_answers_latecomers_without_the_database() {
     let output = seckill_command("")
         .env_remove("DATABASE_URL")
+        .env("RABBITMQ_URL", rabbitmq_url().unwrap())
         .args(["bench", "--workload", "lottery", "--users", "2000", "--prizes", "300", "--after-burst", "300ms"])
-        .args(["--concurrency", "32", "--json"])
+        .args(["--concurrency", "32", "--gift-rate", "1000", "--json"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -81,6 +85,9 @@ fn the_lottery_workload_draws_every_prize_and_answers_latecomers_without_the_dat
     let redis = &report["redis"];
     assert_eq!(redis["burst_redis_calls"], redis["burst_rejections"], "each latecomer ran the script: {redis}");
     assert_eq!(redis["burst_database_queries"], 0, "{redis}");
+    let delivery = &report["delivery"];
+    assert_eq!(delivery["wins"], 300, "every win delivered: {delivery}");
+    assert!(delivery["calls"].as_u64().unwrap() > 300, "failed calls were retried: {delivery}");
 }
 
 #[tokio::test]

@@ -1,0 +1,92 @@
+//! The lottery workload's delivery phase: the durable draw's wins go through the reliable message service (the
+//! relay, RabbitMQ, a gift worker held to a configured rate) to a real local gift service that fails a share of
+//! the calls on purpose. It measures the rate the gift service saw and checks that every win was delivered once
+//! in effect and that no message is left in flight.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::Pool;
+use serde::Serialize;
+
+use super::BenchError;
+use crate::gift_delivery::{GiftServiceStub, GiftWorker, GiftWorkerConfig, PRIZE_TOPIC, StubConfig};
+use crate::messaging::{Relay, RelayConfig, Topology, outbox, spawn_consumer};
+
+/// The share of the gift service's calls that fail (503) on purpose: the worker's retries are calls too, so the
+/// rate it holds is the rate of every call, not of first tries.
+const FAIL_SHARE: f64 = 0.1;
+
+/// Calls the gift worker has in flight at once: enough that the rate, not the concurrency, is the limit.
+const CONCURRENCY: usize = 32;
+
+/// What the delivery phase measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryReport {
+    /// Wins to deliver.
+    pub wins: u64,
+    /// The gift worker's configured calls per second.
+    pub configured_rate: f64,
+    /// Calls per second the gift service saw, from its first call to its last.
+    pub achieved_rate: f64,
+    /// How far the achieved rate is from the configured one, in percent (negative: slower).
+    pub deviation_percent: f64,
+    /// Calls the gift service answered, retries included.
+    pub calls: usize,
+    /// The share of calls the gift service failed on purpose.
+    pub fail_share: f64,
+    /// From the relay's start until every win was delivered and called back.
+    pub took_ms: f64,
+}
+
+/// Delivers the `wins` prize messages waiting in `pool`'s outbox at `rate` calls per second, and checks the
+/// books of the delivery: one effect per win at the gift service, nothing left in flight.
+///
+/// # Errors
+/// [`BenchError::BooksDoNotBalance`] when a win is not delivered exactly once in effect within a generous
+/// limit; database and broker errors.
+pub async fn deliver(pool: &Pool, amqp_url: &str, wins: u64, rate: f64) -> Result<DeliveryReport, BenchError> {
+    let stub = GiftServiceStub::start(StubConfig { fail_share: FAIL_SHARE, ..StubConfig::default() }).await?;
+    let config = GiftWorkerConfig { rate, concurrency: CONCURRENCY, ..GiftWorkerConfig::default() };
+    let worker = GiftWorker::new(&stub.url(), config)?;
+    let topology = Topology::new(format!("seckill-bench-lottery-{}", std::process::id()));
+    let relay_config =
+        RelayConfig { topology: topology.clone(), topics: vec![PRIZE_TOPIC.to_string()], ..RelayConfig::default() };
+    let started = Instant::now();
+    let relay = Relay::new(pool.clone(), amqp_url, relay_config).spawn();
+    let consumer = spawn_consumer(amqp_url, worker.consumer_config(topology), worker.clone());
+    // Twice the time the rate needs, and time for the broker's queues to be declared.
+    let limit = Duration::from_secs_f64(wins as f64 / rate * 2.0) + Duration::from_secs(30);
+    let drained = loop {
+        let status = outbox::status(pool).await?;
+        if status.in_flight() == 0 {
+            break Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            break Err(BenchError::BooksDoNotBalance(format!(
+                "prize messages not delivered after {limit:?}: {status:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    relay.stop().await;
+    consumer.stop().await;
+    let took = drained?;
+    let effects = stub.effects_per_draw();
+    let twice = effects.values().filter(|&&effects| effects != 1).count();
+    if effects.len() as u64 != wins || twice > 0 {
+        return Err(BenchError::BooksDoNotBalance(format!(
+            "{} of {wins} wins reached the gift service, {twice} of them more than once in effect",
+            effects.len()
+        )));
+    }
+    let log = stub.call_log();
+    Ok(DeliveryReport {
+        wins,
+        configured_rate: rate,
+        achieved_rate: log.achieved_rate().unwrap_or(0.0),
+        deviation_percent: log.rate_deviation_percent(rate).unwrap_or(0.0),
+        calls: log.calls.len(),
+        fail_share: FAIL_SHARE,
+        took_ms: took.as_secs_f64() * 1000.0,
+    })
+}
