@@ -81,7 +81,7 @@ pub(crate) struct LotteryActArgs {
 
 fn positive_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate >= 0.1 && rate <= 100_000.0 => Ok(rate),
+        Ok(rate) if (0.1..=100_000.0).contains(&rate) => Ok(rate),
         _ => Err(format!("{text} is not a rate: expected calls per second, 0.1 to 100000")),
     }
 }

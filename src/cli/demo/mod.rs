@@ -101,7 +101,8 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
             Act::Lottery => lottery_act::run(&context, &args.lottery).await?,
         });
     }
-    // Stopped after the acts' consumers, so that their last callbacks are still marked consumed.
+    // Stopped after the acts' consumers, so that their last callbacks are still marked consumed; with `--serve`,
+    // kept until serving ends.
     let relay = context.messages.into_relay();
     if !args.serve {
         for act in finished {
