@@ -68,13 +68,13 @@ pub(crate) struct LotteryActArgs {
     /// Users in the lottery crowd, all drawing the moment the campaign opens (every fifth twice at once).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=500_000))]
     lottery_users: u32,
-    /// Prizes, in three tiers: a twentieth gold, a fifth silver, the rest mugs.
+    /// Prizes, in three tiers: a twentieth gold mugs, a fifth silver pens, the rest stickers.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     prizes: u32,
     /// Calls per second the gift worker makes to the gift service, retries included.
     #[arg(long, default_value_t = 200.0, value_parser = positive_rate)]
     gift_rate: f64,
-    /// The share of the gift service's calls (0 to 1) that fail with 503, delivering nothing.
+    /// The share of the gift service's calls (0 to 0.95) that fail with 503, delivering nothing.
     #[arg(long, default_value_t = 0.3, value_parser = share)]
     gift_fail_share: f64,
 }
