@@ -95,6 +95,12 @@ fn share(text: &str) -> Result<f64, String> {
 }
 
 pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<Finished, Failure> {
+    println!(
+        "{} users draw through the library service Lottery, not HTTP: {RUSH_INSTANCES} instances stand for app \
+         instances sharing Redis for \"all drawn\"; every fifth user draws twice at once, every tenth comes back \
+         later through a fourth instance",
+        args.lottery_users
+    );
     // The broker and Redis come up while the database is migrated: private ones take a moment.
     let broker = find_broker();
     let redis = tokio::task::spawn_blocking(redis_url);
@@ -137,7 +143,9 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
         let redis = BoundedRedis::connect(&redis_url).await.map_err(|e| Failure::new(format!("Redis: {e}")))?;
         instances.push(Lottery::new(pool).with_redis(redis, Some(&prefix)));
     }
-    let campaign = create_campaign(&instances[0], args.prizes).await?;
+    // The admin's instance: creating the campaign and reading its books take no part in the draws.
+    let admin = Lottery::new(shop.clone());
+    let campaign = create_campaign(&admin, args.prizes).await?;
 
     let amqp_url = broker_url(broker).await?;
     let mut consumer = worker.consumer_config(context.messages.topology(&shop, &amqp_url));
@@ -149,11 +157,6 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
          calls per win, {GIFT_CONSUMERS} consumers",
         args.gift_rate
     );
-    println!(
-        "{} users draw through {RUSH_INSTANCES} Lottery instances (app instances sharing Redis for \"all drawn\"; \
-         the library service, not HTTP), every fifth twice at once; every tenth comes back later through a fourth",
-        args.lottery_users
-    );
 
     let opens = Instant::now() + (campaign.start_time - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     let draws = Draws {
@@ -164,10 +167,9 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
     };
     let mut crowd = lottery_crowd::rush(&draws, RUSH_INSTANCES, args.lottery_users).await;
     let rush_stats: Vec<GroupCommitStats> = draws.instances.iter().map(Lottery::stats).collect();
-    let published = if crowd.all_drawn_at().is_some() {
-        await_published(&redis_url, &draws.instances[0].state_key(campaign.campaign_id)).await
-    } else {
-        None
+    let published = match draws.instances.first().filter(|_| crowd.all_drawn_at().is_some()) {
+        Some(instance) => await_published(&redis_url, &instance.state_key(campaign.campaign_id)).await,
+        None => None,
     };
     lottery_crowd::late_wave(&draws, RUSH_INSTANCES, args.lottery_users, &mut crowd).await;
     let stats: Vec<GroupCommitStats> = draws.instances.iter().map(Lottery::stats).collect();
@@ -176,7 +178,7 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
     print_crowd(&crowd, args.lottery_users);
     print_all_drawn(&crowd, &stats, &rush_stats, published.as_deref());
 
-    let books = draws.instances[0].books(campaign.campaign_id).await?;
+    let books = admin.books(campaign.campaign_id).await?;
     let drained = drain(&shop, &stub, campaign.campaign_id, books.wins).await?;
     let gifts = GiftSide {
         effects: stub.effects_per_draw(),
@@ -185,8 +187,8 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
         config: worker.config().clone(),
     };
     println!(
-        "gift worker caught up {:.1} s after the crowd: {} calls for {} wins, {} tried again, {} answers lost \
-         and asked again",
+        "gift worker caught up {:.1} s after the crowd: {} calls for {} wins, {} tried again, {} duplicates \
+         absorbed by the key",
         drained.saturating_duration_since(crowd_done).as_secs_f64(),
         gifts.stats.calls,
         books.wins,

@@ -33,7 +33,7 @@ pub(crate) struct DemoArgs {
     /// The acts to run, in the order given (default: all, in this order).
     #[arg(value_enum)]
     acts: Vec<Act>,
-    /// Requests in flight at once, in every act.
+    /// Requests in flight at once, in every act (the lottery's: draws).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
     /// Address for the HTTP server (port 0: any free port).
