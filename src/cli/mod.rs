@@ -81,8 +81,8 @@ enum Command {
     /// The outbox for operators: counts by state, dead messages, retries.
     #[command(subcommand)]
     Messages(messaging::MessagesCommand),
-    /// The whole thing at once, act by act (a flash sale, a points exchange): migrate, release a crowd through
-    /// the HTTP API, check the books against the database; exits non-zero if they do not balance.
+    /// The whole thing at once, act by act (a flash sale, a points exchange, a lottery): migrate, release a
+    /// crowd, check the books against the database; exits non-zero if they do not balance.
     Demo(demo::DemoArgs),
 }
 

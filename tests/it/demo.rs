@@ -1,9 +1,11 @@
-//! `seckill demo`: each act's crowd goes through the real HTTP API and its books balance against the database
-//! (the demo exits non-zero on any unexpected answer or failed check); `seckill demo ACT` runs only that act.
+//! `seckill demo`: each act's crowd goes through the real HTTP API (the lottery's through the library service)
+//! and its books balance against the database (the demo exits non-zero on any unexpected answer or failed
+//! check); `seckill demo ACT` runs only that act.
 
 use std::process::Output;
 
 use mysql_async::prelude::Queryable;
+use seckill::local_redis::redis_url;
 
 use crate::common::messaging::{broker, sides};
 use crate::common::{migrated_db, seckill_command};
@@ -112,21 +114,75 @@ async fn the_exchange_act_ships_every_exchange_once_and_reconciles_both_database
     assert!(out.contains(&format!("exchange books balance: {exchanged} exchanged")), "{out}");
 }
 
+/// The lottery act's table says what the database holds: its winners are the prizes taken, its draws the rows
+/// recorded, every prize message consumed, every check passed; and a bad setting is a usage error that creates
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lottery_act_draws_every_prize_once_and_delivers_each_win_once_in_effect() {
+    let db = migrated_db().await;
+    let output = seckill_command(db.url())
+        .args(["demo", "lottery", "--lottery-users", "1500", "--prizes", "60", "--concurrency", "64"])
+        .args(["--gift-rate", "150", "--gift-fail-share", "0.3"])
+        .env("RABBITMQ_URL", broker())
+        .env("REDIS_URL", redis_url().unwrap())
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
+
+    let (won, no_prize) = (tallied(&out, "won (中奖)"), tallied(&out, "no prize (未中奖)"));
+    assert_eq!(won, 60, "1500 users winning one time in five take every prize: {out}");
+    assert!(tallied(&out, "all drawn (奖品已抽完)") > 0, "the rest of the crowd was turned away: {out}");
+    assert!(tallied(&out, "repeats answered with the first result") > 0, "double clicks were repeats: {out}");
+    let mut conn = db.pool().get_conn().await.unwrap();
+    let (draws, wins, users): (i64, i64, i64) = conn
+        .query_first("SELECT COUNT(*), COUNT(tier_id), COUNT(DISTINCT user_id) FROM lottery_draw")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((draws, wins, users), (won + no_prize, 60, won + no_prize), "{out}");
+    let left: i64 = conn.query_first("SELECT CAST(SUM(stock) AS SIGNED) FROM lottery_tier").await.unwrap().unwrap();
+    assert_eq!(left, 0, "every prize drawn, none twice");
+    let consumed: i64 = conn
+        .query_first("SELECT COUNT(*) FROM message_outbox WHERE topic = 'lottery.prize' AND state = 'consumed'")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(consumed, 60, "every win's message was consumed");
+
+    let checks = checks(&out);
+    assert!(checks.len() >= 11, "the reconciliation table: {out}");
+    assert!(checks.iter().all(|(passed, _)| *passed), "{out}");
+    assert!(checks.iter().any(|(_, what)| what.contains("60 of 60 wins one gift, 0 none, 0 more")), "{out}");
+    assert!(checks.iter().any(|(_, what)| what.contains("prize messages: 60 consumed, 0 pending")), "{out}");
+    assert!(checks.iter().any(|(_, what)| what.starts_with("gift worker: ")), "the rate is reported: {out}");
+    assert!(out.contains(&format!("lottery books balance: {draws} draws recorded = {draws} users told, 60 won")));
+
+    let refused = seckill_command(db.url()).args(["demo", "lottery", "--gift-fail-share", "1.5"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "a share above 1 is a usage error: {}", stderr(&refused));
+    assert!(stderr(&refused).contains("not a share"), "{}", stderr(&refused));
+    let campaigns: i64 = conn.query_first("SELECT COUNT(*) FROM lottery_campaign").await.unwrap().unwrap();
+    assert_eq!(campaigns, 1, "the refused run created nothing");
+}
+
 /// `seckill demo` with no act named runs them all, in order, on one server.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_runs_every_act_in_turn() {
     let sides = sides().await;
     let output = seckill_command(sides.shop.url())
         .args(["demo", "--buyers", "60", "--stock", "5", "--opens-in", "1s", "--users", "40", "--hot-stock", "3"])
+        .args(["--lottery-users", "300", "--prizes", "20"])
         .args(["--warehouse-database-url", sides.warehouse.url()])
         .env("RABBITMQ_URL", broker())
+        .env("REDIS_URL", redis_url().unwrap())
         .output()
         .unwrap();
     let out = stdout(&output);
     assert!(output.status.success(), "{out}{}", stderr(&output));
     let seckill = out.find("books balance: 5 sold").expect("the seckill act balanced");
     let exchange = out.find("exchange books balance:").expect("the exchange act balanced");
-    assert!(seckill < exchange, "the seckill act runs first: {out}");
+    let lottery = out.find("lottery books balance:").expect("the lottery act balanced");
+    assert!(seckill < exchange && exchange < lottery, "the acts run in order: {out}");
 
     let unknown = seckill_command(sides.shop.url()).args(["demo", "lottery-draw"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(2), "an unknown act is a usage error: {}", stderr(&unknown));

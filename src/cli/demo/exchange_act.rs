@@ -3,8 +3,8 @@
 //!
 //! Migrates the shop's database and the warehouse's own (a private throwaway server by default), gets a broker
 //! (`RABBITMQ_URL` / `AMQP_URL`, or a private node started here and removed on exit), grants the crowd its
-//! points, stocks a hot gift with fewer units than the crowd wants and a few others, and runs the relay and the
-//! warehouse consumer in-process. After the crowd, it waits until every exchange's message is consumed, then
+//! points, stocks a hot gift with fewer units than the crowd wants and a few others, and runs the warehouse
+//! consumer in-process beside the demo's relay ([`super::message_service`]). After the crowd, it waits until every exchange's message is consumed, then
 //! prints what the crowd was told and the reconciliation; any failed check is a non-zero exit.
 
 use std::io::IsTerminal;
@@ -17,15 +17,16 @@ use seckill::database::acquire;
 use seckill::database::rows::exec_first;
 use seckill::exchange::http::{ExchangeHttp, SignedUserCookie, USER_COOKIE};
 use seckill::exchange::{Exchange, Gift, NewGift};
-use seckill::local_rabbitmq::rabbitmq_url;
-use seckill::messaging::{self, ConsumerConfig, Relay, RelayConfig, Running, Topology};
+use seckill::messaging::{self, ConsumerConfig, Running};
 use seckill::migrate::Migrator;
 use seckill::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
 
 use super::super::http_client::ApiClient;
 use super::super::{DatabaseTarget, Failure};
+use super::checks;
 use super::exchange_crowd::{self, CrowdReport, CrowdUser};
-use super::exchange_reconciliation::{self, Check};
+use super::exchange_reconciliation;
+use super::message_service::{RECONNECT_DELAY, broker_url, find_broker};
 use super::{Context, Finished};
 
 /// How long the act waits for the last shipment messages to be consumed.
@@ -53,7 +54,7 @@ pub(crate) struct ExchangeActArgs {
 
 pub(super) async fn run(context: &Context<'_>, args: &ExchangeActArgs) -> Result<Finished, Failure> {
     // The broker comes up while the databases are migrated: a private node takes a few seconds.
-    let broker = tokio::task::spawn_blocking(rabbitmq_url);
+    let broker = find_broker();
     let (_, shop) = context.target.url_or_throwaway("seckill_demo").await?;
     Migrator::embedded()?.run(&shop).await?;
     let warehouse_target = DatabaseTarget::named_by(args.warehouse_database_url.clone(), "--warehouse-database-url");
@@ -65,12 +66,14 @@ pub(super) async fn run(context: &Context<'_>, args: &ExchangeActArgs) -> Result
     let (hot, others) = stock_gifts(&exchange, args).await?;
     let users = grant_points(&exchange, &shop, args.users).await?;
     let cookie = SignedUserCookie::new(context.secret)?;
-    let amqp_url = broker
-        .await
-        .map_err(|e| Failure::new(format!("starting RabbitMQ: {e}")))?
-        .map_err(|e| Failure::new(e).hint("set RABBITMQ_URL, or install rabbitmq-server (.ci/install)"))?;
+    let amqp_url = broker_url(broker).await?;
     let handler = ShipmentHandler::new(warehouse.clone());
-    let keep_running = start_shipping(&shop, &amqp_url, &handler);
+    let consumer = ConsumerConfig {
+        topology: context.messages.topology(&shop, &amqp_url),
+        reconnect_delay: RECONNECT_DELAY,
+        ..ConsumerConfig::new(SHIPMENT_TOPIC)
+    };
+    let keep_running: Vec<Running> = vec![messaging::spawn_consumer(&amqp_url, consumer, handler.clone())];
 
     let routes = ExchangeHttp::new(exchange, cookie.clone()).router();
     let server = context.stage.open(routes.clone())?;
@@ -84,14 +87,14 @@ pub(super) async fn run(context: &Context<'_>, args: &ExchangeActArgs) -> Result
     let drained = drain(&shop, &gifts).await?;
     print_crowd(&crowd, users.len());
     let checks = exchange_reconciliation::reconcile(&shop, &warehouse, &gifts, &users, &crowd, handler.stats()).await?;
-    print_checks(&checks, drained);
+    checks::print(
+        &format!("reconciliation (messages drained {:.1} s after the crowd)", drained.as_secs_f64()),
+        &checks,
+    );
     if let Some(first) = crowd.unexpected.first() {
         return Err(Failure::new(format!("{} unexpected answers; first: {first}", crowd.unexpected.len())));
     }
-    let failed: Vec<&str> = checks.iter().filter(|check| !check.passed).map(|check| check.what.as_str()).collect();
-    if !failed.is_empty() {
-        return Err(Failure::new(format!("the exchange's books do NOT balance: {}", failed.join("; "))));
-    }
+    checks::all_passed("the exchange's", &checks)?;
     let exchanged = crowd.attempts.iter().filter(|attempt| attempt.exchanged()).count();
     println!("exchange books balance: {exchanged} exchanged = {exchanged} paid = {exchanged} shipped, nothing twice");
     let first_user = users.first().map_or(1, |user| user.user_id);
@@ -160,25 +163,6 @@ async fn grant_points(exchange: &Exchange, shop: &Pool, count: u32) -> Result<Ve
     Ok(users)
 }
 
-/// The relay and the warehouse consumer, in-process, on a namespace of this run's own so that nothing else on
-/// the broker sees its messages.
-fn start_shipping(shop: &Pool, amqp_url: &str, handler: &ShipmentHandler) -> Vec<Running> {
-    let topology =
-        Topology::new(format!("seckill-demo-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis()));
-    let relay = RelayConfig {
-        topology: topology.clone(),
-        topics: vec![SHIPMENT_TOPIC.to_string()],
-        reconnect_delay: Duration::from_millis(100),
-        ..RelayConfig::default()
-    };
-    let consumer =
-        ConsumerConfig { topology, reconnect_delay: Duration::from_millis(100), ..ConsumerConfig::new(SHIPMENT_TOPIC) };
-    vec![
-        Relay::new(shop.clone(), amqp_url, relay).spawn(),
-        messaging::spawn_consumer(amqp_url, consumer, handler.clone()),
-    ]
-}
-
 /// Waits until no message of this run is pending or sent, up to [`DRAIN_LIMIT`]; answers how long it took.
 async fn drain(shop: &Pool, gifts: &[Gift]) -> Result<Duration, Failure> {
     let started = Instant::now();
@@ -215,12 +199,4 @@ fn print_crowd(crowd: &CrowdReport, users: usize) {
     println!("  {:<40} {:>10.0}", "exchange requests/s", crowd.requests as f64 / crowd.seconds);
     println!("  {:<40} {:>10.2}", "exchange p50 ms", crowd.latency_ms(0.5));
     println!("  {:<40} {:>10.2}", "exchange p99 ms", crowd.latency_ms(0.99));
-}
-
-fn print_checks(checks: &[Check], drained: Duration) {
-    println!("\n  reconciliation (messages drained {:.1} s after the crowd)", drained.as_secs_f64());
-    for check in checks {
-        println!("  {:<4} {}", if check.passed { "ok" } else { "FAIL" }, check.what);
-    }
-    println!();
 }

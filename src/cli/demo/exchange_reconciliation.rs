@@ -11,40 +11,12 @@ use mysql_async::Pool;
 use seckill::database::acquire;
 use seckill::database::rows::exec_all;
 use seckill::exchange::{Books, Gift};
-use seckill::messaging::MessageState;
 use seckill::warehouse::{SHIPMENT_TOPIC, WarehouseStats};
 
 use super::super::Failure;
+use super::checks::Check;
 use super::exchange_crowd::{CrowdReport, CrowdUser};
-
-/// One line of the table.
-#[derive(Debug)]
-pub(super) struct Check {
-    pub(super) what: String,
-    pub(super) passed: bool,
-}
-
-/// Where this run's shipment messages stand.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct MessageStates {
-    pub(super) pending: i64,
-    pub(super) sent: i64,
-    pub(super) consumed: i64,
-    pub(super) dead: i64,
-    /// Exchanges with no message at all.
-    pub(super) missing: i64,
-}
-
-impl MessageStates {
-    /// Messages still on their way (pending or sent).
-    pub(super) fn in_flight(&self) -> i64 {
-        self.pending + self.sent
-    }
-
-    fn total(&self) -> i64 {
-        self.pending + self.sent + self.consumed + self.dead + self.missing
-    }
-}
+use super::message_service::MessageStates;
 
 /// This run's gifts, as an SQL list of integers (nothing in it can carry SQL).
 fn id_list(gifts: &[Gift]) -> String {
@@ -67,18 +39,7 @@ pub(super) async fn message_states(shop: &Pool, gifts: &[Gift]) -> Result<Messag
         "this run's messages",
     )
     .await?;
-    let mut states = MessageStates::default();
-    for (state, count) in rows {
-        match state.as_deref().map(MessageState::parse) {
-            None => states.missing += count,
-            Some(Some(MessageState::Pending)) => states.pending += count,
-            Some(Some(MessageState::Sent)) => states.sent += count,
-            Some(Some(MessageState::Consumed)) => states.consumed += count,
-            Some(Some(MessageState::Dead)) => states.dead += count,
-            Some(None) => return Err(Failure::new(format!("a message in an unknown state {state:?}"))),
-        }
-    }
-    Ok(states)
+    MessageStates::count(rows)
 }
 
 /// Every check, in the table's order.
@@ -168,10 +129,7 @@ pub(super) async fn reconcile(
 
     let states = message_states(shop, gifts).await?;
     checks.push(Check {
-        what: format!(
-            "messages: {} consumed, {} pending, {} sent, {} dead, {} missing",
-            states.consumed, states.pending, states.sent, states.dead, states.missing
-        ),
+        what: format!("messages: {}", states.describe()),
         passed: states.consumed == exchanges && states.total() == exchanges,
     });
 

@@ -1,14 +1,20 @@
-//! `seckill demo`, the main job: the toolkit's domains one act after another, each a crowd through the real HTTP
-//! API followed by a reconciliation against the database, exiting non-zero if any check fails.
+//! `seckill demo`, the main job: the toolkit's domains one act after another, each a crowd (through the real HTTP
+//! API where the domain has one) followed by a reconciliation against the database, exiting non-zero if any
+//! check fails.
 //!
 //! `seckill demo` runs every act in order; `seckill demo exchange` (or several names) runs only those. An act
 //! is a file with its own flags (under its own heading in `--help`) and a `run` that takes the shared
 //! [`Context`] and answers what it serves, for `--serve`; adding one is a variant of [`Act`] and a line in
 //! [`run`].
 
+mod checks;
 mod exchange_act;
 mod exchange_crowd;
 mod exchange_reconciliation;
+mod lottery_act;
+mod lottery_crowd;
+mod lottery_reconciliation;
+mod message_service;
 mod seckill_act;
 mod stage;
 
@@ -19,6 +25,7 @@ use clap::{Args, ValueEnum};
 use seckill::messaging::Running;
 
 use super::{DatabaseTarget, Failure};
+use message_service::MessageService;
 use stage::Stage;
 
 #[derive(Debug, Args)]
@@ -26,7 +33,7 @@ pub(crate) struct DemoArgs {
     /// The acts to run, in the order given (default: all, in this order).
     #[arg(value_enum)]
     acts: Vec<Act>,
-    /// Requests in flight at once, in every act.
+    /// Requests in flight at once, in every act (the lottery's: draws).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
     /// Address for the HTTP server (port 0: any free port).
@@ -39,6 +46,8 @@ pub(crate) struct DemoArgs {
     seckill: seckill_act::SeckillActArgs,
     #[command(flatten)]
     exchange: exchange_act::ExchangeActArgs,
+    #[command(flatten)]
+    lottery: lottery_act::LotteryActArgs,
 }
 
 /// The acts, in the order `seckill demo` runs them.
@@ -48,6 +57,8 @@ enum Act {
     Seckill,
     /// A points exchange: a crowd exchanges points for gifts; the warehouse ships them through RabbitMQ.
     Exchange,
+    /// A lottery: a crowd draws at once, far more users than prizes; a gift worker delivers the wins.
+    Lottery,
 }
 
 /// What every act gets.
@@ -60,6 +71,8 @@ struct Context<'a> {
     concurrency: u32,
     /// This run's HMAC key (seckill URLs, the exchange's user cookie).
     secret: &'a str,
+    /// The relay of every act's messages, started by the first act that has some.
+    messages: MessageService,
 }
 
 /// An act whose books balanced: what it serves, for `--serve`.
@@ -76,7 +89,8 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
     let acts = if args.acts.is_empty() { Act::value_variants().to_vec() } else { args.acts.clone() };
     let stage = Stage::bind(args.listen).await?;
     let secret = random_secret()?;
-    let context = Context { target, stage: &stage, concurrency: args.concurrency, secret: &secret };
+    let context =
+        Context { target, stage: &stage, concurrency: args.concurrency, secret: &secret, messages: Default::default() };
     let mut finished = Vec::new();
     for act in acts {
         let gap = if finished.is_empty() { "" } else { "\n" };
@@ -84,13 +98,20 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
         finished.push(match act {
             Act::Seckill => seckill_act::run(&context, &args.seckill).await?,
             Act::Exchange => exchange_act::run(&context, &args.exchange).await?,
+            Act::Lottery => lottery_act::run(&context, &args.lottery).await?,
         });
     }
+    // Stopped after the acts' consumers, so that their last callbacks are still marked consumed; with `--serve`,
+    // kept until serving ends.
+    let relay = context.messages.into_relay();
     if !args.serve {
         for act in finished {
             for running in act.keep_running {
                 running.stop().await;
             }
+        }
+        if let Some(relay) = relay {
+            relay.stop().await;
         }
         return Ok(());
     }
@@ -108,6 +129,7 @@ impl Act {
         match self {
             Act::Seckill => "seckill",
             Act::Exchange => "exchange",
+            Act::Lottery => "lottery",
         }
     }
 }
