@@ -26,9 +26,12 @@ pub struct DeliveryReport {
     pub wins: u64,
     /// The gift worker's configured calls per second.
     pub configured_rate: f64,
-    /// Calls per second the gift service saw, from its first call to its last.
+    /// Calls per second the gift service saw, from its first call to its last (the last retries' backoff
+    /// included).
     pub achieved_rate: f64,
-    /// How far the achieved rate is from the configured one, in percent (negative: slower).
+    /// Calls per second over the middle 80% of the calls: the pace held while there was a backlog.
+    pub steady_rate: f64,
+    /// How far the steady rate is from the configured one, in percent (negative: slower).
     pub deviation_percent: f64,
     /// Calls the gift service answered, retries included.
     pub calls: usize,
@@ -80,11 +83,13 @@ pub async fn deliver(pool: &Pool, amqp_url: &str, wins: u64, rate: f64) -> Resul
         )));
     }
     let log = stub.call_log();
+    let steady_rate = log.middle_rate(0.8).unwrap_or(0.0);
     Ok(DeliveryReport {
         wins,
         configured_rate: rate,
         achieved_rate: log.achieved_rate().unwrap_or(0.0),
-        deviation_percent: log.rate_deviation_percent(rate).unwrap_or(0.0),
+        steady_rate,
+        deviation_percent: (steady_rate - rate) / rate * 100.0,
         calls: log.calls.len(),
         fail_share: FAIL_SHARE,
         took_ms: took.as_secs_f64() * 1000.0,

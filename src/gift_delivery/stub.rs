@@ -130,6 +130,19 @@ impl CallLog {
         (seconds > 0.0).then(|| calls as f64 / seconds)
     }
 
+    /// Calls per second over the middle `share` of the calls (by count): the pace while a backlog kept the
+    /// caller busy, without the ramp at the start and the tail of the last retries waiting out their backoff.
+    /// `None` when too few calls are left to measure.
+    pub fn middle_rate(&self, share: f64) -> Option<f64> {
+        let calls = self.calls.len();
+        let skip = (calls as f64 * (1.0 - share.clamp(0.0, 1.0)) / 2.0) as usize;
+        let first = self.calls.get(skip)?;
+        let last = self.calls.get(calls.checked_sub(skip + 1)?)?;
+        let span = last.at.checked_sub(first.at)?.as_secs_f64();
+        let intervals = calls.saturating_sub(2 * skip + 1);
+        (span > 0.0 && intervals > 0).then(|| intervals as f64 / span)
+    }
+
     /// How far the achieved rate is from `configured`, in percent of it (negative: slower).
     pub fn rate_deviation_percent(&self, configured: f64) -> Option<f64> {
         self.achieved_rate().map(|achieved| (achieved - configured) / configured * 100.0)
@@ -391,5 +404,10 @@ mod tests {
         assert_eq!(log.rate_between(Duration::from_millis(500), Duration::from_millis(500)), None);
         assert_eq!(log.rate_deviation_percent(10.0), Some(-50.0));
         assert_eq!(CallLog::default().achieved_rate(), None);
+        // The middle two thirds: calls 1 to 4 (10 ms to 500 ms), three intervals in 0.49 s; the ramp and the
+        // tail are left out.
+        let middle = log.middle_rate(2.0 / 3.0).unwrap();
+        assert!((middle - 3.0 / 0.49).abs() < 1e-9, "{middle}");
+        assert_eq!(CallLog { calls: vec![call(0)] }.middle_rate(0.8), None);
     }
 }

@@ -152,13 +152,16 @@ impl GiftWorker {
 
     /// The consumer settings that suit this worker under `topology`: batches of a few rounds of its
     /// concurrency, so that a batch (which is called back only once all of it is done) ends quickly and a
-    /// crash redelivers little.
+    /// crash redelivers little; and several batches at once, so that the calls of the next batch go on while a
+    /// batch waits for its last retry: the pacer, not a batch's straggler, sets the pace.
     pub fn consumer_config(&self, topology: Topology) -> ConsumerConfig {
         let batch = (self.config.concurrency * 4).clamp(16, 512);
+        let batches_in_flight = 8;
         ConsumerConfig {
             topology,
-            prefetch: u16::try_from(batch).unwrap_or(u16::MAX),
+            prefetch: u16::try_from(batch * batches_in_flight).unwrap_or(u16::MAX),
             batch,
+            batches_in_flight,
             ..ConsumerConfig::new(PRIZE_TOPIC)
         }
     }

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use lapin::Confirmation;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -71,6 +72,10 @@ pub struct ConsumerConfig {
     pub prefetch: u16,
     /// The most messages handed to the handler at once (default 256).
     pub batch: usize,
+    /// Batches handled at once (default 1). More lets a handler whose batches end with a slow straggler (a
+    /// retry waiting out its backoff) go on with the next batch meanwhile; each delivery is then acked on its
+    /// own, since a batch may finish before one taken earlier.
+    pub batches_in_flight: usize,
     /// How long to wait for the broker's confirm of the callbacks (default 10 s).
     pub confirm_timeout: Duration,
     /// How long to wait before reconnecting after a failure (default 500 ms).
@@ -85,6 +90,7 @@ impl ConsumerConfig {
             topic: topic.into(),
             prefetch: 256,
             batch: 256,
+            batches_in_flight: 1,
             confirm_timeout: Duration::from_secs(10),
             reconnect_delay: Duration::from_millis(500),
         }
@@ -145,18 +151,29 @@ async fn consume_until_failure<H: Handler>(
     config: &ConsumerConfig,
     handler: &H,
 ) -> Result<(), MessagingError> {
+    let most_in_flight = config.batches_in_flight.max(1);
+    let ack_each = most_in_flight > 1;
+    let mut in_flight = FuturesUnordered::new();
     loop {
-        let Some(first) = deliveries.next().await else {
-            return Err(MessagingError::Handler("the broker cancelled the consumer".into()));
-        };
-        let mut batch = vec![first?];
-        while batch.len() < config.batch {
-            match tokio::time::timeout(Duration::from_millis(1), deliveries.next()).await {
-                Ok(Some(delivery)) => batch.push(delivery?),
-                Ok(None) | Err(_) => break,
+        tokio::select! {
+            // Finished batches first, so a failure is seen before more deliveries are taken.
+            biased;
+            Some(handled) = in_flight.next(), if !in_flight.is_empty() => handled?,
+            // `next` is cancel-safe: a delivery is either taken here or left in the stream.
+            first = deliveries.next(), if in_flight.len() < most_in_flight => {
+                let Some(first) = first else {
+                    return Err(MessagingError::Handler("the broker cancelled the consumer".into()));
+                };
+                let mut batch = vec![first?];
+                while batch.len() < config.batch {
+                    match tokio::time::timeout(Duration::from_millis(1), deliveries.next()).await {
+                        Ok(Some(delivery)) => batch.push(delivery?),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                in_flight.push(handle_batch(channel, batch, config, handler, ack_each));
             }
         }
-        handle_batch(channel, batch, config, handler).await?;
     }
 }
 
@@ -166,6 +183,7 @@ async fn handle_batch<H: Handler>(
     deliveries: Vec<Delivery>,
     config: &ConsumerConfig,
     handler: &H,
+    ack_each: bool,
 ) -> Result<(), MessagingError> {
     let mut readable = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
@@ -219,8 +237,8 @@ async fn handle_batch<H: Handler>(
             Err(_) => return Err(MessagingError::ConfirmTimeout(config.confirm_timeout)),
         }
     }
-    if handled.iter().all(|outcome| *outcome == Handled::Done) {
-        // The common case: one ack for the whole batch.
+    if !ack_each && handled.iter().all(|outcome| *outcome == Handled::Done) {
+        // The common case: one ack for the whole batch, and every earlier delivery is in it.
         if let Some((last, _)) = readable.last() {
             bounded(last.ack(BasicAckOptions { multiple: true })).await?;
         }
