@@ -83,8 +83,8 @@ fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Claims up to `limit` due messages for sending, each reserved for `claim_lease`: new messages first, then
-/// re-sends. Messages already sent `max_attempts` times without a callback are marked dead instead. Several
+/// Claims up to `limit` due messages of `topics` (empty: of every topic) for sending, each reserved for
+/// `claim_lease`: new messages first, then re-sends. Messages already sent `max_attempts` times without a callback are marked dead instead. Several
 /// relays (and a relay's publishing loops) claim at once without waiting for each other, and no business
 /// transaction ever waits for a claim (see [`relay_transaction`]).
 ///
@@ -97,18 +97,32 @@ fn micros(duration: Duration) -> u64 {
 ///
 /// # Errors
 /// The database's error; nothing is claimed then.
-pub async fn claim(pool: &Pool, limit: usize, schedule: &Schedule) -> Result<Vec<OutboxMessage>, DatabaseError> {
+pub async fn claim(
+    pool: &Pool,
+    topics: &[String],
+    limit: usize,
+    schedule: &Schedule,
+) -> Result<Vec<OutboxMessage>, DatabaseError> {
     let mut conn = acquire(pool).await?;
     let mut transaction = relay_transaction(&mut conn).await?;
+    let of_topics = match topics.len() {
+        0 => String::new(),
+        n => format!(" AND topic IN ({})", vec!["?"; n].join(", ")),
+    };
+    // Each half of the union takes the topics, then its limit.
+    let half = topics.iter().map(|topic| Value::from(topic.as_str())).chain([Value::from(limit)]);
+    let both: Vec<Value> = half.clone().chain(half).collect();
     // New messages first, then re-sends, each in index order; one round trip for both.
     let candidates: Vec<i64> = transaction
         .exec(
-            "(SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
-               WHERE state = 'pending' AND due_at <= NOW(3) ORDER BY due_at LIMIT ?) \
-             UNION ALL \
-             (SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
-               WHERE state = 'sent' AND due_at <= NOW(3) ORDER BY due_at LIMIT ?)",
-            (limit, limit),
+            format!(
+                "(SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
+                   WHERE state = 'pending' AND due_at <= NOW(3){of_topics} ORDER BY due_at LIMIT ?) \
+                 UNION ALL \
+                 (SELECT message_id FROM message_outbox FORCE INDEX (idx_state_due) \
+                   WHERE state = 'sent' AND due_at <= NOW(3){of_topics} ORDER BY due_at LIMIT ?)"
+            ),
+            both,
         )
         .await?;
     let mut due: Vec<(i64, String, String, String, u32)> = Vec::new();

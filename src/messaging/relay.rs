@@ -29,7 +29,9 @@ use super::topology::Topology;
 pub struct RelayConfig {
     /// The names of the exchange and queues (default: namespace `seckill`).
     pub topology: Topology,
-    /// The topics whose queues the relay declares before it publishes to them.
+    /// The topics the relay carries: it declares their queues, and claims only their messages, so relays for
+    /// different topics can share one outbox. Empty: every topic (a message whose topic has no queue ends
+    /// dead at once).
     pub topics: Vec<String>,
     /// The most messages one claim takes (default 1000).
     pub batch: usize,
@@ -136,15 +138,16 @@ impl Relay {
     /// Claims, publishes and marks sent, until the broker fails.
     async fn publish_loop(&self, channel: &Channel) -> Result<(), MessagingError> {
         loop {
-            let claimed = match outbox::claim(&self.pool, self.config.batch, &self.config.schedule).await {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    // The outbox's database is down: nothing can be claimed, so nothing is lost by waiting.
-                    tracing::warn!(%error, "relay: cannot claim messages");
-                    tokio::time::sleep(self.config.reconnect_delay).await;
-                    continue;
-                }
-            };
+            let claimed =
+                match outbox::claim(&self.pool, &self.config.topics, self.config.batch, &self.config.schedule).await {
+                    Ok(claimed) => claimed,
+                    Err(error) => {
+                        // The outbox's database is down: nothing can be claimed, so nothing is lost by waiting.
+                        tracing::warn!(%error, "relay: cannot claim messages");
+                        tokio::time::sleep(self.config.reconnect_delay).await;
+                        continue;
+                    }
+                };
             if claimed.is_empty() {
                 tokio::time::sleep(self.config.idle_poll).await;
                 continue;

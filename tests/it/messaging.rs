@@ -63,6 +63,33 @@ async fn messages_flow_from_the_outbox_to_the_warehouse_and_are_marked_consumed(
     assert_eq!(handler.stats().inserted, 300);
 }
 
+/// A relay carries only its topics: relays for different topics share one outbox, and a message of a topic this
+/// relay does not carry waits, pending and untouched, for the relay that does (it is never sent to a queue that
+/// is not there, nor marked dead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_leaves_the_messages_of_other_topics_to_their_own_relay() {
+    let sides = sides().await;
+    let url = broker();
+    let other = outbox::enqueue(sides.shop.pool(), "another.topic", "1", "{}").await.unwrap().unwrap();
+    enqueue(&sides, 1, 50).await;
+    let handler = ShipmentHandler::new(sides.warehouse.pool().clone());
+    let relay = start_relay(&sides, &url);
+    let consumer = start_consumer(&sides, &url, &handler);
+    let status = wait_for(&sides, Duration::from_secs(30), |status| status.consumed == 50).await;
+    // A few claim rounds more, in which the other topic's message would have been taken.
+    tokio::time::sleep(schedule().claim_lease * 2).await;
+    relay.stop().await;
+    consumer.stop().await;
+    let mut conn = sides.shop.pool().get_conn().await.unwrap();
+    let (state, attempts): (String, u32) = conn
+        .exec_first("SELECT state, attempts FROM message_outbox WHERE message_id = ?", (other,))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((state.as_str(), attempts), ("pending", 0), "{status:?}");
+    assert_eq!((status.consumed, status.dead), (50, 0), "{status:?}");
+}
+
 /// Duplicate window 1, made on purpose: a relay claimed messages and published them, and the broker acked,
 /// but it died before marking them sent. When the lease ends another relay sends them again; the warehouse
 /// absorbs every duplicate.
@@ -74,7 +101,7 @@ async fn a_relay_dying_between_publish_and_mark_sends_again_and_the_duplicate_is
     enqueue(&sides, 1, 200).await;
 
     // The dead relay's half of the work: claimed and published with confirms, never marked.
-    let claimed = outbox::claim(sides.shop.pool(), 1000, &schedule()).await.unwrap();
+    let claimed = outbox::claim(sides.shop.pool(), &[], 1000, &schedule()).await.unwrap();
     assert_eq!(claimed.len(), 200);
     let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
