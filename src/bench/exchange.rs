@@ -24,6 +24,7 @@ use crate::database::acquire;
 use crate::database::rows::query_all;
 use crate::database_error::DatabaseError;
 use crate::exchange::{Books, Exchange, ExchangeOutcome, NewGift};
+use crate::group_commit::GroupCommitConfig;
 use crate::local_rabbitmq::LocalRabbitMq;
 use crate::messaging::{self, ConsumerConfig, Relay, RelayConfig, Running, Topology, outbox};
 use crate::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
@@ -39,6 +40,8 @@ pub struct ExchangeBenchConfig {
     pub duration: Duration,
     /// Exchanges per second in the sustained phases.
     pub sustained_rate: u32,
+    /// The lanes' largest batch.
+    pub max_batch: usize,
 }
 
 /// What the exchange workload measured.
@@ -232,7 +235,8 @@ pub async fn run(
     broker: Option<&LocalRabbitMq>,
     config: &ExchangeBenchConfig,
 ) -> Result<ExchangeReport, BenchError> {
-    let exchange = Exchange::new(shop.clone());
+    let lanes = GroupCommitConfig { max_batch: config.max_batch, ..GroupCommitConfig::default() };
+    let exchange = Exchange::with_config(shop.clone(), lanes);
     let namespace = format!("seckill-bench-{}", std::process::id());
     let gifts = set_up(&exchange, config.users).await?;
 

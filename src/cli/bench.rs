@@ -95,6 +95,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
             concurrency: config.concurrency.first().copied().unwrap_or(256),
             duration: config.duration,
             sustained_rate: args.rate,
+            max_batch: config.max_batch,
         };
         let report = exchange_workload(&url, &_pool, &exchange).await?;
         if json {
