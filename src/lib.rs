@@ -1,11 +1,14 @@
 //! # seckill
 //!
-//! Flash sales (秒杀) on MySQL/MariaDB stored procedures.
+//! Flash sales (秒杀), lotteries (抽奖) and points exchanges (积分兑换) on MySQL/MariaDB stored procedures.
 //!
-//! The decision that matters in a flash sale (take one unit of stock and record the buyer, or refuse) runs
-//! inside the database, in one stored procedure call: the row lock on the hot item is held for one statement
-//! and a commit, never across a network round trip. This crate is the thin layer around those procedures:
-//! it migrates them, signs seckill URLs, calls the procedures, and tests them.
+//! Each decision that matters (take a unit and record the buyer, draw a prize, exchange points for a gift) runs
+//! inside the database, in one stored procedure call: the hot row's lock is held for one statement and a
+//! commit, never across a network round trip, and concurrent decisions on one hot row are merged into one
+//! transaction per batch. What must reach another service (a shipment, a prize) is written to an outbox in the
+//! same transaction and delivered at least once, with effects that happen once. This crate is the thin layer
+//! around those procedures: it migrates them, signs URLs, batches and calls the procedures, relays the
+//! messages, measures, and tests it all on real servers.
 //!
 //! ## Map
 //! - [`migrate`]: schema migrations and repeatable stored procedures ([`migrate::Migrator`]).

@@ -12,7 +12,7 @@
 //!    and the lanes' batches (this process only, exact), all expected 0; for Redis, the draw scripts it ran.
 //!
 //! The durable draw is [`crate::lottery::Lottery`] (group-commit lanes, one procedure call per batch, the
-//! "all drawn" flag in memory); the baseline is [`super::lottery_redis`]. Books: for the durable draw,
+//! "all drawn" flag in memory); the baseline is `lottery_redis.rs`. Books: for the durable draw,
 //! [`crate::lottery::LotteryBooks`] (wins = units taken = prize messages, no user over their draws) and draws
 //! recorded = results told; for Redis, stream entries = wins told = units popped, no user twice.
 

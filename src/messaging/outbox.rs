@@ -86,7 +86,7 @@ fn micros(duration: Duration) -> u64 {
 /// Claims up to `limit` due messages of `topics` (empty: of every topic) for sending, each reserved for
 /// `claim_lease`: new messages first, then re-sends. Messages already sent `max_attempts` times without a callback are marked dead instead. Several
 /// relays (and a relay's publishing loops) claim at once without waiting for each other, and no business
-/// transaction ever waits for a claim (see [`relay_transaction`]).
+/// transaction ever waits for a claim (see `relay_transaction`).
 ///
 /// Two reads. First the candidates of both states, from the `(state, due_at)` index in its order, without a lock
 /// (a consistent read): only committed messages, and no wait for the index entries the relay's own updates
