@@ -28,6 +28,8 @@
 //!   router shares: the envelope, errors, and the user seam ([`http::RequestUser`], [`http::SignedUserCookie`]).
 //! - [`local_rabbitmq`]: a private, throwaway RabbitMQ node ([`local_rabbitmq::LocalRabbitMq`]).
 //! - [`local_redis`]: a private, throwaway Redis ([`local_redis::LocalRedis`]).
+//! - [`local_replication`]: a private primary + replica pair with GTID replication
+//!   ([`local_replication::LocalReplicaPair`]).
 //! - [`local_server`]: a private, throwaway MariaDB ([`local_server::LocalServer`]).
 //! - [`lottery`]: the lottery: campaigns of weighted prize tiers, durable batched draws, "all drawn" shared
 //!   through Redis, and the books ([`lottery::Lottery`], [`lottery::DrawOutcome`]); its API and page as an axum
@@ -52,6 +54,7 @@ pub mod group_commit;
 pub mod http;
 pub mod local_rabbitmq;
 pub mod local_redis;
+pub mod local_replication;
 pub mod local_server;
 pub mod lottery;
 pub mod messaging;

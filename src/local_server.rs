@@ -44,6 +44,8 @@ pub struct LocalServer {
     dir: PathBuf,
     port: u16,
     server_binary: PathBuf,
+    /// Server options given at start, after the defaults (so they override them), at every launch.
+    extra_options: Vec<String>,
     process: Mutex<Option<Child>>,
     /// Held, never written: the guardian cleans up when this pipe closes, i.e. when the process exits.
     _guardian_pipe: ChildStdin,
@@ -66,6 +68,16 @@ impl LocalServer {
     /// [`LocalServerError::NotInstalled`] when the binaries are missing, [`LocalServerError::StartFailed`]
     /// with the server's log when it does not come up.
     pub fn start() -> Result<LocalServer, LocalServerError> {
+        Self::start_with_options(Vec::new())
+    }
+
+    /// Starts a new private server with `options` added to its command line after the defaults, so they
+    /// override them (`--server-id=2`, `--log-bin=binlog`, `--innodb-buffer-pool-size=64M`, ...). Relative paths
+    /// in options are under the server's data directory. They apply again at every [`Self::restart`].
+    ///
+    /// # Errors
+    /// As [`Self::start`].
+    pub fn start_with_options(options: Vec<String>) -> Result<LocalServer, LocalServerError> {
         let server_binary = find_binary(&["mariadbd", "mysqld"]).ok_or(LocalServerError::NotInstalled)?;
         let install_db =
             find_binary(&["mariadb-install-db", "mysql_install_db"]).ok_or(LocalServerError::NotInstalled)?;
@@ -73,10 +85,16 @@ impl LocalServer {
         fs::create_dir_all(&dir).map_err(failed("creating its folder"))?;
         let guardian_pipe = spawn_guardian(&dir)?;
         let data = dir.join("data");
+        // A temporary folder of its own: a starting server deletes every `#sql*` file in its tmpdir, so servers
+        // sharing /tmp (ours started at once, or any other on the machine) would delete each other's temporary
+        // tables.
+        let tmp = dir.join("tmp");
+        fs::create_dir_all(&tmp).map_err(failed("creating its temporary folder"))?;
         let mut install = Command::new(&install_db);
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db");
         if running_as_root() {
@@ -86,11 +104,18 @@ impl LocalServer {
         if !output.status.success() {
             return Err(LocalServerError::StartFailed {
                 step: "mariadb-install-db",
-                detail: String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("").to_string(),
+                detail: last_lines(&String::from_utf8_lossy(&output.stderr), 5),
             });
         }
         let port = free_port()?;
-        let server = LocalServer { dir, port, server_binary, process: Mutex::new(None), _guardian_pipe: guardian_pipe };
+        let server = LocalServer {
+            dir,
+            port,
+            server_binary,
+            extra_options: options,
+            process: Mutex::new(None),
+            _guardian_pipe: guardian_pipe,
+        };
         server.launch()?;
         Ok(server)
     }
@@ -103,6 +128,11 @@ impl LocalServer {
     /// The TCP port it listens on (loopback only).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server process's id while it runs; `None` after [`Self::kill`] until it is started again.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.lock().ok().and_then(|process| process.as_ref().map(Child::id))
     }
 
     /// Kills the server at once with SIGKILL, as a crash would. Committed data survives; see [`Self::restart`].
@@ -134,6 +164,7 @@ impl LocalServer {
         command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", self.dir.join("mariadbd.sock").display()))
@@ -144,6 +175,7 @@ impl LocalServer {
             .arg("--collation-server=utf8mb4_general_ci")
             .arg("--max-connections=2000")
             .arg("--innodb-buffer-pool-size=256M")
+            .args(&self.extra_options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -167,15 +199,20 @@ impl LocalServer {
             let exited =
                 self.process.lock().ok().and_then(|mut p| p.as_mut().and_then(|child| child.try_wait().ok().flatten()));
             if exited.is_some() || Instant::now() > deadline {
-                let last_lines: Vec<&str> = text.lines().rev().take(5).collect();
                 return Err(LocalServerError::StartFailed {
                     step: if exited.is_some() { "mariadbd exited" } else { "mariadbd not ready after 60 s" },
-                    detail: last_lines.into_iter().rev().collect::<Vec<_>>().join(" | "),
+                    detail: last_lines(&text, 5),
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The last `count` lines of `text`, joined on one line.
+fn last_lines(text: &str, count: usize) -> String {
+    let last: Vec<&str> = text.lines().rev().take(count).collect();
+    last.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
 fn read_from(path: &Path, offset: u64) -> String {
