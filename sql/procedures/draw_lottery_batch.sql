@@ -68,6 +68,10 @@
 -- but dropped inside it, so such servers need 8.0.13 or later); its regular expressions (ICU) take the input
 -- check's pattern as MariaDB's (PCRE) do, which is untested there. SET TRANSACTION needs no transaction open when
 -- it is called (error 1568 otherwise, rolled back) and READ COMMITTED a binlog_format other than STATEMENT.
+-- After the COMMIT, a second result set, one row: gtid, the commit's GTID (@@last_gtid; empty without a binary
+-- log), so a later read on a replica can wait for it. A batch that wrote nothing answers the session's previous
+-- GTID: older, so waiting for it is harmless. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails after the
+-- commit (in doubt); it would need @@gtid_executed or session tracking of GTIDs instead.
 
 DROP PROCEDURE IF EXISTS draw_lottery_batch;
 
@@ -366,6 +370,8 @@ BEGIN
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.
     COMMIT;
+    -- The commit's GTID, for reads that must see it on a replica (MariaDB only, see the header).
+    SELECT @@last_gtid AS gtid;
 END $$
 
 DELIMITER ;

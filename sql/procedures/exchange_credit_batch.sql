@@ -61,9 +61,13 @@
 --
 -- Errors: SQLSTATE '45RB0' means the batch was rolled back whole by this procedure (MYSQL_ERRNO is the original
 -- code, MESSAGE_TEXT 'rolled back: <message>'); any other error may have come after the commit. The answer is
--- sent before the transaction ends, and the COMMIT is the last statement, outside the handler. Needs JSON_TABLE:
--- MariaDB 10.6+ or MySQL 8.0+. SET TRANSACTION needs no transaction open when it is called (error 1568
+-- sent before the transaction ends, and the COMMIT is the last statement that writes, outside the handler. Needs
+-- JSON_TABLE: MariaDB 10.6+ or MySQL 8.0+. SET TRANSACTION needs no transaction open when it is called (error 1568
 -- otherwise, rolled back) and READ COMMITTED a binlog_format other than STATEMENT.
+-- After the COMMIT, a second result set, one row: gtid, the commit's GTID (@@last_gtid; empty without a binary
+-- log), so a later read on a replica can wait for it. A batch that wrote nothing answers the session's previous
+-- GTID: older, so waiting for it is harmless. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails after the
+-- commit (in doubt); it would need @@gtid_executed or session tracking of GTIDs instead.
 
 DROP PROCEDURE IF EXISTS exchange_credit_batch;
 
@@ -348,6 +352,8 @@ BEGIN
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.
     COMMIT;
+    -- The commit's GTID, for reads that must see it on a replica (MariaDB only, see the header).
+    SELECT @@last_gtid AS gtid;
 END $$
 
 DELIMITER ;

@@ -27,8 +27,13 @@
 --
 -- Errors: SQLSTATE '45RB0' means the batch was rolled back whole by this procedure (MYSQL_ERRNO is the original
 -- code); any other error may have come after the commit. The answer row is sent before the transaction ends,
--- and the COMMIT is the last statement, outside the handler. Needs JSON_TABLE and window functions: MariaDB
--- 10.6+ or MySQL 8.0+.
+-- and the COMMIT is the last statement that writes, outside the handler. Needs JSON_TABLE and window functions:
+-- MariaDB 10.6+ or MySQL 8.0+.
+--
+-- After the COMMIT or ROLLBACK, a second result set, one row: gtid, the commit's GTID when the batch sold
+-- (@@last_gtid; empty without a binary log), empty when it wrote nothing, so a later read on a replica can wait
+-- for the wins. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails after the commit (in doubt); it would need
+-- @@gtid_executed or session tracking of GTIDs instead.
 
 DROP PROCEDURE IF EXISTS execute_seckill_batch;
 
@@ -128,8 +133,12 @@ BEGIN
     -- Last, and outside the handler: an error from here on is not a proven rollback.
     IF v_won > 0 THEN
         COMMIT;
+        -- The commit's GTID, for reads that must see it on a replica (MariaDB only, see the header).
+        SELECT @@last_gtid AS gtid;
     ELSE
         ROLLBACK;
+        -- Nothing written, nothing to wait for (@@last_gtid would be an earlier transaction's).
+        SELECT '' AS gtid;
     END IF;
 END $$
 

@@ -14,8 +14,12 @@
 --   anything else     no such proof: the grant may or may not have committed. Read the ledger before granting
 --                     again: a grant is not idempotent.
 --
--- The answer row is sent before the transaction ends, and the COMMIT is the last statement and lies outside the
--- handler: a client trusts the row only when the CALL as a whole succeeded.
+-- The answer row is sent before the transaction ends, and the COMMIT is the last statement that writes and lies
+-- outside the handler: a client trusts the row only when the CALL as a whole succeeded.
+--
+-- After the COMMIT, a second result set, one row: gtid, the commit's GTID (@@last_gtid; empty without a binary
+-- log), so a later read on a replica can wait for it. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails
+-- after the commit (in doubt); it would need @@gtid_executed or session tracking of GTIDs instead.
 
 DROP PROCEDURE IF EXISTS grant_credit;
 
@@ -63,6 +67,8 @@ BEGIN
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.
     COMMIT;
+    -- The commit's GTID, for reads that must see it on a replica (MariaDB only, see the header).
+    SELECT @@last_gtid AS gtid;
 END $$
 
 DELIMITER ;

@@ -7,11 +7,21 @@
 //! round trip and drops the prepared-statement cache, and nothing the toolkit does leaves state behind (the
 //! procedures always end their transactions, and [`call::return_clean`] checks that they did).
 //!
+//! Replicas are given besides the primary ([`ConnectOptions::replica`]); [`ConnectOptions::build_split`] then
+//! builds a [`ReadWriteSplit`] that sends writes to the primary and reads where their freshness allows.
+//!
 //! - [`call`]: calling a procedure, and whether its failure means "rolled back" or "in doubt".
+//! - [`gtid`]: GTIDs, which writes return so that later reads can wait for them on a replica.
+//! - [`read_write_split`]: the primary, the replicas, and which one a read goes to.
 //! - [`rows`]: rows into Rust types without panicking.
 
 pub mod call;
+pub mod gtid;
+pub mod read_write_split;
 pub mod rows;
+
+pub use gtid::{Gtid, GtidPosition, InvalidGtid, WithGtid};
+pub use read_write_split::{Consistency, FallbackReason, ReadWriteSplit, ReplicaConfig, ReplicaPool, SplitStats};
 
 use std::time::Duration;
 
@@ -32,6 +42,8 @@ pub struct ConnectOptions {
     statement_timeout: Option<Duration>,
     prefer_socket: Option<bool>,
     via: Option<std::net::SocketAddr>,
+    replica_urls: Vec<String>,
+    replica_config: ReplicaConfig,
 }
 
 impl ConnectOptions {
@@ -44,7 +56,28 @@ impl ConnectOptions {
             statement_timeout: None,
             prefer_socket: None,
             via: None,
+            replica_urls: Vec::new(),
+            replica_config: ReplicaConfig::default(),
         }
+    }
+
+    /// Adds a replica of the primary to read from (`mysql://user:password@host:port/database`, the same
+    /// database), with the same session settings and connection limit. Writes never go to it; see
+    /// [`ReadWriteSplit`].
+    pub fn replica(mut self, url: impl Into<String>) -> Self {
+        self.replica_urls.push(url.into());
+        self
+    }
+
+    /// How replicas are used, skipped and checked (see [`ReplicaConfig`]).
+    pub fn replica_config(mut self, config: ReplicaConfig) -> Self {
+        self.replica_config = config;
+        self
+    }
+
+    /// The replicas' URLs, in the order given.
+    pub fn replica_urls(&self) -> &[String] {
+        &self.replica_urls
     }
 
     /// The largest number of connections the pool opens.
@@ -94,7 +127,25 @@ impl ConnectOptions {
     /// # Errors
     /// [`DatabaseError::InvalidUrl`] when the URL cannot be parsed.
     pub fn build_pool(&self) -> Result<Pool, DatabaseError> {
-        let opts = Opts::from_url(&self.url).map_err(DatabaseError::InvalidUrl)?;
+        self.pool_for(&self.url, self.via)
+    }
+
+    /// Builds the primary's pool and a pool for each replica. No connection is opened until one is needed.
+    ///
+    /// # Errors
+    /// [`DatabaseError::InvalidUrl`] when a URL cannot be parsed.
+    pub fn build_split(&self) -> Result<ReadWriteSplit, DatabaseError> {
+        let primary = self.build_pool()?;
+        let replicas = self
+            .replica_urls
+            .iter()
+            .map(|url| Ok(ReplicaPool { name: server_name(url)?, pool: self.pool_for(url, None)? }))
+            .collect::<Result<Vec<_>, DatabaseError>>()?;
+        Ok(ReadWriteSplit::new(primary, replicas, self.replica_config))
+    }
+
+    fn pool_for(&self, url: &str, via: Option<std::net::SocketAddr>) -> Result<Pool, DatabaseError> {
+        let opts = Opts::from_url(url).map_err(DatabaseError::InvalidUrl)?;
         let mut setup = vec!["SET time_zone = '+00:00'".to_string()];
         if let Some(timeout) = self.lock_wait_timeout {
             setup.push(format!("SET SESSION innodb_lock_wait_timeout = {}", timeout.as_secs().max(1)));
@@ -114,11 +165,20 @@ impl ConnectOptions {
         if let Some(prefer) = self.prefer_socket {
             builder = builder.prefer_socket(prefer);
         }
-        if let Some(address) = self.via {
+        if let Some(address) = via {
             builder = builder.ip_or_hostname(address.ip().to_string()).tcp_port(address.port());
         }
         Ok(Pool::new(builder))
     }
+}
+
+/// `host:port` of a URL: how a replica is named in metrics and logs (never its password).
+///
+/// # Errors
+/// [`DatabaseError::InvalidUrl`] when the URL cannot be parsed.
+pub fn server_name(url: &str) -> Result<String, DatabaseError> {
+    let opts = Opts::from_url(url).map_err(DatabaseError::InvalidUrl)?;
+    Ok(format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()))
 }
 
 /// Builds a pool for `url` with the default options.

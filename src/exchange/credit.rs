@@ -3,11 +3,10 @@
 //! Reads only: every change of a balance happens in a procedure, with its ledger row in the same transaction.
 
 use chrono::{DateTime, Utc};
-use mysql_async::{Pool, Value};
+use mysql_async::{Conn, Value};
 use serde::Serialize;
 
 use super::error::ExchangeError;
-use crate::database::acquire;
 use crate::database::rows::{exec_all, exec_first, instant};
 use crate::database_error::DatabaseError;
 
@@ -52,20 +51,18 @@ pub struct LedgerEntry {
 }
 
 /// A user's balance, or `None` for a user who was never granted points.
-pub(crate) async fn balance(pool: &Pool, user_id: i64) -> Result<Option<i64>, ExchangeError> {
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn balance(conn: &mut Conn, user_id: i64) -> Result<Option<i64>, ExchangeError> {
     let query = "SELECT credit FROM credit WHERE user_id = ?";
-    let row: Option<(i64,)> = exec_first(&mut conn, query, (user_id,), "a balance").await?;
+    let row: Option<(i64,)> = exec_first(conn, query, (user_id,), "a balance").await?;
     Ok(row.map(|(credit,)| credit))
 }
 
 /// A user's ledger, newest first, at most `limit` entries.
-pub(crate) async fn ledger(pool: &Pool, user_id: i64, limit: u32) -> Result<Vec<LedgerEntry>, ExchangeError> {
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn ledger(conn: &mut Conn, user_id: i64, limit: u32) -> Result<Vec<LedgerEntry>, ExchangeError> {
     let query = "SELECT id, delta, balance_after, reason, reference, created_at FROM credit_ledger \
                   WHERE user_id = ? ORDER BY id DESC LIMIT ?";
     let what = "a ledger entry";
-    let rows: Vec<(i64, i64, i64, String, String, Value)> = exec_all(&mut conn, query, (user_id, limit), what).await?;
+    let rows: Vec<(i64, i64, i64, String, String, Value)> = exec_all(conn, query, (user_id, limit), what).await?;
     rows.into_iter()
         .map(|(id, delta, balance_after, reason, reference, created)| {
             let reason = LedgerReason::parse(&reason)

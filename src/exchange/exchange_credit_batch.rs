@@ -4,6 +4,7 @@
 //! CALL exchange_credit_batch(v_gift_id BIGINT, v_requests MEDIUMTEXT /* [{"user": 1, "request": "r-1"}, ...] */);
 //! -- one row per request, in input order: seq INT, outcome VARCHAR(20), repeat BOOLEAN, exchange_id BIGINT,
 //! -- balance_after BIGINT, stock_left INT
+//! -- then one row: gtid, the commit's GTID ('' without a binary log)
 //! -- SQLSTATE '45RB0': rolled back whole, nothing written; any other error: in doubt
 //! ```
 //!
@@ -17,24 +18,29 @@ use serde_json::json;
 use super::outcome::ExchangeOutcome;
 use super::request::ExchangeRequest;
 use crate::database::call::call;
+use crate::database::gtid::{WithGtid, commit_gtid, stamp};
 use crate::database::rows::decode;
 use crate::group_commit::Decided;
 
-/// Decides one batch of exchanges of one gift: a single statement, a single transaction. On any failure every
-/// request gets the same [`ExchangeOutcome::InnerError`], which says whether the batch may have committed.
+/// Decides one batch of exchanges of one gift: a single statement, a single transaction, every outcome with the
+/// batch's commit GTID. On any failure every request gets the same [`ExchangeOutcome::InnerError`], which says
+/// whether the batch may have committed.
 pub(crate) async fn exchange_credit_batch(
     pool: &Pool,
     gift_id: i64,
     requests: &[ExchangeRequest],
-) -> Decided<ExchangeOutcome> {
+) -> Decided<WithGtid<ExchangeOutcome>> {
     let failed = |outcome: ExchangeOutcome| Decided { outcomes: vec![outcome; requests.len()], closed: None };
     match call(pool, &statement(gift_id, requests)).await {
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
         // request's outcome unknown (a retry with the same request id tells).
         Ok(result_sets) => {
-            answer(requests.len(), result_sets).unwrap_or_else(|detail| failed(ExchangeOutcome::in_doubt(detail)))
+            let gtid = commit_gtid(&result_sets);
+            let decided =
+                answer(requests.len(), result_sets).unwrap_or_else(|detail| failed(ExchangeOutcome::in_doubt(detail)));
+            stamp(decided, gtid)
         }
-        Err(failure) => failed(ExchangeOutcome::InnerError(failure.into())),
+        Err(failure) => stamp(failed(ExchangeOutcome::InnerError(failure.into())), None),
     }
 }
 

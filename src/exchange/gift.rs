@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Pool, Value};
+use mysql_async::{Conn, Pool, Value};
 use serde::Serialize;
 
 use super::error::ExchangeError;
@@ -86,23 +86,20 @@ pub(crate) async fn create(pool: &Pool, gift: &NewGift) -> Result<Gift, Exchange
         .last_insert_id()
         .and_then(|id| i64::try_from(id).ok())
         .ok_or_else(|| DatabaseError::UnexpectedAnswer("the insert returned no gift id".into()))?;
-    drop(conn);
-    get(pool, id).await?.ok_or_else(|| DatabaseError::UnexpectedAnswer(format!("gift {id} vanished")).into())
+    get(&mut conn, id).await?.ok_or_else(|| DatabaseError::UnexpectedAnswer(format!("gift {id} vanished")).into())
 }
 
 /// Every gift, in id order.
-pub(crate) async fn list(pool: &Pool) -> Result<Vec<Gift>, ExchangeError> {
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn list(conn: &mut Conn) -> Result<Vec<Gift>, ExchangeError> {
     let query = format!("SELECT {GIFT_COLUMNS} FROM exchange_gift ORDER BY gift_id");
-    let rows: Vec<GiftRow> = exec_all(&mut conn, &query, (), "the gift list").await?;
+    let rows: Vec<GiftRow> = exec_all(conn, &query, (), "the gift list").await?;
     Ok(rows.into_iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
 /// One gift, or `None`.
-pub(crate) async fn get(pool: &Pool, gift_id: i64) -> Result<Option<Gift>, ExchangeError> {
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn get(conn: &mut Conn, gift_id: i64) -> Result<Option<Gift>, ExchangeError> {
     let query = format!("SELECT {GIFT_COLUMNS} FROM exchange_gift WHERE gift_id = ?");
-    let row: Option<GiftRow> = exec_first(&mut conn, &query, (gift_id,), "a gift").await?;
+    let row: Option<GiftRow> = exec_first(conn, &query, (gift_id,), "a gift").await?;
     Ok(row.map(from_row).transpose()?)
 }
 

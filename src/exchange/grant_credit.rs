@@ -3,6 +3,7 @@
 //! ```sql
 //! CALL grant_credit(v_user_id BIGINT, v_amount BIGINT, v_note VARCHAR(255));
 //! -- one row: balance BIGINT, the balance after the grant
+//! -- then one row: gtid, the commit's GTID ('' without a binary log)
 //! -- SQLSTATE '45RB0': rolled back, nothing written; any other error: in doubt
 //! ```
 //!
@@ -14,6 +15,7 @@ use mysql_async::Pool;
 
 use super::error::ExchangeError;
 use crate::database::call::call_prepared;
+use crate::database::gtid::{WithGtid, commit_gtid};
 use crate::database::rows::decode;
 use crate::database_error::DatabaseError;
 
@@ -36,13 +38,19 @@ pub(crate) fn validate(user_id: i64, amount: i64, note: &str) -> Result<(), Exch
     Ok(())
 }
 
-/// Grants `amount` points to `user_id` and returns the balance after it.
-pub(crate) async fn grant_credit(pool: &Pool, user_id: i64, amount: i64, note: &str) -> Result<i64, ExchangeError> {
+/// Grants `amount` points to `user_id` and returns the balance after it, with the commit's GTID.
+pub(crate) async fn grant_credit(
+    pool: &Pool,
+    user_id: i64,
+    amount: i64,
+    note: &str,
+) -> Result<WithGtid<i64>, ExchangeError> {
     validate(user_id, amount, note)?;
     let result_sets = call_prepared(pool, "CALL grant_credit(?, ?, ?)", (user_id, amount, note))
         .await
         .map_err(|failure| ExchangeError::call(PROCEDURE, failure))?;
     // The CALL succeeded, so the grant committed: an answer that cannot be read leaves only the balance unknown.
+    let gtid = commit_gtid(&result_sets);
     let what = "the answer of grant_credit";
     let unreadable = |detail: String| ExchangeError::InDoubt {
         procedure: PROCEDURE,
@@ -54,7 +62,7 @@ pub(crate) async fn grant_credit(pool: &Pool, user_id: i64, amount: i64, note: &
         .and_then(|rows| rows.into_iter().next())
         .ok_or_else(|| unreadable(format!("{what}: no row; run `seckill migrate`")))?;
     let (balance,): (i64,) = decode(row, what).map_err(|error| unreadable(error.to_string()))?;
-    Ok(balance)
+    Ok(WithGtid { outcome: balance, gtid })
 }
 
 #[cfg(test)]

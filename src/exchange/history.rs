@@ -7,11 +7,10 @@
 //! (`seckill messages dead`).
 
 use chrono::{DateTime, Utc};
-use mysql_async::{Pool, Value};
+use mysql_async::{Conn, Value};
 use serde::Serialize;
 
 use super::error::ExchangeError;
-use crate::database::acquire;
 use crate::database::rows::{exec_all, instant};
 use crate::database_error::DatabaseError;
 use crate::messaging::MessageState;
@@ -37,8 +36,7 @@ fn message_state(text: &str) -> Option<MessageState> {
 }
 
 /// A user's exchanges, newest first, at most `limit`.
-pub(crate) async fn history(pool: &Pool, user_id: i64, limit: u32) -> Result<Vec<ExchangeRecord>, ExchangeError> {
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn history(conn: &mut Conn, user_id: i64, limit: u32) -> Result<Vec<ExchangeRecord>, ExchangeError> {
     // CONCAT rather than CAST: its result yields to the column's collation, where CAST's would clash with it in
     // a session whose collation_connection differs (error 1267); both use the unique (topic, business_key).
     let query = "SELECT ce.id, ce.product_id, ce.exchanged_credit, ce.request_id, ce.created_at, mo.state \
@@ -48,7 +46,7 @@ pub(crate) async fn history(pool: &Pool, user_id: i64, limit: u32) -> Result<Vec
                   WHERE ce.user_id = ? ORDER BY ce.id DESC LIMIT ?";
     let what = "an exchange";
     type HistoryRow = (i64, i64, i64, String, Value, Option<String>);
-    let rows: Vec<HistoryRow> = exec_all(&mut conn, query, (user_id, limit), what).await?;
+    let rows: Vec<HistoryRow> = exec_all(conn, query, (user_id, limit), what).await?;
     rows.into_iter()
         .map(|(exchange_id, gift_id, exchanged_credit, request_id, created, state)| {
             let shipment = match state {

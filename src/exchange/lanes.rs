@@ -13,9 +13,10 @@ use mysql_async::Pool;
 use super::exchange_credit_batch::exchange_credit_batch;
 use super::outcome::ExchangeOutcome;
 use super::request::ExchangeRequest;
+use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Decided};
 
-/// Decides one gift's batches in the database.
+/// Decides one gift's batches in the database; every outcome carries its batch's commit GTID.
 pub(crate) struct ExchangeBatches {
     pub(crate) pool: Pool,
 }
@@ -23,23 +24,26 @@ pub(crate) struct ExchangeBatches {
 impl BatchRunner for ExchangeBatches {
     type Key = i64;
     type Request = ExchangeRequest;
-    type Outcome = ExchangeOutcome;
+    type Outcome = WithGtid<ExchangeOutcome>;
 
-    async fn run(&self, gift_id: i64, requests: Vec<ExchangeRequest>) -> Decided<ExchangeOutcome> {
+    async fn run(&self, gift_id: i64, requests: Vec<ExchangeRequest>) -> Decided<WithGtid<ExchangeOutcome>> {
         exchange_credit_batch(&self.pool, gift_id, &requests).await
     }
 
-    fn lost(&self) -> ExchangeOutcome {
-        ExchangeOutcome::in_doubt(
+    fn lost(&self) -> WithGtid<ExchangeOutcome> {
+        WithGtid::without_gtid(ExchangeOutcome::in_doubt(
             "the exchange's batch ended without an answer; it may have committed (retry with the same request id)",
-        )
+        ))
     }
 
-    fn not_sent(&self) -> ExchangeOutcome {
-        ExchangeOutcome::not_sent("the exchange stopped before sending this request; nothing was written")
+    fn not_sent(&self) -> WithGtid<ExchangeOutcome> {
+        WithGtid::without_gtid(ExchangeOutcome::not_sent(
+            "the exchange stopped before sending this request; nothing was written",
+        ))
     }
 
-    fn remembered(&self, outcome: &ExchangeOutcome) -> Option<ExchangeOutcome> {
-        outcome.as_repeat()
+    fn remembered(&self, decided: &WithGtid<ExchangeOutcome>) -> Option<WithGtid<ExchangeOutcome>> {
+        // The first answer's commit is where its effects are.
+        decided.outcome.as_repeat().map(|outcome| WithGtid { outcome, gtid: decided.gtid })
     }
 }

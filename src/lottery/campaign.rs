@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Pool, TxOpts, Value};
+use mysql_async::{Conn, Pool, TxOpts, Value};
 use serde::Serialize;
 
 use super::error::LotteryError;
@@ -202,8 +202,7 @@ pub(crate) async fn create(pool: &Pool, campaign: &NewCampaign) -> Result<Campai
     )
     .await?;
     tx.commit().await?;
-    drop(conn);
-    get(pool, campaign_id)
+    get(&mut conn, campaign_id)
         .await?
         .ok_or_else(|| DatabaseError::UnexpectedAnswer(format!("campaign {campaign_id} vanished")).into())
 }
@@ -212,10 +211,9 @@ type CampaignRow = (i64, String, Value, Value, i32, i32);
 type TierRow = (i64, String, i32, i32, i32, i32);
 
 /// One campaign with its tiers, or `None`.
-pub(crate) async fn get(pool: &Pool, campaign_id: i64) -> Result<Option<Campaign>, LotteryError> {
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn get(conn: &mut Conn, campaign_id: i64) -> Result<Option<Campaign>, LotteryError> {
     let row: Option<CampaignRow> = exec_first(
-        &mut conn,
+        conn,
         "SELECT campaign_id, name, start_time, end_time, draws_per_user, blank_weight \
          FROM lottery_campaign WHERE campaign_id = ?",
         (campaign_id,),
@@ -227,7 +225,7 @@ pub(crate) async fn get(pool: &Pool, campaign_id: i64) -> Result<Option<Campaign
     let start_time = required_instant(start, &what)?;
     let end_time = required_instant(end, &what)?;
     let tiers: Vec<TierRow> = exec_all(
-        &mut conn,
+        conn,
         "SELECT tier_id, name, position, weight, stock, stocked FROM lottery_tier \
          WHERE campaign_id = ? ORDER BY position",
         (campaign_id,),
@@ -249,11 +247,10 @@ pub(crate) async fn get(pool: &Pool, campaign_id: i64) -> Result<Option<Campaign
 }
 
 /// A campaign's status now, or `None` for an unknown campaign.
-pub(crate) async fn status(pool: &Pool, campaign_id: i64) -> Result<Option<CampaignStatus>, LotteryError> {
-    let Some(campaign) = get(pool, campaign_id).await? else { return Ok(None) };
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn status(conn: &mut Conn, campaign_id: i64) -> Result<Option<CampaignStatus>, LotteryError> {
+    let Some(campaign) = get(conn, campaign_id).await? else { return Ok(None) };
     let row: Option<(i64, i64, Value)> = exec_first(
-        &mut conn,
+        conn,
         "SELECT COUNT(*), COUNT(tier_id), NOW(3) FROM lottery_draw WHERE campaign_id = ?",
         (campaign_id,),
         "a lottery campaign's draws",

@@ -4,6 +4,7 @@
 //! CALL draw_lottery_batch(v_campaign_id BIGINT, v_draws MEDIUMTEXT /* [{"user": 1, "r": 123}, ...] */);
 //! -- one row per draw, in input order: seq INT, outcome VARCHAR, repeat INT, draw_id BIGINT, tier_id BIGINT,
 //! -- prize VARCHAR(120), prizes_left BIGINT
+//! -- then one row: gtid, the commit's GTID ('' without a binary log)
 //! -- SQLSTATE '45RB0': rolled back whole, nothing written; any other error: in doubt
 //! ```
 //!
@@ -14,6 +15,7 @@ use mysql_async::{Pool, Row};
 
 use super::outcome::DrawOutcome;
 use crate::database::call::call;
+use crate::database::gtid::{WithGtid, commit_gtid, stamp};
 use crate::database::rows::decode;
 use crate::group_commit::Decided;
 
@@ -24,17 +26,25 @@ pub(crate) struct DrawRequest {
     pub(crate) r: u32,
 }
 
-/// Decides one batch of draws of one campaign: a single statement, a single transaction. On any failure every
-/// draw gets the same [`DrawOutcome::InnerError`], which says whether the batch may have committed.
-pub(crate) async fn draw_lottery_batch(pool: &Pool, campaign_id: i64, draws: &[DrawRequest]) -> Decided<DrawOutcome> {
+/// Decides one batch of draws of one campaign: a single statement, a single transaction, every outcome with the
+/// batch's commit GTID. On any failure every draw gets the same [`DrawOutcome::InnerError`], which says whether
+/// the batch may have committed.
+pub(crate) async fn draw_lottery_batch(
+    pool: &Pool,
+    campaign_id: i64,
+    draws: &[DrawRequest],
+) -> Decided<WithGtid<DrawOutcome>> {
     let failed = |outcome: DrawOutcome| Decided { outcomes: vec![outcome; draws.len()], closed: None };
     match call(pool, &statement(campaign_id, draws)).await {
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
         // draw's outcome unknown (the user's draws tell).
         Ok(result_sets) => {
-            answer(draws.len(), result_sets).unwrap_or_else(|detail| failed(DrawOutcome::in_doubt(detail)))
+            let gtid = commit_gtid(&result_sets);
+            let decided =
+                answer(draws.len(), result_sets).unwrap_or_else(|detail| failed(DrawOutcome::in_doubt(detail)));
+            stamp(decided, gtid)
         }
-        Err(failure) => failed(DrawOutcome::InnerError(failure.into())),
+        Err(failure) => stamp(failed(DrawOutcome::InnerError(failure.into())), None),
     }
 }
 

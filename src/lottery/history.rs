@@ -1,11 +1,10 @@
 //! A user's draws in a campaign: what they are shown, and how an in-doubt draw is settled.
 
 use chrono::{DateTime, Utc};
-use mysql_async::{Pool, Value};
+use mysql_async::{Conn, Value};
 use serde::Serialize;
 
 use super::error::LotteryError;
-use crate::database::acquire;
 use crate::database::rows::{exec_all, required_instant};
 
 /// One recorded draw.
@@ -29,10 +28,9 @@ pub struct DrawRecord {
 type DrawRow = (i64, i64, i64, i32, Option<i64>, Option<String>, i64, Value);
 
 /// A user's draws in a campaign, in draw order.
-pub(crate) async fn my_draws(pool: &Pool, campaign_id: i64, user_id: i64) -> Result<Vec<DrawRecord>, LotteryError> {
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn my_draws(conn: &mut Conn, campaign_id: i64, user_id: i64) -> Result<Vec<DrawRecord>, LotteryError> {
     let rows: Vec<DrawRow> = exec_all(
-        &mut conn,
+        conn,
         "SELECT d.draw_id, d.campaign_id, d.user_id, d.draw_no, d.tier_id, t.name, d.r, d.created_at \
          FROM lottery_draw d LEFT JOIN lottery_tier t ON t.tier_id = d.tier_id \
          WHERE d.campaign_id = ? AND d.user_id = ? ORDER BY d.draw_no",

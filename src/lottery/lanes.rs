@@ -16,9 +16,10 @@ use mysql_async::Pool;
 use super::all_drawn::AllDrawnFlags;
 use super::draw_lottery_batch::{DrawRequest, draw_lottery_batch};
 use super::outcome::DrawOutcome;
+use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Decided};
 
-/// Decides one campaign's batches in the database.
+/// Decides one campaign's batches in the database; every outcome carries its batch's commit GTID.
 pub(crate) struct DrawBatches {
     pub(crate) pool: Pool,
     pub(crate) flags: Arc<AllDrawnFlags>,
@@ -27,25 +28,29 @@ pub(crate) struct DrawBatches {
 impl BatchRunner for DrawBatches {
     type Key = i64;
     type Request = DrawRequest;
-    type Outcome = DrawOutcome;
+    type Outcome = WithGtid<DrawOutcome>;
 
-    async fn run(&self, campaign_id: i64, draws: Vec<DrawRequest>) -> Decided<DrawOutcome> {
+    async fn run(&self, campaign_id: i64, draws: Vec<DrawRequest>) -> Decided<WithGtid<DrawOutcome>> {
         let decided = draw_lottery_batch(&self.pool, campaign_id, &draws).await;
-        if decided.closed == Some(DrawOutcome::AllDrawn) {
+        if decided.closed.as_ref().is_some_and(|closed| closed.outcome == DrawOutcome::AllDrawn) {
             self.flags.learnt(campaign_id);
         }
         decided
     }
 
-    fn lost(&self) -> DrawOutcome {
-        DrawOutcome::in_doubt("the draw's batch ended without an answer; it may have committed (see the user's draws)")
+    fn lost(&self) -> WithGtid<DrawOutcome> {
+        WithGtid::without_gtid(DrawOutcome::in_doubt(
+            "the draw's batch ended without an answer; it may have committed (see the user's draws)",
+        ))
     }
 
-    fn not_sent(&self) -> DrawOutcome {
-        DrawOutcome::not_sent("the lottery stopped before sending this draw; nothing was written")
+    fn not_sent(&self) -> WithGtid<DrawOutcome> {
+        WithGtid::without_gtid(DrawOutcome::not_sent(
+            "the lottery stopped before sending this draw; nothing was written",
+        ))
     }
 
-    fn remembered(&self, _outcome: &DrawOutcome) -> Option<DrawOutcome> {
+    fn remembered(&self, _decided: &WithGtid<DrawOutcome>) -> Option<WithGtid<DrawOutcome>> {
         None
     }
 }

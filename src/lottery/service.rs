@@ -1,4 +1,10 @@
-//! The lottery service: campaigns, draws and the books, over one pool (and optionally Redis for "all drawn").
+//! The lottery service: campaigns, draws and the books, over one database (a primary, and replicas for reads;
+//! optionally Redis for "all drawn").
+//!
+//! What goes where: draws, campaign creation and the books on the primary; campaigns and their status on a
+//! replica when there is one ([`Consistency::Eventual`]); a user's draws on the primary (they settle a draw that
+//! was in doubt), or on a replica that has applied the user's draws when their GTIDs are given
+//! ([`Lottery::my_draws_after`]).
 
 use std::sync::Arc;
 
@@ -14,13 +20,14 @@ use super::lanes::DrawBatches;
 use super::outcome::DrawOutcome;
 use super::randomness::Randomness;
 use crate::bounded_redis::BoundedRedis;
+use crate::database::{Consistency, GtidPosition, ReadWriteSplit, WithGtid};
 use crate::group_commit::{GroupCommit, GroupCommitConfig, GroupCommitStats, OutcomeFuture};
 
 /// Runs the lottery: cheap to clone, share one per application (the lanes that batch a campaign's draws are
 /// per instance; several instances on one database are safe, the campaign's row lock orders their batches).
 #[derive(Clone, Debug)]
 pub struct Lottery {
-    pool: Pool,
+    database: ReadWriteSplit,
     lanes: GroupCommit<DrawBatches>,
     flags: Arc<AllDrawnFlags>,
     randomness: Randomness,
@@ -28,15 +35,15 @@ pub struct Lottery {
 }
 
 impl Lottery {
-    /// A lottery over `pool` (see [`crate::database::ConnectOptions`]) with a random seed, the default lanes
-    /// and no Redis.
-    pub fn new(pool: Pool) -> Self {
-        Self::with_config(pool, Randomness::random(), GroupCommitConfig::default())
+    /// A lottery over `database` with a random seed, the default lanes and no Redis. `database` is a pool (the
+    /// primary alone, see [`crate::database::ConnectOptions`]) or a [`ReadWriteSplit`] with replicas.
+    pub fn new(database: impl Into<ReadWriteSplit>) -> Self {
+        Self::with_config(database, Randomness::random(), GroupCommitConfig::default())
     }
 
     /// A lottery drawing with `randomness` (a fixed seed replays a campaign) on lanes configured as `config`.
-    pub fn with_config(pool: Pool, randomness: Randomness, config: GroupCommitConfig) -> Self {
-        Self::build(pool, randomness, config, None, DEFAULT_KEY_PREFIX.to_string())
+    pub fn with_config(database: impl Into<ReadWriteSplit>, randomness: Randomness, config: GroupCommitConfig) -> Self {
+        Self::build(database.into(), randomness, config, None, DEFAULT_KEY_PREFIX.to_string())
     }
 
     /// The same lottery sharing "all drawn" through `redis`, under keys `{prefix}{campaign_id}:state` (prefix
@@ -44,24 +51,29 @@ impl Lottery {
     /// and the database answers.
     pub fn with_redis(self, redis: BoundedRedis, prefix: Option<&str>) -> Self {
         let prefix = prefix.unwrap_or(DEFAULT_KEY_PREFIX).to_string();
-        Self::build(self.pool, self.randomness, self.config, Some(redis), prefix)
+        Self::build(self.database, self.randomness, self.config, Some(redis), prefix)
     }
 
     fn build(
-        pool: Pool,
+        database: ReadWriteSplit,
         randomness: Randomness,
         config: GroupCommitConfig,
         redis: Option<BoundedRedis>,
         prefix: String,
     ) -> Self {
         let flags = Arc::new(AllDrawnFlags::new(redis, prefix));
-        let lanes = GroupCommit::new(DrawBatches { pool: pool.clone(), flags: flags.clone() }, config);
-        Lottery { pool, lanes, flags, randomness, config }
+        let lanes = GroupCommit::new(DrawBatches { pool: database.primary().clone(), flags: flags.clone() }, config);
+        Lottery { database, lanes, flags, randomness, config }
     }
 
-    /// The pool the lottery uses.
+    /// The primary's pool: every draw goes there.
     pub fn pool(&self) -> &Pool {
-        &self.pool
+        self.database.primary()
+    }
+
+    /// The primary and the replicas the lottery reads from.
+    pub fn database(&self) -> &ReadWriteSplit {
+        &self.database
     }
 
     /// What the lanes have done so far: requests that reached them, batches (one round trip each), answers from
@@ -80,25 +92,26 @@ impl Lottery {
     /// # Errors
     /// [`LotteryError::InvalidCampaign`] (nothing sent), [`LotteryError::Database`] (nothing written).
     pub async fn create_campaign(&self, campaign: &NewCampaign) -> Result<Campaign, LotteryError> {
-        campaign::create(&self.pool, campaign).await
+        campaign::create(self.pool(), campaign).await
     }
 
-    /// A campaign with its tiers, or `None`.
+    /// A campaign with its tiers, or `None`; from a replica when there is one.
     ///
     /// # Errors
     /// [`LotteryError::InvalidCampaignId`], [`LotteryError::Database`].
     pub async fn campaign(&self, campaign_id: i64) -> Result<Option<Campaign>, LotteryError> {
         check_campaign(campaign_id)?;
-        campaign::get(&self.pool, campaign_id).await
+        self.database.read(&Consistency::Eventual, |conn| Box::pin(campaign::get(conn, campaign_id))).await
     }
 
     /// A campaign now: phase, units left per tier and in all, draws and wins; `None` for an unknown campaign.
+    /// From a replica when there is one (the counts may lag a little).
     ///
     /// # Errors
     /// [`LotteryError::InvalidCampaignId`], [`LotteryError::Database`].
     pub async fn status(&self, campaign_id: i64) -> Result<Option<CampaignStatus>, LotteryError> {
         check_campaign(campaign_id)?;
-        campaign::status(&self.pool, campaign_id).await
+        self.database.read(&Consistency::Eventual, |conn| Box::pin(campaign::status(conn, campaign_id))).await
     }
 
     /// Draws for `user_id` in `campaign_id`. Concurrent draws of one campaign share one transaction; every
@@ -111,12 +124,20 @@ impl Lottery {
     /// Only for input refused before anything is sent: [`LotteryError::InvalidUser`],
     /// [`LotteryError::InvalidCampaignId`].
     pub async fn draw(&self, campaign_id: i64, user_id: i64) -> Result<DrawOutcome, LotteryError> {
+        Ok(self.draw_with_gtid(campaign_id, user_id).await?.outcome)
+    }
+
+    /// As [`Lottery::draw`], with the commit GTID of the batch that decided it, for [`Lottery::my_draws_after`].
+    ///
+    /// # Errors
+    /// As [`Lottery::draw`].
+    pub async fn draw_with_gtid(&self, campaign_id: i64, user_id: i64) -> Result<WithGtid<DrawOutcome>, LotteryError> {
         check_campaign(campaign_id)?;
         check_user(user_id)?;
         if self.flags.is_all_drawn(campaign_id).await {
-            return Ok(DrawOutcome::AllDrawn);
+            return Ok(WithGtid::without_gtid(DrawOutcome::AllDrawn));
         }
-        Ok(self.submit(campaign_id, user_id)?.await)
+        Ok(self.submit_with_gtid(campaign_id, user_id)?.await)
     }
 
     /// Queues the draw at once and returns the future of its outcome: the order of `submit` calls is the arrival
@@ -126,24 +147,52 @@ impl Lottery {
     /// # Errors
     /// [`LotteryError::InvalidUser`], [`LotteryError::InvalidCampaignId`]: nothing was queued.
     pub fn submit(&self, campaign_id: i64, user_id: i64) -> Result<OutcomeFuture<DrawOutcome>, LotteryError> {
+        let decided = self.submit_with_gtid(campaign_id, user_id)?;
+        Ok(Box::pin(async move { decided.await.outcome }))
+    }
+
+    /// As [`Lottery::submit`], the outcome with its commit GTID.
+    ///
+    /// # Errors
+    /// As [`Lottery::submit`].
+    pub fn submit_with_gtid(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+    ) -> Result<OutcomeFuture<WithGtid<DrawOutcome>>, LotteryError> {
         check_campaign(campaign_id)?;
         check_user(user_id)?;
         if self.flags.known_all_drawn(campaign_id) {
-            return Ok(Box::pin(std::future::ready(DrawOutcome::AllDrawn)));
+            return Ok(Box::pin(std::future::ready(WithGtid::without_gtid(DrawOutcome::AllDrawn))));
         }
         // Every request carries the number for the user's first draw; the procedure derives later draws' own.
         let r = self.randomness.r(campaign_id, user_id, 1);
         Ok(self.lanes.submit(campaign_id, DrawRequest { user_id, r }))
     }
 
-    /// A user's draws in a campaign, in draw order.
+    /// A user's draws in a campaign, in draw order, from the primary: exact, so it settles a draw in doubt.
     ///
     /// # Errors
     /// [`LotteryError::InvalidUser`], [`LotteryError::InvalidCampaignId`], [`LotteryError::Database`].
     pub async fn my_draws(&self, campaign_id: i64, user_id: i64) -> Result<Vec<DrawRecord>, LotteryError> {
+        self.my_draws_after(campaign_id, user_id, None).await
+    }
+
+    /// As [`Lottery::my_draws`], on a replica that has applied `after` (the GTIDs of the user's draws, e.g. from
+    /// [`Lottery::draw_with_gtid`]) when it is given and a replica applies it in time, else on the primary.
+    ///
+    /// # Errors
+    /// As [`Lottery::my_draws`].
+    pub async fn my_draws_after(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        after: Option<&GtidPosition>,
+    ) -> Result<Vec<DrawRecord>, LotteryError> {
         check_campaign(campaign_id)?;
         check_user(user_id)?;
-        history::my_draws(&self.pool, campaign_id, user_id).await
+        let consistency = Consistency::after_or_primary(after.cloned());
+        self.database.read(&consistency, |conn| Box::pin(history::my_draws(conn, campaign_id, user_id))).await
     }
 
     /// A campaign's books (see [`LotteryBooks`]).
@@ -152,7 +201,7 @@ impl Lottery {
     /// [`LotteryError::InvalidCampaignId`], [`LotteryError::Database`].
     pub async fn books(&self, campaign_id: i64) -> Result<LotteryBooks, LotteryError> {
         check_campaign(campaign_id)?;
-        LotteryBooks::read(&self.pool, campaign_id).await
+        LotteryBooks::read(self.pool(), campaign_id).await
     }
 }
 

@@ -3,6 +3,7 @@
 //! ```sql
 //! CALL execute_seckill_detailed(v_seckill_id BIGINT, v_phone BIGINT, v_kill_time TIMESTAMP(3));
 //! -- one row: result INT, reason VARCHAR(16), kill_time TIMESTAMP(3), stock_left INT
+//! -- then one row: gtid, the success's commit GTID ('' when nothing was written or without a binary log)
 //! -- SQLSTATE '45RB0': rolled back, nothing written; any other error: in doubt
 //! ```
 //!
@@ -16,23 +17,28 @@ use mysql_async::{Pool, Row, Value};
 use super::outcome::{Outcome, SuccessKilled};
 use super::phone::Phone;
 use crate::database::call::call;
+use crate::database::gtid::{WithGtid, commit_gtid, stamp};
 use crate::database::rows::{decode, required_instant};
 use crate::group_commit::Decided;
 
-/// Runs one seckill in the database and reads its outcome, with what the item's lane may learn from it. Never
-/// fails: every failure is an [`Outcome::InnerError`] that says whether the seckill may have committed.
-pub(crate) async fn execute_seckill(pool: &Pool, seckill_id: i64, phone: Phone) -> Decided<Outcome> {
+/// Runs one seckill in the database and reads its outcome and its commit's GTID, with what the item's lane may
+/// learn from it. Never fails: every failure is an [`Outcome::InnerError`] that says whether the seckill may
+/// have committed.
+pub(crate) async fn execute_seckill(pool: &Pool, seckill_id: i64, phone: Phone) -> Decided<WithGtid<Outcome>> {
     let statement = format!("CALL execute_seckill_detailed({seckill_id}, {}, NULL)", phone.get());
-    let (outcome, closed) = match call(pool, &statement).await {
-        Ok(result_sets) => match answer(seckill_id, phone, result_sets) {
-            Ok(decided) => decided,
-            // The CALL succeeded, so it committed if it decided a success: an answer that cannot be read
-            // leaves the outcome unknown.
-            Err(detail) => (Outcome::in_doubt(detail), None),
-        },
-        Err(failure) => (Outcome::InnerError(failure.into()), None),
+    let (outcome, closed, gtid) = match call(pool, &statement).await {
+        Ok(result_sets) => {
+            let gtid = commit_gtid(&result_sets);
+            match answer(seckill_id, phone, result_sets) {
+                Ok((outcome, closed)) => (outcome, closed, gtid),
+                // The CALL succeeded, so it committed if it decided a success: an answer that cannot be read
+                // leaves the outcome unknown.
+                Err(detail) => (Outcome::in_doubt(detail), None, gtid),
+            }
+        }
+        Err(failure) => (Outcome::InnerError(failure.into()), None, None),
     };
-    Decided { outcomes: vec![outcome], closed }
+    stamp(Decided { outcomes: vec![outcome], closed }, gtid)
 }
 
 type AnswerRow = (i32, String, Value, Option<i64>);

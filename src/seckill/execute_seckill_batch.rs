@@ -3,6 +3,7 @@
 //! ```sql
 //! CALL execute_seckill_batch(v_seckill_id BIGINT, v_phones MEDIUMTEXT /* JSON array, arrival order */);
 //! -- one row: status VARCHAR(16), won INT, existing JSON, stock_left INT, kill_time TIMESTAMP(3)
+//! -- then one row: gtid, the commit's GTID ('' when nothing was written or without a binary log)
 //! -- SQLSTATE '45RB0': rolled back whole, nothing written; any other error: in doubt
 //! ```
 //!
@@ -16,12 +17,18 @@ use mysql_async::{Pool, Row, Value};
 use super::outcome::{Outcome, SuccessKilled};
 use super::phone::Phone;
 use crate::database::call::call;
+use crate::database::gtid::{WithGtid, commit_gtid, stamp};
 use crate::database::rows::{decode, instant};
 use crate::group_commit::Decided;
 
-/// Runs one batch for one item: a single statement, a single transaction. On any failure every request gets
-/// the same [`Outcome::InnerError`], which says whether the batch may have committed.
-pub(crate) async fn execute_seckill_batch(pool: &Pool, seckill_id: i64, phones: &[Phone]) -> Decided<Outcome> {
+/// Runs one batch for one item: a single statement, a single transaction, every outcome with the batch's commit
+/// GTID. On any failure every request gets the same [`Outcome::InnerError`], which says whether the batch may
+/// have committed.
+pub(crate) async fn execute_seckill_batch(
+    pool: &Pool,
+    seckill_id: i64,
+    phones: &[Phone],
+) -> Decided<WithGtid<Outcome>> {
     // Integers only, in both the id and the JSON array: nothing here can carry SQL.
     let list: Vec<String> = phones.iter().map(|p| p.get().to_string()).collect();
     let statement = format!("CALL execute_seckill_batch({seckill_id}, '[{}]')", list.join(","));
@@ -30,9 +37,12 @@ pub(crate) async fn execute_seckill_batch(pool: &Pool, seckill_id: i64, phones: 
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
         // request's outcome unknown.
         Ok(result_sets) => {
-            answer(seckill_id, phones, result_sets).unwrap_or_else(|detail| failed(Outcome::in_doubt(detail)))
+            let gtid = commit_gtid(&result_sets);
+            let decided =
+                answer(seckill_id, phones, result_sets).unwrap_or_else(|detail| failed(Outcome::in_doubt(detail)));
+            stamp(decided, gtid)
         }
-        Err(failure) => failed(Outcome::InnerError(failure.into())),
+        Err(failure) => stamp(failed(Outcome::InnerError(failure.into())), None),
     }
 }
 

@@ -17,6 +17,7 @@ use super::execute_seckill::execute_seckill;
 use super::execute_seckill_batch::execute_seckill_batch;
 use super::outcome::Outcome;
 use super::phone::Phone;
+use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
 
 /// How the executor batches and short-circuits.
@@ -60,7 +61,7 @@ pub struct ExecutorStats {
     pub lanes_held: usize,
 }
 
-/// Decides one item's batches in the database.
+/// Decides one item's batches in the database; every outcome carries its batch's commit GTID.
 pub(crate) struct SeckillBatches {
     pool: Pool,
 }
@@ -68,25 +69,28 @@ pub(crate) struct SeckillBatches {
 impl BatchRunner for SeckillBatches {
     type Key = i64;
     type Request = Phone;
-    type Outcome = Outcome;
+    type Outcome = WithGtid<Outcome>;
 
-    async fn run(&self, seckill_id: i64, phones: Vec<Phone>) -> Decided<Outcome> {
+    async fn run(&self, seckill_id: i64, phones: Vec<Phone>) -> Decided<WithGtid<Outcome>> {
         match phones.as_slice() {
             [phone] => execute_seckill(&self.pool, seckill_id, *phone).await,
             _ => execute_seckill_batch(&self.pool, seckill_id, &phones).await,
         }
     }
 
-    fn lost(&self) -> Outcome {
-        Outcome::in_doubt("the seckill's batch ended without an answer; it may have committed")
+    fn lost(&self) -> WithGtid<Outcome> {
+        WithGtid::without_gtid(Outcome::in_doubt("the seckill's batch ended without an answer; it may have committed"))
     }
 
-    fn not_sent(&self) -> Outcome {
-        Outcome::inner_error("the executor stopped before sending this seckill; nothing was written")
+    fn not_sent(&self) -> WithGtid<Outcome> {
+        WithGtid::without_gtid(Outcome::inner_error(
+            "the executor stopped before sending this seckill; nothing was written",
+        ))
     }
 
-    fn remembered(&self, outcome: &Outcome) -> Option<Outcome> {
-        outcome.is_success().then_some(Outcome::RepeatKill)
+    fn remembered(&self, decided: &WithGtid<Outcome>) -> Option<WithGtid<Outcome>> {
+        // The win's commit is where the buyer's row is.
+        decided.outcome.is_success().then_some(WithGtid { outcome: Outcome::RepeatKill, gtid: decided.gtid })
     }
 }
 
@@ -113,9 +117,9 @@ impl Executor {
         }
     }
 
-    /// Queues the request at once (arrival order is the order of calls) and returns its outcome's future.
-    /// Needs a tokio runtime: it may spawn the lane's batch task.
-    pub(crate) fn submit(&self, seckill_id: i64, phone: Phone) -> OutcomeFuture<Outcome> {
+    /// Queues the request at once (arrival order is the order of calls) and returns the future of its outcome
+    /// with its commit's GTID. Needs a tokio runtime: it may spawn the lane's batch task.
+    pub(crate) fn submit(&self, seckill_id: i64, phone: Phone) -> OutcomeFuture<WithGtid<Outcome>> {
         if self.batching {
             return self.lanes.submit(seckill_id, phone);
         }
@@ -124,7 +128,11 @@ impl Executor {
         Box::pin(async move {
             direct_calls.fetch_add(1, Ordering::Relaxed);
             let decided = execute_seckill(&pool, seckill_id, phone).await;
-            decided.outcomes.into_iter().next().unwrap_or_else(|| Outcome::in_doubt("no outcome"))
+            decided
+                .outcomes
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| WithGtid::without_gtid(Outcome::in_doubt("no outcome")))
         })
     }
 

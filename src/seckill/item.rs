@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Pool, Value};
+use mysql_async::{Conn, Pool, Value};
 use serde::{Deserialize, Serialize};
 
 use super::error::SeckillError;
@@ -120,21 +120,22 @@ fn from_row((seckill_id, name, number, start, end, created): ItemRow) -> Result<
 }
 
 /// Items, newest first, at most `limit` of them.
-pub(crate) async fn list(pool: &Pool, limit: u32) -> Result<Vec<Item>, SeckillError> {
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn list(conn: &mut Conn, limit: u32) -> Result<Vec<Item>, SeckillError> {
     let query = format!("SELECT {ITEM_COLUMNS} FROM seckill ORDER BY create_time DESC, seckill_id DESC LIMIT ?");
-    let rows: Vec<ItemRow> = exec_all(&mut conn, &query, (limit,), "the item list").await?;
+    let rows: Vec<ItemRow> = exec_all(conn, &query, (limit,), "the item list").await?;
     Ok(rows.into_iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
 /// One item and the database's clock, read together (the clock every window decision uses).
-pub(crate) async fn get_with_now(pool: &Pool, seckill_id: i64) -> Result<(Option<Item>, DateTime<Utc>), SeckillError> {
-    let mut conn = acquire(pool).await?;
+pub(crate) async fn get_with_now(
+    conn: &mut Conn,
+    seckill_id: i64,
+) -> Result<(Option<Item>, DateTime<Utc>), SeckillError> {
     // A LEFT JOIN on a one-row table returns the clock even when the item does not exist.
     let query = "SELECT s.seckill_id, s.name, s.number, s.start_time, s.end_time, s.create_time, clock.t \
                    FROM (SELECT UTC_TIMESTAMP(3) AS t) clock LEFT JOIN seckill s ON s.seckill_id = ?";
     type Row = (Option<i64>, Option<String>, Option<i32>, Value, Value, Value, Value);
-    let row: Option<Row> = exec_first(&mut conn, query, (seckill_id,), "an item and the clock").await?;
+    let row: Option<Row> = exec_first(conn, query, (seckill_id,), "an item and the clock").await?;
     let Some((id, name, number, start, end, created, now)) = row else {
         return Err(DatabaseError::UnexpectedAnswer("no clock row".into()).into());
     };
@@ -148,14 +149,13 @@ pub(crate) async fn get_with_now(pool: &Pool, seckill_id: i64) -> Result<(Option
 
 /// A buyer's success record for an item, if the seckill went through.
 pub(crate) async fn kill_record(
-    pool: &Pool,
+    conn: &mut Conn,
     seckill_id: i64,
     phone: Phone,
 ) -> Result<Option<SuccessKilled>, SeckillError> {
-    let mut conn = acquire(pool).await?;
     let what = "a success record";
     let query = "SELECT state, create_time FROM success_killed WHERE seckill_id = ? AND user_phone = ?";
-    let row: Option<(i8, Value)> = exec_first(&mut conn, query, (seckill_id, phone.get()), what).await?;
+    let row: Option<(i8, Value)> = exec_first(conn, query, (seckill_id, phone.get()), what).await?;
     row.map(|(state, at)| Ok(SuccessKilled { seckill_id, user_phone: phone, state, create_time: instant(at, what)? }))
         .transpose()
 }
@@ -181,8 +181,7 @@ pub(crate) async fn create(pool: &Pool, item: &NewItem) -> Result<Item, SeckillE
         .last_insert_id()
         .and_then(|id| i64::try_from(id).ok())
         .ok_or_else(|| DatabaseError::UnexpectedAnswer("the insert returned no item id".into()))?;
-    drop(conn);
-    get_with_now(pool, id).await?.0.ok_or(SeckillError::NotFound(id))
+    get_with_now(&mut conn, id).await?.0.ok_or(SeckillError::NotFound(id))
 }
 
 /// Adds `amount` units of stock to an item and returns the new stock.

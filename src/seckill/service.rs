@@ -1,4 +1,10 @@
-//! The seckill service: items, the exposer and execution, over one pool and one signing configuration.
+//! The seckill service: items, the exposer and execution, over one database (a primary, and replicas for
+//! reads) and one signing configuration.
+//!
+//! What goes where: execution, the exposer (it decides from the sale window and the clock), item creation and
+//! stock on the primary; the list and item details on a replica when there is one ([`Consistency::Eventual`]);
+//! "did my seckill go through?" on the primary, or on a replica that has applied the buyer's last write when its
+//! GTID is known ([`Seckill::kill_record_after`]), so a buyer told "success" is never told "no" afterwards.
 
 use std::sync::Arc;
 
@@ -11,6 +17,7 @@ use super::exposure::Exposure;
 use super::item::{self, Item, NewItem, Window};
 use super::outcome::{Outcome, SuccessKilled};
 use super::phone::Phone;
+use crate::database::{Consistency, GtidPosition, ReadWriteSplit, WithGtid};
 use crate::signing::Signer;
 
 /// Runs flash sales: cheap to clone, share one per application.
@@ -21,22 +28,24 @@ pub struct Seckill {
 
 #[derive(Debug)]
 struct Inner {
-    pool: Pool,
+    database: ReadWriteSplit,
     signer: Signer,
     executor: Executor,
 }
 
 impl Seckill {
-    /// A service over `pool` (see [`crate::database::ConnectOptions`]) signing with `signer`, batching
-    /// concurrent seckills of one item (see [`ExecutorConfig`]).
-    pub fn new(pool: Pool, signer: Signer) -> Self {
-        Self::with_executor(pool, signer, ExecutorConfig::default())
+    /// A service over `database` signing with `signer`, batching concurrent seckills of one item (see
+    /// [`ExecutorConfig`]). `database` is a pool (the primary alone, see [`crate::database::ConnectOptions`]) or
+    /// a [`ReadWriteSplit`] with replicas ([`crate::database::ConnectOptions::build_split`]).
+    pub fn new(database: impl Into<ReadWriteSplit>, signer: Signer) -> Self {
+        Self::with_executor(database, signer, ExecutorConfig::default())
     }
 
     /// A service with its own executor settings, e.g. `batching: false` for one procedure call per seckill.
-    pub fn with_executor(pool: Pool, signer: Signer, config: ExecutorConfig) -> Self {
-        let executor = Executor::new(pool.clone(), config);
-        Seckill { inner: Arc::new(Inner { pool, signer, executor }) }
+    pub fn with_executor(database: impl Into<ReadWriteSplit>, signer: Signer, config: ExecutorConfig) -> Self {
+        let database = database.into();
+        let executor = Executor::new(database.primary().clone(), config);
+        Seckill { inner: Arc::new(Inner { database, signer, executor }) }
     }
 
     /// What the executor has done so far.
@@ -44,9 +53,14 @@ impl Seckill {
         self.inner.executor.stats()
     }
 
-    /// The pool the service uses.
+    /// The primary's pool: every write and decision goes there.
     pub fn pool(&self) -> &Pool {
-        &self.inner.pool
+        self.inner.database.primary()
+    }
+
+    /// The primary and the replicas the service reads from.
+    pub fn database(&self) -> &ReadWriteSplit {
+        &self.inner.database
     }
 
     /// The signing configuration.
@@ -54,20 +68,24 @@ impl Seckill {
         &self.inner.signer
     }
 
-    /// Items, newest first, at most `limit`.
+    /// Items, newest first, at most `limit`; from a replica when there is one (stock shown may lag a little).
     ///
     /// # Errors
     /// [`SeckillError::Database`].
     pub async fn list(&self, limit: u32) -> Result<Vec<Item>, SeckillError> {
-        item::list(self.pool(), limit).await
+        let reads = &self.inner.database;
+        reads.read(&Consistency::Eventual, |conn| Box::pin(item::list(conn, limit))).await
     }
 
-    /// One item, or `None`.
+    /// One item, or `None`; from a replica when there is one (an item created a moment ago may not show yet).
     ///
     /// # Errors
     /// [`SeckillError::Database`].
     pub async fn get(&self, seckill_id: i64) -> Result<Option<Item>, SeckillError> {
-        Ok(item::get_with_now(self.pool(), seckill_id).await?.0)
+        let reads = &self.inner.database;
+        let (item, _now) =
+            reads.read(&Consistency::Eventual, |conn| Box::pin(item::get_with_now(conn, seckill_id))).await?;
+        Ok(item)
     }
 
     /// Creates an item (an admin operation).
@@ -94,7 +112,24 @@ impl Seckill {
     /// # Errors
     /// [`SeckillError::Database`].
     pub async fn kill_record(&self, seckill_id: i64, phone: Phone) -> Result<Option<SuccessKilled>, SeckillError> {
-        item::kill_record(self.pool(), seckill_id, phone).await
+        self.kill_record_after(seckill_id, phone, None).await
+    }
+
+    /// As [`Seckill::kill_record`], on a replica that has applied `after` (the GTIDs of the buyer's writes,
+    /// e.g. from [`Seckill::execute_with_gtid`]) when one is given and a replica applies it in time, else on the
+    /// primary. Never a stale "no" after a success whose GTID is in `after`.
+    ///
+    /// # Errors
+    /// [`SeckillError::Database`].
+    pub async fn kill_record_after(
+        &self,
+        seckill_id: i64,
+        phone: Phone,
+        after: Option<&GtidPosition>,
+    ) -> Result<Option<SuccessKilled>, SeckillError> {
+        let consistency = Consistency::after_or_primary(after.cloned());
+        let reads = &self.inner.database;
+        reads.read(&consistency, |conn| Box::pin(item::kill_record(conn, seckill_id, phone))).await
     }
 
     /// The database's clock: the one every sale window is decided by.
@@ -112,7 +147,10 @@ impl Seckill {
     /// # Errors
     /// [`SeckillError::Database`].
     pub async fn expose(&self, seckill_id: i64, phone: Phone) -> Result<Exposure, SeckillError> {
-        let (item, now) = item::get_with_now(self.pool(), seckill_id).await?;
+        // A decision (the token is given only inside the window), so the primary's item and clock.
+        let reads = &self.inner.database;
+        let (item, now) =
+            reads.read(&Consistency::Primary, |conn| Box::pin(item::get_with_now(conn, seckill_id))).await?;
         let Some(item) = item else {
             return Ok(Exposure::NotFound { now });
         };
@@ -131,10 +169,16 @@ impl Seckill {
     /// [`Outcome::Tampered`] and touches nothing; every failure past that is [`Outcome::InnerError`], which says
     /// whether the seckill may have committed (`in_doubt`: ask [`Seckill::kill_record`]).
     pub async fn execute(&self, seckill_id: i64, phone: Phone, signature: &str) -> Outcome {
+        self.execute_with_gtid(seckill_id, phone, signature).await.outcome
+    }
+
+    /// As [`Seckill::execute`], with the GTID of the commit that decided it (for a success: the one that wrote
+    /// the buyer's row), for [`Seckill::kill_record_after`].
+    pub async fn execute_with_gtid(&self, seckill_id: i64, phone: Phone, signature: &str) -> WithGtid<Outcome> {
         if self.signer().verify(seckill_id, phone, signature, Utc::now()).is_err() {
-            return Outcome::Tampered;
+            return WithGtid::without_gtid(Outcome::Tampered);
         }
-        self.execute_verified(seckill_id, phone).await
+        self.execute_verified_with_gtid(seckill_id, phone).await
     }
 
     /// Runs the seckill through the executor without a signature check (the caller vouches for the user).
@@ -142,19 +186,25 @@ impl Seckill {
     /// by one in the order of the calls. A request that finds the item known sold out or ended is answered
     /// without the database.
     pub async fn execute_verified(&self, seckill_id: i64, phone: Phone) -> Outcome {
+        self.inner.executor.submit(seckill_id, phone).await.outcome
+    }
+
+    /// As [`Seckill::execute_verified`], with the GTID of the commit that decided it.
+    pub async fn execute_verified_with_gtid(&self, seckill_id: i64, phone: Phone) -> WithGtid<Outcome> {
         self.inner.executor.submit(seckill_id, phone).await
     }
 
     /// Queues the request at once and returns the future of its outcome: the order of `submit` calls is the
     /// arrival order batches honour. Needs a tokio runtime.
     pub fn submit_verified(&self, seckill_id: i64, phone: Phone) -> impl Future<Output = Outcome> + Send + 'static {
-        self.inner.executor.submit(seckill_id, phone)
+        let decided = self.inner.executor.submit(seckill_id, phone);
+        async move { decided.await.outcome }
     }
 
     /// Runs one seckill with its own procedure call, bypassing the executor and the sold-out memory: exactly
     /// one round trip to the database.
     pub async fn execute_one(&self, seckill_id: i64, phone: Phone) -> Outcome {
         let decided = super::execute_seckill::execute_seckill(self.pool(), seckill_id, phone).await;
-        decided.outcomes.into_iter().next().unwrap_or_else(|| Outcome::in_doubt("no outcome"))
+        decided.outcomes.into_iter().next().map_or_else(|| Outcome::in_doubt("no outcome"), |decided| decided.outcome)
     }
 }
