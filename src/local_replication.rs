@@ -25,7 +25,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Pool};
 use thiserror::Error;
 
-use crate::database::{ConnectOptions, acquire};
+use crate::database::gtid::{binlog_position, wait_for_position};
+use crate::database::{ConnectOptions, GtidPosition, acquire};
 use crate::database_error::DatabaseError;
 use crate::local_server::{LocalServer, LocalServerError};
 
@@ -164,11 +165,24 @@ impl LocalReplicaPair {
     /// [`ReplicationError::NotCaughtUp`] after `timeout`; [`ReplicationError::Database`] when a server cannot be
     /// reached.
     pub async fn wait_until_caught_up(&self, timeout: Duration) -> Result<(), ReplicationError> {
-        let position: String = on_server(&self.primary_url(), async |conn| {
-            Ok(conn.query_first("SELECT @@gtid_binlog_pos").await?.unwrap_or_default())
-        })
-        .await?;
-        wait_for_position(&self.replica_url(), &position, timeout).await
+        let position = on_server(&self.primary_url(), async |conn| binlog_position(conn).await).await?;
+        self.wait_for(&position, timeout).await
+    }
+
+    /// Waits until the replica has applied `position` (e.g. a write's GTID), at most `timeout`.
+    ///
+    /// # Errors
+    /// [`ReplicationError::NotCaughtUp`] after `timeout`; [`ReplicationError::Database`] when the replica cannot
+    /// be reached.
+    pub async fn wait_for(&self, position: &GtidPosition, timeout: Duration) -> Result<(), ReplicationError> {
+        let started = Instant::now();
+        let applied =
+            on_server(&self.replica_url(), async |conn| wait_for_position(conn, position, timeout).await).await?;
+        if applied {
+            Ok(())
+        } else {
+            Err(ReplicationError::NotCaughtUp { position: position.to_string(), waited: started.elapsed() })
+        }
     }
 
     async fn set_up_replication(&self) -> Result<(), ReplicationError> {
@@ -187,22 +201,6 @@ impl LocalReplicaPair {
         );
         on_server(&self.replica_url(), async |conn| Ok(conn.query_drop(&change_master).await?)).await?;
         self.wait_until_caught_up(CONNECT_TIMEOUT).await
-    }
-}
-
-/// Waits until the server at `url` (a replica) has applied `position`, at most `timeout`.
-async fn wait_for_position(url: &str, position: &str, timeout: Duration) -> Result<(), ReplicationError> {
-    if position.is_empty() {
-        return Ok(());
-    }
-    let started = Instant::now();
-    let reached: Option<i64> = on_server(url, async |conn| {
-        Ok(conn.exec_first("SELECT MASTER_GTID_WAIT(?, ?)", (position, timeout.as_secs_f64())).await?)
-    })
-    .await?;
-    match reached {
-        Some(0) => Ok(()),
-        _ => Err(ReplicationError::NotCaughtUp { position: position.to_string(), waited: started.elapsed() }),
     }
 }
 

@@ -12,10 +12,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
-use mysql_async::{Row, Value};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
 use thiserror::Error;
 
+use crate::database_error::DatabaseError;
 use crate::group_commit::Decided;
 
 /// The most domains a [`GtidPosition`] holds: real deployments use one or a few.
@@ -147,6 +150,37 @@ impl<T> WithGtid<T> {
     pub fn without_gtid(outcome: T) -> Self {
         WithGtid { outcome, gtid: None }
     }
+}
+
+/// Everything the server at `conn` (a primary) has logged so far: its `@@gtid_binlog_pos`.
+///
+/// # Errors
+/// The server's error, or [`DatabaseError::UnexpectedAnswer`] for a position this module cannot read.
+pub async fn binlog_position(conn: &mut Conn) -> Result<GtidPosition, DatabaseError> {
+    let position: Option<String> = conn.query_first("SELECT @@gtid_binlog_pos").await?;
+    position
+        .unwrap_or_default()
+        .parse()
+        .map_err(|error: InvalidGtid| DatabaseError::UnexpectedAnswer(format!("the primary's position: {error}")))
+}
+
+/// Waits on `conn` (a replica) until it has applied `position`, at most `timeout`: `SELECT
+/// MASTER_GTID_WAIT(position, timeout)`. True when it has (at once for an empty position), false on timeout.
+///
+/// # Errors
+/// The server's error.
+pub async fn wait_for_position(
+    conn: &mut Conn,
+    position: &GtidPosition,
+    timeout: Duration,
+) -> Result<bool, DatabaseError> {
+    if position.is_empty() {
+        return Ok(true);
+    }
+    let reached: Option<Option<i64>> =
+        conn.exec_first("SELECT MASTER_GTID_WAIT(?, ?)", (position.to_string(), timeout.as_secs_f64())).await?;
+    // 0: applied; -1: not within the timeout (NULL would be a malformed position, which parsing excludes).
+    Ok(reached == Some(Some(0)))
 }
 
 /// The GTID a write procedure answered in its last result set (a row with a `gtid` column), if any. The CALL

@@ -39,7 +39,7 @@ use futures_util::future::BoxFuture;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Pool, Row};
 
-use super::gtid::GtidPosition;
+use super::gtid::{GtidPosition, wait_for_position};
 use super::{acquire, acquire_within};
 use crate::database_error::DatabaseError;
 
@@ -326,13 +326,9 @@ impl ReadWriteSplit {
         let attempt = async {
             let mut conn = acquire_within(&replica.pool, config.call_timeout).await.map_err(|e| e.to_string())?;
             if let Some(position) = position {
-                let wait = "SELECT MASTER_GTID_WAIT(?, ?)";
-                let reached: Option<Option<i64>> = conn
-                    .exec_first(wait, (position.to_string(), config.gtid_wait.as_secs_f64()))
-                    .await
-                    .map_err(|e| DatabaseError::from(e).to_string())?;
-                // 0: applied; -1: not within the wait (NULL would be a malformed position, which parsing excludes).
-                if reached != Some(Some(0)) {
+                let applied =
+                    wait_for_position(&mut conn, position, config.gtid_wait).await.map_err(|e| e.to_string())?;
+                if !applied {
                     return Ok(Err(FallbackReason::GtidWaitTimeout));
                 }
             }

@@ -6,12 +6,15 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::admission::Refusal;
 use super::api_error::ApiError;
 use super::envelope::{Envelope, Execution, Exposer};
 use super::extract::{KillPhone, check_token_segment, parse_item_id};
+use super::gtid_cookie::{GtidCookie, ReadAfter};
+use crate::database::{GtidPosition, WithGtid};
 use crate::seckill::{Exposure, Item, Outcome, Phone, SuccessKilled};
 
 /// How many items the list shows.
@@ -63,14 +66,17 @@ pub async fn exposer(
 }
 
 /// `GET /seckill/{id}/result`, the buyer from the `killPhone` cookie: the committed success record, or null.
-/// How a buyer whose execution was in doubt (a 503 during an outage) learns whether it went through.
+/// How a buyer whose execution was in doubt (a 503 during an outage) learns whether it went through. Read after
+/// the `seckillGtid` cookie's GTIDs when it has them (on a replica that applied them, else the primary), on the
+/// primary otherwise.
 pub async fn result(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     KillPhone(phone): KillPhone,
+    ReadAfter(known): ReadAfter,
 ) -> ApiResult<Option<SuccessKilled>> {
     let seckill_id = parse_item_id(&path.map_err(path_error)?.0)?;
-    Ok(Json(Envelope::ok(app.service.kill_record(seckill_id, phone).await?)))
+    Ok(Json(Envelope::ok(app.service.kill_record_after(seckill_id, phone, known.as_ref()).await?)))
 }
 
 /// `POST /seckill/{id}/{md5}/execution`, the buyer from the `killPhone` cookie. As in the classic API, every
@@ -78,24 +84,55 @@ pub async fn result(
 /// started / ended / unknown item 0, repeat -1, rolled back -2, a bad, expired or another user's signature -3.
 /// What the classic API has no state for is a JSON error with a real status: a malformed request 400, a buyer
 /// or item over its rate limit 429, an unreachable database 503, and an outcome in doubt 503 naming
-/// `/seckill/{id}/result`.
+/// `/seckill/{id}/result`. The answer sets the `seckillGtid` cookie to the commit's GTID (or clears it when the
+/// outcome is in doubt without one), for `/result`.
 pub async fn execution(
     State(app): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     KillPhone(phone): KillPhone,
-) -> ApiResult<Execution> {
-    let Path((id, token)) = path.map_err(path_error)?;
-    let seckill_id = parse_item_id(&id)?;
-    let token = check_token_segment(&token)?;
-    let outcome = if app.service.signer().verify(seckill_id, phone, token, chrono::Utc::now()).is_err() {
-        Outcome::Tampered
-    } else {
-        match app.admission.admit(seckill_id, phone) {
-            Err(Refusal::User) => return Err(ApiError::TooManyRequests("from this buyer")),
-            Err(Refusal::Item) => return Err(ApiError::TooManyRequests("for this item")),
-            Ok(()) => app.service.execute_verified(seckill_id, phone).await,
-        }
+    ReadAfter(known): ReadAfter,
+) -> Response {
+    let (answer, cookie) = match path.map_err(path_error) {
+        Ok(Path((id, token))) => execute(&app, &id, &token, phone, known).await,
+        Err(error) => (Err(error), GtidCookie::default()),
     };
+    (cookie, answer).into_response()
+}
+
+/// The execution's answer, and what it does with the GTID cookie.
+async fn execute(
+    app: &AppState,
+    id: &str,
+    token: &str,
+    phone: Phone,
+    known: Option<GtidPosition>,
+) -> (ApiResult<Execution>, GtidCookie) {
+    let (seckill_id, decided) = match decide(app, id, token, phone).await {
+        Ok(decided) => decided,
+        Err(error) => return (Err(error), GtidCookie::default()),
+    };
+    let WithGtid { outcome, gtid } = decided;
+    let in_doubt = matches!(&outcome, Outcome::InnerError(error) if error.in_doubt);
+    let cookie = GtidCookie::after_write(known.as_ref(), gtid, in_doubt);
+    (answer(app, seckill_id, outcome).await, cookie)
+}
+
+/// The checks of the request, then the seckill: its outcome with its commit's GTID.
+async fn decide(app: &AppState, id: &str, token: &str, phone: Phone) -> Result<(i64, WithGtid<Outcome>), ApiError> {
+    let seckill_id = parse_item_id(id)?;
+    let token = check_token_segment(token)?;
+    if app.service.signer().verify(seckill_id, phone, token, chrono::Utc::now()).is_err() {
+        return Ok((seckill_id, WithGtid::without_gtid(Outcome::Tampered)));
+    }
+    match app.admission.admit(seckill_id, phone) {
+        Err(Refusal::User) => Err(ApiError::TooManyRequests("from this buyer")),
+        Err(Refusal::Item) => Err(ApiError::TooManyRequests("for this item")),
+        Ok(()) => Ok((seckill_id, app.service.execute_verified_with_gtid(seckill_id, phone).await)),
+    }
+}
+
+/// The classic answer for an outcome, or the JSON error for what the classic API has no state for.
+async fn answer(app: &AppState, seckill_id: i64, outcome: Outcome) -> ApiResult<Execution> {
     let item = match &outcome {
         Outcome::InnerError(error) if error.in_doubt => {
             let check = format!("check GET /seckill/{seckill_id}/result shortly");

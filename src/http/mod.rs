@@ -11,6 +11,10 @@
 //! | POST | `/seckill/{id}/{md5}/execution` | `{success, data: SeckillExecution}`; buyer from `killPhone` |
 //! | GET | `/seckill/{id}/result` | `{success, data: SuccessKilled or null}`: did my seckill go through? |
 //!
+//! An execution's answer also sets the `seckillGtid` cookie to the GTID of its commit, and `/result` reads after
+//! it: on a replica that has applied it, else on the primary, so a buyer told "success" by any instance is
+//! never told "no" by another (see [`GTID_COOKIE`]). Without the cookie, `/result` reads the primary.
+//!
 //! As in the classic API, every execution outcome that has a state code (1, 0, -1, -2, -3) is HTTP 200 with
 //! `success: true` and the state in `data`, so the classic page shows each one. What the classic API has no
 //! state for is a JSON error in the same envelope with a real status: a malformed id or cookie 400, a missing
@@ -41,6 +45,8 @@ pub(crate) mod cross_site;
 pub mod detail_cache;
 mod envelope;
 mod extract;
+// Shared with the exchange's and the lottery's routers.
+pub(crate) mod gtid_cookie;
 mod handlers;
 mod page;
 mod signed_user_cookie;
@@ -59,6 +65,7 @@ pub use detail_cache::DetailCache;
 pub use envelope::{Envelope, Execution, Exposer};
 pub use extract::PHONE_COOKIE;
 pub(crate) use extract::parse_positive_id;
+pub use gtid_cookie::{GTID_COOKIE, GTID_COOKIE_MAX_AGE};
 pub use signed_user_cookie::{SignedUserCookie, USER_COOKIE};
 pub use user::RequestUser;
 pub(crate) use user::{CurrentUser, Identity};

@@ -26,6 +26,13 @@
 //!     assert_eq!(stock, Some(0));
 //! }
 //! ```
+//!
+//! For code that reads from replicas, [`ReplicatedTestDatabase`] is such a database on the primary of a primary +
+//! replica pair, with a pool on each server (see [`replicated`]).
+
+mod replicated;
+
+pub use replicated::{PRIMARY_URL_VARIABLE, REPLICA_URL_VARIABLE, ReplicatedTestDatabase};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -50,6 +57,9 @@ pub enum TestingError {
     /// The migrations or procedures failed to apply.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    /// The replica of a pair did not apply the test's database in time.
+    #[error("{0}")]
+    ReplicaBehind(String),
 }
 
 /// The URL of the server tests use, with no database selected: `DATABASE_URL` when set, or the private
@@ -119,7 +129,11 @@ impl TestDatabase {
     /// # Errors
     /// [`TestingError`] when no server is available or the database cannot be created.
     pub async fn named(test_name: &str) -> Result<Self, TestingError> {
-        let server_url = server_url()?;
+        Self::named_on(server_url()?, test_name).await
+    }
+
+    /// An empty database for the test called `test_name` on the server at `server_url` (no database selected).
+    async fn named_on(server_url: String, test_name: &str) -> Result<Self, TestingError> {
         let name = database_name(test_name);
         let admin = ConnectOptions::new(server_url.clone()).max_connections(1).build_pool()?;
         let created = async {

@@ -7,11 +7,14 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 
 use super::ExchangeState;
 use super::idempotency::{IDEMPOTENCY_KEY, idempotency_key};
 use super::views::{BalanceView, ExchangeAnswer, GiftView, MineView};
+use crate::database::WithGtid;
 use crate::exchange::{ExchangeError, ExchangeOutcome};
+use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
 use crate::http::{ApiError, CurrentUser, Envelope, parse_positive_id};
 
 /// What a client whose exchange is in doubt must do; the answer to that retry is the first outcome.
@@ -47,24 +50,31 @@ pub(super) async fn gifts(State(state): State<ExchangeState>) -> ApiResult<Vec<G
     Ok(Json(Envelope::ok(gifts.into_iter().map(GiftView::from).collect())))
 }
 
-/// `GET /exchange/balance.json`: the user's balance, `null` when never granted.
+/// `GET /exchange/balance.json`: the user's balance, `null` when never granted; showing every exchange in the
+/// `seckillGtid` cookie.
 pub(super) async fn balance(
     State(state): State<ExchangeState>,
     CurrentUser(user_id): CurrentUser,
+    ReadAfter(known): ReadAfter,
 ) -> ApiResult<BalanceView> {
-    let balance = state.service.balance(user_id).await.map_err(api_error)?;
+    let balance = state.service.balance_after(user_id, known.as_ref()).await.map_err(api_error)?;
     Ok(Json(Envelope::ok(BalanceView { user_id, balance })))
 }
 
 /// `GET /exchange/mine.json`: the balance, the user's exchanges with their shipment states, and recent ledger
-/// entries, newest first. Three reads, run at once; each is consistent on its own, and the page shows them
-/// again a few seconds later.
-pub(super) async fn mine(State(state): State<ExchangeState>, CurrentUser(user_id): CurrentUser) -> ApiResult<MineView> {
+/// entries, newest first. Three reads, run at once; each is consistent on its own, shows every exchange in the
+/// `seckillGtid` cookie, and the page shows them again a few seconds later.
+pub(super) async fn mine(
+    State(state): State<ExchangeState>,
+    CurrentUser(user_id): CurrentUser,
+    ReadAfter(known): ReadAfter,
+) -> ApiResult<MineView> {
     let service = &state.service;
+    let after = known.as_ref();
     let (balance, exchanges, ledger) = tokio::try_join!(
-        service.balance(user_id),
-        service.history(user_id, state.history_limit),
-        service.ledger(user_id, state.ledger_limit),
+        service.balance_after(user_id, after),
+        service.history_after(user_id, state.history_limit, after),
+        service.ledger_after(user_id, state.ledger_limit, after),
     )
     .map_err(api_error)?;
     Ok(Json(Envelope::ok(MineView {
@@ -79,16 +89,32 @@ pub(super) async fn mine(State(state): State<ExchangeState>, CurrentUser(user_id
 /// is a successful request whose data says which, refusals included (like the classic seckill API). What
 /// decided nothing is a JSON 503: the database unreachable or the exchange rolled back (nothing written), or
 /// the outcome in doubt, whose error says to retry with the same key; the retry answers what the database
-/// decided, or decides it now.
+/// decided, or decides it now. The answer sets the `seckillGtid` cookie to the batch's commit GTID (or clears it
+/// when the outcome is in doubt without one), for `balance.json` and `mine.json`.
 pub(super) async fn exchange(
     State(state): State<ExchangeState>,
     CurrentUser(user_id): CurrentUser,
+    ReadAfter(known): ReadAfter,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-) -> ApiResult<ExchangeAnswer> {
-    let gift_id = parse_gift_id(path)?;
-    let request_id = idempotency_key(&headers)?;
-    let outcome = state.service.submit(user_id, gift_id, request_id).map_err(api_error)?.await;
+) -> Response {
+    let gift_id = match parse_gift_id(path) {
+        Ok(gift_id) => gift_id,
+        Err(error) => return error.into_response(),
+    };
+    let submitted = idempotency_key(&headers)
+        .and_then(|request_id| state.service.submit_with_gtid(user_id, gift_id, request_id).map_err(api_error));
+    let WithGtid { outcome, gtid } = match submitted {
+        Ok(decided) => decided.await,
+        Err(error) => return error.into_response(),
+    };
+    let in_doubt = matches!(&outcome, ExchangeOutcome::InnerError(error) if error.in_doubt);
+    let cookie = GtidCookie::after_write(known.as_ref(), gtid, in_doubt);
+    (cookie, answer(gift_id, outcome)).into_response()
+}
+
+/// The answer for an exchange's outcome: the decided ones as they are, the rest as a JSON 503.
+fn answer(gift_id: i64, outcome: ExchangeOutcome) -> ApiResult<ExchangeAnswer> {
     let error = match outcome {
         ExchangeOutcome::InnerError(error) => error,
         decided => {

@@ -6,9 +6,12 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 
 use super::LotteryState;
 use super::views::{DrawAnswer, DrawView, MineView, StatusView};
+use crate::database::WithGtid;
+use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
 use crate::http::{ApiError, CurrentUser, Envelope, parse_positive_id};
 use crate::lottery::{DrawOutcome, LotteryError};
 
@@ -47,28 +50,45 @@ pub(super) async fn status(
 }
 
 /// `GET /lottery/{campaign}/mine.json`: the user's draws in the campaign, in draw order (none for a campaign that
-/// does not exist).
+/// does not exist). Read after the `seckillGtid` cookie's GTIDs when it has them (on a replica that applied them,
+/// else the primary), on the primary otherwise: it settles a draw that was in doubt.
 pub(super) async fn mine(
     State(state): State<LotteryState>,
     CurrentUser(user_id): CurrentUser,
+    ReadAfter(known): ReadAfter,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<MineView> {
     let campaign_id = parse_campaign_id(path)?;
-    let draws = state.service.my_draws(campaign_id, user_id).await.map_err(api_error)?;
+    let draws = state.service.my_draws_after(campaign_id, user_id, known.as_ref()).await.map_err(api_error)?;
     Ok(Json(Envelope::ok(MineView { user_id, campaign_id, draws: draws.into_iter().map(DrawView::from).collect() })))
 }
 
 /// `POST /lottery/{campaign}/draw`. Every decided outcome is a successful request whose data says which, refusals
 /// included (like the classic seckill API). What decided nothing is a JSON 503: the database unreachable or the
 /// draw rolled back (nothing written), or the draw in doubt, whose error says where to look: the user's draws
-/// list it if it went through.
+/// list it if it went through. The answer sets the `seckillGtid` cookie to the batch's commit GTID (or clears it
+/// when the draw is in doubt without one), for `mine.json`.
 pub(super) async fn draw(
     State(state): State<LotteryState>,
     CurrentUser(user_id): CurrentUser,
+    ReadAfter(known): ReadAfter,
     path: Result<Path<String>, PathRejection>,
-) -> ApiResult<DrawAnswer> {
-    let campaign_id = parse_campaign_id(path)?;
-    let outcome = state.service.draw(campaign_id, user_id).await.map_err(api_error)?;
+) -> Response {
+    let campaign_id = match parse_campaign_id(path) {
+        Ok(campaign_id) => campaign_id,
+        Err(error) => return error.into_response(),
+    };
+    let WithGtid { outcome, gtid } = match state.service.draw_with_gtid(campaign_id, user_id).await {
+        Ok(decided) => decided,
+        Err(error) => return api_error(error).into_response(),
+    };
+    let in_doubt = matches!(&outcome, DrawOutcome::InnerError(error) if error.in_doubt);
+    let cookie = GtidCookie::after_write(known.as_ref(), gtid, in_doubt);
+    (cookie, answer(campaign_id, outcome)).into_response()
+}
+
+/// The answer for a draw's outcome: the decided ones as they are, the rest as a JSON 503.
+fn answer(campaign_id: i64, outcome: DrawOutcome) -> ApiResult<DrawAnswer> {
     let error = match outcome {
         DrawOutcome::InnerError(error) => error,
         decided => {
