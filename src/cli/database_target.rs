@@ -1,19 +1,27 @@
-//! Which database a command works on: the URL given, or a private throwaway server.
+//! Which database a command works on: the URL given, or a private throwaway server; and the replicas to read
+//! from.
 
-use mysql_async::Pool;
+use std::time::Duration;
+
 use mysql_async::prelude::Queryable;
-use seckill::database::{self, ConnectOptions, url_with_database};
+use mysql_async::{Opts, Pool};
+use seckill::database::{self, ConnectOptions, ReadWriteSplit, url_with_database};
 use seckill::database_error::DatabaseError;
 use seckill::local_server::LocalServer;
 
 use super::Failure;
 
-/// The database named by `--database-url` / `DATABASE_URL`, if any.
+/// How long starting up waits for each replica before saying it is not answering (and serving anyway).
+const REPLICA_CHECK: Duration = Duration::from_secs(2);
+
+/// The database named by `--database-url` / `DATABASE_URL`, if any, and its replicas (`--replica-url` /
+/// `SECKILL_REPLICA_URLS`).
 #[derive(Debug)]
 pub(crate) struct DatabaseTarget {
     url: Option<String>,
     /// Where a URL would have come from, for the note that a throwaway server is used instead.
     named_by: &'static str,
+    replica_urls: Vec<String>,
 }
 
 impl DatabaseTarget {
@@ -23,7 +31,63 @@ impl DatabaseTarget {
 
     /// A database other than the shop's, whose URL comes from `named_by` (e.g. `--warehouse-database-url`).
     pub(crate) fn named_by(url: Option<String>, named_by: &'static str) -> Self {
-        DatabaseTarget { url: url.filter(|u| !u.trim().is_empty()), named_by }
+        DatabaseTarget { url: url.filter(|u| !u.trim().is_empty()), named_by, replica_urls: Vec::new() }
+    }
+
+    /// The same target with replicas to read from (empty entries ignored).
+    pub(crate) fn with_replicas(mut self, urls: Vec<String>) -> Self {
+        self.replica_urls = urls.into_iter().map(|url| url.trim().to_string()).filter(|url| !url.is_empty()).collect();
+        self
+    }
+
+    /// The database and its replicas as a read/write split: the primary as [`Self::connect_or_throwaway`] gives
+    /// it, checked; each replica's URL parsed (a bad one fails the command), and tried once: one not answering
+    /// is said on stderr and skipped until it does.
+    pub(crate) async fn split_or_throwaway(&self, name: &str) -> Result<ReadWriteSplit, Failure> {
+        if self.replica_urls.is_empty() {
+            return Ok(self.connect_or_throwaway(name).await?.into());
+        }
+        let Some(url) = &self.url else {
+            return Err(Failure::new("--replica-url needs the primary's URL too")
+                .hint("pass --database-url mysql://user:password@host:port/database or set DATABASE_URL"));
+        };
+        let primary_database = Opts::from_url(url).map_err(DatabaseError::InvalidUrl)?.db_name().map(str::to_string);
+        let mut options = ConnectOptions::new(url.clone());
+        for (index, replica) in self.replica_urls.iter().enumerate() {
+            let opts = Opts::from_url(replica).map_err(|error| {
+                // The URL itself is not shown: it may hold a password.
+                Failure::new(format!(
+                    "replica URL {} of {}: {}",
+                    index + 1,
+                    self.replica_urls.len(),
+                    DatabaseError::InvalidUrl(error)
+                ))
+            })?;
+            options = match (opts.db_name(), &primary_database) {
+                (None, Some(database)) => options.replica(url_with_database(replica, database)),
+                _ => options.replica(replica.clone()),
+            };
+        }
+        let split = options.build_split()?;
+        database::check_connection(split.primary()).await?;
+        for replica in split.replica_names() {
+            eprintln!("seckill: reading from replica {replica}");
+        }
+        self.warn_about_silent_replicas(&options).await;
+        Ok(split)
+    }
+
+    /// Says on stderr which replicas do not answer now; reads skip them until they do.
+    async fn warn_about_silent_replicas(&self, options: &ConnectOptions) {
+        for url in options.replica_urls() {
+            let Ok(pool) = ConnectOptions::new(url.clone()).max_connections(1).build_pool() else { continue };
+            let answered = tokio::time::timeout(REPLICA_CHECK, database::check_connection(&pool)).await;
+            if !matches!(answered, Ok(Ok(()))) {
+                let name = database::server_name(url).unwrap_or_default();
+                eprintln!("seckill: replica {name} does not answer now; reads go to the primary until it does");
+            }
+            pool.disconnect().await.ok();
+        }
     }
 
     /// True when no URL was given, so commands work on a private throwaway server.

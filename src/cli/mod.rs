@@ -33,6 +33,18 @@ pub(crate) struct Cli {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
 
+    /// A replica of that database to read from (repeatable; the environment variable takes a comma-separated
+    /// list), mysql://user:password@host:port/database (the primary's database when none is named). `serve` sends
+    /// reads that tolerate staleness there and reads the user's own writes there once it has applied them.
+    #[arg(
+        long = "replica-url",
+        env = "SECKILL_REPLICA_URLS",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    replica_urls: Vec<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -152,7 +164,7 @@ pub(crate) fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let target = DatabaseTarget::new(cli.database_url);
+    let target = DatabaseTarget::new(cli.database_url).with_replicas(cli.replica_urls);
     match cli.command {
         Command::Migrate(args) => migrate::migrate(&target, args).await,
         Command::Status(args) => migrate::status(&target, args).await,

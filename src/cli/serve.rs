@@ -1,12 +1,13 @@
 //! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages, with
-//! request logs and graceful shutdown.
+//! request logs and graceful shutdown. With `--replica-url`, reads go to the replicas as
+//! [`seckill::database::ReadWriteSplit`] says.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use clap::Args;
-use mysql_async::Pool;
 use seckill::bounded_redis::BoundedRedis;
+use seckill::database::ReadWriteSplit;
 use seckill::exchange::Exchange;
 use seckill::exchange::http::ExchangeHttp;
 use seckill::http::{AdmissionConfig, ApiError, DetailCache, Rate, SeckillHttp, SignedUserCookie, USER_COOKIE};
@@ -65,12 +66,12 @@ impl LimitArgs {
 
 pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), Failure> {
     let signer = args.signing.signer()?;
-    let (_, pool) = target.url_or_throwaway("seckill").await?;
+    let database = target.split_or_throwaway("seckill").await?;
     if target.is_throwaway() {
-        Migrator::embedded()?.run(&pool).await?;
+        Migrator::embedded()?.run(database.primary()).await?;
     }
-    let signed_in = signed_in_routes(&pool, args.signing.hmac_secret(), args.redis_url.as_deref()).await?;
-    let service = Seckill::new(pool, signer);
+    let signed_in = signed_in_routes(&database, args.signing.hmac_secret(), args.redis_url.as_deref()).await?;
+    let service = Seckill::new(database, signer);
     let routes = seckill_routes(service, args.redis_url.as_deref(), args.limits.config()).await?;
     let listener = bind(args.listen).await?;
     let app = host(match signed_in {
@@ -107,7 +108,7 @@ pub(crate) async fn seckill_routes(
 /// from theirs). Classic signing has no secret, so then neither is served: an unsigned user id would let anyone
 /// spend anyone's points and take anyone's draws. With Redis, lottery instances share "all drawn" through it.
 async fn signed_in_routes(
-    pool: &Pool,
+    database: &ReadWriteSplit,
     hmac_secret: Option<&str>,
     redis_url: Option<&str>,
 ) -> Result<Option<Router>, Failure> {
@@ -119,13 +120,13 @@ async fn signed_in_routes(
         return Ok(None);
     };
     let cookie = SignedUserCookie::new(secret)?;
-    let mut lottery = Lottery::new(pool.clone());
+    let mut lottery = Lottery::new(database.clone());
     if let Some(url) = redis_url {
         let redis =
             BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;
         lottery = lottery.with_redis(redis, None);
     }
-    let exchange = ExchangeHttp::new(Exchange::new(pool.clone()), cookie.clone()).router();
+    let exchange = ExchangeHttp::new(Exchange::new(database.clone()), cookie.clone()).router();
     Ok(Some(exchange.merge(LotteryHttp::new(lottery, cookie).router())))
 }
 
