@@ -24,6 +24,7 @@ mod messaging;
 mod migrate;
 mod rabbitmq;
 mod redis_faults;
+mod replicas;
 mod seckill_execute;
 mod seckill_sql;
 mod test_databases;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, COOKIE};
+use hyper::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -54,6 +54,8 @@ pub struct Answer {
     pub content_type: String,
     pub text: String,
     pub json: serde_json::Value,
+    /// Every `Set-Cookie` header, as sent.
+    pub set_cookies: Vec<String>,
 }
 
 /// One request to a served router at `address`, with the given headers, on a client of its own.
@@ -71,10 +73,11 @@ async fn answer(response: hyper::Response<hyper::body::Incoming>) -> Answer {
     let status = response.status();
     let content_type =
         response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let set_cookies = response.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-    Answer { status, content_type, text, json }
+    Answer { status, content_type, text, json, set_cookies }
 }
 
 pub async fn serve(router: Router) -> Served {
