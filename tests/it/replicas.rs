@@ -14,6 +14,7 @@ use hyper::header::COOKIE;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, Pool};
 use seckill::database::{ConnectOptions, GtidPosition, ReadWriteSplit, ReplicaConfig, WithGtid, url_with_database};
+use seckill::exchange::http::IDEMPOTENCY_KEY;
 use seckill::exchange::{Exchange, ExchangeOutcome, NewGift};
 use seckill::http::GTID_COOKIE;
 use seckill::local_replication::LocalReplicaPair;
@@ -23,7 +24,7 @@ use seckill::seckill::{Books, Exposure, Outcome, Seckill};
 use seckill::testing::{ReplicatedTestDatabase, TestDatabase};
 use tokio::task::JoinSet;
 
-use crate::common::http::{call, serve};
+use crate::common::http::{call, serve, signed_in, user_cookies};
 use crate::common::{open_item, phone, seckill_command, signer};
 
 /// Fast reactions for tests: a short GTID wait, a short backoff, frequent lag checks.
@@ -633,4 +634,76 @@ async fn a_replica_that_cannot_be_reached_never_fails_a_read() {
     let stats = split.stats();
     assert_eq!(stats.replica_reads_total(), 0);
     assert_eq!(stats.fallbacks_down, 20, "every read fell back, the first for failing, the rest while it is skipped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_balance_after_an_exchange_and_the_draws_after_a_draw_show_on_another_instance_on_a_lagging_replica() {
+    let pair = private_pair().await;
+    let db = ReplicatedTestDatabase::migrated_on(&pair).await.unwrap();
+    // Two app instances, each with its own pools and split, as behind a load balancer.
+    let instance = |db: &ReplicatedTestDatabase| {
+        let split = db.split(quick());
+        let (exchange, lottery) = (Exchange::new(split.clone()), Lottery::new(split.clone()));
+        let routes = seckill::exchange::http::router(exchange.clone(), user_cookies())
+            .merge(seckill::lottery::http::router(lottery.clone(), user_cookies()));
+        (exchange, lottery, routes, split)
+    };
+    let (exchange, lottery, writer_routes, _) = instance(&db);
+    let (_, _, reader_routes, reader_split) = instance(&db);
+    let gift = exchange.create_gift(&NewGift { name: "mug".into(), cost: 20, stock: 10 }).await.unwrap();
+    let campaign = lottery.create_campaign(&open_campaign(10)).await.unwrap();
+    let users: Vec<i64> = (1..=4).collect();
+    for user in &users {
+        exchange.grant(*user, 50, "welcome").await.unwrap();
+    }
+    let (writer, reader) = (serve(writer_routes).await, serve(reader_routes).await);
+    assert!(db.wait_for_replica(Duration::from_secs(30)).await.unwrap());
+
+    pair.stop_applying().await.unwrap();
+    let mut crowd = JoinSet::new();
+    for user in users.clone() {
+        let (writer, reader, gift_id, campaign_id) =
+            (writer.address, reader.address, gift.gift_id, campaign.campaign_id);
+        crowd.spawn(async move {
+            let signed_in = signed_in(user);
+            let with = |gtid: &str| format!("{signed_in}; {gtid}");
+            let path = format!("/exchange/gifts/{gift_id}/exchange");
+            let key = format!("r-{user}");
+            let headers = [(COOKIE.as_str(), signed_in.as_str()), (IDEMPOTENCY_KEY, key.as_str())];
+            let exchanged = call(writer, Method::POST, &path, &headers, Vec::new()).await;
+            assert_eq!(exchanged.json["data"]["outcome"], "exchanged", "user {user}: {}", exchanged.text);
+            let gtid = gtid_cookie(&exchanged.set_cookies).unwrap_or_else(|| panic!("user {user}: a GTID cookie"));
+            let cookies = with(&gtid);
+            let get = async |path: &str, cookies: &str| {
+                call(reader, Method::GET, path, &[(COOKIE.as_str(), cookies)], Vec::new()).await.json["data"].clone()
+            };
+            assert_eq!(get("/exchange/balance.json", &cookies).await["balance"], 30, "user {user}");
+            let mine = get("/exchange/mine.json", &cookies).await;
+            assert_eq!((mine["balance"].as_i64(), mine["exchanges"].as_array().map(Vec::len)), (Some(30), Some(1)));
+
+            let path = format!("/lottery/{campaign_id}/draw");
+            let drawn = call(writer, Method::POST, &path, &[(COOKIE.as_str(), cookies.as_str())], Vec::new()).await;
+            assert_eq!(drawn.json["data"]["outcome"], "won", "user {user}: {}", drawn.text);
+            let later = gtid_cookie(&drawn.set_cookies).unwrap_or_else(|| panic!("user {user}: a GTID cookie"));
+            assert_ne!(later, gtid, "user {user}: the draw's GTID replaces the exchange's (one domain)");
+            let draws = get(&format!("/lottery/{campaign_id}/mine.json"), &with(&later)).await;
+            assert_eq!(draws["draws"][0]["drawId"], drawn.json["data"]["drawId"], "user {user}: {draws}");
+        });
+    }
+    while let Some(joined) = crowd.join_next().await {
+        joined.unwrap();
+    }
+    let mut replica = db.replica_pool().get_conn().await.unwrap();
+    let stale: Vec<i64> = replica.query("SELECT credit FROM credit ORDER BY user_id").await.unwrap();
+    assert_eq!(stale, [50; 4], "the replica really lags");
+    drop(replica);
+    let stats = reader_split.stats();
+    assert_eq!(stats.replica_reads_total(), 0, "{stats:?}");
+    assert!(stats.fallbacks_gtid_wait_timeout >= 4 * 3, "every read waited, then asked the primary: {stats:?}");
+
+    pair.start_applying().await.unwrap();
+    assert!(db.wait_for_replica(Duration::from_secs(30)).await.unwrap());
+    seckill::exchange::Books::read(db.primary_pool()).await.unwrap().check().unwrap();
+    let books = LotteryBooks::check(db.primary_pool(), campaign.campaign_id).await.unwrap();
+    assert_eq!(books.wins, 4);
 }
