@@ -16,7 +16,8 @@
 //!   ([`bounded_redis::BoundedRedis`]), shared by the detail cache and the lottery.
 //! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]),
 //!   procedure calls that tell "rolled back" from "in doubt" ([`database::call`]), and rows read without
-//!   panicking ([`database::rows`]).
+//!   panicking ([`database::rows`]); the read/write split over a primary and replicas, with read-your-writes by
+//!   GTID ([`database::ReadWriteSplit`], [`database::gtid`]).
 //! - [`database_error`]: server errors in words a user can act on ([`database_error::DatabaseError`]).
 //! - [`exchange`]: the points exchange: balances, gifts, exchanges that request a shipment, and their books
 //!   ([`exchange::Exchange`], [`exchange::ExchangeOutcome`]).
@@ -42,7 +43,8 @@
 //! - [`tcp_proxy`]: a loopback proxy that adds latency and cuts connections, for benchmarks and fault tests.
 //! - [`warehouse`]: the warehouse's own database and its idempotent shipment consumer
 //!   ([`warehouse::ShipmentHandler`]).
-//! - `testing` (feature `testing`): a fresh migrated database per test ([`testing::TestDatabase`]).
+//! - `testing` (feature `testing`): a fresh migrated database per test ([`testing::TestDatabase`]), also on a
+//!   primary + replica pair ([`testing::ReplicatedTestDatabase`]).
 
 pub mod bench;
 pub mod bounded_redis;

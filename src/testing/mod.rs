@@ -28,7 +28,7 @@
 //! ```
 //!
 //! For code that reads from replicas, [`ReplicatedTestDatabase`] is such a database on the primary of a primary +
-//! replica pair, with a pool on each server (see [`replicated`]).
+//! replica pair, with a pool on each server, dropped the same way.
 
 mod replicated;
 
