@@ -20,7 +20,7 @@ use seckill::http::GTID_COOKIE;
 use seckill::local_replication::LocalReplicaPair;
 use seckill::lottery::{DrawOutcome, Lottery, LotteryBooks, NewCampaign, NewTier};
 use seckill::migrate::Migrator;
-use seckill::seckill::{Books, Exposure, Outcome, Seckill};
+use seckill::seckill::{Books, Exposure, Item, Outcome, Seckill};
 use seckill::testing::{ReplicatedTestDatabase, TestDatabase};
 use tokio::task::JoinSet;
 
@@ -121,6 +121,39 @@ fn position(gtid: &WithGtid<impl std::fmt::Debug>) -> GtidPosition {
     gtid.gtid.unwrap_or_else(|| panic!("a GTID for {:?}", gtid.outcome)).into()
 }
 
+/// Buyer `n` buys, then asks at once whether it went through, after the GTID the seckill answered: the GTID of a
+/// win, `None` for a buyer told sold out and shown no record; an error for anything else.
+async fn buy_then_ask(seckill: &Seckill, id: i64, n: i64) -> Result<Option<GtidPosition>, String> {
+    let decided = seckill.execute_verified_with_gtid(id, phone(n)).await;
+    let after = decided.gtid.map(GtidPosition::from);
+    let record = seckill.kill_record_after(id, phone(n), after.as_ref()).await;
+    match (&decided.outcome, record.map_err(|e| format!("buyer {n}: result failed: {e}"))?) {
+        (Outcome::Success(_), Some(_)) => after.map(Some).ok_or_else(|| format!("buyer {n}: a win without a GTID")),
+        (Outcome::SoldOut, None) => Ok(None),
+        (outcome, record) => Err(format!("buyer {n}: {outcome:?}, then {record:?}")),
+    }
+}
+
+/// A private pair (the test may stop and lag it), a migrated database on it, a seckill service reading through
+/// a split of its own, and an open item with `stock` that the replica has too.
+struct Sale {
+    pair: LocalReplicaPair,
+    db: ReplicatedTestDatabase,
+    split: ReadWriteSplit,
+    seckill: Seckill,
+    item: Item,
+}
+
+async fn sale_on_a_private_pair(stock: i32) -> Sale {
+    let pair = private_pair().await;
+    let db = ReplicatedTestDatabase::migrated_on(&pair).await.unwrap();
+    let split = db.split(quick());
+    let seckill = Seckill::new(split.clone(), signer());
+    let item = open_item(&seckill, stock).await;
+    assert!(db.wait_for_replica(Duration::from_secs(30)).await.unwrap());
+    Sale { pair, db, split, seckill, item }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_return_their_commits_gtid_and_a_read_after_it_sees_them_on_the_replica() {
     let db = ReplicatedTestDatabase::migrated().await.unwrap();
@@ -219,16 +252,9 @@ async fn no_write_ever_reaches_a_replica() {
             if let Err(e) = seckill.list(10).await.and(seckill.get(id).await) {
                 return ("seckill", false, Some(format!("buyer {n}: a read failed: {e}")));
             }
-            let decided = seckill.execute_verified_with_gtid(id, phone(n)).await;
-            let after = decided.gtid.map(GtidPosition::from);
-            let record = match seckill.kill_record_after(id, phone(n), after.as_ref()).await {
-                Ok(record) => record,
-                Err(e) => return ("seckill", false, Some(format!("buyer {n}: result failed: {e}"))),
-            };
-            match (&decided.outcome, record) {
-                (Outcome::Success(_), Some(_)) => ("seckill", true, None),
-                (Outcome::SoldOut, None) => ("seckill", false, None),
-                (outcome, record) => ("seckill", false, Some(format!("buyer {n}: {outcome:?}, then {record:?}"))),
+            match buy_then_ask(&seckill, id, n).await {
+                Ok(won) => ("seckill", won.is_some(), None),
+                Err(complaint) => ("seckill", false, Some(complaint)),
             }
         });
     }
@@ -356,12 +382,7 @@ async fn no_write_ever_reaches_a_replica() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_replica_is_skipped_and_used_again_once_it_has_caught_up() {
     const STOCK: i32 = 40;
-    let pair = private_pair().await;
-    let db = ReplicatedTestDatabase::migrated_on(&pair).await.unwrap();
-    let split = db.split(quick());
-    let seckill = Seckill::new(split.clone(), signer());
-    let item = open_item(&seckill, STOCK).await;
-    assert!(db.wait_for_replica(Duration::from_secs(30)).await.unwrap());
+    let Sale { pair, db, split, seckill, item } = sale_on_a_private_pair(STOCK).await;
     seckill.list(10).await.unwrap();
     assert_eq!(split.stats().replica_reads_total(), 1, "served by the replica while it runs");
 
@@ -382,15 +403,7 @@ async fn a_stopped_replica_is_skipped_and_used_again_once_it_has_caught_up() {
         crowd.spawn(async move {
             seckill.list(10).await.map_err(|e| format!("buyer {n}: list: {e}"))?;
             seckill.get(id).await.map_err(|e| format!("buyer {n}: details: {e}"))?;
-            let decided = seckill.execute_verified_with_gtid(id, phone(n)).await;
-            let after = decided.gtid.map(GtidPosition::from);
-            let record = seckill.kill_record_after(id, phone(n), after.as_ref()).await;
-            let record = record.map_err(|e| format!("buyer {n}: result: {e}"))?;
-            match (decided.outcome, record) {
-                (Outcome::Success(_), Some(_)) => Ok(true),
-                (Outcome::SoldOut, None) => Ok(false),
-                (outcome, record) => Err(format!("buyer {n}: {outcome:?}, then {record:?}")),
-            }
+            buy_then_ask(&seckill, id, n).await.map(|won| won.is_some())
         });
     }
     let mut sold = 0;
@@ -423,28 +436,13 @@ async fn a_stopped_replica_is_skipped_and_used_again_once_it_has_caught_up() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lagging_replica_never_hides_a_win() {
     const STOCK: i32 = 20;
-    let pair = private_pair().await;
-    let db = ReplicatedTestDatabase::migrated_on(&pair).await.unwrap();
-    let split = db.split(quick());
-    let seckill = Seckill::new(split.clone(), signer());
-    let item = open_item(&seckill, STOCK).await;
-    assert!(db.wait_for_replica(Duration::from_secs(30)).await.unwrap());
-
+    let Sale { pair, db, split, seckill, item } = sale_on_a_private_pair(STOCK).await;
     pair.stop_applying().await.unwrap();
     let mut crowd = JoinSet::new();
     for n in 1..=60 {
         let seckill = seckill.clone();
         let id = item.seckill_id;
-        crowd.spawn(async move {
-            let decided = seckill.execute_verified_with_gtid(id, phone(n)).await;
-            let after = decided.gtid.map(GtidPosition::from);
-            let record = seckill.kill_record_after(id, phone(n), after.as_ref()).await.unwrap();
-            match (&decided.outcome, record) {
-                (Outcome::Success(_), Some(_)) => Ok(Some((n, after.unwrap()))),
-                (Outcome::SoldOut, None) => Ok(None),
-                (outcome, record) => Err(format!("buyer {n}: {outcome:?}, then {record:?}")),
-            }
-        });
+        crowd.spawn(async move { buy_then_ask(&seckill, id, n).await.map(|won| won.map(|after| (n, after))) });
     }
     let mut winners = Vec::new();
     while let Some(joined) = crowd.join_next().await {
