@@ -7,7 +7,8 @@
 -- 10,000 draws, fails the whole batch (45RB0, nothing written). r decides the user's first draw; a user's later
 -- draws (draws_per_user > 1) use r_n = the first 32 bits of SHA2('<r>:<n>', 256) for their draw number n, so
 -- each draw has its own number and a replay with the same r values decides the same.
--- Returns one result set, one row per draw in input order:
+-- Returns its answer, one row per draw in input order (then a one-row marker, phase 'committing', sent before
+-- the COMMIT so the answer arrives while the commit is made durable):
 --   seq          the draw's position in the array, from 1
 --   outcome      'won', 'no_prize', 'all_drawn', 'not_started', 'ended' or 'unknown_campaign'
 --   repeat       1 when the user had used all their draws (before this call or earlier in it): outcome,
@@ -362,6 +363,11 @@ BEGIN
         END IF;
 
         DROP TEMPORARY TABLE IF EXISTS lottery_draw_batch;
+
+        -- The answer is out; a result set that begins makes the server flush it now, so the client learns the
+        -- batch is decided and can send the next one while this COMMIT is made durable (the row locks are
+        -- released before the log is flushed). Its one row arrives with the end of the CALL.
+        SELECT 'committing' AS phase;
     END decision;
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.
