@@ -19,6 +19,7 @@ mod gift_delivery;
 mod http;
 mod in_doubt;
 mod lottery;
+mod lottery_batch_sql;
 mod lottery_http;
 mod messaging;
 mod migrate;
