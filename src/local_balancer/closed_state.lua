@@ -12,10 +12,10 @@
 -- site's page, a path it would not parse the same way), Redis unreachable or slow, or an error in this code.
 --
 -- Lookups are cached in a shared dict for `cache_seconds` (negative answers too), so Redis sees one lookup per key
--- per period, whatever the traffic. While one request looks a key up, the others use the last answer (or pass
--- through when there is none), so nobody waits behind a slow Redis. Every Redis step is bounded by `timeout_ms`;
--- after a failure Redis is skipped for `backoff_seconds`, so an outage costs one bounded wait per period, not
--- one per request.
+-- per period, whatever the traffic. While one request looks a key up, the others for that key wait for its
+-- answer (a millisecond or so; never an answer of unknown age, which could let requests through long after the
+-- key was set). Every Redis step is bounded by `timeout_ms`; after a failure Redis is skipped for
+-- `backoff_seconds`, so an outage costs one bounded wait per back-off, not one per request.
 --
 -- The settings (Redis, prefixes, the exact answers) come from `seckill_balancer_settings`, generated next to
 -- this file; the answers' bytes are built by the app's own serializers (src/local_balancer/closed_answers.rs).
@@ -80,30 +80,52 @@ local function lookup(key)
     return value
 end
 
+-- The cached state of `key` (CLOSED or OPEN), or nil when it has expired or was never looked up.
+local function cached(key)
+    return cache:get(key)
+end
+
+-- Waits for the lookup another request is making of `key`: its answer, or nil when it failed or took longer
+-- than a lookup may.
+local function wait_for_lookup(key, lock)
+    local deadline = ngx.now() + settings.lookup_lock_seconds
+    repeat
+        ngx.sleep(0.001)
+        local known = cached(key)
+        if known then
+            return known
+        end
+    until not cache:get(lock) or cache:get(REDIS_DOWN) or ngx.now() >= deadline
+    return cached(key)
+end
+
 -- Whether the state under `key` is one of `closing` (a set of values); false means "ask the app".
 local function closed(key, closing)
-    local known, _, stale = cache:get_stale(key)
-    if known and not stale then
+    local known = cached(key)
+    if known then
         return known == CLOSED
     end
     -- Fail open: with Redis down, the app (and its database) answers.
     if cache:get(REDIS_DOWN) then
         return false
     end
-    -- One lookup per key at a time; meanwhile the others go by the last answer, or to the app.
-    if not cache:add("lookup " .. key, true, settings.lookup_lock_seconds) then
-        return known == CLOSED
+    -- One lookup per key at a time; the others wait for its answer (a millisecond, at most a lookup's bound)
+    -- rather than go by an answer of unknown age.
+    local lock = "lookup " .. key
+    if not cache:add(lock, true, settings.lookup_lock_seconds) then
+        return wait_for_lookup(key, lock) == CLOSED
     end
     local value, err = lookup(key)
-    cache:delete("lookup " .. key)
     if value == nil then
         cache:set(REDIS_DOWN, true, settings.backoff_seconds)
+        cache:delete(lock)
         ngx.log(ngx.WARN, "seckill balancer: Redis failed (", err, "); passing requests through for ",
             settings.backoff_seconds, " s")
         return false
     end
     local state = (value and closing[value]) and CLOSED or OPEN
     cache:set(key, state, settings.cache_seconds)
+    cache:delete(lock)
     return state == CLOSED
 end
 
@@ -128,9 +150,14 @@ local function cookie_headers()
     return value
 end
 
--- Every value of cookie `name`, in order, read as the app reads them: pairs split on ';', trimmed, the name up to
--- the first '=', the value trimmed of white space and then of double quotes.
-local function cookie_values(headers, name)
+-- Every value of cookie `name`, in order, read as the app reads them (pairs split on ';', trimmed, the name up to
+-- the first '=', the value trimmed of white space and then of double quotes); nil when the app could not read
+-- the Cookie headers at all.
+local function cookie_values(name)
+    local headers = cookie_headers()
+    if headers == nil then
+        return nil
+    end
     local values = {}
     for _, header in ipairs(headers) do
         for pair in (header .. ";"):gmatch("([^;]*);") do
@@ -170,13 +197,9 @@ local function execution_answer(id, token)
     if not canonical_id(id) or #token > 128 or not token:match("^[%w%-%._~]+$") then
         return nil
     end
-    local headers = cookie_headers()
-    if headers == nil then
-        return nil
-    end
     -- The app reads the last killPhone cookie: exactly 11 digits, or it answers 400/401 before anything else.
-    local phones = cookie_values(headers, "killPhone")
-    local phone = phones[#phones]
+    local phones = cookie_values("killPhone")
+    local phone = phones and phones[#phones]
     if phone == nil or not phone:match("^%d%d%d%d%d%d%d%d%d%d%d$") then
         return nil
     end
@@ -201,14 +224,10 @@ local function draw_answer(campaign)
     elseif fetch_site == "cross-site" then
         return nil
     end
-    local headers = cookie_headers()
-    if headers == nil then
-        return nil
-    end
     -- A signed-in user's cookie has the shape the app mints, `<id>.<32 lowercase hex>`; without one the app
     -- answers 401.
     local signed_in = false
-    for _, value in ipairs(cookie_values(headers, "seckillUser")) do
+    for _, value in ipairs(cookie_values("seckillUser") or {}) do
         local user, tag = value:match("^([1-9]%d*)%.([0-9a-f]+)$")
         if user and #user <= 18 and #tag == 32 then
             signed_in = true
