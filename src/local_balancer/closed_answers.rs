@@ -7,7 +7,9 @@
 //! - A draw in an all-drawn campaign: HTTP 200, the lottery's `all_drawn` answer, as
 //!   [`crate::lottery::http::DrawAnswer`] writes it; the same bytes for every campaign.
 //!
-//! Both are JSON with the content type every router sends ([`crate::http::charset::JSON_UTF8`]).
+//! Both are JSON with the content type every router sends ([`crate::http::charset::JSON_UTF8`]). So is what
+//! nginx answers when no instance did (502, 504: [`gateway_error`]), in the envelope of the app's errors,
+//! so that a client reading JSON never meets an HTML error page.
 
 use crate::http::charset::JSON_UTF8;
 use crate::http::{Envelope, Execution};
@@ -55,6 +57,13 @@ impl ClosedAnswers {
     }
 }
 
+/// What the balancer answers when the instance it chose gave no answer (it died holding the request, or none is
+/// left): the app's error envelope, saying that the outcome is unknown and where a seckill's is told.
+pub(crate) fn gateway_error() -> String {
+    let message = "no answer from the app: the outcome is unknown (a seckill's is at GET /seckill/{id}/result)";
+    json(&Envelope::<()> { success: false, data: None, error: Some(message.to_string()) })
+}
+
 /// The JSON axum's `Json` writes for `value` (serde_json's compact form).
 fn json(value: &impl serde::Serialize) -> String {
     // The envelopes hold only strings, numbers, booleans and nulls: serializing them cannot fail.
@@ -87,5 +96,12 @@ mod tests {
         assert_eq!(answers.lottery_all_drawn, serde_json::to_string(&app).unwrap());
         assert!(answers.lottery_all_drawn.contains(r#""outcome":"all_drawn""#), "{}", answers.lottery_all_drawn);
         assert_eq!(answers.content_type, "application/json; charset=utf-8");
+    }
+
+    #[test]
+    fn a_gateway_error_is_the_apps_error_envelope() {
+        let error: serde_json::Value = serde_json::from_str(&gateway_error()).unwrap();
+        assert_eq!((error["success"].as_bool(), error["data"].is_null()), (Some(false), true));
+        assert!(error["error"].as_str().unwrap().contains("/seckill/{id}/result"));
     }
 }

@@ -19,6 +19,7 @@
 //!             access_by_lua_block { require("seckill_balancer").intercept() }
 //!             proxy_pass http://seckill_instances; (HTTP/1.1, keepalive upstreams)
 //!             proxy_connect_timeout 250ms; proxy_next_upstream error timeout;
+//!             error_page 502 @bad_gateway; error_page 504 @gateway_timeout;   (JSON, as the app's errors)
 //!         }
 //!     }
 //! }
@@ -37,9 +38,10 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
-use super::closed_answers::ClosedAnswers;
+use super::closed_answers::{ClosedAnswers, gateway_error};
 use super::{BalancerConfig, ClosedStateConfig, Installation, LocalBalancerError};
 use crate::http::DEFAULT_MAX_BODY;
+use crate::http::charset::JSON_UTF8;
 
 /// The name the interception is loaded under, and of its file in the folder.
 pub(crate) const LUA_MODULE: &str = "seckill_balancer";
@@ -140,7 +142,18 @@ pub(crate) fn nginx_conf(
     let _ = writeln!(conf, "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;");
     let _ = writeln!(conf, "            proxy_connect_timeout {};", nginx_duration(config.upstream_connect_timeout));
     let _ = writeln!(conf, "            proxy_next_upstream error timeout;");
-    let _ = writeln!(conf, "        }}\n    }}\n}}");
+    // Answers stream through; nothing is spooled to disk.
+    let _ = writeln!(conf, "            proxy_max_temp_file_size 0;");
+    // nginx's own errors (no instance answered) in the app's JSON envelope; the app's own errors pass as they are.
+    let _ = writeln!(conf, "            error_page 502 @bad_gateway;\n            error_page 504 @gateway_timeout;");
+    let _ = writeln!(conf, "        }}");
+    for (name, status) in [("bad_gateway", 502), ("gateway_timeout", 504)] {
+        let _ = writeln!(conf, "        location @{name} {{");
+        let _ = writeln!(conf, "            default_type {};", quoted(JSON_UTF8));
+        let _ = writeln!(conf, "            return {status} {};", single_quoted(&gateway_error()));
+        let _ = writeln!(conf, "        }}");
+    }
+    let _ = writeln!(conf, "    }}\n}}");
     conf
 }
 
@@ -207,6 +220,12 @@ fn lua_string(text: &str) -> String {
 /// An nginx string in double quotes (paths may hold spaces).
 fn quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// An nginx string in single quotes, for text with double quotes (JSON). It must hold no `$`, which nginx would
+/// read as a variable.
+fn single_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn nginx_duration(duration: Duration) -> String {

@@ -474,6 +474,8 @@ async fn an_instance_killed_mid_sale_is_routed_around_and_the_books_balance() {
                 if [StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE, StatusCode::GATEWAY_TIMEOUT]
                     .contains(&reply.status) =>
             {
+                // Whoever said it, in the app's JSON envelope: a classic page can read it.
+                assert_eq!((reply.content_type.as_str(), reply.json()["success"].as_bool()), (JSON_UTF8, Some(false)));
                 in_doubt.push(*buyer)
             }
             Ok(reply) => panic!("buyer {buyer}: unexpected answer {}: {}", reply.status, reply.text()),
