@@ -6,6 +6,7 @@ mod bench;
 mod browser;
 mod classic_client;
 mod cli;
+mod cluster;
 mod common;
 mod decision_rules;
 mod demo;
