@@ -16,7 +16,7 @@
 -- The answer row is sent before the transaction ends, and the COMMIT is the last statement that writes and lies
 -- outside the handler: a client trusts the row only when the CALL as a whole succeeded.
 --
--- After the COMMIT or ROLLBACK, a second result set, one row: gtid, the commit's GTID for a success
+-- After the COMMIT or ROLLBACK, a last result set, one row: gtid, the commit's GTID for a success
 -- (@@last_gtid; empty without a binary log), empty when nothing was written, so a later read on a replica can
 -- wait for the success. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails after the commit (in doubt); it
 -- would need @@gtid_executed or session tracking of GTIDs instead. The classic execute_seckill is unchanged.

@@ -17,7 +17,7 @@
 -- The answer row is sent before the transaction ends, and the COMMIT is the last statement that writes and lies
 -- outside the handler: a client trusts the row only when the CALL as a whole succeeded.
 --
--- After the COMMIT, a second result set, one row: gtid, the commit's GTID (@@last_gtid; empty without a binary
+-- After the COMMIT, a last result set, one row: gtid, the commit's GTID (@@last_gtid; empty without a binary
 -- log), so a later read on a replica can wait for it. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails
 -- after the commit (in doubt); it would need @@gtid_executed or session tracking of GTIDs instead.
 

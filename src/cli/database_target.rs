@@ -90,6 +90,11 @@ impl DatabaseTarget {
         }
     }
 
+    /// The URL given, if any.
+    pub(crate) fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
     /// True when no URL was given, so commands work on a private throwaway server.
     pub(crate) fn is_throwaway(&self) -> bool {
         self.url.is_none()

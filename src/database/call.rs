@@ -8,12 +8,18 @@
 //!
 //! An answer is trusted only when the whole CALL succeeded: the procedures send their answer before they end
 //! their transaction, so rows followed by an error are thrown away and the error decides.
+//!
+//! The batch procedures send one more result set, a marker, between their answer and their COMMIT: the server
+//! flushes what it has buffered when a result set begins, so the answer reaches the client while the commit is
+//! still being made durable. [`call_committing`] tells the lanes then ([`Committing`]) that the batch is decided,
+//! so the next one can be sent; it still returns only once the whole CALL has ended.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Pool, Row};
 
 use super::acquire;
 use crate::database_error::DatabaseError;
+use crate::group_commit::Committing;
 
 /// The SQLSTATE the toolkit's procedures raise after rolling back their own transaction: nothing was written.
 /// Its MYSQL_ERRNO is the original error's code, its message `rolled back: <original message>`.
@@ -52,10 +58,24 @@ impl CallFailure {
 /// # Errors
 /// A [`CallFailure`] saying whether anything may have been written.
 pub async fn call(pool: &Pool, statement: &str) -> Result<Vec<Vec<Row>>, CallFailure> {
+    call_committing(pool, statement, Committing::unobserved()).await
+}
+
+/// As [`call`], for a batch procedure that sends its answer before its COMMIT and another result set after it:
+/// `committing` hears that the batch is decided as soon as the answer (the first result set) has arrived and
+/// more follow. The answer is returned only once the whole CALL has ended.
+///
+/// # Errors
+/// A [`CallFailure`] saying whether anything may have been written.
+pub async fn call_committing(
+    pool: &Pool,
+    statement: &str,
+    committing: Committing,
+) -> Result<Vec<Vec<Row>>, CallFailure> {
     let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
     let read = async {
         let result = conn.query_iter(statement).await?;
-        collect_all(result).await
+        collect_all(result, committing).await
     };
     let read = read.await;
     settle(conn, read).await
@@ -74,7 +94,7 @@ pub async fn call_prepared(
     let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
     let read = async {
         let result = conn.exec_iter(statement, params).await?;
-        collect_all(result).await
+        collect_all(result, Committing::unobserved()).await
     };
     let read = read.await;
     settle(conn, read).await
@@ -94,14 +114,19 @@ async fn settle(conn: Conn, read: Result<Vec<Vec<Row>>, mysql_async::Error>) -> 
     }
 }
 
-/// Every result set, read to the end so that an error after them (from the COMMIT) is seen.
+/// Every result set, read to the end so that an error after them (from the COMMIT) is seen. Once the first has
+/// arrived and another follows, `committing` hears that the batch is decided.
 async fn collect_all<P: mysql_async::prelude::Protocol>(
     mut result: mysql_async::QueryResult<'_, '_, P>,
+    mut committing: Committing,
 ) -> Result<Vec<Vec<Row>>, mysql_async::Error> {
     let mut result_sets = Vec::new();
     while !result.is_empty() {
         // `Row` converts from any row, so collecting never panics; typed decoding comes later (`rows`).
         result_sets.push(result.collect::<Row>().await?);
+        if !result.is_empty() {
+            committing.decided();
+        }
     }
     result.drop_result().await?;
     Ok(result_sets)

@@ -17,7 +17,7 @@ use super::all_drawn::AllDrawnFlags;
 use super::draw_lottery_batch::{DrawRequest, draw_lottery_batch};
 use super::outcome::DrawOutcome;
 use crate::database::gtid::WithGtid;
-use crate::group_commit::{BatchRunner, Decided};
+use crate::group_commit::{BatchRunner, Committing, Decided};
 
 /// Decides one campaign's batches in the database; every outcome carries its batch's commit GTID.
 pub(crate) struct DrawBatches {
@@ -30,8 +30,13 @@ impl BatchRunner for DrawBatches {
     type Request = DrawRequest;
     type Outcome = WithGtid<DrawOutcome>;
 
-    async fn run(&self, campaign_id: i64, draws: Vec<DrawRequest>) -> Decided<WithGtid<DrawOutcome>> {
-        let decided = draw_lottery_batch(&self.pool, campaign_id, &draws).await;
+    async fn run(
+        &self,
+        campaign_id: i64,
+        draws: Vec<DrawRequest>,
+        committing: Committing,
+    ) -> Decided<WithGtid<DrawOutcome>> {
+        let decided = draw_lottery_batch(&self.pool, campaign_id, &draws, committing).await;
         if decided.closed.as_ref().is_some_and(|closed| closed.outcome == DrawOutcome::AllDrawn) {
             self.flags.learnt(campaign_id);
         }

@@ -18,7 +18,7 @@ use super::execute_seckill_batch::execute_seckill_batch;
 use super::outcome::Outcome;
 use super::phone::Phone;
 use crate::database::gtid::WithGtid;
-use crate::group_commit::{BatchRunner, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
+use crate::group_commit::{BatchRunner, Committing, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
 
 /// How the executor batches and short-circuits.
 #[derive(Debug, Clone, Copy)]
@@ -71,10 +71,10 @@ impl BatchRunner for SeckillBatches {
     type Request = Phone;
     type Outcome = WithGtid<Outcome>;
 
-    async fn run(&self, seckill_id: i64, phones: Vec<Phone>) -> Decided<WithGtid<Outcome>> {
+    async fn run(&self, seckill_id: i64, phones: Vec<Phone>, committing: Committing) -> Decided<WithGtid<Outcome>> {
         match phones.as_slice() {
             [phone] => execute_seckill(&self.pool, seckill_id, *phone).await,
-            _ => execute_seckill_batch(&self.pool, seckill_id, &phones).await,
+            _ => execute_seckill_batch(&self.pool, seckill_id, &phones, committing).await,
         }
     }
 
