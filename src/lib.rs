@@ -14,6 +14,8 @@
 //! - [`migrate`]: schema migrations and repeatable stored procedures ([`migrate::Migrator`]).
 //! - [`bounded_redis`]: a Redis connection whose commands are bounded in time and fail open to the database
 //!   ([`bounded_redis::BoundedRedis`]), shared by the detail cache and the lottery.
+//! - [`closed_state`]: closed facts (sold out, ended, all drawn) learnt by one instance and shared through Redis
+//!   with every other and with a balancer, for every domain ([`closed_state::ClosedState`]).
 //! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]),
 //!   procedure calls that tell "rolled back" from "in doubt" ([`database::call`]), and rows read without
 //!   panicking ([`database::rows`]).
@@ -44,6 +46,7 @@
 
 pub mod bench;
 pub mod bounded_redis;
+pub mod closed_state;
 pub mod database;
 pub mod database_error;
 pub mod exchange;
