@@ -26,8 +26,8 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Serve item details through this Redis (cache-aside, 1 s TTL), and share the lottery's "all drawn" through
-    /// it, e.g. redis://127.0.0.1:6379/.
+    /// Serve item details through this Redis (cache-aside, 1 s TTL), and share closed state through it (items
+    /// sold out or ended, lotteries all drawn), e.g. redis://127.0.0.1:6379/.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
     #[command(flatten)]
@@ -70,7 +70,10 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
         Migrator::embedded()?.run(&pool).await?;
     }
     let signed_in = signed_in_routes(&pool, args.signing.hmac_secret(), args.redis_url.as_deref()).await?;
-    let service = Seckill::new(pool, signer);
+    let mut service = Seckill::new(pool, signer);
+    if let Some(url) = args.redis_url.as_deref() {
+        service = service.with_redis(connect_redis(url).await?, None);
+    }
     let routes = seckill_routes(service, args.redis_url.as_deref(), args.limits.config()).await?;
     let listener = bind(args.listen).await?;
     let app = host(match signed_in {
@@ -121,12 +124,15 @@ async fn signed_in_routes(
     let cookie = SignedUserCookie::new(secret)?;
     let mut lottery = Lottery::new(pool.clone());
     if let Some(url) = redis_url {
-        let redis =
-            BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;
-        lottery = lottery.with_redis(redis, None);
+        lottery = lottery.with_redis(connect_redis(url).await?, None);
     }
     let exchange = ExchangeHttp::new(Exchange::new(pool.clone()), cookie.clone()).router();
     Ok(Some(exchange.merge(LotteryHttp::new(lottery, cookie).router())))
+}
+
+/// A bounded connection to the Redis at `url`, for the shared closed state.
+async fn connect_redis(url: &str) -> Result<BoundedRedis, Failure> {
+    BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))
 }
 
 /// What the binary adds around the library's routers: JSON answers for unknown routes and methods, request logs.

@@ -26,4 +26,5 @@ mod rabbitmq;
 mod redis_faults;
 mod seckill_execute;
 mod seckill_sql;
+mod shared_state;
 mod test_databases;
