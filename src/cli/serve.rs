@@ -36,7 +36,8 @@ pub(crate) struct ServeArgs {
     limits: LimitArgs,
 }
 
-/// Rate limits on the execution endpoint, per process.
+/// Rate limits on the execution endpoint: per process, except the buyer's, which with --redis-url holds across
+/// every instance sharing that Redis (and falls back to per process while Redis fails).
 #[derive(Debug, Args)]
 pub(crate) struct LimitArgs {
     /// Executions per second one buyer may make (0: unlimited).
@@ -100,7 +101,7 @@ pub(crate) async fn seckill_routes(
     if let Some(url) = redis_url {
         let cache =
             DetailCache::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;
-        http = http.detail_cache(cache);
+        http = http.detail_cache(cache).shared_buyer_limit(connect_redis(url).await?, None);
     }
     Ok(http.router())
 }

@@ -90,7 +90,7 @@ pub async fn execution(
     let outcome = if app.service.signer().verify(seckill_id, phone, token, chrono::Utc::now()).is_err() {
         Outcome::Tampered
     } else {
-        match app.admission.admit(seckill_id, phone) {
+        match app.admission.admit(seckill_id, phone).await {
             Err(Refusal::User) => return Err(ApiError::TooManyRequests("from this buyer")),
             Err(Refusal::Item) => return Err(ApiError::TooManyRequests("for this item")),
             Ok(()) => app.service.execute_verified(seckill_id, phone).await,

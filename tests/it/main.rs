@@ -26,5 +26,6 @@ mod rabbitmq;
 mod redis_faults;
 mod seckill_execute;
 mod seckill_sql;
+mod shared_rate_limit;
 mod shared_state;
 mod test_databases;
