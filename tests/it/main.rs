@@ -27,5 +27,6 @@ mod redis_faults;
 mod seckill_execute;
 mod seckill_sql;
 mod shared_rate_limit;
+mod shared_single_flight;
 mod shared_state;
 mod test_databases;
