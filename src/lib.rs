@@ -36,6 +36,8 @@
 //!   router ([`lottery::http::router`]).
 //! - [`messaging`]: the reliable message service: outbox, relay to RabbitMQ, consumers that call back
 //!   ([`messaging::Relay`], [`messaging::consume`]).
+//! - [`prometheus`]: Prometheus metrics: the recorder, `GET /metrics`, and every metric's name
+//!   ([`prometheus::install`], [`prometheus::router`]).
 //! - [`seckill`]: items, the exposer and execution ([`seckill::Seckill`], [`seckill::Outcome`]).
 //! - [`signing`]: signed seckill URLs, HMAC-MD5 or the classic md5 ([`signing::Signer`]).
 //! - [`bench`]: `seckill bench`, the strategies side by side with the books checked.
@@ -59,6 +61,7 @@ pub mod local_server;
 pub mod lottery;
 pub mod messaging;
 pub mod migrate;
+pub mod prometheus;
 pub mod seckill;
 pub mod signing;
 pub mod tcp_proxy;

@@ -1,5 +1,5 @@
-//! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages, with
-//! request logs and graceful shutdown.
+//! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages,
+//! Prometheus metrics at `/metrics`, with request logs and graceful shutdown.
 
 use std::net::SocketAddr;
 
@@ -76,7 +76,10 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
         service = service.with_redis(connect_redis(url).await?, None);
     }
     let routes = seckill_routes(service, args.redis_url.as_deref(), args.limits.config()).await?;
+    let metrics = seckill::prometheus::install().map_err(|e| Failure::new(e.to_string()))?;
+    let routes = routes.merge(seckill::prometheus::router(metrics));
     let listener = bind(args.listen).await?;
+    eprintln!("seckill: Prometheus metrics at http://{}/metrics", listener.local_addr()?);
     let app = host(match signed_in {
         Some(signed_in) => {
             let address = listener.local_addr()?;

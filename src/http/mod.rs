@@ -43,6 +43,7 @@ mod envelope;
 mod extract;
 mod handlers;
 mod page;
+pub(crate) mod request_metrics;
 pub mod shared_limit;
 mod signed_user_cookie;
 mod user;
@@ -60,6 +61,7 @@ pub use detail_cache::DetailCache;
 pub use envelope::{Envelope, Execution, Exposer};
 pub use extract::PHONE_COOKIE;
 pub(crate) use extract::parse_positive_id;
+pub use request_metrics::RequestOutcome;
 pub use signed_user_cookie::{SignedUserCookie, USER_COOKIE};
 pub use user::RequestUser;
 pub(crate) use user::{CurrentUser, Identity};
@@ -184,6 +186,7 @@ impl SeckillHttp {
             .route("/seckill/{id}/{md5}/execution", post(handlers::execution))
             .layer(axum::middleware::from_fn_with_state(self.max_body, body_limit::refuse_large_bodies))
             .layer(axum::middleware::map_response(charset::utf8_json))
+            .layer(axum::middleware::from_fn(request_metrics::count_requests))
             .with_state(self.state)
     }
 }

@@ -25,6 +25,7 @@ pub(crate) struct DrawBatches {
 }
 
 impl BatchRunner for DrawBatches {
+    const DOMAIN: &'static str = "lottery";
     type Key = i64;
     type Request = DrawRequest;
     type Outcome = DrawOutcome;

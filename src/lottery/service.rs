@@ -14,7 +14,8 @@ use super::lanes::DrawBatches;
 use super::outcome::DrawOutcome;
 use super::randomness::Randomness;
 use crate::bounded_redis::BoundedRedis;
-use crate::group_commit::{GroupCommit, GroupCommitConfig, GroupCommitStats, OutcomeFuture};
+use crate::group_commit::{BatchRunner, GroupCommit, GroupCommitConfig, GroupCommitStats, OutcomeFuture};
+use crate::prometheus::names::SHORT_CIRCUITS;
 
 /// Runs the lottery: cheap to clone, share one per application (the lanes that batch a campaign's draws are
 /// per instance; several instances on one database are safe, the campaign's row lock orders their batches).
@@ -114,6 +115,7 @@ impl Lottery {
         check_campaign(campaign_id)?;
         check_user(user_id)?;
         if self.flags.closed(campaign_id).await.is_some() {
+            answered_all_drawn();
             return Ok(DrawOutcome::AllDrawn);
         }
         Ok(self.submit(campaign_id, user_id)?.await)
@@ -129,6 +131,7 @@ impl Lottery {
         check_campaign(campaign_id)?;
         check_user(user_id)?;
         if self.flags.known(campaign_id).is_some() {
+            answered_all_drawn();
             return Ok(Box::pin(std::future::ready(DrawOutcome::AllDrawn)));
         }
         // Every request carries the number for the user's first draw; the procedure derives later draws' own.
@@ -154,6 +157,11 @@ impl Lottery {
         check_campaign(campaign_id)?;
         LotteryBooks::read(&self.pool, campaign_id).await
     }
+}
+
+/// Counts a draw answered "all drawn" from the shared state, before the lanes.
+fn answered_all_drawn() {
+    metrics::counter!(SHORT_CIRCUITS, "domain" => DrawBatches::DOMAIN, "source" => "shared_state").increment(1);
 }
 
 fn check_user(user_id: i64) -> Result<(), LotteryError> {

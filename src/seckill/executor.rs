@@ -26,6 +26,7 @@ use super::outcome::Outcome;
 use super::phone::Phone;
 use crate::closed_state::ClosedState;
 use crate::group_commit::{BatchRunner, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
+use crate::prometheus::names::SHORT_CIRCUITS;
 
 /// How the executor batches and short-circuits.
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +98,7 @@ impl SeckillBatches {
 }
 
 impl BatchRunner for SeckillBatches {
+    const DOMAIN: &'static str = "seckill";
     type Key = i64;
     type Request = Phone;
     type Outcome = Outcome;
@@ -143,6 +145,11 @@ impl Executor {
         }
     }
 
+    fn answered_closed(&self) {
+        self.closed_answers.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(SHORT_CIRCUITS, "domain" => SeckillBatches::DOMAIN, "source" => "shared_state").increment(1);
+    }
+
     fn state(&self) -> Option<&Arc<ClosedState<ItemState>>> {
         self.lanes.runner().state.as_ref()
     }
@@ -159,7 +166,7 @@ impl Executor {
                 self.lanes.reopen(seckill_id);
             }
             if let Some(closed) = closed {
-                self.closed_answers.fetch_add(1, Ordering::Relaxed);
+                self.answered_closed();
                 return closed.outcome();
             }
         }
@@ -171,7 +178,7 @@ impl Executor {
     /// lane's batch task.
     pub(crate) fn submit(&self, seckill_id: i64, phone: Phone) -> OutcomeFuture<Outcome> {
         if let Some(closed) = self.state().and_then(|state| state.known(seckill_id)) {
-            self.closed_answers.fetch_add(1, Ordering::Relaxed);
+            self.answered_closed();
             return Box::pin(std::future::ready(closed.outcome()));
         }
         self.submit_to_lanes(seckill_id, phone)

@@ -21,6 +21,7 @@ mod in_doubt;
 mod lottery;
 mod lottery_http;
 mod messaging;
+mod metrics;
 mod migrate;
 mod rabbitmq;
 mod redis_faults;
