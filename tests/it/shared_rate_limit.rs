@@ -11,16 +11,7 @@ use seckill::local_redis::LocalRedis;
 use seckill::seckill::{Phone, Seckill};
 
 use crate::common::http::{Served, serve};
-use crate::common::{migrated_db, open_item, phone, signer};
-
-/// Continues a paused Redis when the test ends, passing or failing.
-struct Resume<'a>(&'a LocalRedis);
-
-impl Drop for Resume<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.resume();
-    }
-}
+use crate::common::{Resume, migrated_db, open_item, phone, signer};
 
 const RATE: f64 = 5.0;
 const BURST: f64 = 10.0;

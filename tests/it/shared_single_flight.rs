@@ -8,23 +8,12 @@ use std::time::{Duration, Instant};
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
-use seckill::database::{ConnectOptions, url_with_database};
+use seckill::database::ConnectOptions;
 use seckill::http::DetailCache;
 use seckill::local_redis::LocalRedis;
-use seckill::local_server::LocalServer;
-use seckill::migrate::Migrator;
 use seckill::seckill::Seckill;
 
-use crate::common::{open_item, signer};
-
-/// Continues a paused Redis when the test ends, passing or failing.
-struct Resume<'a>(&'a LocalRedis);
-
-impl Drop for Resume<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.resume();
-    }
-}
+use crate::common::{Resume, open_item, private_database, signer};
 
 /// The server's count of SELECT statements, from every client.
 async fn selects(pool: &Pool) -> u64 {
@@ -55,12 +44,8 @@ async fn misses(caches: &[(DetailCache, Seckill)], seckill_id: i64, within: Dura
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn independent_caches_load_an_item_about_once_per_expiry_in_all() {
     // A server of this test's own, so that its SELECT count is this test's; a Redis of its own: it is stopped.
-    let server = tokio::task::spawn_blocking(|| LocalServer::start().expect("a private MariaDB")).await.unwrap();
-    let admin = Pool::new(server.root_url().as_str());
-    admin.get_conn().await.unwrap().query_drop("CREATE DATABASE single_flight").await.unwrap();
-    let url = url_with_database(&server.root_url(), "single_flight");
+    let (server, url) = private_database("single_flight").await;
     let admin = ConnectOptions::new(url.as_str()).build_pool().unwrap();
-    Migrator::embedded().unwrap().run(&admin).await.unwrap();
     let redis = LocalRedis::start().unwrap();
     let ttl = Duration::from_millis(300);
     let mut caches = Vec::new();

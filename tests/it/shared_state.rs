@@ -10,26 +10,11 @@ use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 use seckill::bounded_redis::BoundedRedis;
 use seckill::closed_state::{ClosedState, Reopening};
-use seckill::database::{ConnectOptions, url_with_database};
+use seckill::database::ConnectOptions;
 use seckill::local_redis::{LocalRedis, redis_url};
-use seckill::local_server::LocalServer;
-use seckill::migrate::Migrator;
 use seckill::seckill::{Books, ItemState, Outcome, Phone, Seckill};
 
-use crate::common::{migrated_db, open_item, phone, signer};
-
-/// A private server of this test's own, so that its server-wide counters count only this test's calls.
-async fn private_database() -> (LocalServer, String) {
-    let server = tokio::task::spawn_blocking(|| LocalServer::start().expect("a private MariaDB")).await.unwrap();
-    let admin = Pool::new(server.root_url().as_str());
-    admin.get_conn().await.unwrap().query_drop("CREATE DATABASE shared_state").await.unwrap();
-    admin.disconnect().await.unwrap();
-    let url = url_with_database(&server.root_url(), "shared_state");
-    let pool = ConnectOptions::new(url.as_str()).build_pool().unwrap();
-    Migrator::embedded().unwrap().run(&pool).await.unwrap();
-    pool.disconnect().await.unwrap();
-    (server, url)
-}
+use crate::common::{migrated_db, open_item, phone, private_database, signer};
 
 /// The server's count of CALL statements, from every client.
 async fn procedure_calls(pool: &Pool) -> u64 {
@@ -108,7 +93,8 @@ async fn reconcile(pool: &Pool, seckill_id: i64, stock_ever: i64, told: &[(Phone
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn once_one_instance_learns_sold_out_the_other_answers_closed_without_its_database() {
-    let (_server, url) = private_database().await;
+    // A server of this test's own, so that its server-wide counters count only this test's calls.
+    let (_server, url) = private_database("shared_state").await;
     let redis = redis_url().unwrap();
     let prefix = format!("test:{}:item:", std::process::id());
     let (a, b) = (instance(&url, &redis, &prefix).await, instance(&url, &redis, &prefix).await);
