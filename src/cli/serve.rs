@@ -70,12 +70,17 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
     if target.is_throwaway() {
         Migrator::embedded()?.run(&pool).await?;
     }
-    let signed_in = signed_in_routes(&pool, args.signing.hmac_secret(), args.redis_url.as_deref()).await?;
+    // One connection for everything shared through Redis: its health (and back-off) is then one too.
+    let redis = match args.redis_url.as_deref() {
+        Some(url) => Some(connect_redis(url).await?),
+        None => None,
+    };
+    let signed_in = signed_in_routes(&pool, args.signing.hmac_secret(), redis.clone())?;
     let mut service = Seckill::new(pool, signer);
-    if let Some(url) = args.redis_url.as_deref() {
-        service = service.with_redis(connect_redis(url).await?, None);
+    if let Some(redis) = &redis {
+        service = service.with_redis(redis.clone(), None);
     }
-    let routes = seckill_routes(service, args.redis_url.as_deref(), args.limits.config()).await?;
+    let routes = seckill_routes(service, redis, args.limits.config());
     let metrics = seckill::prometheus::install().map_err(|e| Failure::new(e.to_string()))?;
     let routes = routes.merge(seckill::prometheus::router(metrics));
     let listener = bind(args.listen).await?;
@@ -94,29 +99,24 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
     serve(listener, app).await
 }
 
-/// The library's seckill router, with the detail cache and the limits given.
-pub(crate) async fn seckill_routes(
-    service: Seckill,
-    redis_url: Option<&str>,
-    limits: AdmissionConfig,
-) -> Result<Router, Failure> {
+/// The library's seckill router, with the limits given and, with Redis, the detail cache and the buyer's limit
+/// shared across instances.
+pub(crate) fn seckill_routes(service: Seckill, redis: Option<BoundedRedis>, limits: AdmissionConfig) -> Router {
     let mut http = SeckillHttp::new(service).admission(limits);
-    if let Some(url) = redis_url {
-        let cache =
-            DetailCache::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;
-        http = http.detail_cache(cache).shared_buyer_limit(connect_redis(url).await?, None);
+    if let Some(redis) = redis {
+        http = http.detail_cache(DetailCache::new(redis.clone())).shared_buyer_limit(redis, None);
     }
-    Ok(http.router())
+    http.router()
 }
 
 /// The routers whose users sign in: the points exchange's and the lottery's APIs and pages, both reading the one
 /// `seckillUser` cookie, signed under the same HMAC secret as seckill URLs (the cookie's tag is domain-separated
 /// from theirs). Classic signing has no secret, so then neither is served: an unsigned user id would let anyone
 /// spend anyone's points and take anyone's draws. With Redis, lottery instances share "all drawn" through it.
-async fn signed_in_routes(
+fn signed_in_routes(
     pool: &Pool,
     hmac_secret: Option<&str>,
-    redis_url: Option<&str>,
+    redis: Option<BoundedRedis>,
 ) -> Result<Option<Router>, Failure> {
     let Some(secret) = hmac_secret else {
         eprintln!(
@@ -127,8 +127,8 @@ async fn signed_in_routes(
     };
     let cookie = SignedUserCookie::new(secret)?;
     let mut lottery = Lottery::new(pool.clone());
-    if let Some(url) = redis_url {
-        lottery = lottery.with_redis(connect_redis(url).await?, None);
+    if let Some(redis) = redis {
+        lottery = lottery.with_redis(redis, None);
     }
     let exchange = ExchangeHttp::new(Exchange::new(pool.clone()), cookie.clone()).router();
     Ok(Some(exchange.merge(LotteryHttp::new(lottery, cookie).router())))

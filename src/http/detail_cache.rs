@@ -100,8 +100,12 @@ impl DetailCache {
     /// # Errors
     /// When the URL is invalid or Redis cannot be reached within [`REDIS_CONNECT_TIMEOUT`].
     pub async fn connect(url: &str) -> Result<Self, redis::RedisError> {
-        let redis = BoundedRedis::connect(url).await?;
-        Ok(DetailCache { redis, ttl: DEFAULT_TTL, prefix: "seckill:detail:".into(), loads: Arc::default() })
+        Ok(Self::new(BoundedRedis::connect(url).await?))
+    }
+
+    /// A cache over a connection shared with the rest of the app (the closed state, the buyer limit).
+    pub fn new(redis: BoundedRedis) -> Self {
+        DetailCache { redis, ttl: DEFAULT_TTL, prefix: "seckill:detail:".into(), loads: Arc::default() }
     }
 
     /// How long entries live (default 1 s).
