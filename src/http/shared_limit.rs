@@ -12,9 +12,10 @@
 //! A request is admitted when `max(TAT, now) + 1/rate - now <= burst/rate`, and then moves the TAT on by
 //! `1/rate`. Keys expire exactly when the buyer's bucket would be full again, so they clean themselves.
 //!
-//! Redis failing never refuses anyone: the caller falls back to the in-process limiter ([`super::admission`]),
-//! per process as before, and every command is bounded ([`crate::bounded_redis::REDIS_TIMEOUT`]; after a failure
-//! Redis is skipped for [`crate::bounded_redis::REDIS_BACKOFF`]).
+//! Redis failing never refuses anyone: the caller falls back to the in-process token buckets of
+//! [`super::SeckillHttp::admission`], per process as before, and every command is bounded
+//! ([`crate::bounded_redis::REDIS_TIMEOUT`]; after a failure Redis is skipped for
+//! [`crate::bounded_redis::REDIS_BACKOFF`]).
 
 use crate::bounded_redis::{BoundedRedis, RedisFault};
 use crate::seckill::Phone;
