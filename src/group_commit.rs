@@ -2,11 +2,18 @@
 //! transaction per batch. Shared by every domain; each supplies a [`BatchRunner`] that decides a batch in the
 //! database.
 //!
-//! Each key has a lane. A request joins its key's queue; if no batch is in flight for that key, a task starts
-//! one at once (a lone request is never held back to wait for company). While a batch is in flight, new
-//! requests queue up; when it returns, the next batch takes everything queued, up to `max_batch`. So batches
-//! grow exactly as fast as the database is slow, and one key never has more than one transaction in flight
-//! from this process: a flood cannot open unbounded connections or pile up lock waits on the hot row.
+//! Each key has a lane. A request joins its key's queue; if no batch is being decided for that key, a task
+//! starts one at once (a lone request is never held back to wait for company). While a batch is being decided,
+//! new requests queue up; when it is decided, the next batch takes everything queued, up to `max_batch`. So
+//! batches grow exactly as fast as the database is slow, and one key never has more than one transaction
+//! deciding from this process: a flood cannot open unbounded connections or pile up lock waits on the hot row.
+//!
+//! A batch is decided before it is durable: a procedure that announces its decisions before its COMMIT (see
+//! [`Committing`]) lets the lane send the key's next batch while the previous commit waits for the disk, so the
+//! hot row's lock, released by InnoDB before the log is flushed, is never idle for a flush or a round trip. The
+//! next batch is sent only once the previous one is decided, so batches are decided in arrival order; callers
+//! are answered only once their own batch's CALL has ended, i.e. after its commit. At most `max_in_flight`
+//! batches of a key are deciding or committing at once.
 //!
 //! A lane also remembers a key the database said is closed (sold out, ended, all drawn) and answers later
 //! requests in-process for `recheck_interval`, giving requests it saw decided their remembered answer (a
@@ -26,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::prometheus::names::{BATCH_REQUESTS, SHORT_CIRCUITS};
 
@@ -43,8 +50,15 @@ pub trait BatchRunner: Send + Sync + 'static {
     type Outcome: Clone + Send + Sync + 'static;
 
     /// Decides `requests` (in arrival order) for `key`, in one transaction: one outcome per request, in order,
-    /// exactly as if they had run one by one.
-    fn run(&self, key: Self::Key, requests: Vec<Self::Request>) -> impl Future<Output = Decided<Self::Outcome>> + Send;
+    /// exactly as if they had run one by one. A runner that knows when the batch is decided and only its commit
+    /// is outstanding says so through `committing`, which lets the lane send the next batch meanwhile; one that
+    /// never does keeps the lane to one batch at a time.
+    fn run(
+        &self,
+        key: Self::Key,
+        requests: Vec<Self::Request>,
+        committing: Committing,
+    ) -> impl Future<Output = Decided<Self::Outcome>> + Send;
 
     /// The answer for a request whose batch ended without one (a panic or cancellation after it may have been
     /// sent): in doubt.
@@ -56,6 +70,28 @@ pub trait BatchRunner: Send + Sync + 'static {
     /// What a request decided as `outcome` hears if it asks again while its key is closed (a winner: "repeat"),
     /// or `None` to give it the closed answer like everyone else.
     fn remembered(&self, outcome: &Self::Outcome) -> Option<Self::Outcome>;
+}
+
+/// Tells a lane that a batch is decided and only its commit is outstanding, so the key's next batch may be sent.
+///
+/// Call [`Committing::decided`] only once the database has taken every decision of the batch (for the
+/// toolkit's procedures: once their answer has arrived, which they send before their COMMIT). It changes
+/// nothing about what callers hear: they are answered when the batch's call has ended.
+#[derive(Debug, Default)]
+pub struct Committing(Option<oneshot::Sender<()>>);
+
+impl Committing {
+    /// A signal nobody waits for, for running a batch outside the lanes.
+    pub fn unobserved() -> Self {
+        Committing(None)
+    }
+
+    /// The batch is decided: the lane may send the next one. Later calls do nothing.
+    pub fn decided(&mut self) {
+        if let Some(sender) = self.0.take() {
+            let _ = sender.send(());
+        }
+    }
 }
 
 /// What one batch came to.
@@ -78,6 +114,8 @@ pub struct GroupCommitConfig {
     pub idle_ttl: Duration,
     /// The most decided requests one lane remembers for its closed answers (default 100,000).
     pub remember_at_most: usize,
+    /// The most batches of one key deciding or committing at once (default 3; 1 waits for each commit).
+    pub max_in_flight: usize,
 }
 
 impl Default for GroupCommitConfig {
@@ -87,6 +125,7 @@ impl Default for GroupCommitConfig {
             recheck_interval: Duration::from_secs(1),
             idle_ttl: Duration::from_secs(60),
             remember_at_most: 100_000,
+            max_in_flight: 3,
         }
     }
 }
@@ -111,7 +150,10 @@ type Waiter<B> = (<B as BatchRunner>::Request, oneshot::Sender<<B as BatchRunner
 
 struct Lane<B: BatchRunner> {
     queue: Vec<Waiter<B>>,
-    in_flight: bool,
+    /// A task is taking batches off the queue (and at most one of them is being decided).
+    driven: bool,
+    /// One permit per batch deciding or committing.
+    in_flight: Arc<Semaphore>,
     /// The answer for everyone while the key is known closed, and when that was learnt.
     closed: Option<(B::Outcome, Instant)>,
     /// Requests this lane saw decided, with what they hear while the key is closed.
@@ -120,12 +162,22 @@ struct Lane<B: BatchRunner> {
 }
 
 impl<B: BatchRunner> Lane<B> {
-    fn new(now: Instant) -> Self {
-        Lane { queue: Vec::new(), in_flight: false, closed: None, remembered: HashMap::new(), last_used: now }
+    fn new(now: Instant, max_in_flight: usize) -> Self {
+        Lane {
+            queue: Vec::new(),
+            driven: false,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            closed: None,
+            remembered: HashMap::new(),
+            last_used: now,
+        }
     }
 
-    fn is_idle_since(&self, idle_ttl: Duration, now: Instant) -> bool {
-        !self.in_flight && self.queue.is_empty() && now.saturating_duration_since(self.last_used) >= idle_ttl
+    fn is_idle_since(&self, idle_ttl: Duration, max_in_flight: usize, now: Instant) -> bool {
+        !self.driven
+            && self.queue.is_empty()
+            && self.in_flight.available_permits() == max_in_flight
+            && now.saturating_duration_since(self.last_used) >= idle_ttl
     }
 }
 
@@ -170,7 +222,11 @@ impl<B: BatchRunner> std::fmt::Debug for GroupCommit<B> {
 impl<B: BatchRunner> GroupCommit<B> {
     /// Lanes over `runner`.
     pub fn new(runner: B, config: GroupCommitConfig) -> Self {
-        let config = GroupCommitConfig { max_batch: config.max_batch.max(1), ..config };
+        let config = GroupCommitConfig {
+            max_batch: config.max_batch.max(1),
+            max_in_flight: config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
+            ..config
+        };
         let lanes = Lanes { by_key: HashMap::new(), last_sweep: Instant::now() };
         GroupCommit {
             inner: Arc::new(Inner { runner, config, lanes: Mutex::new(lanes), counters: Counters::default() }),
@@ -190,7 +246,8 @@ impl<B: BatchRunner> GroupCommit<B> {
         let now = Instant::now();
         let mut lanes = self.inner.lock();
         self.inner.sweep(&mut lanes, now);
-        let lane = lanes.by_key.entry(key).or_insert_with(|| Lane::new(now));
+        let max_in_flight = self.inner.config.max_in_flight;
+        let lane = lanes.by_key.entry(key).or_insert_with(|| Lane::new(now, max_in_flight));
         lane.last_used = now;
         if let Some((closed, since)) = &lane.closed {
             if now.saturating_duration_since(*since) < self.inner.config.recheck_interval {
@@ -203,8 +260,8 @@ impl<B: BatchRunner> GroupCommit<B> {
         }
         let (reply, answer) = oneshot::channel();
         lane.queue.push((request, reply));
-        if !lane.in_flight {
-            lane.in_flight = true;
+        if !lane.driven {
+            lane.driven = true;
             tokio::spawn(drive(self.inner.clone(), key));
         }
         drop(lanes);
@@ -252,16 +309,21 @@ impl<B: BatchRunner> Inner<B> {
             return;
         }
         lanes.last_sweep = now;
-        let idle_ttl = self.config.idle_ttl;
-        lanes.by_key.retain(|_, lane| !lane.is_idle_since(idle_ttl, now));
+        let (idle_ttl, max_in_flight) = (self.config.idle_ttl, self.config.max_in_flight);
+        lanes.by_key.retain(|_, lane| !lane.is_idle_since(idle_ttl, max_in_flight, now));
     }
 
-    /// Takes the next batch off the lane, or marks the lane idle and returns `None`.
+    /// The lane's permits for batches in flight, or `None` when the lane is gone.
+    fn permits(&self, key: B::Key) -> Option<Arc<Semaphore>> {
+        self.lock().by_key.get(&key).map(|lane| lane.in_flight.clone())
+    }
+
+    /// Takes the next batch off the lane, or marks the lane undriven and returns `None`.
     fn next_batch(&self, key: B::Key) -> Option<Vec<Waiter<B>>> {
         let mut lanes = self.lock();
         let lane = lanes.by_key.get_mut(&key)?;
         if lane.queue.is_empty() {
-            lane.in_flight = false;
+            lane.driven = false;
             return None;
         }
         let take = lane.queue.len().min(self.config.max_batch);
@@ -286,37 +348,57 @@ impl<B: BatchRunner> Inner<B> {
     }
 }
 
-/// The lane's batch loop: runs while requests keep arriving, then ends; the next request starts another.
+/// The lane's loop: takes a batch off the queue, sends it, and takes the next once it is decided (or over),
+/// while requests keep arriving; then ends, and the next request starts another.
 async fn drive<B: BatchRunner>(inner: Arc<Inner<B>>, key: B::Key) {
-    let mut guard = InFlight { inner: inner.clone(), key, batch: Vec::new(), finished: false };
+    let mut driver = Driver { inner: inner.clone(), key, finished: false };
     loop {
-        let Some(batch) = inner.next_batch(key) else {
-            guard.finished = true;
+        // A permit first, so that a lane waiting for its commits takes everything queued meanwhile.
+        let permit = match inner.permits(key) {
+            Some(permits) => permits.acquire_owned().await.ok(),
+            None => None,
+        };
+        let (Some(permit), Some(batch)) = (permit, inner.next_batch(key)) else {
+            driver.finished = true;
             return;
         };
-        guard.batch = batch;
-        let counters = &inner.counters;
-        counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters.largest_batch.fetch_max(guard.batch.len() as u64, Ordering::Relaxed);
-        metrics::histogram!(BATCH_REQUESTS, "domain" => B::DOMAIN).record(guard.batch.len() as f64);
-        let requests = guard.batch.iter().map(|(request, _)| request.clone()).collect();
-        let decided = inner.runner.run(key, requests).await;
-        inner.learn(key, &guard.batch, &decided);
-        let mut outcomes = decided.outcomes.into_iter();
-        for (_, reply) in guard.batch.drain(..) {
-            // A runner that answered fewer outcomes than requests broke its contract: those are lost.
-            let outcome = outcomes.next().unwrap_or_else(|| inner.runner.lost());
-            // A caller that stopped waiting (say, a closed HTTP connection) just misses its answer.
-            let _ = reply.send(outcome);
-        }
+        let (committing, decided) = oneshot::channel();
+        tokio::spawn(run_batch(inner.clone(), key, batch, Committing(Some(committing)), permit));
+        // Decided, or over (answered, failed or panicked: the sender is dropped either way).
+        let _ = decided.await;
     }
 }
 
-/// The batch a lane has in flight. Dropped without `finished` (a panic or a cancellation), it answers that
-/// batch's callers in doubt and starts the lane again for those still queued.
-struct InFlight<B: BatchRunner> {
+/// Runs one batch and answers its callers once its call has ended.
+async fn run_batch<B: BatchRunner>(
     inner: Arc<Inner<B>>,
     key: B::Key,
+    batch: Vec<Waiter<B>>,
+    committing: Committing,
+    _permit: OwnedSemaphorePermit,
+) {
+    let mut guard = InFlight { inner: inner.clone(), batch, finished: false };
+    let counters = &inner.counters;
+    counters.batches.fetch_add(1, Ordering::Relaxed);
+    counters.largest_batch.fetch_max(guard.batch.len() as u64, Ordering::Relaxed);
+    metrics::histogram!(BATCH_REQUESTS, "domain" => B::DOMAIN).record(guard.batch.len() as f64);
+    let requests = guard.batch.iter().map(|(request, _)| request.clone()).collect();
+    let decided = inner.runner.run(key, requests, committing).await;
+    inner.learn(key, &guard.batch, &decided);
+    let mut outcomes = decided.outcomes.into_iter();
+    for (_, reply) in guard.batch.drain(..) {
+        // A runner that answered fewer outcomes than requests broke its contract: those are lost.
+        let outcome = outcomes.next().unwrap_or_else(|| inner.runner.lost());
+        // A caller that stopped waiting (say, a closed HTTP connection) just misses its answer.
+        let _ = reply.send(outcome);
+    }
+    guard.finished = true;
+}
+
+/// A batch in flight. Dropped without `finished` (a panic or a cancellation), it answers the batch's callers in
+/// doubt: the batch may have been sent.
+struct InFlight<B: BatchRunner> {
+    inner: Arc<Inner<B>>,
     batch: Vec<Waiter<B>>,
     finished: bool,
 }
@@ -329,26 +411,28 @@ impl<B: BatchRunner> Drop for InFlight<B> {
         for (_, reply) in self.batch.drain(..) {
             let _ = reply.send(self.inner.runner.lost());
         }
-        let mut lanes = self.inner.lock();
-        let Some(lane) = lanes.by_key.get_mut(&self.key) else { return };
-        lane.in_flight = false;
-        if lane.queue.is_empty() {
+    }
+}
+
+/// A lane's loop. Dropped without `finished`, the runtime is shutting down (the loop itself runs no code that
+/// panics; a panicking batch is its own task's): a new loop would never run, so the callers still queued are
+/// told now that nothing was sent.
+struct Driver<B: BatchRunner> {
+    inner: Arc<Inner<B>>,
+    key: B::Key,
+    finished: bool,
+}
+
+impl<B: BatchRunner> Drop for Driver<B> {
+    fn drop(&mut self) {
+        if self.finished {
             return;
         }
-        // A panic unwinds inside a running runtime, so the queued callers can get a fresh batch task. Anything
-        // else that drops a batch task is the runtime shutting down: a new task would never run, so they are
-        // told now that nothing was sent.
-        let runtime = tokio::runtime::Handle::try_current().ok().filter(|_| std::thread::panicking());
-        match runtime {
-            Some(runtime) => {
-                lane.in_flight = true;
-                runtime.spawn(drive(self.inner.clone(), self.key));
-            }
-            None => {
-                for (_, reply) in lane.queue.drain(..) {
-                    let _ = reply.send(self.inner.runner.not_sent());
-                }
-            }
+        let mut lanes = self.inner.lock();
+        let Some(lane) = lanes.by_key.get_mut(&self.key) else { return };
+        lane.driven = false;
+        for (_, reply) in lane.queue.drain(..) {
+            let _ = reply.send(self.inner.runner.not_sent());
         }
     }
 }
@@ -379,7 +463,7 @@ mod tests {
         type Request = u32;
         type Outcome = Answer;
 
-        async fn run(&self, key: u8, requests: Vec<u32>) -> Decided<Answer> {
+        async fn run(&self, key: u8, requests: Vec<u32>, _committing: Committing) -> Decided<Answer> {
             self.batches.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(20)).await;
             assert!(!requests.contains(&13), "a batch task that panics");
@@ -452,6 +536,66 @@ mod tests {
         assert_eq!(lanes.stats().short_circuited, 2);
         lanes.reopen(9);
         assert_eq!(lanes.submit(9, 3).await, Answer::Decided(3));
+    }
+
+    /// A runner that says it is decided at once and then "commits" for 30 ms, recording how many of its
+    /// batches overlap and the order they were decided in.
+    struct SlowCommits {
+        deciding: AtomicUsize,
+        committing: AtomicUsize,
+        most_at_once: AtomicUsize,
+        decided_in_order: Mutex<Vec<u32>>,
+    }
+
+    impl BatchRunner for SlowCommits {
+        const DOMAIN: &'static str = "test";
+        type Key = u8;
+        type Request = u32;
+        type Outcome = u32;
+
+        async fn run(&self, _key: u8, requests: Vec<u32>, mut committing: Committing) -> Decided<u32> {
+            assert_eq!(self.deciding.fetch_add(1, Ordering::SeqCst), 0, "two batches of a key deciding at once");
+            self.decided_in_order.lock().unwrap().extend(&requests);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.deciding.fetch_sub(1, Ordering::SeqCst);
+            let now = self.committing.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_at_once.fetch_max(now, Ordering::SeqCst);
+            committing.decided();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            self.committing.fetch_sub(1, Ordering::SeqCst);
+            Decided { outcomes: requests, closed: None }
+        }
+
+        fn lost(&self) -> u32 {
+            0
+        }
+
+        fn not_sent(&self) -> u32 {
+            0
+        }
+
+        fn remembered(&self, _outcome: &u32) -> Option<u32> {
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_decided_before_their_commit_overlap_up_to_the_bound_in_arrival_order() {
+        let runner = SlowCommits {
+            deciding: AtomicUsize::new(0),
+            committing: AtomicUsize::new(0),
+            most_at_once: AtomicUsize::new(0),
+            decided_in_order: Mutex::default(),
+        };
+        let config = GroupCommitConfig { max_batch: 4, max_in_flight: 3, ..GroupCommitConfig::default() };
+        let lanes = GroupCommit::new(runner, config);
+        let answers: Vec<_> = (1..=40).map(|n| lanes.submit(1, n)).collect();
+        for (n, answer) in (1..=40).zip(answers) {
+            assert_eq!(answer.await, n, "every caller hears its own outcome");
+        }
+        let runner = lanes.runner();
+        assert_eq!(*runner.decided_in_order.lock().unwrap(), (1..=40).collect::<Vec<_>>(), "arrival order");
+        assert_eq!(runner.most_at_once.load(Ordering::SeqCst), 3, "commits overlap, never beyond the bound");
     }
 
     #[tokio::test]

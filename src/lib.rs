@@ -16,6 +16,8 @@
 //!   ([`bounded_redis::BoundedRedis`]), shared by the detail cache and the lottery.
 //! - [`closed_state`]: closed facts (sold out, ended, all drawn) learnt by one instance and shared through Redis
 //!   with every other and with a balancer, for every domain ([`closed_state::ClosedState`]).
+//! - [`cluster`]: the whole topology on one machine (database, Redis, N `seckill serve` instances, the load
+//!   balancer in front), started and torn down as one ([`cluster::Cluster`]).
 //! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]),
 //!   procedure calls that tell "rolled back" from "in doubt" ([`database::call`]), and rows read without
 //!   panicking ([`database::rows`]).
@@ -28,6 +30,8 @@
 //!   ([`group_commit::GroupCommit`]), shared by every domain.
 //! - [`http`]: the classic HTTP API and the sale page as an axum router ([`http::router`]), and what every
 //!   router shares: the envelope, errors, and the user seam ([`http::RequestUser`], [`http::SignedUserCookie`]).
+//! - [`local_balancer`]: a real load balancer (nginx with Lua) in front of app instances, answering closed items
+//!   and finished lotteries itself from the shared state in Redis ([`local_balancer::LocalBalancer`]).
 //! - [`local_rabbitmq`]: a private, throwaway RabbitMQ node ([`local_rabbitmq::LocalRabbitMq`]).
 //! - [`local_redis`]: a private, throwaway Redis ([`local_redis::LocalRedis`]).
 //! - [`local_server`]: a private, throwaway MariaDB ([`local_server::LocalServer`]).
@@ -49,12 +53,14 @@
 pub mod bench;
 pub mod bounded_redis;
 pub mod closed_state;
+pub mod cluster;
 pub mod database;
 pub mod database_error;
 pub mod exchange;
 pub mod gift_delivery;
 pub mod group_commit;
 pub mod http;
+pub mod local_balancer;
 pub mod local_rabbitmq;
 pub mod local_redis;
 pub mod local_server;

@@ -89,22 +89,29 @@ impl LocalRedis {
         self.signal("-CONT")
     }
 
+    /// Kills the server by its pid (SIGKILL, as a crash would; paused or not) and leaves it down until
+    /// [`Self::restart`]: connections drop and new ones are refused.
+    ///
+    /// # Errors
+    /// When it could not be signalled.
+    pub fn kill(&self) -> io::Result<()> {
+        let mut process = self.process()?;
+        if let Some(mut child) = process.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        // The guardian must not find the dead one's pid, which the system may hand to an unrelated process.
+        let _ = fs::remove_file(self.pid_file());
+        Ok(())
+    }
+
     /// Kills the server (SIGKILL, as a crash would; paused or not) and starts an empty one on the same port,
     /// waiting until it accepts connections. Clients connected to the old one see their connections drop.
     ///
     /// # Errors
     /// [`LocalServerError::StartFailed`] when the old one could not be stopped or the new one does not come up.
     pub fn restart(&self) -> Result<(), LocalServerError> {
-        {
-            let mut process = self.process().map_err(failed("stopping the old server"))?;
-            if let Some(mut child) = process.take() {
-                child.kill().map_err(failed("stopping the old server"))?;
-                child.wait().map_err(failed("stopping the old server"))?;
-            }
-        }
-        // Until the new server writes its own, the guardian must not find the dead one's pid, which the
-        // system may hand to an unrelated process.
-        let _ = fs::remove_file(self.pid_file());
+        self.kill().map_err(failed("stopping the old server"))?;
         self.launch()
     }
 

@@ -7,7 +7,8 @@
 -- 10,000 draws, fails the whole batch (45RB0, nothing written). r decides the user's first draw; a user's later
 -- draws (draws_per_user > 1) use r_n = the first 32 bits of SHA2('<r>:<n>', 256) for their draw number n, so
 -- each draw has its own number and a replay with the same r values decides the same.
--- Returns one result set, one row per draw in input order:
+-- Returns its answer, one row per draw in input order (then a one-row marker, phase 'committing', sent before
+-- the COMMIT so the answer arrives while the commit is made durable):
 --   seq          the draw's position in the array, from 1
 --   outcome      'won', 'no_prize', 'all_drawn', 'not_started', 'ended' or 'unknown_campaign'
 --   repeat       1 when the user had used all their draws (before this call or earlier in it): outcome,
@@ -49,7 +50,13 @@
 -- duplicate fails the batch whole.
 --
 -- The batch is decided as a set, never a loop per draw, in as few statements as possible (each statement in a
--- procedure costs tens of microseconds, and the campaign's lock is held through them): a MEMORY temporary table
+-- procedure costs tens of microseconds, each row written a few, and the campaign's lock is held through them).
+-- The common batch takes the short way: every draw is its user's first. Such a batch is decided straight into
+-- lottery_draw by one INSERT IGNORE ... SELECT over the draws (users who drew before, or twice in the batch, collide with the
+-- UNIQUE key and are skipped), then read back by id (one block of consecutive ids, checked) to confirm that
+-- every draw was recorded; draws that landed on a tier run out get round 2 by an UPDATE of their rows; the
+-- messages, the stock and the answer are written from those rows. A batch with a user who drew before (or
+-- twice) is undone to a savepoint and decided the general way, with the same results: a MEMORY temporary table
 -- (lottery_draw_batch, private to the connection) is filled by one INSERT ... SELECT that parses the draws once
 -- and decides each one, round 1 of the wheel included (window functions: the user's occurrence in the batch,
 -- each draw's place among those that landed on its tier, its place among the recorded draws); round 2 runs
@@ -57,7 +64,8 @@
 -- over the tiers, a handful, never over the draws); then one multi-row INSERT of the draws, one of the
 -- messages, one UPDATE of the tiers' stock, and the answer. The new draws' ids follow from LAST_INSERT_ID() and
 -- their place when the auto-increment lock mode makes one statement's ids consecutive (checked), and are looked
--- up otherwise.
+-- up otherwise. Either way, the campaign's draws_recorded grows by the draws recorded (one UPDATE per batch of
+-- the row already locked), which is what a campaign's status shows instead of counting a million rows.
 --
 -- Errors: SQLSTATE '45RB0' means the batch was rolled back whole by this procedure (MYSQL_ERRNO is the original
 -- code, MESSAGE_TEXT 'rolled back: <message>'); any other error may have come after the commit. The answer is
@@ -100,6 +108,9 @@ BEGIN
         DECLARE v_increment      BIGINT;
         DECLARE v_first_draw_id  BIGINT;
         DECLARE v_fast_ids       BOOLEAN DEFAULT FALSE;
+        DECLARE v_compact        BOOLEAN DEFAULT FALSE;
+        DECLARE v_first_draws    BOOLEAN DEFAULT FALSE;
+        DECLARE v_last_draw_id   BIGINT;
         DECLARE v_matched        INT;
         DECLARE v_done           BOOLEAN DEFAULT FALSE;
         DECLARE v_errno          INT DEFAULT 0;
@@ -124,7 +135,7 @@ BEGIN
         --    (a draw takes 17 at least). Anything else is parsed and checked draw by draw, numbers as text:
         --    JSON_TABLE converts "abc" or 1.5 to an integer silently.
         IF LENGTH(v_draws) <= 170000 AND COALESCE(v_draws REGEXP '(?-i)^\\[\\{"user":[1-9][0-9]{0,17},"r":(0|[1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])\\}(,\\{"user":[1-9][0-9]{0,17},"r":(0|[1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])\\})*\\]$', FALSE) THEN
-            SET v_invalid = 0;
+            SET v_invalid = 0, v_compact = TRUE;
         ELSE
             IF JSON_VALID(v_draws) IS NOT TRUE OR JSON_TYPE(v_draws) <> 'ARRAY' THEN
                 SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'draw_lottery_batch: the draws must be a JSON array';
@@ -187,6 +198,124 @@ BEGIN
               FROM lottery_tier
              WHERE campaign_id = v_campaign_id;
 
+            -- 3a. The common batch, decided straight into lottery_draw: each draw as its user's first (draw_no 1,
+            --     its own r), landing on the wheel, winning its tier when it is among the first <stock> draws
+            --     that landed there, in arrival order. A user who drew before, or twice in this batch, collides
+            --     with the UNIQUE key and is skipped (IGNORE: the compact input checked above can cause no other
+            --     warning). Then the rows are read back: all recorded (as many as the input has draws: one "}"
+            --     each in the compact form), in one block of consecutive ids (the "consecutive" or "traditional"
+            --     auto-increment lock modes give one statement's rows consecutive ids in insertion order; the
+            --     count of the campaign's rows in the block proves it). Otherwise the batch is undone to the
+            --     savepoint and decided the general way below. Draws that landed on a tier run out get round 2
+            --     on their rows.
+            SET v_increment = @@SESSION.auto_increment_increment;
+            IF v_compact AND v_stock_before > 0 AND @@GLOBAL.innodb_autoinc_lock_mode < 2 THEN
+                SET v_batch_size = LENGTH(v_draws) - LENGTH(REPLACE(v_draws, '}', ''));
+                SAVEPOINT first_draws;
+                INSERT IGNORE INTO lottery_draw (campaign_id, user_id, draw_no, tier_id, r, created_at)
+                SELECT v_campaign_id, d.user_id, 1,
+                       IF(d.landed_tier IS NOT NULL
+                              AND ROW_NUMBER() OVER (PARTITION BY d.landed_tier ORDER BY d.seq) <= d.stock,
+                          d.landed_tier, NULL),
+                       d.r, v_now
+                  FROM (SELECT j.seq, j.user_id, j.r, w.tier_id AS landed_tier, w.stock
+                          FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
+                                   seq     FOR ORDINALITY,
+                                   user_id BIGINT PATH '$.user',
+                                   r       BIGINT PATH '$.r')) AS j
+                          LEFT JOIN (SELECT t.tier_id, t.stock,
+                                            SUM(t.weight) OVER (ORDER BY t.position) - t.weight AS lo,
+                                            SUM(t.weight) OVER (ORDER BY t.position) AS hi
+                                       FROM lottery_tier t
+                                      WHERE t.campaign_id = v_campaign_id) AS w
+                            ON j.r * v_total_weight DIV 4294967296 >= w.lo
+                           AND j.r * v_total_weight DIV 4294967296 < w.hi) AS d
+                 ORDER BY d.seq;
+                SET v_recorded = ROW_COUNT(), v_first_draw_id = LAST_INSERT_ID();
+                SET v_last_draw_id = v_first_draw_id + (v_recorded - 1) * v_increment;
+                IF v_recorded = v_batch_size THEN
+                    -- A draw landed on a tier when its slot lies below the blank share, which comes last.
+                    SELECT COUNT(*),
+                           COALESCE(SUM(d.tier_id IS NULL
+                                        AND d.r * v_total_weight DIV 4294967296 < v_total_weight - v_blank_weight), 0)
+                      INTO v_matched, v_overflowing
+                      FROM lottery_draw d
+                     WHERE d.campaign_id = v_campaign_id
+                       AND d.draw_id BETWEEN v_first_draw_id AND v_last_draw_id;
+                    SET v_first_draws = v_matched = v_recorded;
+                END IF;
+                IF NOT v_first_draws THEN
+                    ROLLBACK TO SAVEPOINT first_draws;
+                    SET v_recorded = 0, v_first_draw_id = NULL, v_last_draw_id = NULL;
+                ELSEIF v_overflowing > 0 THEN
+                    -- Round 2 on the rows themselves, as below: the draws that landed on a tier and got nothing
+                    -- take the units left, in arrival order (draw id order), tier by tier in position order.
+                    SET v_done = FALSE;
+                    OPEN tiers;
+                    first_draws_fall_through: LOOP
+                        FETCH tiers INTO v_tier_id, v_tier_stock;
+                        IF v_done THEN
+                            LEAVE first_draws_fall_through;
+                        END IF;
+                        SELECT v_tier_stock - COUNT(*) INTO v_units
+                          FROM lottery_draw d
+                         WHERE d.campaign_id = v_campaign_id
+                           AND d.draw_id BETWEEN v_first_draw_id AND v_last_draw_id
+                           AND d.tier_id = v_tier_id;
+                        IF v_units > 0 THEN
+                            UPDATE lottery_draw
+                               SET tier_id = v_tier_id
+                             WHERE campaign_id = v_campaign_id
+                               AND draw_id BETWEEN v_first_draw_id AND v_last_draw_id
+                               AND tier_id IS NULL
+                               AND r * v_total_weight DIV 4294967296 < v_total_weight - v_blank_weight
+                             ORDER BY draw_id
+                             LIMIT v_units;
+                        END IF;
+                    END LOOP first_draws_fall_through;
+                    CLOSE tiers;
+                END IF;
+            END IF;
+        END IF;
+
+        IF v_first_draws THEN
+            -- 3b. The common batch's messages, units and answer, from its rows (one range of the primary key).
+            INSERT INTO message_outbox (topic, business_key, payload)
+            SELECT 'lottery.prize', CAST(d.draw_id AS CHAR),
+                   CONCAT('{"draw_id": ', d.draw_id, ', "campaign_id": ', v_campaign_id,
+                          ', "user_id": ', d.user_id, ', "tier_id": ', d.tier_id,
+                          ', "prize": ', JSON_QUOTE(t.name), '}')
+              FROM lottery_draw d
+              JOIN lottery_tier t ON t.tier_id = d.tier_id
+             WHERE d.campaign_id = v_campaign_id AND d.draw_id BETWEEN v_first_draw_id AND v_last_draw_id
+             ORDER BY d.draw_id;
+            SET v_won = ROW_COUNT();
+            IF v_won > 0 THEN
+                UPDATE lottery_tier t
+                  JOIN (SELECT d.tier_id, COUNT(*) AS units
+                          FROM lottery_draw d
+                         WHERE d.campaign_id = v_campaign_id
+                           AND d.draw_id BETWEEN v_first_draw_id AND v_last_draw_id
+                           AND d.tier_id IS NOT NULL
+                         GROUP BY d.tier_id) AS taken
+                    ON t.tier_id = taken.tier_id
+                   SET t.stock = t.stock - taken.units
+                 WHERE t.campaign_id = v_campaign_id;
+            END IF;
+            UPDATE lottery_campaign SET draws_recorded = draws_recorded + v_recorded WHERE campaign_id = v_campaign_id;
+            SET v_prizes_left = v_stock_before - v_won;
+            SELECT (d.draw_id - v_first_draw_id) DIV v_increment + 1 AS seq,
+                   IF(d.tier_id IS NULL, 'no_prize', 'won') AS outcome,
+                   0 AS `repeat`,
+                   d.draw_id,
+                   d.tier_id,
+                   t.name AS prize,
+                   CAST(v_prizes_left AS SIGNED) AS prizes_left
+              FROM lottery_draw d
+              LEFT JOIN lottery_tier t ON t.tier_id = d.tier_id
+             WHERE d.campaign_id = v_campaign_id AND d.draw_id BETWEEN v_first_draw_id AND v_last_draw_id
+             ORDER BY d.draw_id;
+        ELSEIF v_status = 'open' THEN
             -- 3. The whole batch decided in one statement, round 1 of the wheel included, from the inside out:
             --    - each draw: how many draws its user had before (a join on the user's draws, grouped per draw:
             --      cheaper than a correlated subquery per draw), and its occurrence in the batch;
@@ -280,7 +409,6 @@ BEGIN
             --    only grow within a statement, so matching ends prove the block); with the "interleaved" mode
             --    (MySQL 8's default, Galera's requirement) every id is looked up.
             SET v_fast_ids = v_recorded > 0 AND @@GLOBAL.innodb_autoinc_lock_mode < 2;
-            SET v_increment = @@SESSION.auto_increment_increment;
             IF v_fast_ids THEN
                 SELECT COUNT(*) INTO v_matched
                   FROM lottery_draw_batch b
@@ -331,6 +459,11 @@ BEGIN
                  WHERE t.campaign_id = v_campaign_id;
             END IF;
 
+            IF v_recorded > 0 THEN
+                UPDATE lottery_campaign SET draws_recorded = draws_recorded + v_recorded
+                 WHERE campaign_id = v_campaign_id;
+            END IF;
+
             -- The tiers changed only here since they were summed: the campaign's lock is held.
             SET v_prizes_left = v_stock_before - v_won;
 
@@ -362,6 +495,11 @@ BEGIN
         END IF;
 
         DROP TEMPORARY TABLE IF EXISTS lottery_draw_batch;
+
+        -- The answer is out; a result set that begins makes the server flush it now, so the client learns the
+        -- batch is decided and can send the next one while this COMMIT is made durable (the row locks are
+        -- released before the log is flushed). Its one row arrives with the end of the CALL.
+        SELECT 'committing' AS phase;
     END decision;
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.

@@ -4,7 +4,8 @@
 --
 -- The requests are a JSON array in arrival order: a user id (positive) and the client's request id (1 to 64
 -- characters of A-Z a-z 0-9 . _ : -) each; anything else fails the whole batch (45RB0, nothing written).
--- Returns one result set, one row per request in input order:
+-- Returns its answer, one row per request in input order (then a one-row marker, phase 'committing', sent
+-- before the COMMIT so the answer arrives while the commit is made durable):
 --   seq            the request's position in the array, from 1
 --   outcome        'exchanged', 'unknown_gift', 'unknown_user', 'out_of_stock' or 'not_enough_points'
 --   repeat         1 when this (user, request id) was decided before (in an earlier call or earlier in this
@@ -344,6 +345,11 @@ BEGIN
         SELECT d.seq, d.outcome, d.is_repeat AS `repeat`, d.exchange_id, d.balance_after, d.stock_left
           FROM exchange_credit_batch_decision AS d
          ORDER BY d.seq;
+
+        -- The answer is out; a result set that begins makes the server flush it now, so the client learns the
+        -- batch is decided and can send the next one while this COMMIT is made durable (the row locks are
+        -- released before the log is flushed). Its one row arrives with the end of the CALL.
+        SELECT 'committing' AS phase;
     END decision;
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.

@@ -2,7 +2,8 @@
 --
 --   CALL execute_seckill_batch(seckill_id, '[13800000001, 13800000002, ...]');
 --
--- The phones are a JSON array in arrival order. Returns one row:
+-- The phones are a JSON array in arrival order. Returns one row (then a one-row marker, phase 'committing', sent
+-- before the COMMIT so the answer arrives while the commit is made durable):
 --   status      'not_found', 'not_started', 'ended' or 'open': the item's window for the whole batch
 --   won         how many of the batch got a unit
 --   existing    JSON array of the batch's phones that already had this item before the batch
@@ -123,6 +124,11 @@ BEGIN
                v_existing AS existing,
                v_stock - v_won AS stock_left,
                v_now AS kill_time;
+
+        -- The answer is out; a result set that begins makes the server flush it now, so the client learns the
+        -- batch is decided and can send the next one while this COMMIT is made durable (the row locks are
+        -- released before the log is flushed). Its one row arrives with the end of the CALL.
+        SELECT 'committing' AS phase;
     END decision;
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.

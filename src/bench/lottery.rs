@@ -1,8 +1,12 @@
 //! `seckill bench --workload lottery`: the durable draw against the field's Redis Lua design, side by side in
 //! one run, each with its books checked.
 //!
-//! Both designs get the same campaign (`prizes` units in four tiers, no blank share, one draw per user), the
-//! same crowd (users 1, 2, 3, ... taken in order by `concurrency` callers) and two phases:
+//! Both designs get the same campaign (`prizes` units in four tiers, one draw per user), the same odds (each
+//! `win_share`: the chance that a draw lands on a prize while prizes last, the rest of the wheel being the blank
+//! share; 1 is every draw wins, so the prizes go to the first comers; 0.0125, one in eighty, makes 10,000 prizes
+//! last for about 800,000 of a million users), the same crowd (users 1, 2, 3, ... taken in order by
+//! `concurrency` callers, their draws decided by random numbers drawn the same way from the same seed) and two
+//! phases:
 //!
 //! 1. **Until all drawn**: callers draw for distinct users until one hears "all drawn" (or the users run out):
 //!    draws decided per second, the time from the first draw to the last win, latency percentiles.
@@ -25,7 +29,7 @@ use mysql_async::Pool;
 use serde::Serialize;
 
 use super::lottery_delivery::{self, DeliveryReport};
-use super::lottery_redis::RedisLottery;
+use super::lottery_redis::{RedisLottery, Wheel};
 use super::measurement::{self, Latencies, ServerCounters};
 use super::{BenchError, progress_bar};
 use crate::database::ConnectOptions;
@@ -41,6 +45,8 @@ pub struct LotteryBenchConfig {
     pub prizes: u32,
     /// Callers in flight, one run (both designs) per value.
     pub concurrency: Vec<usize>,
+    /// The chance a draw wins while prizes last, one run (both designs) per value and concurrency.
+    pub win_shares: Vec<f64>,
     /// How long the burst after all drawn lasts.
     pub after_burst: Duration,
     /// Connections in the durable draw's pool.
@@ -71,6 +77,19 @@ impl LotteryBenchConfig {
                 self.users, self.prizes
             )));
         }
+        for &share in &self.win_shares {
+            if !(share > 0.0 && share <= 1.0) {
+                return Err(BenchError::Invalid(format!("a win share is a chance in (0, 1], not {share}")));
+            }
+            // A quarter more draws than the odds need, so that the crowd draws every prize all but surely.
+            if (self.users as f64) * share < f64::from(self.prizes) * 1.25 && share < 1.0 {
+                return Err(BenchError::Invalid(format!(
+                    "at a win share of {share}, {} users would not draw all {} prizes: give more --users or a \
+                     larger --win-share",
+                    self.users, self.prizes
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -81,6 +100,13 @@ const SEED: u64 = 0x5EC_C111_2026;
 /// The campaign's tiers: name, weight, and share of the prizes in percent (the last tier takes the rest).
 const TIERS: [(&str, u32, u32); 4] =
     [("Grand prize", 1, 1), ("Gold mug", 9, 9), ("Tote bag", 30, 30), ("Sticker", 60, 60)];
+
+/// The weight of the wheel's blank share that makes a draw land on a prize with chance `win_share` (the tiers'
+/// weights sum to 100).
+pub(crate) fn blank_weight(win_share: f64) -> u32 {
+    let tiers: u32 = TIERS.iter().map(|&(_, weight, _)| weight).sum();
+    (f64::from(tiers) * (1.0 - win_share) / win_share).round() as u32
+}
 
 /// The units of each tier for `prizes` in all.
 pub(crate) fn tier_stock(prizes: u32) -> Vec<u32> {
@@ -326,6 +352,9 @@ pub struct DesignReport {
 pub struct LotteryReport {
     pub workload: &'static str,
     pub concurrency: usize,
+    /// The chance a draw wins while prizes last, and the wheel's blank share that gives it.
+    pub win_share: f64,
+    pub blank_weight: u32,
     pub users: u64,
     pub prizes: u32,
     /// Units per tier.
@@ -400,14 +429,19 @@ pub async fn run(
     let monitor = ConnectOptions::new(url).max_connections(1).build_pool()?;
     // The monitor's connection is opened now, so that opening it never counts in a burst.
     measurement::server_counters(&monitor).await?;
-    for (run, &concurrency) in config.concurrency.iter().enumerate() {
-        let (durable, delivery) = durable(url, amqp_url, &monitor, config, concurrency).await?;
+    let runs = config.concurrency.iter().flat_map(|&c| config.win_shares.iter().map(move |&share| (c, share)));
+    for (run, (concurrency, win_share)) in runs.enumerate() {
+        let blank_weight = blank_weight(win_share);
+        let odds = Odds { concurrency, blank_weight };
+        let (durable, delivery) = durable(url, amqp_url, &monitor, config, odds).await?;
         let prefix = format!("seckill:bench:lottery:{}:{run}:", std::process::id());
-        let redis = redis_lua(redis_url, &prefix, &monitor, config, concurrency).await?;
+        let redis = redis_lua(redis_url, &prefix, &monitor, config, odds).await?;
         let ratio = |durable: f64, redis: f64| if redis > 0.0 { durable / redis } else { 0.0 };
         on_report(&LotteryReport {
             workload: "lottery",
             concurrency,
+            win_share,
+            blank_weight,
             users: config.users,
             prizes: config.prizes,
             tiers: tier_stock(config.prizes),
@@ -421,6 +455,13 @@ pub async fn run(
     }
     monitor.disconnect().await.ok();
     Ok(())
+}
+
+/// One run's callers and wheel.
+#[derive(Debug, Clone, Copy)]
+struct Odds {
+    concurrency: usize,
+    blank_weight: u32,
 }
 
 /// Both phases of one design, the database server's counters and the design's own count of store calls read
@@ -463,7 +504,7 @@ async fn durable(
     amqp_url: Option<&str>,
     monitor: &Pool,
     config: &LotteryBenchConfig,
-    concurrency: usize,
+    odds: Odds,
 ) -> Result<(DesignReport, Option<DeliveryReport>), BenchError> {
     let pool = ConnectOptions::new(url).max_connections(config.pool_size).build_pool()?;
     let lanes = GroupCommitConfig { max_batch: config.max_batch, ..GroupCommitConfig::default() };
@@ -474,11 +515,13 @@ async fn durable(
         .zip(tier_stock(config.prizes))
         .map(|(&(name, weight, _), stock)| NewTier { name: name.to_string(), stock, weight })
         .collect();
-    let campaign =
-        NewCampaign::new("bench lottery", now - chrono::Duration::minutes(1), now + chrono::Duration::hours(1), tiers);
+    let campaign = NewCampaign {
+        blank_weight: odds.blank_weight,
+        ..NewCampaign::new("bench lottery", now - chrono::Duration::minutes(1), now + chrono::Duration::hours(1), tiers)
+    };
     let campaign_id = lottery.create_campaign(&campaign).await?.campaign_id;
     let design = Arc::new(Durable { lottery: lottery.clone(), campaign_id });
-    let outcome = match phases(&design, "durable", monitor, config, concurrency).await {
+    let outcome = match phases(&design, "durable", monitor, config, odds.concurrency).await {
         Ok(phases) => durable_books(&lottery, campaign_id, config.prizes, &phases).await.map(|books| (phases, books)),
         Err(error) => Err(error),
     };
@@ -564,18 +607,21 @@ async fn redis_lua(
     prefix: &str,
     monitor: &Pool,
     config: &LotteryBenchConfig,
-    concurrency: usize,
+    odds: Odds,
 ) -> Result<DesignReport, BenchError> {
     let stock = tier_stock(config.prizes);
+    let tier_weight = TIERS.iter().map(|&(_, weight, _)| weight).sum();
+    let wheel = Wheel { tier_weight, blank_weight: odds.blank_weight };
     let design = Arc::new(
-        RedisLottery::set_up(redis_url, prefix, &stock, SEED, config.redis_connections)
+        RedisLottery::set_up(redis_url, prefix, &stock, wheel, SEED, config.redis_connections)
             .await
             .map_err(BenchError::Redis)?,
     );
-    let phases = phases(&design, "redis_lua", monitor, config, concurrency).await?;
+    let phases = phases(&design, "redis_lua", monitor, config, odds.concurrency).await?;
     let books = design.books().await.map_err(BenchError::Redis)?;
     let (drawing, burst) = (&phases.drawing, &phases.burst);
     let told_wins = drawing.won + burst.won;
+    let told_draws = told_wins + drawing.no_prize + burst.no_prize;
     let errors = drawing.errors + burst.errors;
     let prizes = u64::from(config.prizes);
     let mut problems = Vec::new();
@@ -589,20 +635,24 @@ async fn redis_lua(
             prizes - books.units_left.min(prizes)
         ));
     }
-    if books.users != books.stream || books.distinct_winners != books.stream {
+    if !(told_draws..=told_draws + errors).contains(&books.users) || books.distinct_winners != books.stream {
         problems.push(format!(
-            "{} users recorded, {} distinct winners for {} wins: a user drew twice or lost a draw",
+            "{} users recorded for {told_draws} draws told, {} distinct winners for {} wins: a user drew twice or \
+             lost a draw",
             books.users, books.distinct_winners, books.stream
         ));
     }
-    if drawing.no_prize + burst.no_prize > 0 {
-        problems.push("the script answered \"no prize\", which it never decides".to_string());
+    if odds.blank_weight == 0 && drawing.no_prize + burst.no_prize > 0 {
+        problems.push("the script answered \"no prize\" on a wheel without a blank share".to_string());
     }
     problems.extend(burst_problems(burst, phases.store_calls, ""));
     if !problems.is_empty() {
         return Err(BenchError::BooksDoNotBalance(format!("Redis baseline: {}", problems.join("; "))));
     }
-    let books = format!("{} wins = stream entries = units popped; no user twice", books.stream);
+    let books = format!(
+        "{} wins = stream entries = units popped; {} draws recorded = told; no user twice",
+        books.stream, books.users
+    );
     let redis_commands = phases.store_calls;
     Ok(DesignReport { burst_redis_calls: Some(redis_commands), ..phases.report("redis_lua", books) })
 }

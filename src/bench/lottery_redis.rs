@@ -2,10 +2,12 @@
 //! in Redis (EVALSHA), the design most lottery and red-envelope services use.
 //!
 //! The script, atomically: answer "all drawn" if the campaign's flag is set; record the user (HSETNX on a hash
-//! of users, the repeat check: a user seen before hears their first result); pop a prize unit (LPOP from a list
-//! filled before the crowd arrives with every tier's units, shuffled with a seed); set the flag when the list is
-//! empty; append the win to a stream (XADD) for the gift service. Fast, but not durable: a Redis that dies
-//! loses whatever it had not yet written to disk, and the stream must still be reconciled with a database.
+//! of users, the repeat check: a user seen before hears their first result); a draw whose random number lands
+//! on the wheel's blank share is "no prize" (the durable draw's wheel, its numbers drawn the same way); pop a
+//! prize unit (LPOP from a list filled before the crowd arrives with every tier's units, shuffled with a seed);
+//! set the flag when the list is empty; append the win to a stream (XADD) for the gift service. Fast, but not
+//! durable: a Redis that dies loses whatever it had not yet written to disk, and the stream must still be
+//! reconciled with a database.
 //!
 //! The bench runs it on a private Redis ([`crate::local_redis::LocalRedis`]), never a shared one, with the
 //! same callers, users and concurrency as the durable draw, and checks its books the same way: entries in the
@@ -19,15 +21,22 @@ use redis::aio::MultiplexedConnection;
 
 use super::BenchError;
 use super::lottery::{Design, Told};
-use crate::lottery::splitmix64;
+use crate::lottery::{Randomness, Seed, splitmix64};
 
-/// The draw, in Lua. KEYS: flag, users, units, stream. ARGV: the user id. Answers `{outcome, tier}`.
+/// The draw, in Lua. KEYS: flag, users, units, stream. ARGV: the user id, the draw's random number r in
+/// [0, 2^32), the wheel's total weight and the tiers' share of it. Answers `{outcome, tier}`.
 const DRAW_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == 'all_drawn' then
   return {'all_drawn'}
 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], '') == 0 then
+-- The wheel, as the durable draw's: slot r * total DIV 2^32, the tiers' slots first, the blank share last
+-- (exact in Lua's doubles: r * total stays below 2^53).
+local lands = math.floor(tonumber(ARGV[2]) * tonumber(ARGV[3]) / 4294967296) < tonumber(ARGV[4])
+if redis.call('HSETNX', KEYS[2], ARGV[1], lands and '' or 'none') == 0 then
   return {'repeat', redis.call('HGET', KEYS[2], ARGV[1])}
+end
+if not lands then
+  return {'no_prize'}
 end
 local unit = redis.call('LPOP', KEYS[3])
 if not unit then
@@ -53,10 +62,20 @@ const FILL_CHUNK: usize = 1000;
 /// Stream entries read per XRANGE while checking the books.
 const READ_CHUNK: usize = 5000;
 
-/// One campaign of the Redis design: its keys, the loaded script, and the connections callers share.
+/// The wheel both designs draw on: the tiers' weights, then the blank share.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wheel {
+    pub(crate) tier_weight: u32,
+    pub(crate) blank_weight: u32,
+}
+
+/// One campaign of the Redis design: its keys, the loaded script, the wheel and the draws' random numbers, and
+/// the connections callers share.
 pub(crate) struct RedisLottery {
     keys: [String; 4],
     sha: String,
+    wheel: Wheel,
+    randomness: Randomness,
     connections: Vec<MultiplexedConnection>,
 }
 
@@ -80,11 +99,13 @@ fn redis_error(what: &str) -> impl Fn(redis::RedisError) -> String + '_ {
 impl RedisLottery {
     /// A campaign under keys `{prefix}…` on the Redis at `url`: its units (`tiers`' stock, each unit named by
     /// its tier's position from one) pushed in an order shuffled with `seed`, the script loaded, and
-    /// `connections` multiplexed connections opened for the callers.
+    /// `connections` multiplexed connections opened for the callers. Draws land on `wheel` with random numbers
+    /// from `seed`, as the durable draw's.
     pub(crate) async fn set_up(
         url: &str,
         prefix: &str,
         tiers: &[u32],
+        wheel: Wheel,
         seed: u64,
         connections: usize,
     ) -> Result<Self, String> {
@@ -118,7 +139,8 @@ impl RedisLottery {
             .query_async(&mut connection)
             .await
             .map_err(redis_error("loading the script"))?;
-        Ok(RedisLottery { keys, sha, connections: opened })
+        let randomness = Randomness::new(Seed(seed));
+        Ok(RedisLottery { keys, sha, wheel, randomness, connections: opened })
     }
 
     /// The books: the stream, the users, the units left, and the distinct winners in the stream.
@@ -188,11 +210,16 @@ impl Design for RedisLottery {
     async fn draw(&self, caller: usize, user_id: i64) -> Told {
         let mut connection = self.connections[caller % self.connections.len()].clone();
         let mut evalsha = redis::cmd("EVALSHA");
+        // Drawn as the durable draw's for the user's first draw (campaign 0: the bench's campaigns differ).
+        let r = self.randomness.r(0, user_id, 1);
+        let total = self.wheel.tier_weight + self.wheel.blank_weight;
         evalsha.arg(&self.sha).arg(self.keys.len()).arg(&self.keys).arg(user_id);
+        evalsha.arg(r).arg(total).arg(self.wheel.tier_weight);
         let call = evalsha.query_async::<Vec<String>>(&mut connection);
         match tokio::time::timeout(REDIS_ANSWER_TIMEOUT, call).await {
             Ok(Ok(answer)) => match answer.first().map(String::as_str) {
                 Some("won") => Told::Won,
+                Some("no_prize") => Told::NoPrize,
                 Some("all_drawn") => Told::AllDrawn,
                 Some("repeat") => Told::Repeat,
                 _ => Told::Error(format!("the draw script answered {answer:?}")),

@@ -46,6 +46,11 @@ pub(crate) struct BenchArgs {
     /// Lottery workload: prizes in all, shared by four tiers (1%, 9%, 30%, 60%).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     prizes: u32,
+    /// Lottery workload: the chance a draw wins while prizes last, one run each (comma-separated): 1 is every
+    /// draw wins (the prizes go to the first comers), 0.0125 one in eighty (10,000 prizes last for about
+    /// 800,000 of a million users); the rest of the wheel is the blank share.
+    #[arg(long, value_delimiter = ',', default_value = "1,0.0125", value_parser = win_share)]
+    win_share: Vec<f64>,
     /// Lottery workload: how long the burst of draws after every prize is drawn lasts (e.g. 2s).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     after_burst: Duration,
@@ -109,6 +114,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
             users: args.users.map_or(1_000_000, |users| users.unsigned_abs()),
             prizes: args.prizes,
             concurrency: config.concurrency.clone(),
+            win_shares: args.win_share.clone(),
             after_burst: args.after_burst,
             pool_size: config.pool_size,
             max_batch: config.max_batch,
@@ -144,12 +150,22 @@ async fn lottery_workload(url: &str, config: &LotteryBenchConfig, json: bool) ->
     Ok(printed?)
 }
 
+/// "always", or "1 in 80".
+fn odds_in_words(win_share: f64) -> String {
+    if win_share >= 1.0 { "always".to_string() } else { format!("1 in {:.0}", 1.0 / win_share) }
+}
+
 fn print_lottery(r: &LotteryReport) {
     let (d, b) = (&r.durable, &r.redis);
     let tiers = r.tiers.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
     println!(
-        "lottery workload: {} users, {} prizes in tiers of {tiers}, {} callers, {:.0} ms burst after all drawn",
-        r.users, r.prizes, r.concurrency, r.burst_ms
+        "lottery workload: {} users, {} prizes in tiers of {tiers}, a draw wins {} while prizes last, {} callers, \
+         {:.0} ms burst after all drawn",
+        r.users,
+        r.prizes,
+        odds_in_words(r.win_share),
+        r.concurrency,
+        r.burst_ms
     );
     println!("  {:<40} {:>16} {:>16} {:>14}", "", "durable (MariaDB)", "Redis Lua", "durable/Redis");
     let line = |what: &str, durable: String, redis: String, ratio: String| {
@@ -262,6 +278,13 @@ fn positive_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0 => Ok(rate),
         _ => Err(format!("{text:?} is not a rate in calls per second (more than 0, at most 1000000)")),
+    }
+}
+
+fn win_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+        _ => Err(format!("{text:?} is not a chance of winning (more than 0, at most 1)")),
     }
 }
 

@@ -26,6 +26,11 @@ impl DatabaseTarget {
         DatabaseTarget { url: url.filter(|u| !u.trim().is_empty()), named_by }
     }
 
+    /// The URL given, if any.
+    pub(crate) fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
     /// True when no URL was given, so commands work on a private throwaway server.
     pub(crate) fn is_throwaway(&self) -> bool {
         self.url.is_none()

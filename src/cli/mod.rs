@@ -5,6 +5,7 @@
 
 mod attempt;
 mod bench;
+mod cluster;
 mod database_target;
 mod demo;
 mod exchange;
@@ -70,6 +71,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve the classic HTTP API and the sale page.
     Serve(serve::ServeArgs),
+    /// Start the whole topology here: the database, a Redis, N `serve` instances and an nginx load balancer in
+    /// front that answers closed items itself; print what runs where; stop it all on Ctrl-C or SIGTERM.
+    Cluster(cluster::ClusterArgs),
     /// Relay the outbox to RabbitMQ (the reliable message service), until Ctrl-C or SIGTERM.
     Relay(messaging::RelayArgs),
     /// Consume shipment requests into the warehouse's own database, until Ctrl-C or SIGTERM.
@@ -166,6 +170,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Lottery(command) => lottery::run(&target, command).await,
         Command::Bench(args) => bench::run(&target, args).await,
         Command::Serve(args) => serve::run(&target, args).await,
+        Command::Cluster(args) => cluster::run(&target, args).await,
         Command::Demo(args) => demo::run(&target, args).await,
         Command::Relay(args) => messaging::relay(&target, args).await,
         Command::Warehouse(args) => messaging::warehouse(args).await,

@@ -62,6 +62,19 @@ impl LimitArgs {
             per_item: rate(self.item_rate, self.item_burst),
         }
     }
+
+    /// The same limits as `seckill serve` options, for the instances `seckill cluster` starts.
+    pub(crate) fn serve_args(&self) -> Vec<String> {
+        [
+            ("--user-rate", self.user_rate),
+            ("--user-burst", self.user_burst),
+            ("--item-rate", self.item_rate),
+            ("--item-burst", self.item_burst),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .collect()
+    }
 }
 
 pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), Failure> {

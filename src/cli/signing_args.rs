@@ -39,6 +39,21 @@ impl SigningArgs {
         }
     }
 
+    /// These settings as the environment of another `seckill` process (set, or removed when absent), so that
+    /// it signs and checks exactly as this one; secrets stay off command lines, which every user can read.
+    pub(crate) fn environment(&self) -> Vec<(String, Option<String>)> {
+        let mode = match self.signing {
+            SigningMode::Hmac => "hmac",
+            SigningMode::Classic => "classic",
+        };
+        vec![
+            ("SECKILL_SIGNING".into(), Some(mode.into())),
+            ("SECKILL_SECRET".into(), self.secret.clone()),
+            ("SECKILL_PREVIOUS_SECRET".into(), self.previous_secret.clone()),
+            ("SECKILL_SALT".into(), self.salt.clone()),
+        ]
+    }
+
     pub(crate) fn signer(&self) -> Result<Signer, Failure> {
         match self.signing {
             SigningMode::Hmac => {

@@ -8,12 +8,18 @@
 //!
 //! An answer is trusted only when the whole CALL succeeded: the procedures send their answer before they end
 //! their transaction, so rows followed by an error are thrown away and the error decides.
+//!
+//! The batch procedures send one more result set, a marker, between their answer and their COMMIT: the server
+//! flushes what it has buffered when a result set begins, so the answer reaches the client while the commit is
+//! still being made durable. [`call_committing`] tells the lanes then ([`Committing`]) that the batch is decided,
+//! so the next one can be sent; it still returns only once the whole CALL has ended.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Pool, Row};
 
 use super::acquire;
 use crate::database_error::DatabaseError;
+use crate::group_commit::Committing;
 use crate::prometheus::names::DATABASE_CALL_DURATION;
 
 /// The SQLSTATE the toolkit's procedures raise after rolling back their own transaction: nothing was written.
@@ -53,11 +59,25 @@ impl CallFailure {
 /// # Errors
 /// A [`CallFailure`] saying whether anything may have been written.
 pub async fn call(pool: &Pool, statement: &str) -> Result<Vec<Vec<Row>>, CallFailure> {
+    call_committing(pool, statement, Committing::unobserved()).await
+}
+
+/// As [`call`], for a batch procedure that sends its answer before its COMMIT and another result set after it:
+/// `committing` hears that the batch is decided as soon as the answer (the first result set) has arrived and
+/// more follow. The answer is returned only once the whole CALL has ended.
+///
+/// # Errors
+/// A [`CallFailure`] saying whether anything may have been written.
+pub async fn call_committing(
+    pool: &Pool,
+    statement: &str,
+    committing: Committing,
+) -> Result<Vec<Vec<Row>>, CallFailure> {
     timed(statement, async {
         let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
         let read = async {
             let result = conn.query_iter(statement).await?;
-            collect_all(result).await
+            collect_all(result, committing).await
         };
         let read = read.await;
         settle(conn, read).await
@@ -79,7 +99,7 @@ pub async fn call_prepared(
         let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
         let read = async {
             let result = conn.exec_iter(statement, params).await?;
-            collect_all(result).await
+            collect_all(result, Committing::unobserved()).await
         };
         let read = read.await;
         settle(conn, read).await
@@ -87,7 +107,7 @@ pub async fn call_prepared(
     .await
 }
 
-/// Runs one call and records how long it took under its procedure's name
+/// Runs one call and records how long it took, until its last result, under its procedure's name
 /// (`seckill_database_call_duration_seconds`, see [`crate::prometheus`]).
 async fn timed<T>(statement: &str, call: impl Future<Output = T>) -> T {
     let started = std::time::Instant::now();
@@ -109,19 +129,6 @@ fn procedure_name(statement: &str) -> String {
     if name.is_empty() { "other".into() } else { name }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_call_is_timed_under_its_procedures_name() {
-        let name = super::procedure_name;
-        assert_eq!(name("CALL execute_seckill_batch(1, '[2]')"), "execute_seckill_batch");
-        assert_eq!(name("  call grant_credit(?, ?, ?)"), "grant_credit");
-        assert_eq!(name("SELECT 1"), "other");
-        assert_eq!(name("CALL"), "other");
-        assert_eq!(name("ca"), "other");
-    }
-}
-
 /// The connection back to the pool after a success; closed after an error, whose meaning is classified.
 async fn settle(conn: Conn, read: Result<Vec<Vec<Row>>, mysql_async::Error>) -> Result<Vec<Vec<Row>>, CallFailure> {
     match read {
@@ -136,14 +143,19 @@ async fn settle(conn: Conn, read: Result<Vec<Vec<Row>>, mysql_async::Error>) -> 
     }
 }
 
-/// Every result set, read to the end so that an error after them (from the COMMIT) is seen.
+/// Every result set, read to the end so that an error after them (from the COMMIT) is seen. Once the first has
+/// arrived and another follows, `committing` hears that the batch is decided.
 async fn collect_all<P: mysql_async::prelude::Protocol>(
     mut result: mysql_async::QueryResult<'_, '_, P>,
+    mut committing: Committing,
 ) -> Result<Vec<Vec<Row>>, mysql_async::Error> {
     let mut result_sets = Vec::new();
     while !result.is_empty() {
         // `Row` converts from any row, so collecting never panics; typed decoding comes later (`rows`).
         result_sets.push(result.collect::<Row>().await?);
+        if !result.is_empty() {
+            committing.decided();
+        }
     }
     result.drop_result().await?;
     Ok(result_sets)
@@ -191,5 +203,18 @@ pub async fn return_clean(mut conn: Conn) {
         .is_some_and(|ok| ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS));
     if in_transaction && conn.query_drop("ROLLBACK").await.is_err() {
         let _ = conn.disconnect().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_call_is_timed_under_its_procedures_name() {
+        let name = super::procedure_name;
+        assert_eq!(name("CALL execute_seckill_batch(1, '[2]')"), "execute_seckill_batch");
+        assert_eq!(name("  call grant_credit(?, ?, ?)"), "grant_credit");
+        assert_eq!(name("SELECT 1"), "other");
+        assert_eq!(name("CALL"), "other");
+        assert_eq!(name("ca"), "other");
     }
 }

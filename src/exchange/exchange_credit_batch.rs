@@ -16,19 +16,21 @@ use serde_json::json;
 
 use super::outcome::ExchangeOutcome;
 use super::request::ExchangeRequest;
-use crate::database::call::call;
+use crate::database::call::call_committing;
 use crate::database::rows::decode;
-use crate::group_commit::Decided;
+use crate::group_commit::{Committing, Decided};
 
-/// Decides one batch of exchanges of one gift: a single statement, a single transaction. On any failure every
-/// request gets the same [`ExchangeOutcome::InnerError`], which says whether the batch may have committed.
+/// Decides one batch of exchanges of one gift: a single statement, a single transaction; `committing` hears
+/// when it is decided. On any failure every request gets the same [`ExchangeOutcome::InnerError`], which says
+/// whether the batch may have committed.
 pub(crate) async fn exchange_credit_batch(
     pool: &Pool,
     gift_id: i64,
     requests: &[ExchangeRequest],
+    committing: Committing,
 ) -> Decided<ExchangeOutcome> {
     let failed = |outcome: ExchangeOutcome| Decided { outcomes: vec![outcome; requests.len()], closed: None };
-    match call(pool, &statement(gift_id, requests)).await {
+    match call_committing(pool, &statement(gift_id, requests), committing).await {
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
         // request's outcome unknown (a retry with the same request id tells).
         Ok(result_sets) => {

@@ -13,7 +13,7 @@ use mysql_async::Pool;
 use super::exchange_credit_batch::exchange_credit_batch;
 use super::outcome::ExchangeOutcome;
 use super::request::ExchangeRequest;
-use crate::group_commit::{BatchRunner, Decided};
+use crate::group_commit::{BatchRunner, Committing, Decided};
 
 /// Decides one gift's batches in the database.
 pub(crate) struct ExchangeBatches {
@@ -26,8 +26,13 @@ impl BatchRunner for ExchangeBatches {
     type Request = ExchangeRequest;
     type Outcome = ExchangeOutcome;
 
-    async fn run(&self, gift_id: i64, requests: Vec<ExchangeRequest>) -> Decided<ExchangeOutcome> {
-        exchange_credit_batch(&self.pool, gift_id, &requests).await
+    async fn run(
+        &self,
+        gift_id: i64,
+        requests: Vec<ExchangeRequest>,
+        committing: Committing,
+    ) -> Decided<ExchangeOutcome> {
+        exchange_credit_batch(&self.pool, gift_id, &requests, committing).await
     }
 
     fn lost(&self) -> ExchangeOutcome {

@@ -4,7 +4,8 @@
 //! - per tier: units won (`stocked - stock`) = the campaign's draws that won it, and stock never negative;
 //! - every win has exactly one prize message (topic `lottery.prize`, business key the draw id) with its own
 //!   payload, and every prize message of the campaign belongs to a win;
-//! - no user has more draws than `draws_per_user`, and every user's draw numbers run 1, 2, ... without a gap.
+//! - no user has more draws than `draws_per_user`, and every user's draw numbers run 1, 2, ... without a gap;
+//! - the campaign's draw counter (what its status shows) = its draws.
 //!
 //! The sums run in the database; only the numbers come back.
 
@@ -50,6 +51,8 @@ pub struct LotteryBooks {
     pub messages: i64,
     /// Users with more draws than allowed, or draw numbers with gaps.
     pub users_over_limit: i64,
+    /// The draws the campaign's counter says were recorded.
+    pub draws_counted: i64,
 }
 
 impl LotteryBooks {
@@ -59,12 +62,16 @@ impl LotteryBooks {
     /// [`LotteryError::Database`].
     pub async fn read(pool: &Pool, campaign_id: i64) -> Result<LotteryBooks, LotteryError> {
         let mut conn = acquire(pool).await?;
+        // The wins per tier in one pass over the campaign's draws (no index serves a count per tier).
         let tiers: Vec<(i64, i64, i64, i64)> = exec_all(
             &mut conn,
-            "SELECT t.tier_id, t.stocked, t.stock, \
-                    (SELECT COUNT(*) FROM lottery_draw d WHERE d.campaign_id = t.campaign_id AND d.tier_id = t.tier_id) \
-             FROM lottery_tier t WHERE t.campaign_id = ? ORDER BY t.position",
-            (campaign_id,),
+            "SELECT t.tier_id, t.stocked, t.stock, COALESCE(w.wins, 0) \
+             FROM lottery_tier t \
+             LEFT JOIN (SELECT d.tier_id, COUNT(*) AS wins FROM lottery_draw d \
+                         WHERE d.campaign_id = ? AND d.tier_id IS NOT NULL GROUP BY d.tier_id) AS w \
+               ON w.tier_id = t.tier_id \
+             WHERE t.campaign_id = ? ORDER BY t.position",
+            (campaign_id, campaign_id),
             "a lottery tier's books",
         )
         .await?;
@@ -80,6 +87,13 @@ impl LotteryBooks {
         )
         .await?;
         let (draws, wins, users) = counts.ok_or_else(|| DatabaseError::UnexpectedAnswer("no draw count".into()))?;
+        let counted: Option<(i64,)> = exec_first(
+            &mut conn,
+            "SELECT draws_recorded FROM lottery_campaign WHERE campaign_id = ?",
+            (campaign_id,),
+            "a lottery campaign's draw counter",
+        )
+        .await?;
         // A win's message matches it field by field; the UNIQUE (topic, business_key) makes "one" exact.
         let matched: Option<(i64,)> = exec_first(
             &mut conn,
@@ -123,13 +137,15 @@ impl LotteryBooks {
             wins_with_one_message: matched.map_or(0, |(n,)| n),
             messages: messages.map_or(0, |(n,)| n),
             users_over_limit: over.map_or(0, |(n,)| n),
+            draws_counted: counted.map_or(0, |(n,)| n),
         })
     }
 
-    /// Every tier balances, every win has its one message and every message its win, and no user is over the
-    /// limit.
+    /// Every tier balances, every win has its one message and every message its win, no user is over the
+    /// limit, and the draw counter counts every draw.
     pub fn balances(&self) -> bool {
         self.tiers.iter().all(TierBooks::balances)
+            && self.draws_counted == self.draws
             && self.tiers.iter().map(|tier| tier.wins).sum::<i64>() == self.wins
             && self.wins_with_one_message == self.wins
             && self.messages == self.wins

@@ -252,15 +252,20 @@ pub(crate) async fn get(pool: &Pool, campaign_id: i64) -> Result<Option<Campaign
 pub(crate) async fn status(pool: &Pool, campaign_id: i64) -> Result<Option<CampaignStatus>, LotteryError> {
     let Some(campaign) = get(pool, campaign_id).await? else { return Ok(None) };
     let mut conn = acquire(pool).await?;
+    // The counter draw_lottery_batch keeps, not a count of a million rows; wins are the units gone.
     let row: Option<(i64, i64, Value)> = exec_first(
         &mut conn,
-        "SELECT COUNT(*), COUNT(tier_id), NOW(3) FROM lottery_draw WHERE campaign_id = ?",
+        "SELECT c.draws_recorded, \
+                (SELECT CAST(COALESCE(SUM(t.stocked - t.stock), 0) AS SIGNED) \
+                   FROM lottery_tier t WHERE t.campaign_id = c.campaign_id), \
+                NOW(3) \
+         FROM lottery_campaign c WHERE c.campaign_id = ?",
         (campaign_id,),
         "a lottery campaign's draws",
     )
     .await?;
     let (draws, wins, now) =
-        row.ok_or_else(|| DatabaseError::UnexpectedAnswer("the draw count returned no row".into()))?;
+        row.ok_or_else(|| DatabaseError::UnexpectedAnswer(format!("campaign {campaign_id} vanished")))?;
     let now = required_instant(now, "the database's clock")?;
     let phase = if now < campaign.start_time {
         CampaignPhase::NotStarted

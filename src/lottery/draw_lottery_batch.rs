@@ -13,9 +13,9 @@
 use mysql_async::{Pool, Row};
 
 use super::outcome::DrawOutcome;
-use crate::database::call::call;
+use crate::database::call::call_committing;
 use crate::database::rows::decode;
-use crate::group_commit::Decided;
+use crate::group_commit::{Committing, Decided};
 
 /// One draw request: a user, and the random number that decides their next draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,11 +24,17 @@ pub(crate) struct DrawRequest {
     pub(crate) r: u32,
 }
 
-/// Decides one batch of draws of one campaign: a single statement, a single transaction. On any failure every
-/// draw gets the same [`DrawOutcome::InnerError`], which says whether the batch may have committed.
-pub(crate) async fn draw_lottery_batch(pool: &Pool, campaign_id: i64, draws: &[DrawRequest]) -> Decided<DrawOutcome> {
+/// Decides one batch of draws of one campaign: a single statement, a single transaction; `committing` hears
+/// when it is decided. On any failure every draw gets the same [`DrawOutcome::InnerError`], which says whether
+/// the batch may have committed.
+pub(crate) async fn draw_lottery_batch(
+    pool: &Pool,
+    campaign_id: i64,
+    draws: &[DrawRequest],
+    committing: Committing,
+) -> Decided<DrawOutcome> {
     let failed = |outcome: DrawOutcome| Decided { outcomes: vec![outcome; draws.len()], closed: None };
-    match call(pool, &statement(campaign_id, draws)).await {
+    match call_committing(pool, &statement(campaign_id, draws), committing).await {
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
         // draw's outcome unknown (the user's draws tell).
         Ok(result_sets) => {

@@ -16,7 +16,7 @@ use mysql_async::Pool;
 use super::all_drawn::{AllDrawn, AllDrawnFlags};
 use super::draw_lottery_batch::{DrawRequest, draw_lottery_batch};
 use super::outcome::DrawOutcome;
-use crate::group_commit::{BatchRunner, Decided};
+use crate::group_commit::{BatchRunner, Committing, Decided};
 
 /// Decides one campaign's batches in the database.
 pub(crate) struct DrawBatches {
@@ -30,8 +30,8 @@ impl BatchRunner for DrawBatches {
     type Request = DrawRequest;
     type Outcome = DrawOutcome;
 
-    async fn run(&self, campaign_id: i64, draws: Vec<DrawRequest>) -> Decided<DrawOutcome> {
-        let decided = draw_lottery_batch(&self.pool, campaign_id, &draws).await;
+    async fn run(&self, campaign_id: i64, draws: Vec<DrawRequest>, committing: Committing) -> Decided<DrawOutcome> {
+        let decided = draw_lottery_batch(&self.pool, campaign_id, &draws, committing).await;
         if decided.closed == Some(DrawOutcome::AllDrawn) {
             self.flags.learnt(campaign_id, AllDrawn, 0);
         }

@@ -15,18 +15,24 @@ use mysql_async::{Pool, Row, Value};
 
 use super::outcome::{Outcome, SuccessKilled};
 use super::phone::Phone;
-use crate::database::call::call;
+use crate::database::call::call_committing;
 use crate::database::rows::{decode, instant};
-use crate::group_commit::Decided;
+use crate::group_commit::{Committing, Decided};
 
-/// Runs one batch for one item: a single statement, a single transaction. On any failure every request gets
-/// the same [`Outcome::InnerError`], which says whether the batch may have committed.
-pub(crate) async fn execute_seckill_batch(pool: &Pool, seckill_id: i64, phones: &[Phone]) -> Decided<Outcome> {
+/// Runs one batch for one item: a single statement, a single transaction; `committing` hears when it is
+/// decided. On any failure every request gets the same [`Outcome::InnerError`], which says whether the batch
+/// may have committed.
+pub(crate) async fn execute_seckill_batch(
+    pool: &Pool,
+    seckill_id: i64,
+    phones: &[Phone],
+    committing: Committing,
+) -> Decided<Outcome> {
     // Integers only, in both the id and the JSON array: nothing here can carry SQL.
     let list: Vec<String> = phones.iter().map(|p| p.get().to_string()).collect();
     let statement = format!("CALL execute_seckill_batch({seckill_id}, '[{}]')", list.join(","));
     let failed = |outcome: Outcome| Decided { outcomes: vec![outcome; phones.len()], closed: None };
-    match call(pool, &statement).await {
+    match call_committing(pool, &statement, committing).await {
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
         // request's outcome unknown.
         Ok(result_sets) => {

@@ -25,7 +25,7 @@ use super::item_state::ItemState;
 use super::outcome::Outcome;
 use super::phone::Phone;
 use crate::closed_state::ClosedState;
-use crate::group_commit::{BatchRunner, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
+use crate::group_commit::{BatchRunner, Committing, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
 use crate::prometheus::names::SHORT_CIRCUITS;
 
 /// How the executor batches and short-circuits.
@@ -81,12 +81,12 @@ pub(crate) struct SeckillBatches {
 
 impl SeckillBatches {
     /// Decides one batch (one request: the single procedure) and tells the shared state what it learnt.
-    async fn decide(&self, seckill_id: i64, phones: &[Phone]) -> Decided<Outcome> {
+    async fn decide(&self, seckill_id: i64, phones: &[Phone], committing: Committing) -> Decided<Outcome> {
         // Read before the database observes anything: a reopening after this makes the fact unpublishable.
         let generation = self.state.as_ref().map(|state| state.generation(seckill_id));
         let decided = match phones {
             [phone] => execute_seckill(&self.pool, seckill_id, *phone).await,
-            _ => execute_seckill_batch(&self.pool, seckill_id, phones).await,
+            _ => execute_seckill_batch(&self.pool, seckill_id, phones, committing).await,
         };
         if let (Some(state), Some(generation)) = (&self.state, generation)
             && let Some(closed) = decided.closed.as_ref().and_then(ItemState::of)
@@ -103,8 +103,8 @@ impl BatchRunner for SeckillBatches {
     type Request = Phone;
     type Outcome = Outcome;
 
-    async fn run(&self, seckill_id: i64, phones: Vec<Phone>) -> Decided<Outcome> {
-        self.decide(seckill_id, &phones).await
+    async fn run(&self, seckill_id: i64, phones: Vec<Phone>, committing: Committing) -> Decided<Outcome> {
+        self.decide(seckill_id, &phones, committing).await
     }
 
     fn lost(&self) -> Outcome {
@@ -192,7 +192,7 @@ impl Executor {
         let direct_calls = self.direct_calls.clone();
         Box::pin(async move {
             direct_calls.fetch_add(1, Ordering::Relaxed);
-            let decided = lanes.runner().decide(seckill_id, &[phone]).await;
+            let decided = lanes.runner().decide(seckill_id, &[phone], Committing::unobserved()).await;
             decided.outcomes.into_iter().next().unwrap_or_else(|| Outcome::in_doubt("no outcome"))
         })
     }

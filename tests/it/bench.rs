@@ -65,29 +65,41 @@ fn the_lottery_workload_draws_every_prize_and_answers_latecomers_without_the_dat
         .env_remove("DATABASE_URL")
         .env("RABBITMQ_URL", rabbitmq_url().unwrap())
         .args(["bench", "--workload", "lottery", "--users", "2000", "--prizes", "300", "--after-burst", "300ms"])
-        .args(["--concurrency", "32", "--gift-rate", "1000", "--json"])
+        .args(["--concurrency", "32", "--win-share", "1,0.25", "--gift-rate", "1000", "--json"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["tiers"], serde_json::json!([3, 27, 90, 180]), "{report}");
-    for design in ["durable", "redis"] {
-        let r = &report[design];
-        assert_eq!(r["wins"], 300, "{design}: every prize drawn: {r}");
-        assert!(r["draws"].as_u64().unwrap() >= 300, "{design}: {r}");
-        assert_eq!(r["errors"], 0, "{design}: {r}");
-        assert!(r["burst_rejections"].as_u64().unwrap() > 0, "{design}: the burst ran: {r}");
+    let reports: Vec<serde_json::Value> = output
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 2, "one run per win share");
+    for (report, (share, blank)) in reports.iter().zip([(1.0, 0), (0.25, 300)]) {
+        assert_eq!(report["tiers"], serde_json::json!([3, 27, 90, 180]), "{report}");
+        assert_eq!((report["win_share"].as_f64(), report["blank_weight"].as_u64()), (Some(share), Some(blank)));
+        for design in ["durable", "redis"] {
+            let r = &report[design];
+            assert_eq!(r["wins"], 300, "{design}: every prize drawn: {r}");
+            assert_eq!(r["errors"], 0, "{design}: {r}");
+            assert!(r["burst_rejections"].as_u64().unwrap() > 0, "{design}: the burst ran: {r}");
+            // Losers too at one in four: about four draws a prize until all drawn.
+            let draws = r["draws"].as_u64().unwrap();
+            let expected = if blank == 0 { 300..=400 } else { 900..=1800 };
+            assert!(expected.contains(&draws), "{design}: {draws} draws at a win share of {share}: {r}");
+        }
+        let durable = &report["durable"];
+        assert_eq!(durable["burst_database_queries"], 0, "no statement reached the server in the burst: {durable}");
+        assert_eq!(durable["burst_procedure_calls"], 0, "{durable}");
+        assert_eq!(durable["burst_batches"], 0, "{durable}");
+        let redis = &report["redis"];
+        assert_eq!(redis["burst_redis_calls"], redis["burst_rejections"], "each latecomer ran the script: {redis}");
+        assert_eq!(redis["burst_database_queries"], 0, "{redis}");
+        let delivery = &report["delivery"];
+        assert_eq!(delivery["wins"], 300, "every win delivered: {delivery}");
+        assert!(delivery["calls"].as_u64().unwrap() > 300, "failed calls were retried: {delivery}");
     }
-    let durable = &report["durable"];
-    assert_eq!(durable["burst_database_queries"], 0, "no statement reached the server in the burst: {durable}");
-    assert_eq!(durable["burst_procedure_calls"], 0, "{durable}");
-    assert_eq!(durable["burst_batches"], 0, "{durable}");
-    let redis = &report["redis"];
-    assert_eq!(redis["burst_redis_calls"], redis["burst_rejections"], "each latecomer ran the script: {redis}");
-    assert_eq!(redis["burst_database_queries"], 0, "{redis}");
-    let delivery = &report["delivery"];
-    assert_eq!(delivery["wins"], 300, "every win delivered: {delivery}");
-    assert!(delivery["calls"].as_u64().unwrap() > 300, "failed calls were retried: {delivery}");
 }
 
 #[tokio::test]

@@ -1,0 +1,356 @@
+//! A real load balancer in front of several app instances: nginx from Debian's packages with its Lua module,
+//! started from a generated configuration in a temporary folder, on a free loopback port, and removed when this
+//! process exits (by the same guardian as [`crate::local_server`], even on SIGKILL).
+//!
+//! It proxies every request to the instances (keepalive connections; an instance that refuses connections or
+//! does not accept one within the connect timeout is routed around), and, given a Redis, answers requests for
+//! closed things itself from the shared state there, so that the instances never see them:
+//!
+//! ```text
+//! POST /seckill/{id}/{md5}/execution   {prefix}item:{id}:state       sold_out | ended   200, the state-0 envelope
+//! POST /lottery/{campaign}/draw         {prefix}lottery:{campaign}:state   all_drawn    200, the all_drawn answer
+//! ```
+//!
+//! The prefix is `seckill:` by default; any other value, or no key, means "ask the app". The answers are the
+//! app's bytes ([`ClosedAnswers`]). Lookups are cached in a shared dict for [`ClosedStateConfig::cache_for`]
+//! (~100 ms; negative answers too); Redis unreachable or slow (every step bounded by
+//! [`ClosedStateConfig::redis_timeout`], then skipped for [`ClosedStateConfig::redis_backoff`]) means every
+//! request passes through: the balancer fails open, never refusing what the app would accept. A request the app
+//! would refuse before looking at the state (no or a malformed `killPhone` / `seckillUser` cookie, a body over
+//! the app's limit, a draw labelled `Sec-Fetch-Site: cross-site`) also passes through, so the app answers it.
+//! The balancer checks the shape of a request, not its signatures: a forged token or cookie for a closed item
+//! hears the closed answer instead of the app's refusal, which decides nothing and tells nothing that the item's
+//! details or the campaign's status do not already show. For the same reason a winner who asks again after the
+//! item sold out hears state 0 (秒杀结束), not -1 (重复秒杀); `GET /seckill/{id}/result` tells what they hold.
+//!
+//! The packages: `nginx`, `libnginx-mod-http-lua` (with `libnginx-mod-http-ndk`) and `lua-nginx-redis`
+//! (lua-resty-redis); `.ci/install` installs them.
+
+mod closed_answers;
+mod nginx_config;
+
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+pub use closed_answers::ClosedAnswers;
+
+use crate::local_server::{find_binary, free_port, spawn_guardian, unique_suffix};
+
+/// The Debian packages the balancer needs, as one `apt-get install` line.
+pub const PACKAGES: &str = "nginx libnginx-mod-http-lua lua-nginx-redis";
+
+/// Where Debian puts nginx's dynamic modules.
+const MODULE_DIRS: &[&str] = &["/usr/lib/nginx/modules", "/usr/share/nginx/modules", "/usr/local/lib/nginx/modules"];
+
+/// Where Lua modules for LuaJIT 5.1 live, and under which name lua-resty-redis is found there: Debian's
+/// `lua-nginx-redis` installs it as `nginx.redis`, upstream as `resty.redis`.
+const LUA_DIRS: &[&str] = &["/usr/share/lua/5.1", "/usr/local/share/lua/5.1", "/usr/local/openresty/lualib"];
+const REDIS_MODULES: &[(&str, &str)] = &[("nginx/redis.lua", "nginx.redis"), ("resty/redis.lua", "resty.redis")];
+
+/// Why no balancer could be started.
+#[derive(Debug, Error)]
+pub enum LocalBalancerError {
+    /// nginx, its Lua module or lua-resty-redis is not installed.
+    #[error(
+        "the load balancer needs {missing}: install it with `apt-get install {PACKAGES}` (as root, or with sudo; or \
+         run .ci/install)"
+    )]
+    NotInstalled { missing: String },
+    /// The Redis URL the balancer should read the shared state from is not one it can use.
+    #[error("invalid Redis URL for the load balancer ({url}): {detail}")]
+    InvalidRedisUrl { url: String, detail: String },
+    /// Nothing to balance.
+    #[error("the load balancer needs at least one app instance")]
+    NoUpstreams,
+    /// A step of starting nginx failed.
+    #[error("starting the load balancer failed ({step}): {detail}")]
+    StartFailed { step: &'static str, detail: String },
+}
+
+fn failed(step: &'static str) -> impl Fn(io::Error) -> LocalBalancerError {
+    move |e| LocalBalancerError::StartFailed { step, detail: e.to_string() }
+}
+
+/// What the balancer does.
+#[derive(Debug, Clone)]
+pub struct BalancerConfig {
+    /// Where it listens; `None` for a free loopback port.
+    pub listen: Option<SocketAddr>,
+    /// The app instances it sends requests to.
+    pub upstreams: Vec<SocketAddr>,
+    /// Answer closed states from Redis; `None` for a plain proxy.
+    pub closed_state: Option<ClosedStateConfig>,
+    /// nginx worker processes (the cache is shared between them).
+    pub worker_processes: u32,
+    /// How long connecting to an instance may take before the request goes to the next one.
+    pub upstream_connect_timeout: Duration,
+}
+
+impl BalancerConfig {
+    /// A balancer in front of `upstreams` on a free loopback port, as a plain proxy.
+    pub fn new(upstreams: Vec<SocketAddr>) -> Self {
+        BalancerConfig {
+            listen: None,
+            upstreams,
+            closed_state: None,
+            worker_processes: 2,
+            upstream_connect_timeout: Duration::from_millis(250),
+        }
+    }
+
+    /// Listens on `address` instead of a free loopback port.
+    pub fn listen(mut self, address: SocketAddr) -> Self {
+        self.listen = Some(address);
+        self
+    }
+
+    /// Answers closed states from the shared state in this Redis, with the default bounds.
+    pub fn closed_state_from(mut self, redis_url: impl Into<String>) -> Self {
+        self.closed_state = Some(ClosedStateConfig::new(redis_url));
+        self
+    }
+}
+
+/// How the balancer reads the shared closed state.
+#[derive(Debug, Clone)]
+pub struct ClosedStateConfig {
+    /// `redis://[user:password@]host:port/db` (TCP or Unix socket; no TLS).
+    pub redis_url: String,
+    /// The keys' prefix: `{prefix}item:{id}:state`, `{prefix}lottery:{id}:state`.
+    pub key_prefix: String,
+    /// How long a lookup's answer (closed or not) is used before Redis is asked again.
+    pub cache_for: Duration,
+    /// The bound of each Redis step (connect, auth, read).
+    pub redis_timeout: Duration,
+    /// How long Redis is skipped after it failed.
+    pub redis_backoff: Duration,
+}
+
+impl ClosedStateConfig {
+    /// The state in `redis_url` under the default prefix `seckill:`, cached 100 ms, Redis steps bounded by 30 ms
+    /// and skipped for a second after a failure.
+    pub fn new(redis_url: impl Into<String>) -> Self {
+        ClosedStateConfig {
+            redis_url: redis_url.into(),
+            key_prefix: DEFAULT_KEY_PREFIX.to_string(),
+            cache_for: Duration::from_millis(100),
+            redis_timeout: Duration::from_millis(30),
+            redis_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The default prefix of the shared-state keys.
+pub const DEFAULT_KEY_PREFIX: &str = "seckill:";
+
+/// The installed pieces nginx is started with.
+#[derive(Debug, Clone)]
+pub(crate) struct Installation {
+    nginx: PathBuf,
+    ndk_module: PathBuf,
+    lua_module: PathBuf,
+    /// The folder lua-resty-redis is found in, and the name it is loaded under.
+    lua_path: PathBuf,
+    redis_module: &'static str,
+}
+
+impl Installation {
+    /// Finds nginx, its Lua module and lua-resty-redis, or says which package is missing.
+    fn find() -> Result<Installation, LocalBalancerError> {
+        let nginx = find_binary(&["nginx"])
+            .ok_or_else(|| LocalBalancerError::NotInstalled { missing: "nginx (package nginx)".into() })?;
+        let module = |name: &str| MODULE_DIRS.iter().map(|dir| Path::new(dir).join(name)).find(|path| path.is_file());
+        let lua_module = module("ngx_http_lua_module.so").ok_or_else(|| LocalBalancerError::NotInstalled {
+            missing: "nginx's Lua module (package libnginx-mod-http-lua)".into(),
+        })?;
+        let ndk_module = module("ndk_http_module.so").ok_or_else(|| LocalBalancerError::NotInstalled {
+            missing: "nginx's development kit module (package libnginx-mod-http-ndk)".into(),
+        })?;
+        let (lua_path, redis_module) = LUA_DIRS
+            .iter()
+            .flat_map(|dir| REDIS_MODULES.iter().map(move |(file, name)| (Path::new(dir), *file, *name)))
+            .find(|(dir, file, _)| dir.join(file).is_file())
+            .map(|(dir, _, name)| (dir.to_path_buf(), name))
+            .ok_or_else(|| LocalBalancerError::NotInstalled {
+                missing: "lua-resty-redis (package lua-nginx-redis)".into(),
+            })?;
+        Ok(Installation { nginx, ndk_module, lua_module, lua_path, redis_module })
+    }
+}
+
+/// A running nginx in front of app instances; stopped when dropped, and removed when the process exits.
+#[derive(Debug)]
+pub struct LocalBalancer {
+    dir: PathBuf,
+    address: SocketAddr,
+    process: Mutex<Option<Child>>,
+    /// Held, never written: the guardian cleans up when this pipe closes, i.e. when the process exits.
+    _guardian_pipe: ChildStdin,
+}
+
+impl LocalBalancer {
+    /// Writes the configuration and starts nginx, waiting until it accepts connections.
+    ///
+    /// # Errors
+    /// [`LocalBalancerError::NotInstalled`] naming the package to install, [`LocalBalancerError::InvalidRedisUrl`],
+    /// [`LocalBalancerError::NoUpstreams`], or [`LocalBalancerError::StartFailed`] with nginx's own words.
+    pub fn start(config: &BalancerConfig) -> Result<LocalBalancer, LocalBalancerError> {
+        if config.upstreams.is_empty() {
+            return Err(LocalBalancerError::NoUpstreams);
+        }
+        let installation = Installation::find()?;
+        let redis = config
+            .closed_state
+            .as_ref()
+            .map(|closed| nginx_config::RedisTarget::parse(&closed.redis_url).map(|target| (closed, target)))
+            .transpose()?;
+        let dir = std::env::temp_dir().join(format!("seckill-nginx-{}-{}", std::process::id(), unique_suffix()));
+        fs::create_dir_all(&dir).map_err(failed("creating its folder"))?;
+        let guardian_pipe = spawn_guardian(&dir)
+            .map_err(|e| LocalBalancerError::StartFailed { step: "guardian", detail: e.to_string() })?;
+        let address = match config.listen {
+            Some(address) => address,
+            None => SocketAddr::from((
+                Ipv4Addr::LOCALHOST,
+                free_port().map_err(|e| LocalBalancerError::StartFailed { step: "port", detail: e.to_string() })?,
+            )),
+        };
+        if let Some((closed, target)) = &redis {
+            fs::write(dir.join(format!("{}.lua", nginx_config::LUA_MODULE)), include_str!("closed_state.lua"))
+                .map_err(failed("writing the Lua interception"))?;
+            let settings = nginx_config::settings_lua(closed, target, installation.redis_module);
+            write_private(&dir.join(format!("{}.lua", nginx_config::SETTINGS_MODULE)), &settings)
+                .map_err(failed("writing the Lua settings"))?;
+        }
+        let conf = nginx_config::nginx_conf(config, &installation, &dir, address);
+        fs::write(dir.join("nginx.conf"), conf).map_err(failed("writing nginx.conf"))?;
+        let balancer = LocalBalancer { dir, address, process: Mutex::new(None), _guardian_pipe: guardian_pipe };
+        balancer.launch(&installation)?;
+        Ok(balancer)
+    }
+
+    fn launch(&self, installation: &Installation) -> Result<(), LocalBalancerError> {
+        let mut child = Command::new(&installation.nginx)
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-c")
+            .arg(self.config_path())
+            // Before it reads the configuration, nginx opens its compiled-in error log unless told otherwise.
+            .arg("-e")
+            .arg(self.error_log())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C meant for us must not stop it before we stop what is behind it.
+            .process_group(0)
+            .spawn()
+            .map_err(failed("running nginx"))?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&self.address, Duration::from_millis(200)).is_err() {
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(LocalBalancerError::StartFailed {
+                    step: if exited.is_some() { "nginx exited" } else { "nginx not listening after 20 s" },
+                    detail: last_lines(&self.error_log(), 5),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        *self.process()? = Some(child);
+        Ok(())
+    }
+
+    /// `http://ADDRESS` (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The nginx master's process id, or `None` once stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.process().ok()?.as_ref().map(Child::id)
+    }
+
+    /// The generated `nginx.conf`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("nginx.conf")
+    }
+
+    /// nginx's error log (warnings too: the interception reports Redis failures there).
+    pub fn error_log(&self) -> PathBuf {
+        self.dir.join("error.log")
+    }
+
+    /// Stops nginx by its pid: SIGTERM (fast shutdown: workers close their connections), then SIGKILL if it
+    /// is still running 5 s later. Stopping a stopped balancer does nothing.
+    ///
+    /// # Errors
+    /// When it could not be signalled.
+    pub fn stop(&self) -> io::Result<()> {
+        let mut process = self.process().map_err(|e| io::Error::other(e.to_string()))?;
+        if let Some(child) = process.take() {
+            stop_child(child, Duration::from_secs(5))?;
+        }
+        Ok(())
+    }
+
+    fn process(&self) -> Result<MutexGuard<'_, Option<Child>>, LocalBalancerError> {
+        self.process.lock().map_err(|_| LocalBalancerError::StartFailed {
+            step: "recording nginx",
+            detail: "its handle is poisoned".into(),
+        })
+    }
+}
+
+impl Drop for LocalBalancer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Stops a child process by its pid: SIGTERM, then SIGKILL after `grace`; waits for it either way.
+pub(crate) fn stop_child(mut child: Child, grace: Duration) -> io::Result<()> {
+    if child.try_wait()?.is_some() {
+        return Ok(());
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).stderr(Stdio::null()).status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok(())
+}
+
+/// Writes a file only its owner may read (it may hold Redis's password).
+fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+/// The last `count` lines of a log, joined by " | ", for an error message.
+pub(crate) fn last_lines(path: &Path, count: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(count).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}

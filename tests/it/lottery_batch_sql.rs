@@ -1,0 +1,193 @@
+//! `draw_lottery_batch` takes a short way for the common batch (every draw its user's first, no tier running
+//! out) and the general way for every other; both must decide exactly alike. Many random batches (users who
+//! drew before, users twice in a batch, two draws per user, a blank share, tiers running out mid-batch and the
+//! campaign drawn out) are decided twice, on two databases: once sent in the compact form this toolkit writes,
+//! which may take the short way, and once with spaces, which never does. Every answer, every draw and every
+//! message must be the same (draw ids aside: an undone short way leaves gaps), and the short way must really
+//! have been taken for many batches and undone for others.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use seckill::lottery::LotteryBooks;
+use seckill::migrate::Migrator;
+use seckill::testing::TestDatabase;
+
+use crate::common::migrated_db;
+
+/// A small deterministic generator: the same batches on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+/// An answer row as the procedure sends it: seq, outcome, repeat, draw_id, tier_id, prize, prizes_left.
+type AnswerRow = (i64, String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+
+/// An answer row without its draw id: seq, outcome, repeat, tier_id, prize, prizes_left.
+type Answer = (i64, String, i64, Option<i64>, Option<String>, Option<i64>);
+
+/// The draws as the compact form (`[{"user":1,"r":2}]`) or with spaces (`[{"user": 1, "r": 2}]`).
+fn draws_json(draws: &[(i64, u32)], spaced: bool) -> String {
+    let one = |(user, r): &(i64, u32)| {
+        if spaced { format!(r#"{{"user": {user}, "r": {r}}}"#) } else { format!(r#"{{"user":{user},"r":{r}}}"#) }
+    };
+    format!("[{}]", draws.iter().map(one).collect::<Vec<_>>().join(if spaced { ", " } else { "," }))
+}
+
+async fn call(conn: &mut Conn, campaign_id: i64, draws: &str) -> Vec<Answer> {
+    let rows: Vec<Row> = conn.exec("CALL draw_lottery_batch(?, ?)", (campaign_id, draws)).await.expect("a batch");
+    rows.into_iter()
+        .map(|row| {
+            let (seq, outcome, repeat, _draw_id, tier_id, prize, left): AnswerRow = mysql_async::from_row(row);
+            (seq, outcome, repeat, tier_id, prize, left)
+        })
+        .collect()
+}
+
+/// The campaign's tiers: name, weight, stock.
+const TIERS: [(&str, u64, i64); 3] = [("gold", 2, 20), ("silver", 10, 100), ("sticker", 30, 400)];
+
+/// The tier a draw's r lands on: the wheel's slot `r * total DIV 2^32`, the tiers first, the blank share last.
+fn landed(r: u32, blank_weight: u64) -> Option<&'static str> {
+    let total = TIERS.iter().map(|(_, weight, _)| weight).sum::<u64>() + blank_weight;
+    let slot = (u64::from(r) * total) >> 32;
+    let mut upper = 0;
+    TIERS
+        .iter()
+        .find(|(_, weight, _)| {
+            upper += weight;
+            slot < upper
+        })
+        .map(|(name, _, _)| *name)
+}
+
+/// A campaign of three small tiers, `draws_per_user` draws each and a blank share.
+async fn campaign(conn: &mut Conn, draws_per_user: i32, blank_weight: i32) -> i64 {
+    conn.exec_drop(
+        "INSERT INTO lottery_campaign (name, start_time, end_time, draws_per_user, blank_weight) \
+         VALUES ('random', NOW(3) - INTERVAL 1 HOUR, NOW(3) + INTERVAL 1 HOUR, ?, ?)",
+        (draws_per_user, blank_weight),
+    )
+    .await
+    .expect("a campaign");
+    let campaign_id = i64::try_from(conn.last_insert_id().expect("its id")).expect("an id");
+    for (position, (name, weight, stock)) in TIERS.iter().enumerate() {
+        conn.exec_drop(
+            "INSERT INTO lottery_tier (campaign_id, name, position, weight, stock, stocked) VALUES (?, ?, ?, ?, ?, ?)",
+            (campaign_id, name, position + 1, weight, stock, stock),
+        )
+        .await
+        .expect("a tier");
+    }
+    campaign_id
+}
+
+/// Every draw of the campaign by (user, draw_no): tier and r; and every prize message's payload without its
+/// draw id, sorted.
+async fn recorded(conn: &mut Conn, campaign_id: i64) -> (Vec<(i64, i64, Option<i64>, i64)>, Vec<String>) {
+    let draws = conn
+        .exec(
+            "SELECT user_id, draw_no, tier_id, r FROM lottery_draw WHERE campaign_id = ? ORDER BY user_id, draw_no",
+            (campaign_id,),
+        )
+        .await
+        .expect("the draws");
+    let messages = conn
+        .exec(
+            "SELECT CONCAT(JSON_VALUE(m.payload, '$.user_id'), '/', JSON_VALUE(m.payload, '$.tier_id'), '/', \
+                    JSON_VALUE(m.payload, '$.prize'), '/', d.draw_no) \
+             FROM message_outbox m JOIN lottery_draw d ON CAST(d.draw_id AS CHAR) = m.business_key \
+             WHERE m.topic = 'lottery.prize' AND d.campaign_id = ? ORDER BY 1",
+            (campaign_id,),
+        )
+        .await
+        .expect("the messages");
+    (draws, messages)
+}
+
+/// The session's savepoints set and rolled back: the short way tried, and undone.
+async fn short_ways(conn: &mut Conn) -> (i64, i64) {
+    let status: Vec<(String, i64)> = conn
+        .query("SHOW SESSION STATUS WHERE Variable_name IN ('Handler_savepoint', 'Handler_savepoint_rollback')")
+        .await
+        .expect("the session's status");
+    let value = |name: &str| status.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+    (value("Handler_savepoint"), value("Handler_savepoint_rollback"))
+}
+
+#[tokio::test]
+async fn the_short_way_decides_every_batch_exactly_as_the_general_way() {
+    let short = migrated_db().await;
+    let general = TestDatabase::companion("general", &Migrator::embedded().expect("the migrations"))
+        .await
+        .expect("a second database");
+    let mut random = Lcg(0x10_77E2_2026);
+    // Batches decided the short way, those undone to the general way, and draws of short-way batches that fell
+    // through to another tier than the one they landed on (round 2 on the rows).
+    let (mut short_batches, mut undone, mut fell_through) = (0, 0, 0);
+    for (draws_per_user, blank_weight) in [(1, 0), (1, 20), (2, 10)] {
+        let mut short_conn = short.pool().get_conn().await.expect("a connection");
+        let mut general_conn = general.pool().get_conn().await.expect("a connection");
+        let campaign_id = campaign(&mut short_conn, draws_per_user, blank_weight).await;
+        assert_eq!(campaign(&mut general_conn, draws_per_user, blank_weight).await, campaign_id);
+        // Fresh users, so that the short way applies; in one batch of four, one who drew before or just now.
+        let mut next_user = 1;
+        for _ in 0..60 {
+            let size = 1 + random.below(40) as usize;
+            let mut draws: Vec<(i64, u32)> = (0..size)
+                .map(|_| {
+                    next_user += 1;
+                    (next_user - 1, random.below(1 << 32) as u32)
+                })
+                .collect();
+            if random.below(4) == 0 {
+                let again = 1 + random.below(next_user as u64 - 1) as i64;
+                draws.insert(random.below(size as u64 + 1) as usize, (again, random.below(1 << 32) as u32));
+            }
+            let before = short_ways(&mut short_conn).await;
+            let answers = call(&mut short_conn, campaign_id, &draws_json(&draws, false)).await;
+            let after = short_ways(&mut short_conn).await;
+            let expected = call(&mut general_conn, campaign_id, &draws_json(&draws, true)).await;
+            assert_eq!(answers, expected, "batch {draws:?}");
+            match (after.0 - before.0, after.1 - before.1) {
+                (1, 0) => {
+                    short_batches += 1;
+                    fell_through += draws
+                        .iter()
+                        .zip(&answers)
+                        .filter(|((_, r), answer)| {
+                            answer.1 == "won" && answer.4.as_deref() != landed(*r, blank_weight as u64)
+                        })
+                        .count();
+                }
+                (1, 1) => undone += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(short_ways(&mut general_conn).await, (0, 0), "the spaced form never takes the short way");
+        assert_eq!(
+            recorded(&mut short_conn, campaign_id).await,
+            recorded(&mut general_conn, campaign_id).await,
+            "the same draws and messages"
+        );
+        for db in [&short, &general] {
+            let books = LotteryBooks::check(db.pool(), campaign_id).await.expect("the books balance");
+            if blank_weight == 0 {
+                assert_eq!(
+                    books.units_won(),
+                    TIERS.iter().map(|t| t.2).sum::<i64>(),
+                    "every prize was drawn: {books:?}"
+                );
+            }
+        }
+    }
+    // The short way was taken for many batches, round 2 included, and undone for the batches with a repeat.
+    assert!(
+        short_batches >= 40 && fell_through >= 20 && undone >= 10,
+        "{short_batches} batches the short way ({fell_through} draws fell through), {undone} undone"
+    );
+}
