@@ -14,7 +14,9 @@ use super::api_error::ApiError;
 use super::envelope::{Envelope, Execution, Exposer};
 use super::extract::{KillPhone, check_token_segment, parse_item_id};
 use super::gtid_cookie::{GtidCookie, ReadAfter};
+use super::request_metrics::RequestOutcome;
 use crate::database::{GtidPosition, WithGtid};
+use crate::prometheus::names::RATE_LIMITED;
 use crate::seckill::{Exposure, Item, Outcome, Phone, SuccessKilled};
 
 /// How many items the list shows.
@@ -99,6 +101,9 @@ pub async fn execution(
     (cookie, answer).into_response()
 }
 
+/// An execution's answer, with what it came to for the request metrics.
+type Answered = Result<(RequestOutcome, Json<Envelope<Execution>>), ApiError>;
+
 /// The execution's answer, and what it does with the GTID cookie.
 async fn execute(
     app: &AppState,
@@ -106,7 +111,7 @@ async fn execute(
     token: &str,
     phone: Phone,
     known: Option<GtidPosition>,
-) -> (ApiResult<Execution>, GtidCookie) {
+) -> (Answered, GtidCookie) {
     let (seckill_id, decided) = match decide(app, id, token, phone).await {
         Ok(decided) => decided,
         Err(error) => return (Err(error), GtidCookie::default()),
@@ -124,15 +129,21 @@ async fn decide(app: &AppState, id: &str, token: &str, phone: Phone) -> Result<(
     if app.service.signer().verify(seckill_id, phone, token, chrono::Utc::now()).is_err() {
         return Ok((seckill_id, WithGtid::without_gtid(Outcome::Tampered)));
     }
-    match app.admission.admit(seckill_id, phone) {
-        Err(Refusal::User) => Err(ApiError::TooManyRequests("from this buyer")),
-        Err(Refusal::Item) => Err(ApiError::TooManyRequests("for this item")),
+    match app.admission.admit(seckill_id, phone).await {
+        Err(Refusal::User) => {
+            metrics::counter!(RATE_LIMITED, "scope" => "buyer").increment(1);
+            Err(ApiError::TooManyRequests("from this buyer"))
+        }
+        Err(Refusal::Item) => {
+            metrics::counter!(RATE_LIMITED, "scope" => "item").increment(1);
+            Err(ApiError::TooManyRequests("for this item"))
+        }
         Ok(()) => Ok((seckill_id, app.service.execute_verified_with_gtid(seckill_id, phone).await)),
     }
 }
 
 /// The classic answer for an outcome, or the JSON error for what the classic API has no state for.
-async fn answer(app: &AppState, seckill_id: i64, outcome: Outcome) -> ApiResult<Execution> {
+async fn answer(app: &AppState, seckill_id: i64, outcome: Outcome) -> Answered {
     let item = match &outcome {
         Outcome::InnerError(error) if error.in_doubt => {
             let check = format!("check GET /seckill/{seckill_id}/result shortly");
@@ -146,5 +157,5 @@ async fn answer(app: &AppState, seckill_id: i64, outcome: Outcome) -> ApiResult<
         Outcome::Success(_) => app.shown_item(seckill_id).await,
         _ => None,
     };
-    Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, item))))
+    Ok((RequestOutcome(outcome.reason()), Json(Envelope::ok(Execution::new(seckill_id, &outcome, item)))))
 }

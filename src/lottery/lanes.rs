@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use mysql_async::Pool;
 
-use super::all_drawn::AllDrawnFlags;
+use super::all_drawn::{AllDrawn, AllDrawnFlags};
 use super::draw_lottery_batch::{DrawRequest, draw_lottery_batch};
 use super::outcome::DrawOutcome;
 use crate::database::gtid::WithGtid;
@@ -26,6 +26,7 @@ pub(crate) struct DrawBatches {
 }
 
 impl BatchRunner for DrawBatches {
+    const DOMAIN: &'static str = "lottery";
     type Key = i64;
     type Request = DrawRequest;
     type Outcome = WithGtid<DrawOutcome>;
@@ -38,7 +39,7 @@ impl BatchRunner for DrawBatches {
     ) -> Decided<WithGtid<DrawOutcome>> {
         let decided = draw_lottery_batch(&self.pool, campaign_id, &draws, committing).await;
         if decided.closed.as_ref().is_some_and(|closed| closed.outcome == DrawOutcome::AllDrawn) {
-            self.flags.learnt(campaign_id);
+            self.flags.learnt(campaign_id, AllDrawn, 0);
         }
         decided
     }

@@ -86,7 +86,7 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
         .await?;
     println!("item {} with stock {} opens at {}", item.seckill_id, item.number, item.start_time.to_rfc3339());
 
-    let routes = seckill_routes(service, None, AdmissionConfig::default()).await?;
+    let routes = seckill_routes(service, None, AdmissionConfig::default());
     let server = context.stage.open(routes.clone())?;
     let client = ApiClient::new(context.stage.base_url());
 

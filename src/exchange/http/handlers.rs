@@ -15,7 +15,7 @@ use super::views::{BalanceView, ExchangeAnswer, GiftView, MineView};
 use crate::database::WithGtid;
 use crate::exchange::{ExchangeError, ExchangeOutcome};
 use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
-use crate::http::{ApiError, CurrentUser, Envelope, parse_positive_id};
+use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome, parse_positive_id};
 
 /// What a client whose exchange is in doubt must do; the answer to that retry is the first outcome.
 pub(super) const RETRY_HINT: &str = "retry with the same Idempotency-Key: it answers the first outcome";
@@ -114,13 +114,16 @@ pub(super) async fn exchange(
 }
 
 /// The answer for an exchange's outcome: the decided ones as they are, the rest as a JSON 503.
-fn answer(gift_id: i64, outcome: ExchangeOutcome) -> ApiResult<ExchangeAnswer> {
+fn answer(
+    gift_id: i64,
+    outcome: ExchangeOutcome,
+) -> Result<(RequestOutcome, Json<Envelope<ExchangeAnswer>>), ApiError> {
     let error = match outcome {
         ExchangeOutcome::InnerError(error) => error,
         decided => {
             let answer = ExchangeAnswer::decided(&decided)
                 .ok_or_else(|| ApiError::Internal(format!("no answer for the outcome {decided:?}")))?;
-            return Ok(Json(Envelope::ok(answer)));
+            return Ok((RequestOutcome(decided.reason()), Json(Envelope::ok(answer))));
         }
     };
     if error.in_doubt {

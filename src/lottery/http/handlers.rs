@@ -12,7 +12,7 @@ use super::LotteryState;
 use super::views::{DrawAnswer, DrawView, MineView, StatusView};
 use crate::database::WithGtid;
 use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
-use crate::http::{ApiError, CurrentUser, Envelope, parse_positive_id};
+use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome, parse_positive_id};
 use crate::lottery::{DrawOutcome, LotteryError};
 
 type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;
@@ -88,13 +88,13 @@ pub(super) async fn draw(
 }
 
 /// The answer for a draw's outcome: the decided ones as they are, the rest as a JSON 503.
-fn answer(campaign_id: i64, outcome: DrawOutcome) -> ApiResult<DrawAnswer> {
+fn answer(campaign_id: i64, outcome: DrawOutcome) -> Result<(RequestOutcome, Json<Envelope<DrawAnswer>>), ApiError> {
     let error = match outcome {
         DrawOutcome::InnerError(error) => error,
         decided => {
             let answer = DrawAnswer::decided(&decided)
                 .ok_or_else(|| ApiError::Internal(format!("no answer for the outcome {decided:?}")))?;
-            return Ok(Json(Envelope::ok(answer)));
+            return Ok((RequestOutcome(decided.reason()), Json(Envelope::ok(answer))));
         }
     };
     if error.in_doubt {
