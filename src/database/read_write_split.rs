@@ -22,7 +22,7 @@
 //! call is bounded in time ([`ReplicaConfig::gtid_wait`] plus [`ReplicaConfig::call_timeout`]); no caller waits on
 //! a replica longer.
 //!
-//! Metrics (through the `metrics` facade; the host installs the exporter): `seckill_replica_reads_total{replica}`
+//! Metrics (through the `metrics` facade; [`crate::prometheus`] exports them): `seckill_replica_reads_total{replica}`
 //! for reads a replica served (named `host:port`), and `seckill_replica_fallbacks_total{reason}` for reads that
 //! meant a replica and went to the primary, `reason` one of `down`, `lagging`, `gtid_wait_timeout`. A split with no
 //! replica counts nothing. The same counts are in [`ReadWriteSplit::stats`].
@@ -42,6 +42,7 @@ use mysql_async::{Conn, Pool, Row};
 use super::gtid::{GtidPosition, wait_for_position};
 use super::{acquire, acquire_within};
 use crate::database_error::DatabaseError;
+use crate::prometheus::names::{REPLICA_FALLBACKS, REPLICA_READS};
 
 /// ER_SPECIFIC_ACCESS_DENIED_ERROR: the account lacks a privilege (here `SLAVE MONITOR` for the lag check).
 const SPECIFIC_ACCESS_DENIED: u16 = 1227;
@@ -413,7 +414,7 @@ impl Inner {
     fn served(&self, index: usize) {
         let replica = &self.replicas[index];
         replica.reads.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("seckill_replica_reads_total", "replica" => replica.name.clone()).increment(1);
+        metrics::counter!(REPLICA_READS, "replica" => replica.name.clone()).increment(1);
     }
 
     fn fell_back(&self, reason: FallbackReason) {
@@ -421,7 +422,7 @@ impl Inner {
             return;
         }
         self.fallbacks[reason as usize].fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("seckill_replica_fallbacks_total", "reason" => reason.as_str()).increment(1);
+        metrics::counter!(REPLICA_FALLBACKS, "reason" => reason.as_str()).increment(1);
     }
 
     fn mark_down(&self, index: usize, failure: &str) {

@@ -204,6 +204,12 @@ async fn without_a_binary_log_a_write_carries_no_gtid_and_its_reads_go_to_the_pr
     Books::read(db.pool(), item.seckill_id).await.unwrap().check(1, 1).unwrap();
 }
 
+/// `seckill_replica_reads_total` of `replica` in a Prometheus exposition, 0 before any.
+fn replica_reads_exported(exposition: &str, replica: &str) -> f64 {
+    let series = format!("seckill_replica_reads_total{{replica=\"{replica}\"}} ");
+    exposition.lines().find_map(|line| line.strip_prefix(&series)).map_or(0.0, |value| value.parse().unwrap())
+}
+
 /// What one client of the crowd saw go wrong, if anything.
 type Complaint = Option<String>;
 
@@ -231,6 +237,9 @@ async fn no_write_ever_reaches_a_replica() {
         .replica_config(ReplicaConfig { lag_check_interval: Duration::from_millis(200), ..ReplicaConfig::default() })
         .build_split()
         .unwrap();
+    let metrics = seckill::prometheus::install().unwrap();
+    let replica_name = split.replica_names().remove(0);
+    let reads_exported_before = replica_reads_exported(&metrics.render(), &replica_name);
     let seckill = Seckill::new(split.clone(), signer());
     let exchange = Exchange::new(split.clone());
     let lottery = Lottery::new(split.clone());
@@ -335,6 +344,9 @@ async fn no_write_ever_reaches_a_replica() {
     let stats = split.stats();
     assert!(stats.replica_reads_total() > 0, "the replica served reads: {stats:?}");
     assert_eq!(stats.fallbacks_down, 0, "it never failed: {stats:?}");
+    // Exported too (other tests on the shared pair may add theirs).
+    let exported = replica_reads_exported(&metrics.render(), &replica_name) - reads_exported_before;
+    assert!(exported >= stats.replica_reads_total() as f64, "{exported} exported, {stats:?}");
 
     // The books, on the primary.
     Books::read(db.primary_pool(), item.seckill_id).await.unwrap().check(i64::from(STOCK), sold).unwrap();
