@@ -530,7 +530,7 @@ async fn durable(
         (Ok(_), Some(amqp_url)) => Some(match lottery.books(campaign_id).await {
             Ok(books) => {
                 let wins = u64::try_from(books.wins).unwrap_or(0);
-                lottery_delivery::deliver(&pool, amqp_url, wins, config.gift_rate).await
+                lottery_delivery::deliver(&pool, amqp_url, campaign_id, wins, config.gift_rate).await
             }
             Err(error) => Err(error.into()),
         }),

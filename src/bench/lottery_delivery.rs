@@ -41,20 +41,28 @@ pub struct DeliveryReport {
     pub took_ms: f64,
 }
 
-/// Delivers the `wins` prize messages waiting in `pool`'s outbox at `rate` calls per second, and checks the
-/// books of the delivery: one effect per win at the gift service, nothing left in flight.
+/// Delivers the `wins` prize messages of campaign `campaign_id` waiting in `pool`'s outbox at `rate` calls per
+/// second, and checks the books of the delivery: one effect per win at the gift service, nothing left in
+/// flight. Each campaign has queues of its own, so that a duplicate left in an earlier run's queue (a re-send
+/// whose first copy was consumed) never reaches this run's gift service.
 ///
 /// # Errors
 /// [`BenchError::BooksDoNotBalance`] when a win is not delivered exactly once in effect within a generous
 /// limit; database and broker errors.
-pub async fn deliver(pool: &Pool, amqp_url: &str, wins: u64, rate: f64) -> Result<DeliveryReport, BenchError> {
+pub async fn deliver(
+    pool: &Pool,
+    amqp_url: &str,
+    campaign_id: i64,
+    wins: u64,
+    rate: f64,
+) -> Result<DeliveryReport, BenchError> {
     let stub = GiftServiceStub::start(StubConfig { fail_share: FAIL_SHARE, ..StubConfig::default() }).await?;
     // A burst of 20 ms of calls: the pacer may make up for a short gap (no message ready, a timer woken late)
     // instead of losing those slots for good.
     let burst = (rate / 50.0).ceil().clamp(1.0, 10_000.0) as u32;
     let config = GiftWorkerConfig { rate, burst, concurrency: CONCURRENCY, ..GiftWorkerConfig::default() };
     let worker = GiftWorker::new(&stub.url(), config)?;
-    let topology = Topology::new(format!("seckill-bench-lottery-{}", std::process::id()));
+    let topology = Topology::new(format!("seckill-bench-lottery-{}-{campaign_id}", std::process::id()));
     let relay_config =
         RelayConfig { topology: topology.clone(), topics: vec![PRIZE_TOPIC.to_string()], ..RelayConfig::default() };
     let started = Instant::now();
