@@ -83,10 +83,11 @@
 -- but dropped inside it, so such servers need 8.0.13 or later); its regular expressions (ICU) take the input
 -- check's pattern as MariaDB's (PCRE) do, which is untested there. SET TRANSACTION needs no transaction open when
 -- it is called (error 1568 otherwise, rolled back) and READ COMMITTED a binlog_format other than STATEMENT.
+--
 -- After the COMMIT, a last result set, one row: gtid, the commit's GTID (@@last_gtid; empty without a binary
 -- log), so a later read on a replica can wait for it. A batch that wrote nothing answers the session's previous
--- GTID: older, so waiting for it is harmless. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails after the
--- commit (in doubt); it would need @@gtid_executed or session tracking of GTIDs instead.
+-- GTID: older, so waiting for it is harmless. On MySQL, which has no @@last_gtid, the GTID is empty
+-- (see answer_commit_gtid.sql).
 
 DROP PROCEDURE IF EXISTS draw_lottery_batch;
 
@@ -515,14 +516,14 @@ BEGIN
 
         -- The answer is out; a result set that begins makes the server flush it now, so the client learns the
         -- batch is decided and can send the next one while this COMMIT is made durable (the row locks are
-        -- released before the log is flushed). Its one row arrives with the end of the CALL.
+        -- released before the log is flushed). Its one row follows the COMMIT.
         SELECT 'committing' AS phase;
     END decision;
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.
     COMMIT;
-    -- The commit's GTID, for reads that must see it on a replica (MariaDB only, see the header).
-    SELECT @@last_gtid AS gtid;
+    -- The commit's GTID, for reads that must see it on a replica.
+    CALL answer_commit_gtid();
 END $$
 
 DELIMITER ;

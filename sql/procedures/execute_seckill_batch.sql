@@ -33,8 +33,7 @@
 --
 -- After the COMMIT or ROLLBACK, a last result set, one row: gtid, the commit's GTID when the batch sold
 -- (@@last_gtid; empty without a binary log), empty when it wrote nothing, so a later read on a replica can wait
--- for the wins. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails after the commit (in doubt); it would need
--- @@gtid_executed or session tracking of GTIDs instead.
+-- for the wins. On MySQL, which has no @@last_gtid, the GTID is empty (see answer_commit_gtid.sql).
 
 DROP PROCEDURE IF EXISTS execute_seckill_batch;
 
@@ -132,15 +131,15 @@ BEGIN
 
         -- The answer is out; a result set that begins makes the server flush it now, so the client learns the
         -- batch is decided and can send the next one while this COMMIT is made durable (the row locks are
-        -- released before the log is flushed). Its one row arrives with the end of the CALL.
+        -- released before the log is flushed). Its one row follows the COMMIT.
         SELECT 'committing' AS phase;
     END decision;
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.
     IF v_won > 0 THEN
         COMMIT;
-        -- The commit's GTID, for reads that must see it on a replica (MariaDB only, see the header).
-        SELECT @@last_gtid AS gtid;
+        -- The commit's GTID, for reads that must see it on a replica.
+        CALL answer_commit_gtid();
     ELSE
         ROLLBACK;
         -- Nothing written, nothing to wait for (@@last_gtid would be an earlier transaction's).

@@ -18,8 +18,8 @@
 --
 -- After the COMMIT or ROLLBACK, a last result set, one row: gtid, the commit's GTID for a success
 -- (@@last_gtid; empty without a binary log), empty when nothing was written, so a later read on a replica can
--- wait for the success. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails after the commit (in doubt); it
--- would need @@gtid_executed or session tracking of GTIDs instead. The classic execute_seckill is unchanged.
+-- wait for the success. On MySQL, which has no @@last_gtid, the GTID is empty (see
+-- answer_commit_gtid.sql). The classic execute_seckill is unchanged.
 --
 -- It ends in a SELECT rather than OUT parameters so that a client gets the answer from one text-protocol
 -- statement: one round trip, no prepared statement, no session variables.
@@ -57,8 +57,8 @@ BEGIN
     -- Last, and outside the handler: an error from here on is not a proven rollback.
     IF v_result = 1 THEN
         COMMIT;
-        -- The commit's GTID, for reads that must see it on a replica (MariaDB only, see the header).
-        SELECT @@last_gtid AS gtid;
+        -- The commit's GTID, for reads that must see it on a replica.
+        CALL answer_commit_gtid();
     ELSE
         ROLLBACK;
         -- Nothing written, nothing to wait for (@@last_gtid would be an earlier transaction's).

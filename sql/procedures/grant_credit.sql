@@ -18,8 +18,8 @@
 -- outside the handler: a client trusts the row only when the CALL as a whole succeeded.
 --
 -- After the COMMIT, a last result set, one row: gtid, the commit's GTID (@@last_gtid; empty without a binary
--- log), so a later read on a replica can wait for it. @@last_gtid is MariaDB's: on MySQL 8 this SELECT fails
--- after the commit (in doubt); it would need @@gtid_executed or session tracking of GTIDs instead.
+-- log), so a later read on a replica can wait for it. On MySQL, which has no @@last_gtid, the GTID is empty (see
+-- answer_commit_gtid.sql).
 
 DROP PROCEDURE IF EXISTS grant_credit;
 
@@ -67,8 +67,8 @@ BEGIN
 
     -- Last, and outside the handler: an error from here on is not a proven rollback.
     COMMIT;
-    -- The commit's GTID, for reads that must see it on a replica (MariaDB only, see the header).
-    SELECT @@last_gtid AS gtid;
+    -- The commit's GTID, for reads that must see it on a replica.
+    CALL answer_commit_gtid();
 END $$
 
 DELIMITER ;
