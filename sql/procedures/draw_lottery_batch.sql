@@ -79,8 +79,8 @@
 -- sent before the transaction ends, and the COMMIT is the last statement, outside the handler. Needs JSON_TABLE
 -- and window functions: MariaDB 10.6+ or MySQL 8.0+. MySQL 8 differences: it refuses to open a TEMPORARY table
 -- twice in one statement (this procedure never does); with enforce_gtid_consistency=ON, MySQL before 8.0.13
--- refuses CREATE and DROP TEMPORARY TABLE inside a transaction (the table is created before START TRANSACTION
--- but dropped inside it, so such servers need 8.0.13 or later); its regular expressions (ICU) take the input
+-- refuses CREATE TEMPORARY TABLE inside a transaction (the table is created before START TRANSACTION, and never
+-- dropped); its regular expressions (ICU) take the input
 -- check's pattern as MariaDB's (PCRE) do, which is untested there. SET TRANSACTION needs no transaction open when
 -- it is called (error 1568 otherwise, rolled back) and READ COMMITTED a binlog_format other than STATEMENT.
 --
@@ -170,9 +170,13 @@ BEGIN
             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_message;
         END IF;
 
-        -- The batch, one row per draw. Created before the transaction (see the header about MySQL 8).
-        DROP TEMPORARY TABLE IF EXISTS lottery_draw_batch;
-        CREATE TEMPORARY TABLE lottery_draw_batch (
+        -- The batch, one row per draw: the session's working table, created on its first call and emptied at
+        --    every call (a call that failed may have left rows), never dropped: MariaDB empties a session's cache
+        --    of parsed procedures whenever one drops a temporary table it created, and this procedure would be
+        --    parsed again at every call (about a millisecond). Created before the transaction (see the header
+        --    about MySQL 8). Not transactional (MEMORY): only this call reads it. A change of its columns needs
+        --    a new name, since a session keeps the table across an upgrade of this procedure.
+        CREATE TEMPORARY TABLE IF NOT EXISTS lottery_draw_batch (
             seq         INT          NOT NULL,
             user_id     BIGINT       NOT NULL,
             r           BIGINT       NOT NULL COMMENT 'the draw''s own random number',
@@ -184,6 +188,7 @@ BEGIN
             draw_id     BIGINT       NULL COMMENT 'looked up: a repeat''s, or every draw''s without fast ids',
             PRIMARY KEY (seq)
         ) ENGINE = MEMORY;
+        DELETE FROM lottery_draw_batch;
 
         SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
         START TRANSACTION;
@@ -512,7 +517,6 @@ BEGIN
              ORDER BY j.seq;
         END IF;
 
-        DROP TEMPORARY TABLE IF EXISTS lottery_draw_batch;
 
         -- The answer is out; a result set that begins makes the server flush it now, so the client learns the
         -- batch is decided and can send the next one while this COMMIT is made durable (the row locks are
