@@ -49,32 +49,10 @@ async fn start_cluster(db: &TestDatabase, instances: usize) -> Cluster {
     Cluster::start(options).await.expect("the cluster starts")
 }
 
-/// How many requests for `route` (an axum route, `{name}` matching any one segment) the cluster's app instances
-/// have answered, all instances together.
-///
-/// Read from the instances' request logs (`seckill serve` logs every request it answers at info level). Once the
-/// instances serve Prometheus `/metrics`, this sums `seckill_http_requests_total{route="..."}` over them instead;
-/// the tests only ever count through here.
+/// How many requests for `route` the cluster's app instances have answered (`Cluster::app_requests`: from
+/// their request logs today, from their `/metrics` once they serve it).
 fn app_requests(cluster: &Cluster, route: &str) -> usize {
-    cluster
-        .instances()
-        .iter()
-        .map(|instance| {
-            let log = std::fs::read_to_string(instance.log_path()).unwrap_or_default();
-            log.lines()
-                .filter(|line| line.contains("finished processing request"))
-                .filter_map(|line| line.split("uri=").nth(1)?.split([' ', '}']).next())
-                .filter(|uri| route_matches(route, uri))
-                .count()
-        })
-        .sum()
-}
-
-fn route_matches(route: &str, uri: &str) -> bool {
-    let path = uri.split('?').next().unwrap_or(uri);
-    let (route, path): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), path.split('/').collect());
-    route.len() == path.len()
-        && route.iter().zip(&path).all(|(want, got)| (want.starts_with('{') && !got.is_empty()) || want == got)
+    cluster.app_requests(route)
 }
 
 /// Long enough for any answer the balancer cached before a key changed to have expired.
@@ -154,22 +132,15 @@ async fn redis_connection(cluster: &Cluster) -> redis::aio::MultiplexedConnectio
     redis::Client::open(cluster.redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
 
-fn item_state_key(cluster: &Cluster, seckill_id: i64) -> String {
-    format!("{}item:{seckill_id}:state", cluster.key_prefix())
-}
-
 /// Writes an item's shared state, as the test's own doing.
 async fn set_item_state(cluster: &Cluster, seckill_id: i64, state: &str) {
-    let () = redis_connection(cluster).await.set(item_state_key(cluster, seckill_id), state).await.unwrap();
+    let () = redis_connection(cluster).await.set(cluster.item_state_key(seckill_id), state).await.unwrap();
 }
 
-/// Returns once the item's shared state is published, after an instance's batch learnt it.
-///
-/// Instances do not publish `{prefix}item:{id}:state` yet, so for now the test writes it exactly as they will.
-/// Once they do, this body becomes `key_holds(cluster, &item_state_key(cluster, seckill_id), state).await`, and
-/// every caller then proves that the instances publish it.
+/// Returns once the item's shared state is published, after an instance's batch learnt it
+/// (`Cluster::item_state_published`: written there until the instances publish it themselves).
 async fn item_state_published(cluster: &Cluster, seckill_id: i64, state: &str) {
-    set_item_state(cluster, seckill_id, state).await;
+    cluster.item_state_published(seckill_id, state).await.unwrap();
 }
 
 /// Waits (up to 10 s) until `key` holds `value` in the cluster's Redis.
