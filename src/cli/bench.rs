@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use mysql_async::prelude::Queryable;
+use seckill::bench::cluster::{ClusterBenchConfig, ClusterReport};
 use seckill::bench::exchange::{ExchangeBenchConfig, ExchangeReport};
 use seckill::bench::lottery::{LotteryBenchConfig, LotteryReport};
 use seckill::bench::{self, BenchConfig, RunReport, Strategy, Workload};
@@ -14,6 +15,7 @@ use seckill::local_rabbitmq::LocalRabbitMq;
 use seckill::local_redis::LocalRedis;
 use seckill::migrate::Migrator;
 
+use super::signing_args::random_secret;
 use super::{DatabaseTarget, Failure};
 
 #[derive(Debug, Args)]
@@ -63,6 +65,9 @@ pub(crate) struct BenchArgs {
     /// Exchange workload: exchanges per second in the sustained phases (latency, broker restart).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     rate: u32,
+    /// Cluster workload: app instances behind the balancer.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=seckill::cluster::MAX_INSTANCES as i64))]
+    instances: u16,
     /// Print one JSON object per run instead of a table.
     #[arg(long)]
     json: bool,
@@ -124,7 +129,93 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
         };
         lottery_workload(&url, &lottery, json).await?;
     }
+    if config.workloads.contains(&Workload::Cluster) {
+        let cluster = ClusterBenchConfig {
+            serve_binary: std::env::current_exe()
+                .map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?,
+            instances: usize::from(args.instances),
+            connections: config.concurrency.clone(),
+            duration: config.duration,
+            secret: random_secret()?,
+            progress: config.progress,
+        };
+        let mut printed = Ok(());
+        bench::cluster::run(&url, &cluster, |report| {
+            if json {
+                match serde_json::to_string(report) {
+                    Ok(line) => println!("{line}"),
+                    Err(error) => printed = Err(error),
+                }
+            } else {
+                print_cluster(report);
+            }
+        })
+        .await?;
+        printed?;
+    }
     Ok(())
+}
+
+fn print_cluster(r: &ClusterReport) {
+    let (d, b, c) = (&r.direct, &r.balanced, &r.closed);
+    println!(
+        "cluster workload: {} instances behind nginx, {} keep-alive connections, {:.1} s per phase; the load \
+         generator does {:.0} requests/s against a trivial server in its own process",
+        r.instances, r.connections, d.seconds, r.generator_ceiling_per_s
+    );
+    println!("{}", r.topology.lines().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n"));
+    println!("  {:<40} {:>16} {:>16} {:>14}", "", "instance 1", "balancer", "balancer/direct");
+    let line = |what: &str, direct: String, balanced: String, ratio: String| {
+        println!("  {what:<40} {direct:>16} {balanced:>16} {ratio:>14}");
+    };
+    line(
+        "successful seckills/s",
+        format!("{:.0}", d.seckills_per_s),
+        format!("{:.0}", b.seckills_per_s),
+        format!("{:.0}%", r.balanced_over_direct * 100.0),
+    );
+    line(
+        "HTTP requests/s (exposer + execution)",
+        format!("{:.0}", d.requests_per_s),
+        format!("{:.0}", b.requests_per_s),
+        String::new(),
+    );
+    line(
+        "seckills (errors, in doubt)",
+        format!("{} ({}, {})", d.seckills, d.errors, d.in_doubt),
+        format!("{} ({}, {})", b.seckills, b.errors, b.in_doubt),
+        String::new(),
+    );
+    line(
+        "p50 / p99 ms per seckill",
+        format!("{:.1} / {:.1}", d.p50_ms, d.p99_ms),
+        format!("{:.1} / {:.1}", b.p50_ms, b.p99_ms),
+        String::new(),
+    );
+    let spread = |counts: &[usize]| counts.iter().map(usize::to_string).collect::<Vec<_>>().join("/");
+    line("executions by instance", spread(&d.executions_by_instance), spread(&b.executions_by_instance), String::new());
+    println!("  books, instance 1: {}", d.books);
+    println!("  books, balancer:   {}", b.books);
+    println!(
+        "  closed item {} ({} sold, state published by {}): {:.0} requests/s answered at the balancer, p50 / p99 \
+         {:.2} / {:.2} ms, {} unexpected; execution requests reaching the instances in the burst: {}",
+        c.seckill_id,
+        c.sold,
+        c.state_published_by,
+        c.requests_per_s,
+        c.p50_ms,
+        c.p99_ms,
+        c.unexpected,
+        c.app_execution_requests
+    );
+    println!("  books, closed item: {}", c.books);
+    for (phase, error) in
+        [("instance 1", &d.first_error), ("balancer", &b.first_error), ("closed", &c.first_unexpected)]
+    {
+        if let Some(error) = error {
+            println!("  first error, {phase}: {error}");
+        }
+    }
 }
 
 /// The lottery workload: the durable draw on the bench's database, the Redis baseline on a private Redis
