@@ -166,7 +166,7 @@ enum Front {
     /// This process, on the demo's stage.
     Stage(seckill::messaging::Running),
     /// The balancer in front of app instances.
-    Cluster(Cluster),
+    Cluster(Box<Cluster>),
 }
 
 impl Front {
@@ -184,7 +184,7 @@ impl Front {
         println!("starting {instances} seckill serve instances behind nginx for the crowd ...");
         let cluster = Cluster::start(options).await?;
         println!("{}", cluster.describe());
-        Ok(Front::Cluster(cluster))
+        Ok(Front::Cluster(Box::new(cluster)))
     }
 
     fn base_url(&self, context: &Context<'_>) -> String {
