@@ -160,8 +160,9 @@ fn print_cluster(r: &ClusterReport) {
     let (d, b, c) = (&r.direct, &r.balanced, &r.closed);
     println!(
         "cluster workload: {} instances behind nginx, {} keep-alive connections, {:.1} s per phase; the load \
-         generator does {:.0} requests/s against a trivial server in its own process",
-        r.instances, r.connections, d.seconds, r.generator_ceiling_per_s
+         generator does {:.0} requests/s against a trivial server in its own process ({:.0} µs of CPU per request, \
+         server included)",
+        r.instances, r.connections, d.seconds, r.generator_ceiling_per_s, r.generator_cpu_us_per_request
     );
     println!("{}", r.topology.lines().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n"));
     println!("  {:<40} {:>16} {:>16} {:>14}", "", "instance 1", "balancer", "balancer/direct");
@@ -194,11 +195,18 @@ fn print_cluster(r: &ClusterReport) {
     );
     let spread = |counts: &[usize]| counts.iter().map(usize::to_string).collect::<Vec<_>>().join("/");
     line("executions by instance", spread(&d.executions_by_instance), spread(&b.executions_by_instance), String::new());
+    line(
+        "cores the load generator kept busy",
+        format!("{:.2}", d.generator_cores),
+        format!("{:.2}", b.generator_cores),
+        String::new(),
+    );
     println!("  books, instance 1: {}", d.books);
     println!("  books, balancer:   {}", b.books);
     println!(
         "  closed item {} ({} sold, state published by {}): {:.0} requests/s answered at the balancer, p50 / p99 \
-         {:.2} / {:.2} ms, {} unexpected; execution requests reaching the instances in the burst: {}",
+         {:.2} / {:.2} ms, {} unexpected, load generator on {:.2} cores; execution requests reaching the instances \
+         in the burst: {} (the balancer found Redis failing or slow {} times)",
         c.seckill_id,
         c.sold,
         c.state_published_by,
@@ -206,7 +214,9 @@ fn print_cluster(r: &ClusterReport) {
         c.p50_ms,
         c.p99_ms,
         c.unexpected,
-        c.app_execution_requests
+        c.generator_cores,
+        c.app_execution_requests,
+        c.balancer_redis_failures
     );
     println!("  books, closed item: {}", c.books);
     for (phase, error) in

@@ -27,6 +27,7 @@ use serde::Serialize;
 use super::BenchError;
 use super::canned_server::CannedServer;
 use super::http_load::{Connection, Job, drive, open_connections};
+use super::measurement::process_cpu_seconds;
 use crate::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis};
 use crate::http::EXECUTION_ROUTE;
 use crate::local_balancer::{ClosedAnswers, ClosedStateConfig};
@@ -68,6 +69,9 @@ pub struct ClusterReport {
     pub topology: String,
     /// Requests per second the load generator sustained against a trivial server in its own process.
     pub generator_ceiling_per_s: f64,
+    /// What one request cost this process's CPU in that measurement (the generator and the trivial server
+    /// together), in microseconds: on a quiet machine the generator's ceiling is about the cores over this.
+    pub generator_cpu_us_per_request: f64,
     /// The buyers sent to instance 1 directly.
     pub direct: SalePhase,
     /// The same buyers sent to the balancer.
@@ -100,6 +104,8 @@ pub struct SalePhase {
     pub max_ms: f64,
     /// Execution requests each instance answered in the phase (instance 1 first).
     pub executions_by_instance: Vec<usize>,
+    /// Cores the load generator kept busy (its process's CPU time over the phase's).
+    pub generator_cores: f64,
     /// How the books balance.
     pub books: String,
 }
@@ -122,8 +128,13 @@ pub struct ClosedPhase {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Cores the load generator kept busy.
+    pub generator_cores: f64,
     /// Execution requests the instances answered during the burst, all instances together.
     pub app_execution_requests: usize,
+    /// Times the balancer found Redis failing or slow during the burst and passed requests through for a while
+    /// (from its error log): what explains app requests in a burst, which then say it failed open.
+    pub balancer_redis_failures: usize,
     /// How the item's books balance after the burst.
     pub books: String,
 }
@@ -198,7 +209,7 @@ struct RunBench<'a> {
 
 impl RunBench<'_> {
     async fn run(&self) -> Result<ClusterReport, BenchError> {
-        let generator_ceiling_per_s = self.generator_ceiling().await?;
+        let (generator_ceiling_per_s, generator_cpu_us_per_request) = self.generator_ceiling().await?;
         let direct = self.sale_phase("instance 1", self.cluster.instances()[0].address(), 1).await?;
         let balanced = self.sale_phase("balancer", self.cluster.balancer().address(), 2).await?;
         let closed = self.closed_phase(3).await?;
@@ -208,6 +219,7 @@ impl RunBench<'_> {
             connections: self.connections,
             topology: self.cluster.describe(),
             generator_ceiling_per_s,
+            generator_cpu_us_per_request,
             balanced_over_direct: balanced.seckills_per_s / direct.seckills_per_s.max(f64::MIN_POSITIVE),
             direct,
             balanced,
@@ -224,28 +236,32 @@ impl RunBench<'_> {
         open_connections(address, self.connections).await.map_err(BenchError::Load)
     }
 
-    /// Runs `job` on fresh connections to `address` with a spinner; every tally and the seconds it took.
+    /// Runs `job` on `connections` with a spinner, from `started`: every tally, the seconds it took, and the
+    /// CPU seconds this process used meanwhile.
     async fn drive<J: Job>(
         &self,
         label: &str,
         connections: Vec<Connection>,
         job: Arc<J>,
         started: Instant,
-    ) -> (Vec<J::Tally>, f64) {
+    ) -> (Vec<J::Tally>, f64, f64) {
         let progress = super::progress_bar(self.config.progress, None, format!("{label} x{}", self.connections));
+        let cpu_before = process_cpu_seconds();
         let tallies = drive(connections, job).await;
+        let cpu = process_cpu_seconds().zip(cpu_before).map_or(0.0, |(after, before)| after - before);
         progress.finish_and_clear();
-        (tallies, started.elapsed().as_secs_f64())
+        (tallies, started.elapsed().as_secs_f64(), cpu)
     }
 
-    async fn generator_ceiling(&self) -> Result<f64, BenchError> {
+    /// Requests per second against a trivial server, and CPU microseconds per request.
+    async fn generator_ceiling(&self) -> Result<(f64, f64), BenchError> {
         let answers = ClosedAnswers::from_app();
         let body = answers.execution(1);
         let server = CannedServer::start(answers.content_type, &body).map_err(|e| BenchError::Load(e.to_string()))?;
         let connections = self.connect(server.address()).await?;
         let started = Instant::now();
         let job = Latecomers::new(self.signer, 1, self.first_buyer(0), body, started + self.config.duration)?;
-        let (tallies, seconds) = self.drive("generator ceiling", connections, Arc::new(job), started).await;
+        let (tallies, seconds, cpu) = self.drive("generator ceiling", connections, Arc::new(job), started).await;
         let tally = merged(tallies, LatecomersTally::merge);
         if tally.unexpected > 0 {
             return Err(BenchError::Load(format!(
@@ -254,7 +270,7 @@ impl RunBench<'_> {
                 tally.first_unexpected.unwrap_or_default()
             )));
         }
-        Ok(tally.closed as f64 / seconds)
+        Ok((tally.closed as f64 / seconds, cpu * 1e6 / tally.closed.max(1) as f64))
     }
 
     async fn sale_phase(
@@ -270,7 +286,7 @@ impl RunBench<'_> {
         let started = Instant::now();
         let buyers =
             Buyers::new(item.seckill_id, self.first_buyer(phase), Until::Deadline(started + self.config.duration))?;
-        let (tallies, seconds) = self.drive(target, connections, Arc::new(buyers), started).await;
+        let (tallies, seconds, cpu) = self.drive(target, connections, Arc::new(buyers), started).await;
         let executions_by_instance = self.executions_by_instance().iter().zip(&before).map(|(a, b)| a - b).collect();
         let tally = merged(tallies, BuyersTally::merge);
         let books = sale::check_books(self.service.pool(), item.seckill_id, i64::from(stock), &tally).await?;
@@ -290,6 +306,7 @@ impl RunBench<'_> {
             p99_ms,
             max_ms,
             executions_by_instance,
+            generator_cores: cpu / seconds,
             books,
         })
     }
@@ -300,7 +317,7 @@ impl RunBench<'_> {
         let balancer = self.cluster.balancer().address();
         let buyers = Buyers::new(item.seckill_id, self.first_buyer(phase), Until::Buyers(2 * CLOSED_STOCK as u64))?;
         let connections = self.connect(balancer).await?;
-        let (tallies, _) = self.drive("sell-out", connections, Arc::new(buyers), Instant::now()).await;
+        let (tallies, _, _) = self.drive("sell-out", connections, Arc::new(buyers), Instant::now()).await;
         let sale = merged(tallies, BuyersTally::merge);
         sale::check_books(self.service.pool(), item.seckill_id, i64::from(CLOSED_STOCK), &sale).await?;
         if sale.told_success.len() as u64 != CLOSED_STOCK as u64 || sale.rejections == 0 {
@@ -319,11 +336,13 @@ impl RunBench<'_> {
         let expected = ClosedAnswers::from_app().execution(item.seckill_id);
         let first_latecomer = self.first_buyer(phase) + BUYERS_PER_PHASE / 2;
         let before = self.cluster.app_requests(EXECUTION_ROUTE);
+        let redis_failures_before = self.cluster.balancer().redis_failures();
         let started = Instant::now();
         let latecomers =
             Latecomers::new(self.signer, item.seckill_id, first_latecomer, expected, started + self.config.duration)?;
-        let (tallies, seconds) = self.drive("closed burst", connections, Arc::new(latecomers), started).await;
+        let (tallies, seconds, cpu) = self.drive("closed burst", connections, Arc::new(latecomers), started).await;
         let app_execution_requests = self.cluster.app_requests(EXECUTION_ROUTE).saturating_sub(before);
+        let balancer_redis_failures = self.cluster.balancer().redis_failures().saturating_sub(redis_failures_before);
         let tally = merged(tallies, LatecomersTally::merge);
         let books = sale::check_books(self.service.pool(), item.seckill_id, i64::from(CLOSED_STOCK), &sale).await?;
         let (p50_ms, p99_ms, max_ms) = tally.latencies.summary();
@@ -339,7 +358,9 @@ impl RunBench<'_> {
             p50_ms,
             p99_ms,
             max_ms,
+            generator_cores: cpu / seconds,
             app_execution_requests,
+            balancer_redis_failures,
             books,
         })
     }
