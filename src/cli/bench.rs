@@ -140,17 +140,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
             progress: config.progress,
         };
         let mut printed = Ok(());
-        bench::cluster::run(&url, &cluster, |report| {
-            if json {
-                match serde_json::to_string(report) {
-                    Ok(line) => println!("{line}"),
-                    Err(error) => printed = Err(error),
-                }
-            } else {
-                print_cluster(report);
-            }
-        })
-        .await?;
+        bench::cluster::run(&url, &cluster, |report| print_report(json, report, print_cluster, &mut printed)).await?;
         printed?;
     }
     Ok(())
@@ -238,17 +228,28 @@ async fn lottery_workload(url: &str, config: &LotteryBenchConfig, json: bool) ->
     let (amqp_url, _private_broker) = broker()?;
     let mut printed = Ok(());
     bench::lottery::run(url, &redis.url(), Some(&amqp_url), config, |report| {
-        if json {
-            match serde_json::to_string(report) {
-                Ok(line) => println!("{line}"),
-                Err(error) => printed = Err(error),
-            }
-        } else {
-            print_lottery(report);
-        }
+        print_report(json, report, print_lottery, &mut printed)
     })
     .await?;
     Ok(printed?)
+}
+
+/// Prints a run's report as one JSON line, or as `table` shows it. A report that cannot be written as JSON is
+/// kept in `printed` (the first one), so that the other runs go on and the command fails at the end.
+fn print_report<R: serde::Serialize>(
+    json: bool,
+    report: &R,
+    table: fn(&R),
+    printed: &mut Result<(), serde_json::Error>,
+) {
+    if !json {
+        return table(report);
+    }
+    match serde_json::to_string(report) {
+        Ok(line) => println!("{line}"),
+        Err(error) if printed.is_ok() => *printed = Err(error),
+        Err(_) => {}
+    }
 }
 
 /// "always", or "1 in 80".

@@ -98,6 +98,14 @@ impl ClusterOptions {
         self
     }
 
+    /// Every instance signs and checks seckill URLs (and user cookies) by HMAC under `secret`, and under no other
+    /// key, whatever this process's environment says.
+    pub fn hmac_secret(self, secret: impl Into<String>) -> Self {
+        self.instance_env("SECKILL_SIGNING", "hmac")
+            .instance_env("SECKILL_SECRET", secret)
+            .instance_env_remove("SECKILL_PREVIOUS_SECRET")
+    }
+
     /// An environment variable removed from every instance's environment.
     pub fn instance_env_remove(mut self, name: impl Into<String>) -> Self {
         self.instance_env.push((name.into(), None));

@@ -41,11 +41,9 @@ const DETAIL_ROUTE: &str = "/seckill/{id}/detail.json";
 async fn start_cluster(db: &TestDatabase, instances: usize) -> Cluster {
     let options = ClusterOptions::new(env!("CARGO_BIN_EXE_seckill"))
         .instances(instances)
-        .database(ClusterDatabase::Given { primary_url: db.url().to_string(), replica_urls: Vec::new() })
+        .database(ClusterDatabase::given(db.url()))
         .redis(ClusterRedis::Private)
-        .instance_env("SECKILL_SECRET", SECRET)
-        .instance_env_remove("SECKILL_SIGNING")
-        .instance_env_remove("SECKILL_PREVIOUS_SECRET");
+        .hmac_secret(SECRET);
     Cluster::start(options).await.expect("the cluster starts")
 }
 

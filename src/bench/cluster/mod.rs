@@ -174,11 +174,9 @@ pub async fn run(
     let signer = Signer::hmac(&config.secret).map_err(|e| BenchError::Invalid(e.to_string()))?;
     let options = ClusterOptions::new(&config.serve_binary)
         .instances(config.instances)
-        .database(ClusterDatabase::Given { primary_url: database_url.to_string(), replica_urls: Vec::new() })
+        .database(ClusterDatabase::given(database_url))
         .redis(ClusterRedis::Private)
-        .instance_env("SECKILL_SIGNING", "hmac")
-        .instance_env("SECKILL_SECRET", &config.secret)
-        .instance_env_remove("SECKILL_PREVIOUS_SECRET");
+        .hmac_secret(&config.secret);
     let cluster = Cluster::start(options).await?;
     let service = Seckill::new(cluster.database().pool().clone(), signer.clone());
     let mut result = Ok(());

@@ -176,11 +176,9 @@ impl Front {
             std::env::current_exe().map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?;
         let options = ClusterOptions::new(binary)
             .instances(instances)
-            .database(ClusterDatabase::Given { primary_url: database_url.to_string(), replica_urls: Vec::new() })
+            .database(ClusterDatabase::given(database_url))
             .redis(ClusterRedis::Private)
-            .instance_env("SECKILL_SIGNING", "hmac")
-            .instance_env("SECKILL_SECRET", secret)
-            .instance_env_remove("SECKILL_PREVIOUS_SECRET");
+            .hmac_secret(secret);
         println!("starting {instances} seckill serve instances behind nginx for the crowd ...");
         let cluster = Cluster::start(options).await?;
         println!("{}", cluster.describe());
