@@ -1,6 +1,6 @@
 //! A Redis connection that never holds a request up for long and fails open: shared by everything that uses
 //! Redis as an optional accelerator in front of the database (the item-detail cache, the lottery's "all drawn"
-//! flag).
+//! flag, the shared closed state).
 //!
 //! Every command is given up after [`REDIS_TIMEOUT`] and the caller falls back to the database. After a
 //! failure, commands skip Redis for [`REDIS_BACKOFF`], so a hung Redis costs one request in a while that much,
@@ -66,11 +66,13 @@ struct Health {
     origin: Instant,
     /// Milliseconds since `origin` until which Redis is skipped.
     skip_until: AtomicU64,
+    /// How many times Redis was found failing after it was thought healthy.
+    failures: AtomicU64,
 }
 
 impl Health {
     fn new() -> Self {
-        Health { origin: Instant::now(), skip_until: AtomicU64::new(0) }
+        Health { origin: Instant::now(), skip_until: AtomicU64::new(0), failures: AtomicU64::new(0) }
     }
 
     fn now_millis(&self) -> u64 {
@@ -86,7 +88,11 @@ impl Health {
     fn failed(&self) -> bool {
         let now = self.now_millis();
         let until = now.saturating_add(u64::try_from(REDIS_BACKOFF.as_millis()).unwrap_or(u64::MAX));
-        self.skip_until.swap(until, Ordering::Relaxed) <= now
+        let was_healthy = self.skip_until.swap(until, Ordering::Relaxed) <= now;
+        if was_healthy {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        was_healthy
     }
 }
 
@@ -112,6 +118,17 @@ impl BoundedRedis {
     /// A handle on the connection for one command, to pass to [`BoundedRedis::bounded`].
     pub fn connection(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+
+    /// How many times Redis has been found failing after it was thought healthy, by any clone of this
+    /// connection: a change tells that Redis may have lost what was written to it (a restart starts empty).
+    pub fn failures(&self) -> u64 {
+        self.health.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether commands are skipping Redis now, after a failure.
+    pub fn backing_off(&self) -> bool {
+        self.health.backing_off()
     }
 
     /// Runs one Redis command within [`REDIS_TIMEOUT`], unless Redis is being skipped after a failure. `user`

@@ -35,8 +35,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use crate::prometheus::names::{BATCH_REQUESTS, SHORT_CIRCUITS};
+
 /// Decides batches of one domain in the database.
 pub trait BatchRunner: Send + Sync + 'static {
+    /// The domain's name in metrics (`seckill`, `exchange`, `lottery`): see [`crate::prometheus`].
+    const DOMAIN: &'static str;
+
     /// What lanes are per: an item id, a campaign id.
     type Key: Copy + Eq + Hash + Send + Sync + std::fmt::Debug + 'static;
     /// One request: a buyer, a user.
@@ -247,6 +252,7 @@ impl<B: BatchRunner> GroupCommit<B> {
         if let Some((closed, since)) = &lane.closed {
             if now.saturating_duration_since(*since) < self.inner.config.recheck_interval {
                 counters.short_circuited.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(SHORT_CIRCUITS, "domain" => B::DOMAIN, "source" => "lanes").increment(1);
                 let answer = lane.remembered.get(&request).unwrap_or(closed).clone();
                 return Box::pin(std::future::ready(answer));
             }
@@ -375,6 +381,7 @@ async fn run_batch<B: BatchRunner>(
     let counters = &inner.counters;
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters.largest_batch.fetch_max(guard.batch.len() as u64, Ordering::Relaxed);
+    metrics::histogram!(BATCH_REQUESTS, "domain" => B::DOMAIN).record(guard.batch.len() as f64);
     let requests = guard.batch.iter().map(|(request, _)| request.clone()).collect();
     let decided = inner.runner.run(key, requests, committing).await;
     inner.learn(key, &guard.batch, &decided);
@@ -451,6 +458,7 @@ mod tests {
     }
 
     impl BatchRunner for Echo {
+        const DOMAIN: &'static str = "test";
         type Key = u8;
         type Request = u32;
         type Outcome = Answer;
@@ -540,6 +548,7 @@ mod tests {
     }
 
     impl BatchRunner for SlowCommits {
+        const DOMAIN: &'static str = "test";
         type Key = u8;
         type Request = u32;
         type Outcome = u32;

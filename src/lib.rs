@@ -14,6 +14,8 @@
 //! - [`migrate`]: schema migrations and repeatable stored procedures ([`migrate::Migrator`]).
 //! - [`bounded_redis`]: a Redis connection whose commands are bounded in time and fail open to the database
 //!   ([`bounded_redis::BoundedRedis`]), shared by the detail cache and the lottery.
+//! - [`closed_state`]: closed facts (sold out, ended, all drawn) learnt by one instance and shared through Redis
+//!   with every other and with a balancer, for every domain ([`closed_state::ClosedState`]).
 //! - [`cluster`]: the whole topology on one machine (database, Redis, N `seckill serve` instances, the load
 //!   balancer in front), started and torn down as one ([`cluster::Cluster`]).
 //! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]),
@@ -38,6 +40,8 @@
 //!   router ([`lottery::http::router`]).
 //! - [`messaging`]: the reliable message service: outbox, relay to RabbitMQ, consumers that call back
 //!   ([`messaging::Relay`], [`messaging::consume`]).
+//! - [`prometheus`]: Prometheus metrics: the recorder, `GET /metrics`, and every metric's name
+//!   ([`prometheus::install`], [`prometheus::router`]).
 //! - [`seckill`]: items, the exposer and execution ([`seckill::Seckill`], [`seckill::Outcome`]).
 //! - [`signing`]: signed seckill URLs, HMAC-MD5 or the classic md5 ([`signing::Signer`]).
 //! - [`bench`]: `seckill bench`, the strategies side by side with the books checked.
@@ -48,6 +52,7 @@
 
 pub mod bench;
 pub mod bounded_redis;
+pub mod closed_state;
 pub mod cluster;
 pub mod database;
 pub mod database_error;
@@ -62,6 +67,7 @@ pub mod local_server;
 pub mod lottery;
 pub mod messaging;
 pub mod migrate;
+pub mod prometheus;
 pub mod seckill;
 pub mod signing;
 pub mod tcp_proxy;

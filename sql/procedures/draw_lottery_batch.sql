@@ -7,8 +7,15 @@
 -- 10,000 draws, fails the whole batch (45RB0, nothing written). r decides the user's first draw; a user's later
 -- draws (draws_per_user > 1) use r_n = the first 32 bits of SHA2('<r>:<n>', 256) for their draw number n, so
 -- each draw has its own number and a replay with the same r values decides the same.
--- Returns its answer, one row per draw in input order (then a one-row marker, phase 'committing', sent before
--- the COMMIT so the answer arrives while the commit is made durable):
+-- Returns its answer (then a one-row marker, phase 'committing', sent before the COMMIT so the answer arrives
+-- while the commit is made durable). A batch decided the short way (below: every draw its user's first) answers
+-- in one row, its draws being new and their ids consecutive:
+--   first_draw_id   the first draw's id; draw n (from 1) has first_draw_id + (n - 1) * draw_increment
+--   draw_increment  the session's auto_increment_increment
+--   prizes_left     as below
+--   tiers           every draw's tier won, in input order, comma-separated: 0 for no prize
+--   prizes          the campaign's tiers' names, as a JSON object {"<tier_id>": "<name>", ...}
+-- Any other batch answers one row per draw in input order:
 --   seq          the draw's position in the array, from 1
 --   outcome      'won', 'no_prize', 'all_drawn', 'not_started', 'ended' or 'unknown_campaign'
 --   repeat       1 when the user had used all their draws (before this call or earlier in it): outcome,
@@ -111,6 +118,7 @@ BEGIN
         DECLARE v_compact        BOOLEAN DEFAULT FALSE;
         DECLARE v_first_draws    BOOLEAN DEFAULT FALSE;
         DECLARE v_last_draw_id   BIGINT;
+        DECLARE v_concat_limit   BIGINT;
         DECLARE v_matched        INT;
         DECLARE v_done           BOOLEAN DEFAULT FALSE;
         DECLARE v_errno          INT DEFAULT 0;
@@ -304,17 +312,22 @@ BEGIN
             END IF;
             UPDATE lottery_campaign SET draws_recorded = draws_recorded + v_recorded WHERE campaign_id = v_campaign_id;
             SET v_prizes_left = v_stock_before - v_won;
-            SELECT (d.draw_id - v_first_draw_id) DIV v_increment + 1 AS seq,
-                   IF(d.tier_id IS NULL, 'no_prize', 'won') AS outcome,
-                   0 AS `repeat`,
-                   d.draw_id,
-                   d.tier_id,
-                   t.name AS prize,
-                   CAST(v_prizes_left AS SIGNED) AS prizes_left
-              FROM lottery_draw d
-              LEFT JOIN lottery_tier t ON t.tier_id = d.tier_id
-             WHERE d.campaign_id = v_campaign_id AND d.draw_id BETWEEN v_first_draw_id AND v_last_draw_id
-             ORDER BY d.draw_id;
+            -- The answer in one row (see the header): every draw is new, so the ids and the tiers say it all. The
+            -- list's length is bounded by the batch (at most 10,000 ids of 20 characters), and the session's
+            -- limit on it is raised for this statement alone.
+            SET v_concat_limit = @@SESSION.group_concat_max_len;
+            SET SESSION group_concat_max_len = GREATEST(v_concat_limit, 21 * v_recorded + 65536);
+            SELECT CAST(v_first_draw_id AS SIGNED) AS first_draw_id,
+                   CAST(v_increment AS SIGNED) AS draw_increment,
+                   CAST(v_prizes_left AS SIGNED) AS prizes_left,
+                   (SELECT GROUP_CONCAT(COALESCE(d.tier_id, 0) ORDER BY d.draw_id SEPARATOR ',')
+                      FROM lottery_draw d
+                     WHERE d.campaign_id = v_campaign_id
+                       AND d.draw_id BETWEEN v_first_draw_id AND v_last_draw_id) AS tiers,
+                   (SELECT JSON_OBJECTAGG(t.tier_id, t.name)
+                      FROM lottery_tier t
+                     WHERE t.campaign_id = v_campaign_id) AS prizes;
+            SET SESSION group_concat_max_len = v_concat_limit;
         ELSEIF v_status = 'open' THEN
             -- 3. The whole batch decided in one statement, round 1 of the wheel included, from the inside out:
             --    - each draw: how many draws its user had before (a join on the user's draws, grouped per draw:

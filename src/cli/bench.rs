@@ -194,12 +194,12 @@ fn print_cluster(r: &ClusterReport) {
     println!("  books, instance 1: {}", d.books);
     println!("  books, balancer:   {}", b.books);
     println!(
-        "  closed item {} ({} sold, state published by {}): {:.0} requests/s answered at the balancer, p50 / p99 \
+        "  closed item {} ({} sold, sold_out published by an instance): {:.0} requests/s answered at the balancer, \
+         p50 / p99 \
          {:.2} / {:.2} ms, {} unexpected, load generator on {:.2} cores; execution requests reaching the instances \
          in the burst: {} (the balancer found Redis failing or slow {} times)",
         c.seckill_id,
         c.sold,
-        c.state_published_by,
         c.requests_per_s,
         c.p50_ms,
         c.p99_ms,

@@ -1,5 +1,5 @@
-//! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages, with
-//! request logs and graceful shutdown.
+//! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages,
+//! Prometheus metrics at `/metrics`, with request logs and graceful shutdown.
 
 use std::net::SocketAddr;
 
@@ -26,8 +26,8 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Serve item details through this Redis (cache-aside, 1 s TTL), and share the lottery's "all drawn" through
-    /// it, e.g. redis://127.0.0.1:6379/.
+    /// Serve item details through this Redis (cache-aside, 1 s TTL), and share closed state through it (items
+    /// sold out or ended, lotteries all drawn), e.g. redis://127.0.0.1:6379/.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
     #[command(flatten)]
@@ -36,7 +36,8 @@ pub(crate) struct ServeArgs {
     limits: LimitArgs,
 }
 
-/// Rate limits on the execution endpoint, per process.
+/// Rate limits on the execution endpoint: per process, except the buyer's, which with --redis-url holds across
+/// every instance sharing that Redis (and falls back to per process while Redis fails).
 #[derive(Debug, Args)]
 pub(crate) struct LimitArgs {
     /// Executions per second one buyer may make (0: unlimited).
@@ -82,10 +83,21 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
     if target.is_throwaway() {
         Migrator::embedded()?.run(&pool).await?;
     }
-    let signed_in = signed_in_routes(&pool, args.signing.hmac_secret(), args.redis_url.as_deref()).await?;
-    let service = Seckill::new(pool, signer);
-    let routes = seckill_routes(service, args.redis_url.as_deref(), args.limits.config()).await?;
+    // One connection for everything shared through Redis: its health (and back-off) is then one too.
+    let redis = match args.redis_url.as_deref() {
+        Some(url) => Some(connect_redis(url).await?),
+        None => None,
+    };
+    let signed_in = signed_in_routes(&pool, args.signing.hmac_secret(), redis.clone())?;
+    let mut service = Seckill::new(pool, signer);
+    if let Some(redis) = &redis {
+        service = service.with_redis(redis.clone(), None);
+    }
+    let routes = seckill_routes(service, redis, args.limits.config());
+    let metrics = seckill::prometheus::install().map_err(|e| Failure::new(e.to_string()))?;
+    let routes = routes.merge(seckill::prometheus::router(metrics));
     let listener = bind(args.listen).await?;
+    eprintln!("seckill: Prometheus metrics at http://{}/metrics", listener.local_addr()?);
     let app = host(match signed_in {
         Some(signed_in) => {
             let address = listener.local_addr()?;
@@ -100,29 +112,24 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
     serve(listener, app).await
 }
 
-/// The library's seckill router, with the detail cache and the limits given.
-pub(crate) async fn seckill_routes(
-    service: Seckill,
-    redis_url: Option<&str>,
-    limits: AdmissionConfig,
-) -> Result<Router, Failure> {
+/// The library's seckill router, with the limits given and, with Redis, the detail cache and the buyer's limit
+/// shared across instances.
+pub(crate) fn seckill_routes(service: Seckill, redis: Option<BoundedRedis>, limits: AdmissionConfig) -> Router {
     let mut http = SeckillHttp::new(service).admission(limits);
-    if let Some(url) = redis_url {
-        let cache =
-            DetailCache::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;
-        http = http.detail_cache(cache);
+    if let Some(redis) = redis {
+        http = http.detail_cache(DetailCache::new(redis.clone())).shared_buyer_limit(redis, None);
     }
-    Ok(http.router())
+    http.router()
 }
 
 /// The routers whose users sign in: the points exchange's and the lottery's APIs and pages, both reading the one
 /// `seckillUser` cookie, signed under the same HMAC secret as seckill URLs (the cookie's tag is domain-separated
 /// from theirs). Classic signing has no secret, so then neither is served: an unsigned user id would let anyone
 /// spend anyone's points and take anyone's draws. With Redis, lottery instances share "all drawn" through it.
-async fn signed_in_routes(
+fn signed_in_routes(
     pool: &Pool,
     hmac_secret: Option<&str>,
-    redis_url: Option<&str>,
+    redis: Option<BoundedRedis>,
 ) -> Result<Option<Router>, Failure> {
     let Some(secret) = hmac_secret else {
         eprintln!(
@@ -133,13 +140,16 @@ async fn signed_in_routes(
     };
     let cookie = SignedUserCookie::new(secret)?;
     let mut lottery = Lottery::new(pool.clone());
-    if let Some(url) = redis_url {
-        let redis =
-            BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))?;
+    if let Some(redis) = redis {
         lottery = lottery.with_redis(redis, None);
     }
     let exchange = ExchangeHttp::new(Exchange::new(pool.clone()), cookie.clone()).router();
     Ok(Some(exchange.merge(LotteryHttp::new(lottery, cookie).router())))
+}
+
+/// A bounded connection to the Redis at `url`, for the shared closed state.
+async fn connect_redis(url: &str) -> Result<BoundedRedis, Failure> {
+    BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))
 }
 
 /// What the binary adds around the library's routers: JSON answers for unknown routes and methods, request logs.

@@ -32,6 +32,9 @@ pub enum ClusterError {
     /// The load balancer did not start.
     #[error(transparent)]
     Balancer(#[from] LocalBalancerError),
+    /// An instance's Prometheus metrics could not be read.
+    #[error("the metrics of app instance {number} (GET /metrics): {detail}")]
+    Metrics { number: usize, detail: String },
     /// The shared state in the cluster's Redis could not be read or written.
     #[error("the cluster's shared state ({key}) in Redis: {detail}")]
     SharedState { key: String, detail: String },

@@ -2,18 +2,20 @@
 //! `ended`), the key the balancer answers closed items from: where the bench, the demo and the tests learn that
 //! it is published.
 //!
-//! Instances do not publish the key yet, so for now [`Cluster::item_state_published`] writes it exactly as they
-//! will (plain string, no expiry). Once the instance whose batch learns the state publishes it, this becomes a
-//! bounded wait until the key holds the state, and every caller then proves that the instances publish it.
+//! The instance whose batch learns that an item closed publishes the key itself ([`crate::seckill::item_state`]);
+//! [`Cluster::item_state_published`] waits for it, so every caller proves that the instances publish it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 
 use super::{Cluster, ClusterError};
 
-/// How long a step with the cluster's Redis may take.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an instance may take to publish a state its batch learnt (it republishes after a failed attempt).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one look at Redis may take.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Cluster {
     /// The key of an item's shared closed state.
@@ -21,22 +23,44 @@ impl Cluster {
         format!("{}item:{seckill_id}:state", self.key_prefix())
     }
 
-    /// Returns once the item's closed state (`sold_out` or `ended`) is published in the cluster's Redis, after
-    /// an instance's batch learnt it. For now it writes the key itself (see the module's doc).
+    /// What the item's shared closed state holds now (`None`: no key, so ask the app).
     ///
     /// # Errors
-    /// [`ClusterError::SharedState`] when Redis could not be reached or written within 10 s.
-    pub async fn item_state_published(&self, seckill_id: i64, state: &str) -> Result<(), ClusterError> {
+    /// [`ClusterError::SharedState`] when Redis could not be read within 2 s.
+    pub async fn item_state(&self, seckill_id: i64) -> Result<Option<String>, ClusterError> {
         let key = self.item_state_key(seckill_id);
-        let write = async {
+        let look = async {
             let client = redis::Client::open(self.redis_url())?;
             let mut connection = client.get_multiplexed_async_connection().await?;
-            connection.set::<_, _, ()>(&key, state).await
+            connection.get::<_, Option<String>>(&key).await
         };
         let failed = |detail: String| ClusterError::SharedState { key: key.clone(), detail };
-        tokio::time::timeout(REDIS_TIMEOUT, write)
+        tokio::time::timeout(REDIS_TIMEOUT, look)
             .await
             .map_err(|_| failed(format!("no answer from Redis in {} s", REDIS_TIMEOUT.as_secs())))?
             .map_err(|e| failed(e.to_string()))
+    }
+
+    /// Returns once the item's closed state (`sold_out` or `ended`) is published in the cluster's Redis by an
+    /// instance whose batch learnt it, waiting up to 10 s.
+    ///
+    /// # Errors
+    /// [`ClusterError::SharedState`] when the key does not hold `state` within 10 s, or Redis could not be read.
+    pub async fn item_state_published(&self, seckill_id: i64, state: &str) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        loop {
+            let last = match self.item_state(seckill_id).await {
+                Ok(value) if value.as_deref() == Some(state) => return Ok(()),
+                Ok(value) => format!("it holds {value:?}"),
+                Err(error) => error.to_string(),
+            };
+            if Instant::now() > deadline {
+                return Err(ClusterError::SharedState {
+                    key: self.item_state_key(seckill_id),
+                    detail: format!("no instance published {state} within {} s ({last})", PUBLISH_TIMEOUT.as_secs()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use super::database::ClusterDatabase;
 use crate::local_balancer::DEFAULT_KEY_PREFIX;
 
-/// The log filter of the instances: warnings, and every request (the balancer tests count them in these logs).
+/// The log filter of the instances: warnings, and a line for every request (to follow a request through the
+/// cluster; counts come from the instances' `/metrics`).
 pub const DEFAULT_INSTANCE_LOG_FILTER: &str = "warn,tower_http=info";
 
 /// The most instances one cluster starts: each is a process with its own pools on a machine of few cores.

@@ -20,6 +20,7 @@ use mysql_async::{Conn, Params, Pool, Row};
 use super::acquire;
 use crate::database_error::DatabaseError;
 use crate::group_commit::Committing;
+use crate::prometheus::names::DATABASE_CALL_DURATION;
 
 /// The SQLSTATE the toolkit's procedures raise after rolling back their own transaction: nothing was written.
 /// Its MYSQL_ERRNO is the original error's code, its message `rolled back: <original message>`.
@@ -72,13 +73,16 @@ pub async fn call_committing(
     statement: &str,
     committing: Committing,
 ) -> Result<Vec<Vec<Row>>, CallFailure> {
-    let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
-    let read = async {
-        let result = conn.query_iter(statement).await?;
-        collect_all(result, committing).await
-    };
-    let read = read.await;
-    settle(conn, read).await
+    timed(statement, async {
+        let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
+        let read = async {
+            let result = conn.query_iter(statement).await?;
+            collect_all(result, committing).await
+        };
+        let read = read.await;
+        settle(conn, read).await
+    })
+    .await
 }
 
 /// As [`call`], for a statement with parameters (prepared: two round trips the first time on a connection, one
@@ -91,13 +95,38 @@ pub async fn call_prepared(
     statement: &str,
     params: impl Into<Params> + Send,
 ) -> Result<Vec<Vec<Row>>, CallFailure> {
-    let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
-    let read = async {
-        let result = conn.exec_iter(statement, params).await?;
-        collect_all(result, Committing::unobserved()).await
+    timed(statement, async {
+        let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
+        let read = async {
+            let result = conn.exec_iter(statement, params).await?;
+            collect_all(result, Committing::unobserved()).await
+        };
+        let read = read.await;
+        settle(conn, read).await
+    })
+    .await
+}
+
+/// Runs one call and records how long it took, until its last result, under its procedure's name
+/// (`seckill_database_call_duration_seconds`, see [`crate::prometheus`]).
+async fn timed<T>(statement: &str, call: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let result = call.await;
+    let procedure = procedure_name(statement);
+    metrics::histogram!(DATABASE_CALL_DURATION, "procedure" => procedure).record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// The procedure a `CALL name(...)` statement calls, or `other`. Only the toolkit's own statements come here,
+/// so the names are few.
+fn procedure_name(statement: &str) -> String {
+    let statement = statement.trim_start();
+    let rest = match statement.get(..4) {
+        Some(keyword) if keyword.eq_ignore_ascii_case("call") => &statement[4..],
+        _ => return "other".into(),
     };
-    let read = read.await;
-    settle(conn, read).await
+    let name: String = rest.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    if name.is_empty() { "other".into() } else { name }
 }
 
 /// The connection back to the pool after a success; closed after an error, whose meaning is classified.
@@ -174,5 +203,18 @@ pub async fn return_clean(mut conn: Conn) {
         .is_some_and(|ok| ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS));
     if in_transaction && conn.query_drop("ROLLBACK").await.is_err() {
         let _ = conn.disconnect().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_call_is_timed_under_its_procedures_name() {
+        let name = super::procedure_name;
+        assert_eq!(name("CALL execute_seckill_batch(1, '[2]')"), "execute_seckill_batch");
+        assert_eq!(name("  call grant_credit(?, ?, ?)"), "grant_credit");
+        assert_eq!(name("SELECT 1"), "other");
+        assert_eq!(name("CALL"), "other");
+        assert_eq!(name("ca"), "other");
     }
 }

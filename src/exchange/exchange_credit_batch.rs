@@ -12,7 +12,6 @@
 //! [`RequestId`](super::RequestId)s, whose alphabet has no quote and no backslash.
 
 use mysql_async::{Pool, Row};
-use serde_json::json;
 
 use super::outcome::ExchangeOutcome;
 use super::request::ExchangeRequest;
@@ -40,13 +39,19 @@ pub(crate) async fn exchange_credit_batch(
     }
 }
 
-/// The CALL for a batch.
+/// The CALL for a batch, in the compact form the procedure checks fastest (`[{"user":1,"request":"r-1"}]`).
 fn statement(gift_id: i64, requests: &[ExchangeRequest]) -> String {
-    let list: Vec<serde_json::Value> = requests
-        .iter()
-        .map(|request| json!({"user": request.user_id, "request": request.request_id.as_str()}))
-        .collect();
-    format!("CALL exchange_credit_batch({gift_id}, '{}')", serde_json::Value::Array(list))
+    let mut list = String::with_capacity(requests.len() * 48 + 2);
+    list.push('[');
+    for (index, request) in requests.iter().enumerate() {
+        if index > 0 {
+            list.push(',');
+        }
+        // A request id's alphabet has no quote and no backslash: it needs no escaping in JSON or SQL.
+        list.push_str(&format!(r#"{{"user":{},"request":"{}"}}"#, request.user_id, request.request_id.as_str()));
+    }
+    list.push(']');
+    format!("CALL exchange_credit_batch({gift_id}, '{list}')")
 }
 
 type AnswerRow = (i64, String, i64, Option<i64>, Option<i64>, Option<i64>);
@@ -94,7 +99,7 @@ mod tests {
         let statement = statement(7, &requests);
         assert_eq!(
             statement,
-            r#"CALL exchange_credit_batch(7, '[{"request":"r-1","user":1},{"request":"a.b:c_d","user":22}]')"#
+            r#"CALL exchange_credit_batch(7, '[{"user":1,"request":"r-1"},{"user":22,"request":"a.b:c_d"}]')"#
         );
         assert_eq!(statement.matches('\'').count(), 2);
     }

@@ -21,6 +21,7 @@ pub(crate) struct ExchangeBatches {
 }
 
 impl BatchRunner for ExchangeBatches {
+    const DOMAIN: &'static str = "exchange";
     type Key = i64;
     type Request = ExchangeRequest;
     type Outcome = ExchangeOutcome;

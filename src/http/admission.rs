@@ -3,7 +3,12 @@
 //!
 //! The buyer's bucket is charged only after the signature checks out. In HMAC mode the signature binds the
 //! buyer, so nobody can drain a victim's bucket with a forged cookie; in classic mode it does not, and a client
-//! can spend anyone's bucket by naming their phone. Limits are per process: N servers admit N times the rate.
+//! can spend anyone's bucket by naming their phone.
+//!
+//! Limits are per process, except the buyer's with a shared limit ([`super::SeckillHttp::shared_buyer_limit`]):
+//! then one atomic Redis script holds it across every instance ([`super::shared_limit`]), and this process's
+//! bucket takes over whenever Redis fails, so nobody is refused because Redis is down. The item's limit stays
+//! per process: it protects this process's share of the database, which the executor already bounds.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -11,6 +16,7 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::shared_limit::SharedBuyerLimit;
 use crate::seckill::Phone;
 
 /// A rate: a steady `per_second`, with bursts of up to `burst` at once.
@@ -143,6 +149,8 @@ impl<K: Hash + Eq> Buckets<K> {
 pub(crate) struct Admission {
     users: Option<Mutex<Buckets<Phone>>>,
     items: Option<Mutex<Buckets<i64>>>,
+    /// The buyer's limit across instances, when shared; `users` is its fallback.
+    shared_users: Option<SharedBuyerLimit>,
 }
 
 /// Takes a token from `key`'s bucket, holding the lock only for the lookup.
@@ -158,13 +166,30 @@ impl Admission {
         Admission {
             users: config.per_user.map(|rate| Mutex::new(Buckets::new(rate))),
             items: config.per_item.map(|rate| Mutex::new(Buckets::new(rate))),
+            shared_users: None,
         }
     }
 
+    /// The same limits, the buyer's held across instances through `shared` when there is a buyer limit.
+    pub(crate) fn shared(config: AdmissionConfig, shared: impl FnOnce(Rate) -> Option<SharedBuyerLimit>) -> Self {
+        Admission { shared_users: config.per_user.and_then(shared), ..Admission::new(config) }
+    }
+
     /// Admits one execution, or says which limit refused it. Charges the item first, so that a buyer's token is
-    /// not spent on a request the item refuses.
-    pub(crate) fn admit(&self, seckill_id: i64, phone: Phone) -> Result<(), Refusal> {
-        self.admit_at(seckill_id, phone, Instant::now())
+    /// not spent on a request the item refuses. The buyer's shared limit is asked in Redis; if Redis fails,
+    /// this process's bucket decides.
+    pub(crate) async fn admit(&self, seckill_id: i64, phone: Phone) -> Result<(), Refusal> {
+        let Some(shared) = &self.shared_users else { return self.admit_at(seckill_id, phone, Instant::now()) };
+        if let Some(items) = &self.items
+            && !take(items, seckill_id, Instant::now())
+        {
+            return Err(Refusal::Item);
+        }
+        let admitted = match shared.take(phone).await {
+            Ok(admitted) => admitted,
+            Err(_) => self.users.as_ref().is_none_or(|users| take(users, phone, Instant::now())),
+        };
+        if admitted { Ok(()) } else { Err(Refusal::User) }
     }
 
     /// [`Self::admit`] at a given time, which must not go backwards between calls.

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::envelope::Envelope;
+use super::request_metrics::RequestOutcome;
 use crate::database_error::DatabaseError;
 use crate::seckill::SeckillError;
 
@@ -81,6 +82,12 @@ impl From<DatabaseError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        // Counted apart from other errors of their status: they are answers, not faults.
+        let outcome = match &self {
+            ApiError::TooManyRequests(_) => Some(RequestOutcome("rate_limited")),
+            ApiError::InDoubt { .. } => Some(RequestOutcome("in_doubt")),
+            _ => None,
+        };
         let message = match self {
             ApiError::BadRequest(message)
             | ApiError::Forbidden(message)
@@ -103,6 +110,6 @@ impl IntoResponse for ApiError {
                 "internal error".to_string()
             }
         };
-        (status, Json(Envelope::<()> { success: false, data: None, error: Some(message) })).into_response()
+        (status, outcome, Json(Envelope::<()> { success: false, data: None, error: Some(message) })).into_response()
     }
 }

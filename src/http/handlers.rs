@@ -12,6 +12,8 @@ use super::admission::Refusal;
 use super::api_error::ApiError;
 use super::envelope::{Envelope, Execution, Exposer};
 use super::extract::{KillPhone, check_token_segment, parse_item_id};
+use super::request_metrics::RequestOutcome;
+use crate::prometheus::names::RATE_LIMITED;
 use crate::seckill::{Exposure, Item, Outcome, Phone, SuccessKilled};
 
 /// How many items the list shows.
@@ -83,16 +85,22 @@ pub async fn execution(
     State(app): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     KillPhone(phone): KillPhone,
-) -> ApiResult<Execution> {
+) -> Result<(RequestOutcome, Json<Envelope<Execution>>), ApiError> {
     let Path((id, token)) = path.map_err(path_error)?;
     let seckill_id = parse_item_id(&id)?;
     let token = check_token_segment(&token)?;
     let outcome = if app.service.signer().verify(seckill_id, phone, token, chrono::Utc::now()).is_err() {
         Outcome::Tampered
     } else {
-        match app.admission.admit(seckill_id, phone) {
-            Err(Refusal::User) => return Err(ApiError::TooManyRequests("from this buyer")),
-            Err(Refusal::Item) => return Err(ApiError::TooManyRequests("for this item")),
+        match app.admission.admit(seckill_id, phone).await {
+            Err(Refusal::User) => {
+                metrics::counter!(RATE_LIMITED, "scope" => "buyer").increment(1);
+                return Err(ApiError::TooManyRequests("from this buyer"));
+            }
+            Err(Refusal::Item) => {
+                metrics::counter!(RATE_LIMITED, "scope" => "item").increment(1);
+                return Err(ApiError::TooManyRequests("for this item"));
+            }
             Ok(()) => app.service.execute_verified(seckill_id, phone).await,
         }
     };
@@ -109,5 +117,5 @@ pub async fn execution(
         Outcome::Success(_) => app.shown_item(seckill_id).await,
         _ => None,
     };
-    Ok(Json(Envelope::ok(Execution::new(seckill_id, &outcome, item))))
+    Ok((RequestOutcome(outcome.reason()), Json(Envelope::ok(Execution::new(seckill_id, &outcome, item)))))
 }

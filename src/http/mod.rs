@@ -43,6 +43,8 @@ mod envelope;
 mod extract;
 mod handlers;
 mod page;
+pub(crate) mod request_metrics;
+pub mod shared_limit;
 mod signed_user_cookie;
 mod user;
 
@@ -59,10 +61,12 @@ pub use detail_cache::DetailCache;
 pub use envelope::{Envelope, Execution, Exposer};
 pub use extract::PHONE_COOKIE;
 pub(crate) use extract::parse_positive_id;
+pub use request_metrics::RequestOutcome;
 pub use signed_user_cookie::{SignedUserCookie, USER_COOKIE};
 pub use user::RequestUser;
 pub(crate) use user::{CurrentUser, Identity};
 
+use crate::bounded_redis::BoundedRedis;
 use crate::seckill::{Item, Seckill, SeckillError};
 
 /// The execution's route, as axum matches it (and as request counts name it).
@@ -81,6 +85,9 @@ pub fn router(service: Seckill) -> Router {
 pub struct SeckillHttp {
     state: AppState,
     max_body: u64,
+    limits: AdmissionConfig,
+    /// Where the buyer's limit is shared, and under which prefix.
+    shared_limits: Option<(BoundedRedis, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +146,7 @@ impl SeckillHttp {
     pub fn new(service: Seckill) -> Self {
         let admission = Arc::new(admission::Admission::new(AdmissionConfig::default()));
         let state = AppState { service, detail_cache: None, shown_items: Arc::default(), admission };
-        SeckillHttp { state, max_body: DEFAULT_MAX_BODY }
+        SeckillHttp { state, max_body: DEFAULT_MAX_BODY, limits: AdmissionConfig::default(), shared_limits: None }
     }
 
     /// Serves item details through a Redis cache (cache-aside, short TTL).
@@ -150,12 +157,26 @@ impl SeckillHttp {
 
     /// Rate limits on the execution endpoint (default: 5/s per buyer with bursts of 10, no per-item limit).
     pub fn admission(mut self, config: AdmissionConfig) -> Self {
-        self.state.admission = Arc::new(admission::Admission::new(config));
+        self.limits = config;
+        self
+    }
+
+    /// Holds the per-buyer limit across every instance that shares `redis` (one atomic script per execution,
+    /// keys `{prefix}rate:buyer:{phone}`, prefix `seckill:` by default; see [`shared_limit`]), instead of per
+    /// process. When Redis fails, each process's own limit applies: nobody is refused because Redis is down.
+    pub fn shared_buyer_limit(mut self, redis: BoundedRedis, prefix: Option<&str>) -> Self {
+        self.shared_limits = Some((redis, prefix.unwrap_or(shared_limit::DEFAULT_KEY_PREFIX).to_string()));
         self
     }
 
     /// The router.
-    pub fn router(self) -> Router {
+    pub fn router(mut self) -> Router {
+        self.state.admission = Arc::new(match self.shared_limits {
+            Some((redis, prefix)) => admission::Admission::shared(self.limits, |rate| {
+                shared_limit::SharedBuyerLimit::new(redis, prefix, rate)
+            }),
+            None => admission::Admission::new(self.limits),
+        });
         Router::new()
             .route("/seckill/list", get(page::list_page))
             .route("/seckill/list.json", get(handlers::list))
@@ -168,6 +189,7 @@ impl SeckillHttp {
             .route(EXECUTION_ROUTE, post(handlers::execution))
             .layer(axum::middleware::from_fn_with_state(self.max_body, body_limit::refuse_large_bodies))
             .layer(axum::middleware::map_response(charset::utf8_json))
+            .layer(axum::middleware::from_fn(request_metrics::count_requests))
             .with_state(self.state)
     }
 }

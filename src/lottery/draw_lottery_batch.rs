@@ -1,14 +1,19 @@
 //! The typed call of the `draw_lottery_batch` procedure (`sql/procedures/draw_lottery_batch.sql`):
 //!
 //! ```sql
-//! CALL draw_lottery_batch(v_campaign_id BIGINT, v_draws MEDIUMTEXT /* [{"user": 1, "r": 123}, ...] */);
-//! -- one row per draw, in input order: seq INT, outcome VARCHAR, repeat INT, draw_id BIGINT, tier_id BIGINT,
-//! -- prize VARCHAR(120), prizes_left BIGINT
+//! CALL draw_lottery_batch(v_campaign_id BIGINT, v_draws MEDIUMTEXT /* [{"user":1,"r":123}, ...] */);
+//! -- a batch of first draws: one row, first_draw_id BIGINT, draw_increment BIGINT, prizes_left BIGINT,
+//! -- tiers TEXT /* every draw's tier won, comma-separated, 0 for none */, prizes JSON /* {"<tier_id>": name} */
+//! -- any other batch: one row per draw, in input order: seq INT, outcome VARCHAR, repeat INT, draw_id BIGINT,
+//! -- tier_id BIGINT, prize VARCHAR(120), prizes_left BIGINT
 //! -- SQLSTATE '45RB0': rolled back whole, nothing written; any other error: in doubt
 //! ```
 //!
 //! One statement in the text protocol: exactly one round trip, nothing to prepare. The draws travel as a JSON
 //! literal written into the statement, which is safe because they are integers only.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use mysql_async::{Pool, Row};
 
@@ -52,7 +57,8 @@ fn statement(campaign_id: i64, draws: &[DrawRequest]) -> String {
         if index > 0 {
             list.push(',');
         }
-        list.push_str(&format!(r#"{{"user":{},"r":{}}}"#, draw.user_id, draw.r));
+        // Writing into a String cannot fail.
+        let _ = write!(list, r#"{{"user":{},"r":{}}}"#, draw.user_id, draw.r);
     }
     list.push(']');
     format!("CALL draw_lottery_batch({campaign_id}, '{list}')")
@@ -60,13 +66,23 @@ fn statement(campaign_id: i64, draws: &[DrawRequest]) -> String {
 
 type AnswerRow = (i64, String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
 
+type FirstDrawsRow = (i64, i64, i64, String, String);
+
+const WHAT: &str = "the answer of draw_lottery_batch";
+
 /// Every draw's outcome, and the campaign's closed answer once it is all drawn or ended.
 fn answer(draws: usize, result_sets: Vec<Vec<Row>>) -> Result<Decided<DrawOutcome>, String> {
-    let what = "the answer of draw_lottery_batch";
+    let what = WHAT;
     let rows = result_sets
         .into_iter()
         .next()
         .ok_or_else(|| format!("{what}: no rows; is the procedure up to date? run `seckill migrate`"))?;
+    if let [row] = rows.as_slice()
+        && row.columns_ref().first().is_some_and(|column| column.name_str() == "first_draw_id")
+    {
+        let (outcomes, prizes_left) = first_draws(draws, row.clone())?;
+        return Ok(closing(outcomes, Some(prizes_left)));
+    }
     if rows.len() != draws {
         return Err(format!("{what}: {} rows for {draws} draws", rows.len()));
     }
@@ -83,7 +99,39 @@ fn answer(draws: usize, result_sets: Vec<Vec<Row>>) -> Result<Decided<DrawOutcom
         outcomes.push(decided);
         prizes_left = left;
     }
-    // Both are facts that never turn back: stock is never added to a campaign, and time moves on.
+    Ok(closing(outcomes, prizes_left))
+}
+
+/// The one-row answer of a batch of first draws: every draw recorded, with consecutive ids.
+fn first_draws(draws: usize, row: Row) -> Result<(Vec<DrawOutcome>, i64), String> {
+    let what = WHAT;
+    let (first_draw_id, increment, prizes_left, tiers, prizes): FirstDrawsRow =
+        decode(row, what).map_err(|error| error.to_string())?;
+    let prizes: HashMap<String, String> =
+        serde_json::from_str(&prizes).map_err(|error| format!("{what}: prizes {prizes:?}: {error}"))?;
+    let mut outcomes = Vec::with_capacity(draws);
+    let mut draw_id = first_draw_id;
+    for tier in tiers.split(',') {
+        let outcome = match tier {
+            "0" => DrawOutcome::NoPrize { draw_id, repeat: false },
+            tier => {
+                let prize = prizes.get(tier).ok_or_else(|| format!("{what}: tier {tier:?} is not the campaign's"))?;
+                let tier_id = tier.parse().map_err(|_| format!("{what}: tier {tier:?}"))?;
+                DrawOutcome::Won { draw_id, tier_id, prize: prize.clone(), repeat: false }
+            }
+        };
+        outcomes.push(outcome);
+        draw_id += increment;
+    }
+    if outcomes.len() != draws {
+        return Err(format!("{what}: {} tiers for {draws} draws", outcomes.len()));
+    }
+    Ok((outcomes, prizes_left))
+}
+
+/// The outcomes, with the campaign's closed answer once it is ended or all drawn: both are facts that never turn
+/// back (stock is never added to a campaign, and time moves on).
+fn closing(outcomes: Vec<DrawOutcome>, prizes_left: Option<i64>) -> Decided<DrawOutcome> {
     let closed = if outcomes.contains(&DrawOutcome::Ended) {
         Some(DrawOutcome::Ended)
     } else if prizes_left == Some(0) {
@@ -91,7 +139,7 @@ fn answer(draws: usize, result_sets: Vec<Vec<Row>>) -> Result<Decided<DrawOutcom
     } else {
         None
     };
-    Ok(Decided { outcomes, closed })
+    Decided { outcomes, closed }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use mysql_async::Pool;
 
-use super::all_drawn::AllDrawnFlags;
+use super::all_drawn::{AllDrawn, AllDrawnFlags};
 use super::draw_lottery_batch::{DrawRequest, draw_lottery_batch};
 use super::outcome::DrawOutcome;
 use crate::group_commit::{BatchRunner, Committing, Decided};
@@ -25,6 +25,7 @@ pub(crate) struct DrawBatches {
 }
 
 impl BatchRunner for DrawBatches {
+    const DOMAIN: &'static str = "lottery";
     type Key = i64;
     type Request = DrawRequest;
     type Outcome = DrawOutcome;
@@ -32,7 +33,7 @@ impl BatchRunner for DrawBatches {
     async fn run(&self, campaign_id: i64, draws: Vec<DrawRequest>, committing: Committing) -> Decided<DrawOutcome> {
         let decided = draw_lottery_batch(&self.pool, campaign_id, &draws, committing).await;
         if decided.closed == Some(DrawOutcome::AllDrawn) {
-            self.flags.learnt(campaign_id);
+            self.flags.learnt(campaign_id, AllDrawn, 0);
         }
         decided
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mysql_async::Pool;
 
-use super::all_drawn::{AllDrawnFlags, DEFAULT_KEY_PREFIX};
+use super::all_drawn::{self, AllDrawnFlags, DEFAULT_KEY_PREFIX};
 use super::books::LotteryBooks;
 use super::campaign::{self, Campaign, CampaignStatus, NewCampaign};
 use super::draw_lottery_batch::DrawRequest;
@@ -14,7 +14,8 @@ use super::lanes::DrawBatches;
 use super::outcome::DrawOutcome;
 use super::randomness::Randomness;
 use crate::bounded_redis::BoundedRedis;
-use crate::group_commit::{GroupCommit, GroupCommitConfig, GroupCommitStats, OutcomeFuture};
+use crate::group_commit::{BatchRunner, GroupCommit, GroupCommitConfig, GroupCommitStats, OutcomeFuture};
+use crate::prometheus::names::SHORT_CIRCUITS;
 
 /// Runs the lottery: cheap to clone, share one per application (the lanes that batch a campaign's draws are
 /// per instance; several instances on one database are safe, the campaign's row lock orders their batches).
@@ -54,7 +55,7 @@ impl Lottery {
         redis: Option<BoundedRedis>,
         prefix: String,
     ) -> Self {
-        let flags = Arc::new(AllDrawnFlags::new(redis, prefix));
+        let flags = all_drawn::flags(redis, prefix);
         let lanes = GroupCommit::new(DrawBatches { pool: pool.clone(), flags: flags.clone() }, config);
         Lottery { pool, lanes, flags, randomness, config }
     }
@@ -72,7 +73,7 @@ impl Lottery {
 
     /// The Redis key that says whether a campaign is all drawn.
     pub fn state_key(&self, campaign_id: i64) -> String {
-        self.flags.key(campaign_id)
+        self.flags.state_key(campaign_id)
     }
 
     /// Creates a campaign and its tiers (an admin operation).
@@ -113,7 +114,8 @@ impl Lottery {
     pub async fn draw(&self, campaign_id: i64, user_id: i64) -> Result<DrawOutcome, LotteryError> {
         check_campaign(campaign_id)?;
         check_user(user_id)?;
-        if self.flags.is_all_drawn(campaign_id).await {
+        if self.flags.closed(campaign_id).await.is_some() {
+            answered_all_drawn();
             return Ok(DrawOutcome::AllDrawn);
         }
         Ok(self.submit(campaign_id, user_id)?.await)
@@ -128,7 +130,8 @@ impl Lottery {
     pub fn submit(&self, campaign_id: i64, user_id: i64) -> Result<OutcomeFuture<DrawOutcome>, LotteryError> {
         check_campaign(campaign_id)?;
         check_user(user_id)?;
-        if self.flags.known_all_drawn(campaign_id) {
+        if self.flags.known(campaign_id).is_some() {
+            answered_all_drawn();
             return Ok(Box::pin(std::future::ready(DrawOutcome::AllDrawn)));
         }
         // Every request carries the number for the user's first draw; the procedure derives later draws' own.
@@ -154,6 +157,11 @@ impl Lottery {
         check_campaign(campaign_id)?;
         LotteryBooks::read(&self.pool, campaign_id).await
     }
+}
+
+/// Counts a draw answered "all drawn" from the shared state, before the lanes.
+fn answered_all_drawn() {
+    metrics::counter!(SHORT_CIRCUITS, "domain" => DrawBatches::DOMAIN, "source" => "shared_state").increment(1);
 }
 
 fn check_user(user_id: i64) -> Result<(), LotteryError> {

@@ -9,6 +9,9 @@
 //!
 //! Whatever breaks (the broker restarting, a connection cut), the relay reconnects by itself; the outbox, not
 //! the broker connection, remembers what is still to be sent.
+//!
+//! Besides, every relay samples the outbox's backlog by state and its lag (the age of the oldest message not
+//! yet consumed) into gauges every [`BACKLOG_SAMPLE_INTERVAL`], broker or not (see [`crate::prometheus`]).
 
 use std::time::Duration;
 
@@ -23,6 +26,8 @@ use mysql_async::Pool;
 use super::error::{MessagingError, bounded};
 use super::outbox::{self, OutboxMessage, Schedule};
 use super::topology::Topology;
+use crate::prometheus::BACKLOG_SAMPLE_INTERVAL;
+use crate::prometheus::names::{OUTBOX_MESSAGES, RELAY_LAG};
 
 /// How the relay works.
 #[derive(Debug, Clone)]
@@ -84,6 +89,8 @@ impl Relay {
     /// it stops are sent again after their lease, by this relay or another.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let sampling = sample_backlog(&self.pool);
+        tokio::pin!(sampling);
         loop {
             let session = async {
                 let (connection, publishers, callbacks) = self.connect().await?;
@@ -99,6 +106,7 @@ impl Relay {
             };
             tokio::select! {
                 () = &mut shutdown => return,
+                () = &mut sampling => {}
                 result = session => {
                     if let Err(error) = result {
                         tracing::warn!(%error, "relay: reconnecting to RabbitMQ");
@@ -107,6 +115,7 @@ impl Relay {
             }
             tokio::select! {
                 () = &mut shutdown => return,
+                () = &mut sampling => {}
                 () = tokio::time::sleep(self.config.reconnect_delay) => {}
             }
         }
@@ -204,6 +213,24 @@ impl Relay {
                 }
             }
         }
+    }
+}
+
+/// Sets the backlog and lag gauges from the outbox every [`BACKLOG_SAMPLE_INTERVAL`], for as long as it is
+/// polled: on a timer, never per message, and whether the broker is up or not.
+async fn sample_backlog(pool: &Pool) {
+    let mut tick = tokio::time::interval(BACKLOG_SAMPLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // A failed sample leaves the gauges as they were; the claim loop already says the database is down.
+        let Ok(status) = outbox::status(pool).await else { continue };
+        for (state, count) in
+            [("pending", status.pending), ("sent", status.sent), ("consumed", status.consumed), ("dead", status.dead)]
+        {
+            metrics::gauge!(OUTBOX_MESSAGES, "state" => state).set(count as f64);
+        }
+        metrics::gauge!(RELAY_LAG).set(status.oldest_unconsumed_seconds.unwrap_or(0.0));
     }
 }
 

@@ -7,7 +7,13 @@
 //! saw win hears "repeat" from memory, everyone else the closed answer ("sold out", "ended": true of the item,
 //! though a buyer who won through another process or long ago would hear "repeat" from the database). Stock
 //! added through the toolkit reopens the lane at once.
+//!
+//! With Redis ([`super::Seckill::with_redis`]), the item's closed state is shared ([`super::item_state`]): a
+//! batch that learns an item sold out or ended publishes it, and before its lanes every execution checks this
+//! instance's memory and then, at most every 100 ms per item, Redis, answering closed without the database
+//! when the key says so. Any Redis failure falls back to the lanes and the database.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -15,9 +21,12 @@ use mysql_async::Pool;
 
 use super::execute_seckill::execute_seckill;
 use super::execute_seckill_batch::execute_seckill_batch;
+use super::item_state::ItemState;
 use super::outcome::Outcome;
 use super::phone::Phone;
+use crate::closed_state::ClosedState;
 use crate::group_commit::{BatchRunner, Committing, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
+use crate::prometheus::names::SHORT_CIRCUITS;
 
 /// How the executor batches and short-circuits.
 #[derive(Debug, Clone, Copy)]
@@ -52,8 +61,11 @@ pub struct ExecutorStats {
     pub requests: u64,
     /// Procedure calls made (one round trip each).
     pub database_calls: u64,
-    /// Requests answered in-process because the item was known sold out or ended.
+    /// Requests answered by the lanes' memory because the item was known sold out or ended.
     pub short_circuited: u64,
+    /// Requests answered closed from the shared closed state (this instance's memory of it, or Redis), before
+    /// the lanes.
+    pub closed_answers: u64,
     /// The largest batch so far.
     pub largest_batch: u64,
     /// Item lanes held in memory now.
@@ -63,18 +75,36 @@ pub struct ExecutorStats {
 /// Decides one item's batches in the database.
 pub(crate) struct SeckillBatches {
     pool: Pool,
+    /// The shared closed state, told what batches learn.
+    state: Option<Arc<ClosedState<ItemState>>>,
+}
+
+impl SeckillBatches {
+    /// Decides one batch (one request: the single procedure) and tells the shared state what it learnt.
+    async fn decide(&self, seckill_id: i64, phones: &[Phone], committing: Committing) -> Decided<Outcome> {
+        // Read before the database observes anything: a reopening after this makes the fact unpublishable.
+        let generation = self.state.as_ref().map(|state| state.generation(seckill_id));
+        let decided = match phones {
+            [phone] => execute_seckill(&self.pool, seckill_id, *phone).await,
+            _ => execute_seckill_batch(&self.pool, seckill_id, phones, committing).await,
+        };
+        if let (Some(state), Some(generation)) = (&self.state, generation)
+            && let Some(closed) = decided.closed.as_ref().and_then(ItemState::of)
+        {
+            state.learnt(seckill_id, closed, generation);
+        }
+        decided
+    }
 }
 
 impl BatchRunner for SeckillBatches {
+    const DOMAIN: &'static str = "seckill";
     type Key = i64;
     type Request = Phone;
     type Outcome = Outcome;
 
     async fn run(&self, seckill_id: i64, phones: Vec<Phone>, committing: Committing) -> Decided<Outcome> {
-        match phones.as_slice() {
-            [phone] => execute_seckill(&self.pool, seckill_id, *phone).await,
-            _ => execute_seckill_batch(&self.pool, seckill_id, &phones, committing).await,
-        }
+        self.decide(seckill_id, &phones, committing).await
     }
 
     fn lost(&self) -> Outcome {
@@ -95,11 +125,12 @@ impl BatchRunner for SeckillBatches {
 pub(crate) struct Executor {
     lanes: GroupCommit<SeckillBatches>,
     batching: bool,
-    direct_calls: std::sync::Arc<AtomicU64>,
+    direct_calls: Arc<AtomicU64>,
+    closed_answers: Arc<AtomicU64>,
 }
 
 impl Executor {
-    pub(crate) fn new(pool: Pool, config: ExecutorConfig) -> Self {
+    pub(crate) fn new(pool: Pool, config: ExecutorConfig, state: Option<Arc<ClosedState<ItemState>>>) -> Self {
         let lanes = GroupCommitConfig {
             max_batch: config.max_batch,
             recheck_interval: config.recheck_interval,
@@ -107,39 +138,87 @@ impl Executor {
             ..GroupCommitConfig::default()
         };
         Executor {
-            lanes: GroupCommit::new(SeckillBatches { pool }, lanes),
+            lanes: GroupCommit::new(SeckillBatches { pool, state }, lanes),
             batching: config.batching,
             direct_calls: Default::default(),
+            closed_answers: Default::default(),
         }
     }
 
-    /// Queues the request at once (arrival order is the order of calls) and returns its outcome's future.
-    /// Needs a tokio runtime: it may spawn the lane's batch task.
+    fn answered_closed(&self) {
+        self.closed_answers.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(SHORT_CIRCUITS, "domain" => SeckillBatches::DOMAIN, "source" => "shared_state").increment(1);
+    }
+
+    fn state(&self) -> Option<&Arc<ClosedState<ItemState>>> {
+        self.lanes.runner().state.as_ref()
+    }
+
+    /// Runs the seckill: answered closed from the shared state when it says so (memory, then Redis at most
+    /// every 100 ms), else through the lanes.
+    pub(crate) async fn execute(&self, seckill_id: i64, phone: Phone) -> Outcome {
+        if let Some(state) = self.state() {
+            let generation = state.generation(seckill_id);
+            let closed = state.closed(seckill_id).await;
+            if state.generation(seckill_id) > generation {
+                // Another instance reopened the item (stock added): this one's lanes forget it at once too,
+                // rather than after their recheck interval.
+                self.lanes.reopen(seckill_id);
+            }
+            if let Some(closed) = closed {
+                self.answered_closed();
+                return closed.outcome();
+            }
+        }
+        self.submit_to_lanes(seckill_id, phone).await
+    }
+
+    /// Queues the request at once (arrival order is the order of calls) and returns its outcome's future,
+    /// consulting only this instance's memory of the shared state. Needs a tokio runtime: it may spawn the
+    /// lane's batch task.
     pub(crate) fn submit(&self, seckill_id: i64, phone: Phone) -> OutcomeFuture<Outcome> {
+        if let Some(closed) = self.state().and_then(|state| state.known(seckill_id)) {
+            self.answered_closed();
+            return Box::pin(std::future::ready(closed.outcome()));
+        }
+        self.submit_to_lanes(seckill_id, phone)
+    }
+
+    fn submit_to_lanes(&self, seckill_id: i64, phone: Phone) -> OutcomeFuture<Outcome> {
         if self.batching {
             return self.lanes.submit(seckill_id, phone);
         }
-        let pool = self.lanes.runner().pool.clone();
+        let lanes = self.lanes.clone();
         let direct_calls = self.direct_calls.clone();
         Box::pin(async move {
             direct_calls.fetch_add(1, Ordering::Relaxed);
-            let decided = execute_seckill(&pool, seckill_id, phone).await;
+            let decided = lanes.runner().decide(seckill_id, &[phone], Committing::unobserved()).await;
             decided.outcomes.into_iter().next().unwrap_or_else(|| Outcome::in_doubt("no outcome"))
         })
     }
 
-    /// Forgets that an item was closed, e.g. because stock was just added.
-    pub(crate) fn reopen(&self, seckill_id: i64) {
+    /// Forgets that an item was closed, here and in the shared state, because stock was just added.
+    pub(crate) async fn reopen(&self, seckill_id: i64) {
         self.lanes.reopen(seckill_id);
+        if let Some(state) = self.state() {
+            state.reopen(seckill_id).await;
+        }
+    }
+
+    /// The Redis key of an item's shared closed state, when it is shared.
+    pub(crate) fn state_key(&self, seckill_id: i64) -> Option<String> {
+        self.state().map(|state| state.state_key(seckill_id))
     }
 
     pub(crate) fn stats(&self) -> ExecutorStats {
         let lanes = self.lanes.stats();
         let direct = self.direct_calls.load(Ordering::Relaxed);
+        let closed_answers = self.closed_answers.load(Ordering::Relaxed);
         ExecutorStats {
-            requests: lanes.requests + direct,
+            requests: lanes.requests + direct + closed_answers,
             database_calls: lanes.batches + direct,
             short_circuited: lanes.short_circuited,
+            closed_answers,
             largest_batch: lanes.largest_batch.max(u64::from(direct > 0)),
             lanes_held: self.lanes.lanes_held(),
         }

@@ -9,8 +9,11 @@ use super::error::SeckillError;
 use super::executor::{Executor, ExecutorConfig, ExecutorStats};
 use super::exposure::Exposure;
 use super::item::{self, Item, NewItem, Window};
+use super::item_state::{self, ItemState};
 use super::outcome::{Outcome, SuccessKilled};
 use super::phone::Phone;
+use crate::bounded_redis::BoundedRedis;
+use crate::closed_state::{ClosedState, Reopening};
 use crate::signing::Signer;
 
 /// Runs flash sales: cheap to clone, share one per application.
@@ -24,6 +27,7 @@ struct Inner {
     pool: Pool,
     signer: Signer,
     executor: Executor,
+    config: ExecutorConfig,
 }
 
 impl Seckill {
@@ -35,8 +39,25 @@ impl Seckill {
 
     /// A service with its own executor settings, e.g. `batching: false` for one procedure call per seckill.
     pub fn with_executor(pool: Pool, signer: Signer, config: ExecutorConfig) -> Self {
-        let executor = Executor::new(pool.clone(), config);
-        Seckill { inner: Arc::new(Inner { pool, signer, executor }) }
+        let executor = Executor::new(pool.clone(), config, None);
+        Seckill { inner: Arc::new(Inner { pool, signer, executor, config }) }
+    }
+
+    /// The same service sharing items' closed state (sold out, ended) through `redis`, under keys
+    /// `{prefix}{seckill_id}:state` (prefix `seckill:item:` by default, see [`super::item_state`]): what one
+    /// instance's batch learns, every instance answers without its database. Redis failing never fails a
+    /// seckill: it is skipped and the database answers. The executor starts afresh (its lanes are per service).
+    pub fn with_redis(self, redis: BoundedRedis, prefix: Option<&str>) -> Self {
+        let prefix = prefix.unwrap_or(item_state::DEFAULT_KEY_PREFIX);
+        let state = ClosedState::<ItemState>::new(Some(redis), prefix, Reopening::ByGeneration, item_state::USER);
+        let (pool, signer, config) = (self.inner.pool.clone(), self.inner.signer.clone(), self.inner.config);
+        let executor = Executor::new(pool.clone(), config, Some(state));
+        Seckill { inner: Arc::new(Inner { pool, signer, executor, config }) }
+    }
+
+    /// The Redis key of an item's shared closed state, when it is shared ([`Seckill::with_redis`]).
+    pub fn state_key(&self, seckill_id: i64) -> Option<String> {
+        self.inner.executor.state_key(seckill_id)
     }
 
     /// What the executor has done so far.
@@ -78,13 +99,15 @@ impl Seckill {
         item::create(self.pool(), new_item).await
     }
 
-    /// Adds stock to an item and returns the new stock.
+    /// Adds stock to an item and returns the new stock, and reopens it: this instance's lanes at once, and the
+    /// shared closed state (deleted in Redis, its generation incremented, retried in the background if Redis is
+    /// down). Other instances see it within 100 ms, as does a balancer that caches the key that long.
     ///
     /// # Errors
     /// [`SeckillError::NotFound`], [`SeckillError::InvalidItem`] for a non-positive amount.
     pub async fn add_stock(&self, seckill_id: i64, amount: i32) -> Result<i32, SeckillError> {
         let stock = item::add_stock(self.pool(), seckill_id, amount).await?;
-        self.inner.executor.reopen(seckill_id);
+        self.inner.executor.reopen(seckill_id).await;
         Ok(stock)
     }
 
@@ -139,14 +162,15 @@ impl Seckill {
 
     /// Runs the seckill through the executor without a signature check (the caller vouches for the user).
     /// Concurrent requests for one item share one transaction; the result is the same as if they had run one
-    /// by one in the order of the calls. A request that finds the item known sold out or ended is answered
-    /// without the database.
+    /// by one in the order of the calls. A request that finds the item known sold out or ended (in memory, or
+    /// in the shared state in Redis) is answered without the database.
     pub async fn execute_verified(&self, seckill_id: i64, phone: Phone) -> Outcome {
-        self.inner.executor.submit(seckill_id, phone).await
+        self.inner.executor.execute(seckill_id, phone).await
     }
 
     /// Queues the request at once and returns the future of its outcome: the order of `submit` calls is the
-    /// arrival order batches honour. Needs a tokio runtime.
+    /// arrival order batches honour. Consults only this instance's memory of the shared state (no Redis
+    /// lookup). Needs a tokio runtime.
     pub fn submit_verified(&self, seckill_id: i64, phone: Phone) -> impl Future<Output = Outcome> + Send + 'static {
         self.inner.executor.submit(seckill_id, phone)
     }

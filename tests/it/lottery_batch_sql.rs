@@ -4,7 +4,10 @@
 //! campaign drawn out) are decided twice, on two databases: once sent in the compact form this toolkit writes,
 //! which may take the short way, and once with spaces, which never does. Every answer, every draw and every
 //! message must be the same (draw ids aside: an undone short way leaves gaps), and the short way must really
-//! have been taken for many batches and undone for others.
+//! have been taken for many batches and undone for others. The short way answers in one row, the general way
+//! one row per draw: both say the same.
+
+use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
@@ -38,8 +41,25 @@ fn draws_json(draws: &[(i64, u32)], spaced: bool) -> String {
     format!("[{}]", draws.iter().map(one).collect::<Vec<_>>().join(if spaced { ", " } else { "," }))
 }
 
+/// The answer of a batch, one tuple per draw, whichever form it came in: one row per draw, or the short way's
+/// one row (the first draw id, the tiers won in order, the tiers' names).
 async fn call(conn: &mut Conn, campaign_id: i64, draws: &str) -> Vec<Answer> {
     let rows: Vec<Row> = conn.exec("CALL draw_lottery_batch(?, ?)", (campaign_id, draws)).await.expect("a batch");
+    if let [row] = rows.as_slice()
+        && row.columns_ref()[0].name_str() == "first_draw_id"
+    {
+        let (_first, _increment, left, tiers, prizes): (i64, i64, i64, String, String) =
+            mysql_async::from_row(row.clone());
+        let prizes: HashMap<String, String> = serde_json::from_str(&prizes).expect("the tiers' names");
+        return tiers
+            .split(',')
+            .zip(1..)
+            .map(|(tier, seq)| match tier {
+                "0" => (seq, "no_prize".to_string(), 0, None, None, Some(left)),
+                _ => (seq, "won".to_string(), 0, tier.parse().ok(), prizes.get(tier).cloned(), Some(left)),
+            })
+            .collect();
+    }
     rows.into_iter()
         .map(|row| {
             let (seq, outcome, repeat, _draw_id, tier_id, prize, left): AnswerRow = mysql_async::from_row(row);

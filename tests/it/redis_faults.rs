@@ -11,17 +11,9 @@ use seckill::http::{DetailCache, SeckillHttp};
 use seckill::local_redis::{LocalRedis, redis_url};
 use seckill::seckill::Seckill;
 
+use crate::common::Resume;
 use crate::common::http::serve;
 use crate::common::{migrated_db, open_item, service, signer};
-
-/// Continues a paused Redis when the test ends, passing or failing, so that its clean-up is not held up.
-struct Resume<'a>(&'a LocalRedis);
-
-impl Drop for Resume<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.resume();
-    }
-}
 
 async fn key_exists(url: &str, key: &str) -> bool {
     let mut connection = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();

@@ -8,8 +8,8 @@
 //! With `--cluster N` the crowd goes through the real topology instead of this process's server: the nginx
 //! balancer in front of N `seckill serve` instances of this binary ([`seckill::cluster::Cluster`], over the same
 //! database, with a private Redis and this run's HMAC key), printed as it runs, with how many executions each
-//! instance answered; everything is stopped and removed once the crowd is done. The other acts are served by
-//! this process as ever.
+//! instance answered and how many the balancer answered itself once an instance published the sell-out;
+//! everything is stopped and removed once the crowd is done. The other acts are served by this process as ever.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -86,7 +86,7 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
     println!("migrated: {} migrations, {} procedures applied", report.migrations.len(), report.procedures.len());
 
     let service = Seckill::new(pool.clone(), Signer::hmac(context.secret)?);
-    let routes = seckill_routes(service.clone(), None, AdmissionConfig::default()).await?;
+    let routes = seckill_routes(service.clone(), None, AdmissionConfig::default());
     // The front first: the sale opens `--opens-in` after the crowd can reach it, however long a cluster takes.
     let front = match args.cluster {
         Some(instances) => Front::cluster(&url, usize::from(instances), context.secret).await?,
@@ -138,7 +138,7 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
     let crowd_seconds = crowd_started.elapsed().as_secs_f64() - args.opens_in.as_secs_f64();
     drop(client);
     let tally = std::mem::take(&mut *tally.lock().await);
-    front.stop(tally.requests).await?;
+    front.stop(item.seckill_id, tally.requests).await?;
 
     let books = Books::read(&pool, item.seckill_id).await?;
     print_table(&tally, crowd_seconds.max(0.001), args.buyers);
@@ -192,20 +192,27 @@ impl Front {
         }
     }
 
-    /// Stops serving; for a cluster, first says how many of the crowd's `executions` each instance answered.
-    async fn stop(self, executions: u64) -> Result<(), Failure> {
+    /// Stops serving; for a cluster, first says who answered the crowd's `executions`: each instance, and the
+    /// balancer itself once an instance published that the item sold out.
+    async fn stop(self, seckill_id: i64, executions: u64) -> Result<(), Failure> {
         match self {
             Front::Stage(server) => server.stop().await,
             Front::Cluster(cluster) => {
-                let answered: Vec<String> = cluster
-                    .instances()
+                let by_instance = cluster.app_requests_by_instance(EXECUTION_ROUTE).await?;
+                let answered: Vec<String> = by_instance
                     .iter()
-                    .map(|instance| format!("instance {}: {}", instance.number(), instance.requests(EXECUTION_ROUTE)))
+                    .zip(cluster.instances())
+                    .map(|(answered, instance)| format!("instance {}: {answered}", instance.number()))
                     .collect();
+                let by_instances = by_instance.iter().sum::<usize>() as u64;
+                let state = cluster.item_state(seckill_id).await?;
                 println!(
-                    "execution requests answered by the instances: {} (of the crowd's {executions}, all through the \
-                     balancer)",
-                    answered.join(", ")
+                    "execution requests answered: {}; the balancer itself: {} (of the crowd's {executions}; {} = \
+                     {})",
+                    answered.join(", "),
+                    executions.saturating_sub(by_instances),
+                    cluster.item_state_key(seckill_id),
+                    state.as_deref().unwrap_or("none")
                 );
                 // Stopping waits for the processes to end: off the async threads.
                 tokio::task::spawn_blocking(move || drop(cluster)).await.map_err(Failure::new)?;

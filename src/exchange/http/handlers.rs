@@ -12,7 +12,7 @@ use super::ExchangeState;
 use super::idempotency::{IDEMPOTENCY_KEY, idempotency_key};
 use super::views::{BalanceView, ExchangeAnswer, GiftView, MineView};
 use crate::exchange::{ExchangeError, ExchangeOutcome};
-use crate::http::{ApiError, CurrentUser, Envelope, parse_positive_id};
+use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome, parse_positive_id};
 
 /// What a client whose exchange is in doubt must do; the answer to that retry is the first outcome.
 pub(super) const RETRY_HINT: &str = "retry with the same Idempotency-Key: it answers the first outcome";
@@ -85,7 +85,7 @@ pub(super) async fn exchange(
     CurrentUser(user_id): CurrentUser,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-) -> ApiResult<ExchangeAnswer> {
+) -> Result<(RequestOutcome, Json<Envelope<ExchangeAnswer>>), ApiError> {
     let gift_id = parse_gift_id(path)?;
     let request_id = idempotency_key(&headers)?;
     let outcome = state.service.submit(user_id, gift_id, request_id).map_err(api_error)?.await;
@@ -94,7 +94,7 @@ pub(super) async fn exchange(
         decided => {
             let answer = ExchangeAnswer::decided(&decided)
                 .ok_or_else(|| ApiError::Internal(format!("no answer for the outcome {decided:?}")))?;
-            return Ok(Json(Envelope::ok(answer)));
+            return Ok((RequestOutcome(decided.reason()), Json(Envelope::ok(answer))));
         }
     };
     if error.in_doubt {

@@ -73,7 +73,7 @@ pub use crate::http::{RequestUser, SignedUserCookie, USER_COOKIE};
 pub use views::{BalanceView, ExchangeAnswer, ExchangeView, GiftView, LedgerView, MineView};
 
 use super::Exchange;
-use crate::http::{DEFAULT_MAX_BODY, Identity, body_limit, charset};
+use crate::http::{DEFAULT_MAX_BODY, Identity, body_limit, charset, request_metrics};
 
 /// How many exchanges and ledger entries `mine.json` shows by default.
 pub const DEFAULT_SHOWN: u32 = 20;
@@ -148,6 +148,7 @@ impl ExchangeHttp {
             .route("/exchange/gifts/{id}/exchange", post(handlers::exchange))
             .layer(axum::middleware::from_fn_with_state(DEFAULT_MAX_BODY, body_limit::refuse_large_bodies))
             .layer(axum::middleware::map_response(charset::utf8_json))
+            .layer(axum::middleware::from_fn(request_metrics::count_requests))
             .with_state(self.state)
     }
 }

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 
 use super::LotteryState;
 use super::views::{DrawAnswer, DrawView, MineView, StatusView};
-use crate::http::{ApiError, CurrentUser, Envelope, parse_positive_id};
+use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome, parse_positive_id};
 use crate::lottery::{DrawOutcome, LotteryError};
 
 type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;
@@ -66,7 +66,7 @@ pub(super) async fn draw(
     State(state): State<LotteryState>,
     CurrentUser(user_id): CurrentUser,
     path: Result<Path<String>, PathRejection>,
-) -> ApiResult<DrawAnswer> {
+) -> Result<(RequestOutcome, Json<Envelope<DrawAnswer>>), ApiError> {
     let campaign_id = parse_campaign_id(path)?;
     let outcome = state.service.draw(campaign_id, user_id).await.map_err(api_error)?;
     let error = match outcome {
@@ -74,7 +74,7 @@ pub(super) async fn draw(
         decided => {
             let answer = DrawAnswer::decided(&decided)
                 .ok_or_else(|| ApiError::Internal(format!("no answer for the outcome {decided:?}")))?;
-            return Ok(Json(Envelope::ok(answer)));
+            return Ok((RequestOutcome(decided.reason()), Json(Envelope::ok(answer))));
         }
     };
     if error.in_doubt {

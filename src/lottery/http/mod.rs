@@ -63,7 +63,7 @@ pub use status_cache::DEFAULT_STATUS_MAX_AGE;
 pub use views::{DrawAnswer, DrawView, MineView, StatusView, TierView};
 
 use super::Lottery;
-use crate::http::{DEFAULT_MAX_BODY, Identity, RequestUser, body_limit, charset, cross_site};
+use crate::http::{DEFAULT_MAX_BODY, Identity, RequestUser, body_limit, charset, cross_site, request_metrics};
 
 /// The router with default settings, the user from `user`.
 pub fn router(service: Lottery, user: impl RequestUser) -> Router {
@@ -127,6 +127,7 @@ impl LotteryHttp {
             .layer(axum::middleware::from_fn(cross_site::refuse_cross_site_changes))
             .layer(axum::middleware::from_fn_with_state(DEFAULT_MAX_BODY, body_limit::refuse_large_bodies))
             .layer(axum::middleware::map_response(charset::utf8_json))
+            .layer(axum::middleware::from_fn(request_metrics::count_requests))
             .with_state(state)
     }
 }

@@ -173,6 +173,32 @@ pub async fn has_row(pool: &Pool, seckill_id: i64, phone: Phone) -> bool {
     rows.unwrap_or(0) > 0
 }
 
+/// Continues a paused Redis when the test ends, passing or failing, so that its clean-up is not held up.
+pub struct Resume<'a>(pub &'a seckill::local_redis::LocalRedis);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.resume();
+    }
+}
+
+/// A private server of the test's own (so that its server-wide counters count only the test's statements, or
+/// so that the test may kill it) with a migrated database `name`, and that database's URL.
+pub async fn private_database(name: &str) -> (seckill::local_server::LocalServer, String) {
+    let server =
+        tokio::task::spawn_blocking(|| seckill::local_server::LocalServer::start().expect("a private MariaDB"))
+            .await
+            .expect("the server starts");
+    let admin = Pool::new(server.root_url().as_str());
+    admin.get_conn().await.expect("a connection").query_drop(format!("CREATE DATABASE {name}")).await.unwrap();
+    admin.disconnect().await.expect("a clean disconnect");
+    let url = seckill::database::url_with_database(&server.root_url(), name);
+    let pool = seckill::database::ConnectOptions::new(url.as_str()).build_pool().expect("a pool");
+    seckill::migrate::Migrator::embedded().expect("the migrations").run(&pool).await.expect("migrated");
+    pool.disconnect().await.expect("a clean disconnect");
+    (server, url)
+}
+
 /// Kills a private server with SIGKILL, as a crash would, and keeps it down for `down` (off the async threads).
 pub async fn crash(
     server: seckill::local_server::LocalServer,
