@@ -29,7 +29,14 @@ async fn every_strategy_runs_and_balances_its_books() {
 #[tokio::test]
 async fn bad_bench_arguments_are_refused() {
     let db = migrated_db().await;
-    for args in [["--concurrency", "0"], ["--concurrency", "5000"], ["--duration", "soon"], ["--rtt", "-1ms"]] {
+    let cases = [
+        ["--concurrency", "0"],
+        ["--concurrency", "5000"],
+        ["--duration", "soon"],
+        ["--rtt", "-1ms"],
+        ["--instances", "0"],
+    ];
+    for args in cases {
         let output = seckill_command(db.url()).arg("bench").args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
