@@ -93,7 +93,10 @@ impl Connection {
         headers.insert(HOST, self.host.clone());
         headers.insert(COOKIE, cookie);
         let exchange = async {
-            let (sender, driver) = self.link().await?;
+            let (sender, driver) = match self.link().await {
+                Ok(link) => link,
+                Err(error) => return (Err(error), true),
+            };
             let exchange = async {
                 sender.ready().await.map_err(|e| e.to_string())?;
                 let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
@@ -101,20 +104,29 @@ impl Connection {
                 let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
                 Ok(Answer { status, body })
             };
+            let mut exchange = std::pin::pin!(exchange);
+            // The answer, and whether the connection is over (its driver ended, or the exchange failed).
             tokio::select! {
                 biased;
-                answer = exchange => answer,
-                ended = driver => Err(match ended {
-                    Ok(()) => "the server closed the connection".to_string(),
-                    Err(error) => error.to_string(),
-                }),
+                answer = &mut exchange => {
+                    let over = answer.is_err();
+                    (answer, over)
+                }
+                // The connection ended, maybe right after the answer (a server closes a keep-alive connection
+                // after so many requests, nginx after 1,000): whatever it delivered is the exchange's to take.
+                ended = driver => match (exchange.await, ended) {
+                    (Ok(answer), _) => (Ok(answer), true),
+                    (Err(error), Ok(())) => (Err(format!("the server closed the connection: {error}")), true),
+                    (Err(_), Err(error)) => (Err(error.to_string()), true),
+                },
             }
         };
-        let answer = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Ok(answer) => answer,
-            Err(_) => Err(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())),
+        let (answer, over) = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(answered) => answered,
+            Err(_) => (Err(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())), true),
         };
-        if answer.is_err() {
+        // An ended driver is never polled again: the next request opens a new connection.
+        if over {
             self.link = None;
         }
         answer
