@@ -121,6 +121,19 @@ pub(crate) async fn server_counters(pool: &Pool) -> Result<ServerCounters, Datab
     Ok(ServerCounters { questions: value("Questions"), procedure_calls: value("Com_call_procedure") })
 }
 
+/// The CPU time this process has used so far, all threads, user and system, in seconds (Linux), or `None` when
+/// unknown. It tells what a phase cost the machine whatever else runs on it, which a rate on a shared machine
+/// cannot; its resolution is the kernel's clock tick (10 ms).
+pub(crate) fn process_cpu_seconds() -> Option<f64> {
+    // The kernel reports these in USER_HZ ticks, 100 per second on every Linux ABI.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is field 3, utime 14.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<f64>().ok();
+    Some((ticks(14)? + ticks(15)?) / TICKS_PER_SECOND)
+}
+
 /// This process's peak resident memory so far, in MiB (Linux), or 0 when unknown.
 pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -153,5 +166,19 @@ mod tests {
         for micros in [0, 1, 31, 32, 33, 1000, 123_456_789] {
             assert!(lower_bound_of(bucket_of(micros)) <= micros, "{micros}");
         }
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = process_cpu_seconds().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut x = 0u64;
+        // Busy until the clock moved by a few ticks (a loaded machine may give this thread little of a core).
+        while process_cpu_seconds().unwrap() < before + 0.03 && std::time::Instant::now() < deadline {
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        assert!(process_cpu_seconds().unwrap() >= before + 0.03, "the CPU time never grew from {before}");
     }
 }

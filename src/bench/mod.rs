@@ -3,7 +3,10 @@
 //! Each run gets a fresh item and fresh users, so runs cannot disturb each other's books. Round trips per
 //! seckill come from the server's own `Questions` counter; latency is measured per call by each caller.
 
+mod canned_server;
+pub mod cluster;
 pub mod exchange;
+mod http_load;
 pub mod lottery;
 pub mod lottery_delivery;
 mod lottery_redis;
@@ -69,6 +72,12 @@ pub enum BenchError {
     /// The Redis design of the lottery workload failed.
     #[error("{0}")]
     Redis(String),
+    /// The cluster the cluster workload runs on did not start, or its shared state could not be written.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// The cluster workload's load generator could not reach a server, or a phase did not go as it must.
+    #[error("the cluster workload: {0}")]
+    Load(String),
     /// A workload cannot run as configured.
     #[error("{0}")]
     Invalid(String),
@@ -157,8 +166,8 @@ pub async fn run(url: &str, config: &BenchConfig, mut on_report: impl FnMut(&Run
         Some(proxy)
     };
     let monitor = ConnectOptions::new(url).max_connections(1).build_pool()?;
-    // The exchange and lottery workloads measure other things and run on their own (`exchange::run`,
-    // `lottery::run`).
+    // The exchange, lottery and cluster workloads measure other things and run on their own (`exchange::run`,
+    // `lottery::run`, `cluster::run`).
     for &workload in config.workloads.iter().filter(|workload| workload.is_seckill()) {
         for &concurrency in &config.concurrency {
             for &strategy in &config.strategies {
@@ -170,7 +179,7 @@ pub async fn run(url: &str, config: &BenchConfig, mut on_report: impl FnMut(&Run
                 let report = match workload {
                     Workload::Hot => hot(&service, &monitor, strategy, concurrency, config).await?,
                     Workload::Sale => sale(&service, &monitor, strategy, concurrency, config).await?,
-                    Workload::Exchange | Workload::Lottery => continue,
+                    Workload::Exchange | Workload::Lottery | Workload::Cluster => continue,
                 };
                 on_report(&report);
                 pool.disconnect().await.ok();

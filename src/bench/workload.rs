@@ -25,6 +25,9 @@ pub enum Workload {
     /// A lottery drawn until every prize is won, then a burst of latecomers: the durable draw against the
     /// field's Redis Lua design (see `bench::lottery`).
     Lottery,
+    /// Seckills over HTTP through the nginx balancer in front of N `seckill serve` instances, against one
+    /// instance served directly; then a burst for a closed item that no instance sees (see `bench::cluster`).
+    Cluster,
 }
 
 impl Workload {
@@ -34,6 +37,7 @@ impl Workload {
             Workload::Sale => "sale",
             Workload::Exchange => "exchange",
             Workload::Lottery => "lottery",
+            Workload::Cluster => "cluster",
         }
     }
 

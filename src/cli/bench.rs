@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use mysql_async::prelude::Queryable;
+use seckill::bench::cluster::{ClusterBenchConfig, ClusterReport};
 use seckill::bench::exchange::{ExchangeBenchConfig, ExchangeReport};
 use seckill::bench::lottery::{LotteryBenchConfig, LotteryReport};
 use seckill::bench::{self, BenchConfig, RunReport, Strategy, Workload};
@@ -14,6 +15,7 @@ use seckill::local_rabbitmq::LocalRabbitMq;
 use seckill::local_redis::LocalRedis;
 use seckill::migrate::Migrator;
 
+use super::signing_args::random_secret;
 use super::{DatabaseTarget, Failure};
 
 #[derive(Debug, Args)]
@@ -63,6 +65,9 @@ pub(crate) struct BenchArgs {
     /// Exchange workload: exchanges per second in the sustained phases (latency, broker restart).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     rate: u32,
+    /// Cluster workload: app instances behind the balancer.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=seckill::cluster::MAX_INSTANCES as i64))]
+    instances: u16,
     /// Print one JSON object per run instead of a table.
     #[arg(long)]
     json: bool,
@@ -124,7 +129,93 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
         };
         lottery_workload(&url, &lottery, json).await?;
     }
+    if config.workloads.contains(&Workload::Cluster) {
+        let cluster = ClusterBenchConfig {
+            serve_binary: std::env::current_exe()
+                .map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?,
+            instances: usize::from(args.instances),
+            connections: config.concurrency.clone(),
+            duration: config.duration,
+            secret: random_secret()?,
+            progress: config.progress,
+        };
+        let mut printed = Ok(());
+        bench::cluster::run(&url, &cluster, |report| print_report(json, report, print_cluster, &mut printed)).await?;
+        printed?;
+    }
     Ok(())
+}
+
+fn print_cluster(r: &ClusterReport) {
+    let (d, b, c) = (&r.direct, &r.balanced, &r.closed);
+    println!(
+        "cluster workload: {} instances behind nginx, {} keep-alive connections, {:.1} s per phase; the load \
+         generator does {:.0} requests/s against a trivial server in its own process ({:.0} µs of CPU per request, \
+         server included)",
+        r.instances, r.connections, d.seconds, r.generator_ceiling_per_s, r.generator_cpu_us_per_request
+    );
+    println!("{}", r.topology.lines().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n"));
+    println!("  {:<40} {:>16} {:>16} {:>14}", "", "instance 1", "balancer", "balancer/direct");
+    let line = |what: &str, direct: String, balanced: String, ratio: String| {
+        println!("  {what:<40} {direct:>16} {balanced:>16} {ratio:>14}");
+    };
+    line(
+        "successful seckills/s",
+        format!("{:.0}", d.seckills_per_s),
+        format!("{:.0}", b.seckills_per_s),
+        format!("{:.0}%", r.balanced_over_direct * 100.0),
+    );
+    line(
+        "HTTP requests/s (exposer + execution)",
+        format!("{:.0}", d.requests_per_s),
+        format!("{:.0}", b.requests_per_s),
+        String::new(),
+    );
+    line(
+        "seckills (errors, in doubt)",
+        format!("{} ({}, {})", d.seckills, d.errors, d.in_doubt),
+        format!("{} ({}, {})", b.seckills, b.errors, b.in_doubt),
+        String::new(),
+    );
+    line(
+        "p50 / p99 ms per seckill",
+        format!("{:.1} / {:.1}", d.p50_ms, d.p99_ms),
+        format!("{:.1} / {:.1}", b.p50_ms, b.p99_ms),
+        String::new(),
+    );
+    let spread = |counts: &[usize]| counts.iter().map(usize::to_string).collect::<Vec<_>>().join("/");
+    line("executions by instance", spread(&d.executions_by_instance), spread(&b.executions_by_instance), String::new());
+    line(
+        "cores the load generator kept busy",
+        format!("{:.2}", d.generator_cores),
+        format!("{:.2}", b.generator_cores),
+        String::new(),
+    );
+    println!("  books, instance 1: {}", d.books);
+    println!("  books, balancer:   {}", b.books);
+    println!(
+        "  closed item {} ({} sold, sold_out published by an instance): {:.0} requests/s answered at the balancer, \
+         p50 / p99 \
+         {:.2} / {:.2} ms, {} unexpected, load generator on {:.2} cores; execution requests reaching the instances \
+         in the burst: {} (the balancer found Redis failing or slow {} times)",
+        c.seckill_id,
+        c.sold,
+        c.requests_per_s,
+        c.p50_ms,
+        c.p99_ms,
+        c.unexpected,
+        c.generator_cores,
+        c.app_execution_requests,
+        c.balancer_redis_failures
+    );
+    println!("  books, closed item: {}", c.books);
+    for (phase, error) in
+        [("instance 1", &d.first_error), ("balancer", &b.first_error), ("closed", &c.first_unexpected)]
+    {
+        if let Some(error) = error {
+            println!("  first error, {phase}: {error}");
+        }
+    }
 }
 
 /// The lottery workload: the durable draw on the bench's database, the Redis baseline on a private Redis
@@ -137,17 +228,28 @@ async fn lottery_workload(url: &str, config: &LotteryBenchConfig, json: bool) ->
     let (amqp_url, _private_broker) = broker()?;
     let mut printed = Ok(());
     bench::lottery::run(url, &redis.url(), Some(&amqp_url), config, |report| {
-        if json {
-            match serde_json::to_string(report) {
-                Ok(line) => println!("{line}"),
-                Err(error) => printed = Err(error),
-            }
-        } else {
-            print_lottery(report);
-        }
+        print_report(json, report, print_lottery, &mut printed)
     })
     .await?;
     Ok(printed?)
+}
+
+/// Prints a run's report as one JSON line, or as `table` shows it. A report that cannot be written as JSON is
+/// kept in `printed` (the first one), so that the other runs go on and the command fails at the end.
+fn print_report<R: serde::Serialize>(
+    json: bool,
+    report: &R,
+    table: fn(&R),
+    printed: &mut Result<(), serde_json::Error>,
+) {
+    if !json {
+        return table(report);
+    }
+    match serde_json::to_string(report) {
+        Ok(line) => println!("{line}"),
+        Err(error) if printed.is_ok() => *printed = Err(error),
+        Err(_) => {}
+    }
 }
 
 /// "always", or "1 in 80".

@@ -76,3 +76,10 @@ impl SigningArgs {
         }
     }
 }
+
+/// A fresh HMAC key for one run of the demo or the bench (256 bits from the system's generator, as hex).
+pub(crate) fn random_secret() -> Result<String, Failure> {
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(hex::encode(bytes))
+}

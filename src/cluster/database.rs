@@ -38,6 +38,11 @@ pub struct RunningDatabase {
 }
 
 impl ClusterDatabase {
+    /// A database of yours at `primary_url`, without replicas.
+    pub fn given(primary_url: impl Into<String>) -> Self {
+        ClusterDatabase::Given { primary_url: primary_url.into(), replica_urls: Vec::new() }
+    }
+
     /// Starts (or reaches) the database and migrates it.
     pub(crate) async fn start(&self) -> Result<RunningDatabase, ClusterError> {
         let (primary_url, replica_urls, server) = match self {

@@ -1,4 +1,4 @@
-//! Why a cluster could not be started.
+//! Why a cluster could not be started, or a step on a running one failed.
 
 use thiserror::Error;
 
@@ -7,7 +7,8 @@ use crate::local_balancer::LocalBalancerError;
 use crate::local_server::LocalServerError;
 use crate::migrate::MigrateError;
 
-/// Why a cluster could not be started; everything started before the failure is stopped again.
+/// Why a cluster could not be started (everything started before the failure is stopped again), or a step on
+/// a running one failed.
 #[derive(Debug, Error)]
 pub enum ClusterError {
     /// The options ask for something that cannot run.
@@ -31,6 +32,12 @@ pub enum ClusterError {
     /// The load balancer did not start.
     #[error(transparent)]
     Balancer(#[from] LocalBalancerError),
+    /// An instance's Prometheus metrics could not be read.
+    #[error("the metrics of app instance {number} (GET /metrics): {detail}")]
+    Metrics { number: usize, detail: String },
+    /// The shared state in the cluster's Redis could not be read or written.
+    #[error("the cluster's shared state ({key}) in Redis: {detail}")]
+    SharedState { key: String, detail: String },
     /// A step on this machine failed (a folder, a file, a task).
     #[error("starting the cluster failed ({step}): {detail}")]
     Local { step: &'static str, detail: String },

@@ -26,9 +26,11 @@
 //! database from `DATABASE_URL` (and replicas from `--replica-url`), and Redis from `REDIS_URL`; they log every
 //! request to `instance-N.log` in the cluster's folder.
 
+mod app_requests;
 mod database;
 mod error;
 mod instance;
+mod item_state;
 mod options;
 mod probe;
 

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use super::database::ClusterDatabase;
 use crate::local_balancer::DEFAULT_KEY_PREFIX;
 
-/// The log filter of the instances: warnings, and every request (the balancer tests count them in these logs).
+/// The log filter of the instances: warnings, and a line for every request (to follow a request through the
+/// cluster; counts come from the instances' `/metrics`).
 pub const DEFAULT_INSTANCE_LOG_FILTER: &str = "warn,tower_http=info";
 
 /// The most instances one cluster starts: each is a process with its own pools on a machine of few cores.
@@ -96,6 +97,14 @@ impl ClusterOptions {
     pub fn instance_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.instance_env.push((name.into(), Some(value.into())));
         self
+    }
+
+    /// Every instance signs and checks seckill URLs (and user cookies) by HMAC under `secret`, and under no other
+    /// key, whatever this process's environment says.
+    pub fn hmac_secret(self, secret: impl Into<String>) -> Self {
+        self.instance_env("SECKILL_SIGNING", "hmac")
+            .instance_env("SECKILL_SECRET", secret)
+            .instance_env_remove("SECKILL_PREVIOUS_SECRET")
     }
 
     /// An environment variable removed from every instance's environment.

@@ -76,6 +76,9 @@ pub(crate) use user::{CurrentUser, Identity};
 use crate::bounded_redis::BoundedRedis;
 use crate::seckill::{Item, Seckill, SeckillError};
 
+/// The execution's route, as axum matches it (and as request counts name it).
+pub const EXECUTION_ROUTE: &str = "/seckill/{id}/{md5}/execution";
+
 /// The largest request body accepted; the API takes none, so anything bigger is refused.
 pub const DEFAULT_MAX_BODY: u64 = 4 * 1024;
 
@@ -190,7 +193,7 @@ impl SeckillHttp {
             .route("/seckill/{id}/detail.json", get(handlers::detail))
             .route("/seckill/{id}/exposer", post(handlers::exposer))
             .route("/seckill/{id}/result", get(handlers::result))
-            .route("/seckill/{id}/{md5}/execution", post(handlers::execution))
+            .route(EXECUTION_ROUTE, post(handlers::execution))
             .layer(axum::middleware::from_fn_with_state(self.max_body, body_limit::refuse_large_bodies))
             .layer(axum::middleware::map_response(charset::utf8_json))
             .layer(axum::middleware::from_fn(request_metrics::count_requests))

@@ -149,6 +149,9 @@ impl ClosedStateConfig {
     }
 }
 
+/// The words of the interception's warning when Redis fails (`closed_state.lua`).
+const REDIS_FAILED_WARNING: &str = "seckill balancer: Redis failed";
+
 /// The default prefix of the shared-state keys.
 pub const DEFAULT_KEY_PREFIX: &str = "seckill:";
 
@@ -294,6 +297,13 @@ impl LocalBalancer {
     /// nginx's error log (warnings too: the interception reports Redis failures there).
     pub fn error_log(&self) -> PathBuf {
         self.dir.join("error.log")
+    }
+
+    /// How many times the interception found Redis failing or slow and passed requests through for a back-off
+    /// (its warnings in [`LocalBalancer::error_log`]); what explains requests for closed things reaching an app.
+    pub fn redis_failures(&self) -> usize {
+        let log = fs::read_to_string(self.error_log()).unwrap_or_default();
+        log.lines().filter(|line| line.contains(REDIS_FAILED_WARNING)).count()
     }
 
     /// Stops nginx by its pid: SIGTERM (fast shutdown: workers close their connections), then SIGKILL if it

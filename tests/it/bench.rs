@@ -1,5 +1,6 @@
 //! `seckill bench` end to end: every strategy runs, and the books check passes on real runs.
 
+use mysql_async::prelude::Queryable;
 use seckill::local_rabbitmq::rabbitmq_url;
 
 use crate::common::{migrated_db, seckill_command};
@@ -28,7 +29,14 @@ async fn every_strategy_runs_and_balances_its_books() {
 #[tokio::test]
 async fn bad_bench_arguments_are_refused() {
     let db = migrated_db().await;
-    for args in [["--concurrency", "0"], ["--concurrency", "5000"], ["--duration", "soon"], ["--rtt", "-1ms"]] {
+    let cases = [
+        ["--concurrency", "0"],
+        ["--concurrency", "5000"],
+        ["--duration", "soon"],
+        ["--rtt", "-1ms"],
+        ["--instances", "0"],
+    ];
+    for args in cases {
         let output = seckill_command(db.url()).arg("bench").args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
@@ -112,4 +120,58 @@ async fn a_lottery_crowd_smaller_than_its_prizes_is_refused() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("at least as many users as prizes"), "{stderr}");
+}
+
+/// The cluster workload end to end, tiny, on two instances behind the real balancer: buyers are sold to
+/// through instance 1 directly and through the balancer (the command fails unless each phase's books
+/// balance), the balancer spreads them over both instances, and the burst for the sold-out item is answered
+/// with the closed answer at the balancer while the instances' own request counts show none of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_workload_sells_through_the_balancer_and_its_closed_burst_reaches_no_instance() {
+    let db = migrated_db().await;
+    let output = seckill_command(db.url())
+        .env_remove("REDIS_URL")
+        .args(["bench", "--workload", "cluster", "--instances", "2", "--concurrency", "8", "--duration", "300ms"])
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["generator_ceiling_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    let mut conn = db.pool().get_conn().await.unwrap();
+    for (phase, by_instance_nonzero) in [("direct", [true, false]), ("balanced", [true, true])] {
+        let r = &report[phase];
+        let seckills = r["seckills"].as_u64().unwrap();
+        assert!(seckills > 0, "{phase}: {r}");
+        assert_eq!(
+            (r["errors"].as_u64(), r["in_doubt"].as_u64(), r["rejections"].as_u64()),
+            (Some(0), Some(0), Some(0))
+        );
+        // Every buyer executed once, and each execution was answered by an instance.
+        let by_instance: Vec<u64> =
+            r["executions_by_instance"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        assert_eq!(by_instance.iter().sum::<u64>(), seckills, "{phase}: {r}");
+        assert_eq!(by_instance.iter().map(|n| *n > 0).collect::<Vec<_>>(), by_instance_nonzero, "{phase}: {r}");
+        let rows: i64 = conn
+            .exec_first("SELECT COUNT(*) FROM success_killed WHERE seckill_id = ?", (r["seckill_id"].as_i64(),))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rows as u64, seckills, "{phase}: the database holds what the buyers were told");
+    }
+    let closed = &report["closed"];
+    assert_eq!(closed["sold"], 100, "{closed}");
+    assert!(closed["requests"].as_u64().unwrap() > 0, "the burst ran: {closed}");
+    assert_eq!(closed["unexpected"], 0, "every latecomer heard the closed answer: {closed}");
+    assert_eq!(closed["app_execution_requests"], 0, "no latecomer reached an instance: {closed}");
+    let (rows, stock): (i64, i64) = conn
+        .exec_first(
+            "SELECT (SELECT COUNT(*) FROM success_killed WHERE seckill_id = s.seckill_id), s.number \
+               FROM seckill s WHERE s.seckill_id = ?",
+            (closed["seckill_id"].as_i64(),),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rows, stock), (100, 0), "sold out, nothing more sold in the burst");
 }

@@ -187,3 +187,56 @@ async fn the_demo_runs_every_act_in_turn() {
     let unknown = seckill_command(sides.shop.url()).args(["demo", "lottery-draw"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(2), "an unknown act is a usage error: {}", stderr(&unknown));
 }
+
+/// `--cluster 2`: the seckill act's crowd goes through nginx in front of two `seckill serve` instances. What
+/// runs where is printed; both instances answered executions, every sale among them; an instance published
+/// that the item sold out, after which the balancer answered the rest itself (the instances' own counts and
+/// the balancer's add up to the crowd's requests); the books balance against the database; and the cluster's
+/// folder is gone once the act is done.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seckill_act_through_a_cluster_spreads_its_crowd_over_the_instances_and_balances_its_books() {
+    let db = migrated_db().await;
+    let output = seckill_command(db.url())
+        .env_remove("REDIS_URL")
+        .args(["demo", "seckill", "--cluster", "2", "--buyers", "300", "--stock", "25", "--opens-in", "1s"])
+        .args(["--concurrency", "64"])
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert!(out.contains("balancer    http://127.0.0.1:"), "{out}");
+    assert_eq!(out.lines().filter(|line| line.starts_with("instance ")).count(), 2, "{out}");
+    let folder = out.lines().find_map(|line| line.strip_prefix("folder")).unwrap().trim().split(' ').next().unwrap();
+
+    // execution requests answered: instance 1: A, instance 2: B; the balancer itself: C (of the crowd's N; KEY = S)
+    let line = out.lines().find_map(|line| line.strip_prefix("execution requests answered: "));
+    let line = line.unwrap_or_else(|| panic!("{out}"));
+    let (instances, rest) = line.split_once("; the balancer itself: ").unwrap();
+    let per_instance: Vec<u64> =
+        instances.split(", ").map(|part| part.rsplit(": ").next().unwrap().parse().unwrap()).collect();
+    let (by_balancer, rest) = rest.split_once(" (of the crowd's ").unwrap();
+    let by_balancer: u64 = by_balancer.parse().unwrap();
+    let (crowd, state) = rest.split_once("; ").unwrap();
+    let crowd: u64 = crowd.parse().unwrap();
+    let requests_line = out.lines().find(|line| line.trim_start().starts_with("300 buyers, ")).unwrap();
+    let tallied_requests: u64 = requests_line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert_eq!(crowd, tallied_requests, "{out}");
+    assert_eq!(per_instance.len(), 2, "{out}");
+    assert!(per_instance.iter().all(|n| *n > 0), "both instances served: {out}");
+    assert!(per_instance.iter().sum::<u64>() >= 25, "every sale was decided by an instance: {out}");
+    assert_eq!(per_instance.iter().sum::<u64>() + by_balancer, crowd, "{out}");
+    assert!(state.ends_with(":state = sold_out)"), "an instance published the sell-out: {out}");
+
+    assert!(out.contains("books balance: 25 sold = 25 success rows"), "{out}");
+    let mut conn = db.pool().get_conn().await.unwrap();
+    let (rows, buyers): (i64, i64) =
+        conn.query_first("SELECT COUNT(*), COUNT(DISTINCT user_phone) FROM success_killed").await.unwrap().unwrap();
+    assert_eq!((rows, buyers), (25, 25), "{out}");
+    assert_eq!(tallied(&out, "sold (秒杀成功)"), 25, "{out}");
+    assert!(out.contains("the cluster is stopped and removed"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::path::Path::new(folder).exists() {
+        assert!(std::time::Instant::now() < deadline, "{folder} is still there");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -24,6 +24,7 @@ use axum::Router;
 use clap::{Args, ValueEnum};
 use seckill::messaging::Running;
 
+use super::signing_args::random_secret;
 use super::{DatabaseTarget, Failure};
 use message_service::MessageService;
 use stage::Stage;
@@ -132,11 +133,4 @@ impl Act {
             Act::Lottery => "lottery",
         }
     }
-}
-
-/// A fresh HMAC key for this demo run.
-fn random_secret() -> Result<String, Failure> {
-    let mut bytes = [0u8; 32];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-    Ok(hex::encode(bytes))
 }

@@ -4,6 +4,12 @@
 //! serves the API, and releases a crowd: every buyer counts down by the server's clock, asks the exposer for
 //! the signed URL when the sale opens and buys; some retry, some tamper with the URL. Then it prints what the
 //! crowd was told and checks it against the database.
+//!
+//! With `--cluster N` the crowd goes through the real topology instead of this process's server: the nginx
+//! balancer in front of N `seckill serve` instances of this binary ([`seckill::cluster::Cluster`], over the same
+//! database, with a private Redis and this run's HMAC key), printed as it runs, with how many executions each
+//! instance answered and how many the balancer answered itself once an instance published the sell-out;
+//! everything is stopped and removed once the crowd is done. The other acts are served by this process as ever.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -13,7 +19,8 @@ use chrono::Utc;
 use clap::Args;
 use hyper::{Method, StatusCode};
 use indicatif::{ProgressBar, ProgressStyle};
-use seckill::http::AdmissionConfig;
+use seckill::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis, MAX_INSTANCES};
+use seckill::http::{AdmissionConfig, EXECUTION_ROUTE};
 use seckill::migrate::Migrator;
 use seckill::seckill::{Books, NewItem, Seckill};
 use seckill::signing::Signer;
@@ -37,6 +44,11 @@ pub(crate) struct SeckillActArgs {
     /// How long until the sale opens.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     opens_in: Duration,
+    /// Send this act's crowd through the nginx load balancer in front of N `seckill serve` instances (started
+    /// here with a private Redis, stopped after the act) instead of this process's server. The exchange and
+    /// lottery acts are served by this process either way.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_INSTANCES as i64))]
+    cluster: Option<u16>,
 }
 
 /// What the crowd was told.
@@ -69,11 +81,17 @@ impl Tally {
 }
 
 pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<Finished, Failure> {
-    let (_, pool) = context.target.url_or_throwaway("seckill_demo").await?;
+    let (url, pool) = context.target.url_or_throwaway("seckill_demo").await?;
     let report = Migrator::embedded()?.run(&pool).await?;
     println!("migrated: {} migrations, {} procedures applied", report.migrations.len(), report.procedures.len());
 
     let service = Seckill::new(pool.clone(), Signer::hmac(context.secret)?);
+    let routes = seckill_routes(service.clone(), None, AdmissionConfig::default());
+    // The front first: the sale opens `--opens-in` after the crowd can reach it, however long a cluster takes.
+    let front = match args.cluster {
+        Some(instances) => Front::cluster(&url, usize::from(instances), context.secret).await?,
+        None => Front::Stage(context.stage.open(routes.clone())?),
+    };
     let now = Utc::now();
     let opens_in = chrono::Duration::from_std(args.opens_in).map_err(|e| Failure::new(format!("--opens-in: {e}")))?;
     let item = service
@@ -85,10 +103,7 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
         })
         .await?;
     println!("item {} with stock {} opens at {}", item.seckill_id, item.number, item.start_time.to_rfc3339());
-
-    let routes = seckill_routes(service, None, AdmissionConfig::default());
-    let server = context.stage.open(routes.clone())?;
-    let client = ApiClient::new(context.stage.base_url());
+    let client = ApiClient::new(front.base_url(context));
 
     let progress =
         if std::io::stderr().is_terminal() { ProgressBar::new(u64::from(args.buyers)) } else { ProgressBar::hidden() };
@@ -122,8 +137,8 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
     progress.finish_and_clear();
     let crowd_seconds = crowd_started.elapsed().as_secs_f64() - args.opens_in.as_secs_f64();
     drop(client);
-    server.stop().await;
     let tally = std::mem::take(&mut *tally.lock().await);
+    front.stop(item.seckill_id, tally.requests).await?;
 
     let books = Books::read(&pool, item.seckill_id).await?;
     print_table(&tally, crowd_seconds.max(0.001), args.buyers);
@@ -144,6 +159,68 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
         books.stock
     );
     Ok(Finished { routes, pages: vec!["the sale page: {base}/seckill/list".into()], keep_running: Vec::new() })
+}
+
+/// Who serves the crowd.
+enum Front {
+    /// This process, on the demo's stage.
+    Stage(seckill::messaging::Running),
+    /// The balancer in front of app instances.
+    Cluster(Box<Cluster>),
+}
+
+impl Front {
+    /// Starts `instances` instances over the demo's database behind the balancer, and says what runs where.
+    async fn cluster(database_url: &str, instances: usize, secret: &str) -> Result<Front, Failure> {
+        let binary =
+            std::env::current_exe().map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?;
+        let options = ClusterOptions::new(binary)
+            .instances(instances)
+            .database(ClusterDatabase::given(database_url))
+            .redis(ClusterRedis::Private)
+            .hmac_secret(secret);
+        println!("starting {instances} seckill serve instances behind nginx for the crowd ...");
+        let cluster = Cluster::start(options).await?;
+        println!("{}", cluster.describe());
+        Ok(Front::Cluster(Box::new(cluster)))
+    }
+
+    fn base_url(&self, context: &Context<'_>) -> String {
+        match self {
+            Front::Stage(_) => context.stage.base_url(),
+            Front::Cluster(cluster) => cluster.balancer_url(),
+        }
+    }
+
+    /// Stops serving; for a cluster, first says who answered the crowd's `executions`: each instance, and the
+    /// balancer itself once an instance published that the item sold out.
+    async fn stop(self, seckill_id: i64, executions: u64) -> Result<(), Failure> {
+        match self {
+            Front::Stage(server) => server.stop().await,
+            Front::Cluster(cluster) => {
+                let by_instance = cluster.app_requests_by_instance(EXECUTION_ROUTE).await?;
+                let answered: Vec<String> = by_instance
+                    .iter()
+                    .zip(cluster.instances())
+                    .map(|(answered, instance)| format!("instance {}: {answered}", instance.number()))
+                    .collect();
+                let by_instances = by_instance.iter().sum::<usize>() as u64;
+                let state = cluster.item_state(seckill_id).await?;
+                println!(
+                    "execution requests answered: {}; the balancer itself: {} (of the crowd's {executions}; {} = \
+                     {})",
+                    answered.join(", "),
+                    executions.saturating_sub(by_instances),
+                    cluster.item_state_key(seckill_id),
+                    state.as_deref().unwrap_or("none")
+                );
+                // Stopping waits for the processes to end: off the async threads.
+                tokio::task::spawn_blocking(move || drop(cluster)).await.map_err(Failure::new)?;
+                println!("the cluster is stopped and removed");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One buyer: count down by the server's clock, expose, buy; every fifth tries once more, every twentieth
