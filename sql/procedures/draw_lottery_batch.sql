@@ -226,6 +226,8 @@ BEGIN
             --     count of the campaign's rows in the block proves it). Otherwise the batch is undone to the
             --     savepoint and decided the general way below. Draws that landed on a tier run out get round 2
             --     on their rows.
+            --     The wheel's bounds are integers (SUM would be DECIMAL): the join compares every draw with every
+            --     tier, and decimal arithmetic took a quarter of the time of a batch.
             SET v_increment = @@SESSION.auto_increment_increment;
             IF v_compact AND v_stock_before > 0 AND @@GLOBAL.innodb_autoinc_lock_mode < 2 THEN
                 SET v_batch_size = LENGTH(v_draws) - LENGTH(REPLACE(v_draws, '}', ''));
@@ -241,8 +243,6 @@ BEGIN
                                    seq     FOR ORDINALITY,
                                    user_id BIGINT PATH '$.user',
                                    r       BIGINT PATH '$.r')) AS j
-                          -- Integers throughout (SUM would be DECIMAL): the join compares every draw with
-                          -- every tier, and decimal arithmetic made it a quarter of the batch's time.
                           LEFT JOIN (SELECT t.tier_id, t.stock,
                                             CAST(SUM(t.weight) OVER (ORDER BY t.position) - t.weight AS SIGNED) AS lo,
                                             CAST(SUM(t.weight) OVER (ORDER BY t.position) AS SIGNED) AS hi

@@ -1,6 +1,6 @@
-//! `seckill cluster`: the whole topology on this machine (the database, a Redis, N `seckill serve` instances
-//! and the nginx load balancer in front), what runs where, until Ctrl-C or SIGTERM; then everything is stopped
-//! and removed.
+//! `seckill cluster`: the whole topology on this machine (the database, by default a private primary + replica
+//! pair; a Redis; N `seckill serve` instances reading through the replica; and the nginx load balancer in
+//! front), what runs where, until Ctrl-C or SIGTERM; then everything is stopped and removed.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -35,8 +35,14 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ClusterArgs) -> Result<()
     args.signing.signer()?;
     let binary = std::env::current_exe().map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?;
     let database = match target.url() {
-        Some(url) => ClusterDatabase::Given { primary_url: url.to_string(), replica_urls: Vec::new() },
-        None => ClusterDatabase::Private,
+        Some(url) => {
+            ClusterDatabase::Given { primary_url: url.to_string(), replica_urls: target.replica_urls().to_vec() }
+        }
+        None if !target.replica_urls().is_empty() => {
+            return Err(Failure::new("--replica-url needs the primary's URL too")
+                .hint("pass --database-url mysql://user:password@host:port/database or set DATABASE_URL"));
+        }
+        None => ClusterDatabase::PrivatePair,
     };
     let redis = match args.redis_url.filter(|url| !url.trim().is_empty()) {
         Some(url) => ClusterRedis::Url(url),

@@ -34,6 +34,11 @@ impl DatabaseTarget {
         DatabaseTarget { url: url.filter(|u| !u.trim().is_empty()), named_by, replica_urls: Vec::new() }
     }
 
+    /// The replicas' URLs given (`--replica-url` / `SECKILL_REPLICA_URLS`).
+    pub(crate) fn replica_urls(&self) -> &[String] {
+        &self.replica_urls
+    }
+
     /// The same target with replicas to read from (empty entries ignored).
     pub(crate) fn with_replicas(mut self, urls: Vec<String>) -> Self {
         self.replica_urls = urls.into_iter().map(|url| url.trim().to_string()).filter(|url| !url.is_empty()).collect();

@@ -83,8 +83,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve the classic HTTP API and the sale page.
     Serve(serve::ServeArgs),
-    /// Start the whole topology here: the database, a Redis, N `serve` instances and an nginx load balancer in
-    /// front that answers closed items itself; print what runs where; stop it all on Ctrl-C or SIGTERM.
+    /// Start the whole topology here: the database (a private primary + replica pair unless --database-url), a
+    /// Redis, N `serve` instances and an nginx load balancer in front that answers closed items itself; print
+    /// what runs where; stop it all on Ctrl-C or SIGTERM.
     Cluster(cluster::ClusterArgs),
     /// Relay the outbox to RabbitMQ (the reliable message service), until Ctrl-C or SIGTERM.
     Relay(messaging::RelayArgs),

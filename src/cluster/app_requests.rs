@@ -3,7 +3,8 @@
 //!
 //! Read from each instance's Prometheus `/metrics` (`seckill serve` serves it): the sum of
 //! `seckill_http_requests_total{route="..."}` over every outcome, where the route is axum's matched path. Tests,
-//! the bench and the demo only ever count through here.
+//! the bench and the demo only ever count through here, and read any other counter of an instance the same way
+//! ([`AppInstance::counter`]).
 
 use std::time::Duration;
 
@@ -27,12 +28,21 @@ impl AppInstance {
     /// [`ClusterError::Metrics`] when its `/metrics` could not be read (a stopped instance has none): what it
     /// answered is then unknown, never zero.
     pub async fn requests(&self, route: &str) -> Result<usize, ClusterError> {
+        self.counter(HTTP_REQUESTS, &[("route", route)]).await
+    }
+
+    /// The sum of the samples of counter `name` (see [`crate::prometheus`]) whose labels include every pair of
+    /// `labels`, in this instance's `/metrics`.
+    ///
+    /// # Errors
+    /// [`ClusterError::Metrics`] when its `/metrics` could not be read.
+    pub async fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<usize, ClusterError> {
         let failed = |detail: String| ClusterError::Metrics { number: self.number(), detail };
         let text = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(&format!("{}/metrics", self.url())))
             .await
             .map_err(|_| failed(format!("no answer in {} s", SCRAPE_TIMEOUT.as_secs())))?
             .map_err(failed)?;
-        Ok(requests_in(&text, route))
+        Ok(counter_in(&text, name, labels))
     }
 }
 
@@ -72,14 +82,17 @@ async fn scrape(url: &str) -> Result<String, String> {
     String::from_utf8(body.to_vec()).map_err(|e| e.to_string())
 }
 
-/// The sum of the request counter's samples for `route` in a text exposition.
-fn requests_in(exposition: &str, route: &str) -> usize {
+/// The sum of counter `name`'s samples whose labels include every pair of `wanted`, in a text exposition.
+fn counter_in(exposition: &str, name: &str, wanted: &[(&str, &str)]) -> usize {
     exposition
         .lines()
-        .filter_map(|line| line.strip_prefix(HTTP_REQUESTS)?.strip_prefix('{'))
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
         .filter_map(|rest| {
             let (labels, value) = labels_and_value(rest)?;
-            labels.iter().any(|(name, value)| name == "route" && value == route).then_some(value)
+            let matches = |(want_name, want_value): &(&str, &str)| {
+                labels.iter().any(|(name, value)| name == want_name && value == want_value)
+            };
+            wanted.iter().all(matches).then_some(value)
         })
         .map(|value| value.max(0.0).round() as usize)
         .sum()
@@ -131,7 +144,8 @@ fn labels_and_value(text: &str) -> Option<(Vec<(String, String)>, f64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::requests_in;
+    use super::counter_in;
+    use crate::prometheus::names::HTTP_REQUESTS;
 
     #[test]
     fn requests_are_summed_over_the_outcomes_of_one_route() {
@@ -143,10 +157,10 @@ seckill_http_requests_total{route="/odd \"one\" {x}",outcome="ok"} 5
 seckill_http_requests_total_other{route="/seckill/{id}/{md5}/execution"} 99
 seckill_batch_requests_count{domain="seckill"} 7
 "#;
-        assert_eq!(requests_in(exposition, "/seckill/{id}/{md5}/execution"), 42);
-        assert_eq!(requests_in(exposition, "/seckill/{id}/exposer"), 42);
-        assert_eq!(requests_in(exposition, r#"/odd "one" {x}"#), 5);
-        assert_eq!(requests_in(exposition, "/lottery/{campaign}/draw"), 0);
-        assert_eq!(requests_in("", "/seckill/{id}/exposer"), 0);
+        assert_eq!(counter_in(exposition, HTTP_REQUESTS, &[("route", "/seckill/{id}/{md5}/execution")]), 42);
+        assert_eq!(counter_in(exposition, HTTP_REQUESTS, &[("route", "/seckill/{id}/exposer")]), 42);
+        assert_eq!(counter_in(exposition, HTTP_REQUESTS, &[("route", r#"/odd "one" {x}"#)]), 5);
+        assert_eq!(counter_in(exposition, HTTP_REQUESTS, &[("route", "/lottery/{campaign}/draw")]), 0);
+        assert_eq!(counter_in("", HTTP_REQUESTS, &[("route", "/seckill/{id}/exposer")]), 0);
     }
 }

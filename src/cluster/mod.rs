@@ -210,14 +210,18 @@ impl Cluster {
             self.key_prefix,
             self.key_prefix
         );
-        let database_owner = match self.database.local_server() {
-            Some(server) => format!("private MariaDB on port {}", server.port()),
-            None => "given".to_string(),
+        let (database_owner, replica_owner) = match (self.database.local_server(), self.database.local_pair()) {
+            (Some(server), _) => (format!("private MariaDB on port {}", server.port()), String::new()),
+            (None, Some(pair)) => (
+                format!("private, binary log and GTIDs on, port {}", pair.primary().port()),
+                format!("   private, read_only, replicating by GTID, pid {}", pair.replica_pid().unwrap_or(0)),
+            ),
+            (None, None) => ("given".to_string(), String::new()),
         };
         let _ =
             writeln!(text, "database    {}   primary, {database_owner}", without_password(self.database.primary_url()));
         for replica in self.database.replica_urls() {
-            let _ = writeln!(text, "replica     {}", without_password(replica));
+            let _ = writeln!(text, "replica     {}{replica_owner}", without_password(replica));
         }
         let _ = write!(text, "folder      {} (removed on exit)", self.dir.display());
         text

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, COOKIE};
+use hyper::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -63,6 +63,8 @@ fn cache_expiry() -> Duration {
 struct Reply {
     status: StatusCode,
     content_type: String,
+    /// The `name=value` part of every `Set-Cookie` header.
+    set_cookies: Vec<String>,
     body: Bytes,
 }
 
@@ -103,8 +105,14 @@ impl Http {
             let status = response.status();
             let content_type =
                 response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let set_cookies = response
+                .headers()
+                .get_all(SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+                .collect();
             let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-            Ok(Reply { status, content_type, body })
+            Ok(Reply { status, content_type, set_cookies, body })
         };
         tokio::time::timeout(Duration::from_secs(30), exchange).await.map_err(|_| "no answer in 30 s".to_string())?
     }
@@ -663,4 +671,95 @@ fn seckill_cluster_refuses_bad_options_in_one_line() {
         assert_eq!(output.status.code(), Some(i32::from(*code)), "{args:?}: {stderr}");
         assert!(stderr.lines().next().unwrap_or("").contains(expected), "{args:?}: {stderr}");
     }
+}
+
+/// A cluster on its own private primary + replica pair (`seckill cluster`'s default): the instances connect as
+/// an app account without READ ONLY ADMIN and read details from the replica; every buyer told success through
+/// the balancer is told so again at once by `/seckill/{id}/result` with the GTID cookie of the answer; with the
+/// replica killed by its pid mid-sale, reads fall back to the primary and the sale goes on; started again, the
+/// replica catches up and is read again. The books balance on both servers, and the app account cannot write on
+/// the replica.
+#[tokio::test]
+async fn a_cluster_on_a_primary_and_replica_reads_its_writes_and_outlives_the_replica() {
+    let options = ClusterOptions::new(env!("CARGO_BIN_EXE_seckill"))
+        .instances(2)
+        .database(ClusterDatabase::PrivatePair)
+        .redis(ClusterRedis::Private)
+        .hmac_secret(SECRET);
+    let cluster = Cluster::start(options).await.expect("the cluster starts on a pair");
+    let database = cluster.database();
+    assert_eq!(database.replica_urls().len(), 1, "{}", cluster.describe());
+    let pair = database.local_pair().expect("the cluster's own pair");
+    let shop = Seckill::new(database.pool().clone(), signer());
+    let item = open_item(&shop, 40).await;
+    pair.wait_until_caught_up(Duration::from_secs(10)).await.expect("the replica has the item");
+    let (http, balancer) = (Http::new(), cluster.balancer().address());
+    let replica_reads = || async {
+        let mut reads = 0;
+        for instance in cluster.instances() {
+            reads += instance.counter("seckill_replica_reads_total", &[]).await.unwrap();
+        }
+        reads
+    };
+    let (mut told_success, mut detail_reads) = (0, 0);
+    for n in 0..120 {
+        // Half the stock sold with the replica up, the other half with it down.
+        if n == 20 {
+            pair.stop_replica().expect("the replica is killed by its pid");
+        }
+        let buyer = phone(90_000 + n);
+        let answer = http.execute(balancer, item.seckill_id, buyer).await.expect("an answer");
+        if answer.state() == Some(1) {
+            told_success += 1;
+            // The answer's GTID cookie, sent back as a browser would: the result reads after it.
+            let cookies = answer.set_cookies.iter().cloned().chain([format!("killPhone={buyer}")]).collect::<Vec<_>>();
+            let path = format!("/seckill/{}/result", item.seckill_id);
+            let result = http.send(balancer, Method::GET, &path, &cookies.join("; ")).await.expect("a result");
+            assert_eq!(result.status, StatusCode::OK, "buyer {n}: {}", result.text());
+            assert!(!result.json()["data"].is_null(), "buyer {n} won and is told nothing: {}", result.text());
+        } else {
+            assert_eq!(answer.state(), Some(0), "buyer {n}: {}", answer.text());
+        }
+        let path = format!("/seckill/{}/detail.json", item.seckill_id);
+        let detail = http.send(balancer, Method::GET, &path, "").await.expect("a detail");
+        assert_eq!(
+            detail.status,
+            StatusCode::OK,
+            "details while the replica is {}",
+            if n < 20 { "up" } else { "down" }
+        );
+        detail_reads += 1;
+    }
+    assert_eq!(told_success, 40, "every unit sold, replica or not");
+    let mut fallbacks = 0;
+    for instance in cluster.instances() {
+        fallbacks += instance.counter("seckill_replica_fallbacks_total", &[]).await.unwrap();
+    }
+    assert!(fallbacks > 0, "the results after the replica stopped were read from the primary");
+    let before = replica_reads().await;
+    assert!(before > 0, "the replica served reads before it stopped ({detail_reads} detail reads)");
+    pair.start_replica().expect("the replica starts again");
+    pair.wait_until_caught_up(Duration::from_secs(20)).await.expect("the replica catches up");
+    let again = async {
+        for _ in 0..100 {
+            let path = format!("/seckill/{}/detail.json", item.seckill_id);
+            http.send(balancer, Method::GET, &path, "").await.expect("a detail");
+            if replica_reads().await > before {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(again.await, "the replica is read again once it is back");
+    // The books, on the primary and on the replica the app reads from.
+    assert_eq!(success_rows(database.pool(), item.seckill_id).await, 40);
+    assert_eq!(stock(database.pool(), item.seckill_id).await, 0);
+    let replica = mysql_async::Pool::new(database.replica_urls()[0].as_str());
+    assert_eq!(success_rows(&replica, item.seckill_id).await, 40, "the replica holds every sale");
+    let mut conn = replica.get_conn().await.unwrap();
+    let refused = conn.query_drop("UPDATE seckill SET number = number + 1").await.unwrap_err();
+    assert!(matches!(&refused, mysql_async::Error::Server(e) if e.code == 1290), "{refused}");
+    drop(conn);
+    replica.disconnect().await.unwrap();
 }
