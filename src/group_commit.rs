@@ -13,7 +13,8 @@
 //! hot row's lock, released by InnoDB before the log is flushed, is never idle for a flush or a round trip. The
 //! next batch is sent only once the previous one is decided, so batches are decided in arrival order; callers
 //! are answered only once their own batch's CALL has ended, i.e. after its commit. At most `max_in_flight`
-//! batches of a key are deciding or committing at once.
+//! batches of a key are deciding or committing at once, and a batch goes early only when it has at least
+//! `min_early_batch` requests: on a key that is not hot, a small early batch would cost as much as a large one.
 //!
 //! A lane also remembers a key the database said is closed (sold out, ended, all drawn) and answers later
 //! requests in-process for `recheck_interval`, giving requests it saw decided their remembered answer (a
@@ -116,6 +117,9 @@ pub struct GroupCommitConfig {
     pub remember_at_most: usize,
     /// The most batches of one key deciding or committing at once (default 3; 1 waits for each commit).
     pub max_in_flight: usize,
+    /// The fewest requests sent as a batch while the key's last batch is still committing (default 32): fewer
+    /// wait for it to end and join the next batch, which keeps batches large on a key that is not hot.
+    pub min_early_batch: usize,
 }
 
 impl Default for GroupCommitConfig {
@@ -126,6 +130,7 @@ impl Default for GroupCommitConfig {
             idle_ttl: Duration::from_secs(60),
             remember_at_most: 100_000,
             max_in_flight: 3,
+            min_early_batch: 32,
         }
     }
 }
@@ -313,6 +318,11 @@ impl<B: BatchRunner> Inner<B> {
         lanes.by_key.retain(|_, lane| !lane.is_idle_since(idle_ttl, max_in_flight, now));
     }
 
+    /// How many requests wait in the lane's queue.
+    fn queued(&self, key: B::Key) -> usize {
+        self.lock().by_key.get(&key).map_or(0, |lane| lane.queue.len())
+    }
+
     /// The lane's permits for batches in flight, or `None` when the lane is gone.
     fn permits(&self, key: B::Key) -> Option<Arc<Semaphore>> {
         self.lock().by_key.get(&key).map(|lane| lane.in_flight.clone())
@@ -363,9 +373,17 @@ async fn drive<B: BatchRunner>(inner: Arc<Inner<B>>, key: B::Key) {
             return;
         };
         let (committing, decided) = oneshot::channel();
-        tokio::spawn(run_batch(inner.clone(), key, batch, Committing(Some(committing)), permit));
+        // Dropped when the batch task ends, however it ends.
+        let (over, batch_over) = oneshot::channel::<()>();
+        tokio::spawn(run_batch(inner.clone(), key, batch, Committing(Some(committing)), (permit, over)));
         // Decided, or over (answered, failed or panicked: the sender is dropped either way).
         let _ = decided.await;
+        // The next batch goes early only when it is worth a transaction of its own: a few requests sent now would
+        // cost as much as many and leave fewer for the batch after, so on a lightly loaded key they wait for
+        // this batch to end, and its callers' next requests join them.
+        if inner.queued(key) < inner.config.min_early_batch {
+            let _ = batch_over.await;
+        }
     }
 }
 
@@ -375,7 +393,7 @@ async fn run_batch<B: BatchRunner>(
     key: B::Key,
     batch: Vec<Waiter<B>>,
     committing: Committing,
-    _permit: OwnedSemaphorePermit,
+    _in_flight: (OwnedSemaphorePermit, oneshot::Sender<()>),
 ) {
     let mut guard = InFlight { inner: inner.clone(), batch, finished: false };
     let counters = &inner.counters;
@@ -587,7 +605,8 @@ mod tests {
             most_at_once: AtomicUsize::new(0),
             decided_in_order: Mutex::default(),
         };
-        let config = GroupCommitConfig { max_batch: 4, max_in_flight: 3, ..GroupCommitConfig::default() };
+        let config =
+            GroupCommitConfig { max_batch: 4, max_in_flight: 3, min_early_batch: 1, ..GroupCommitConfig::default() };
         let lanes = GroupCommit::new(runner, config);
         let answers: Vec<_> = (1..=40).map(|n| lanes.submit(1, n)).collect();
         for (n, answer) in (1..=40).zip(answers) {
