@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::prometheus::names::{BATCH_REQUESTS, SHORT_CIRCUITS};
 
@@ -159,6 +159,8 @@ struct Lane<B: BatchRunner> {
     driven: bool,
     /// One permit per batch deciding or committing.
     in_flight: Arc<Semaphore>,
+    /// Told of every request queued, for a driver waiting for the queue to grow.
+    arrivals: Arc<Notify>,
     /// The answer for everyone while the key is known closed, and when that was learnt.
     closed: Option<(B::Outcome, Instant)>,
     /// Requests this lane saw decided, with what they hear while the key is closed.
@@ -172,6 +174,7 @@ impl<B: BatchRunner> Lane<B> {
             queue: Vec::new(),
             driven: false,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            arrivals: Arc::new(Notify::new()),
             closed: None,
             remembered: HashMap::new(),
             last_used: now,
@@ -265,6 +268,7 @@ impl<B: BatchRunner> GroupCommit<B> {
         }
         let (reply, answer) = oneshot::channel();
         lane.queue.push((request, reply));
+        lane.arrivals.notify_one();
         if !lane.driven {
             lane.driven = true;
             tokio::spawn(drive(self.inner.clone(), key));
@@ -328,6 +332,11 @@ impl<B: BatchRunner> Inner<B> {
         self.lock().by_key.get(&key).map(|lane| lane.in_flight.clone())
     }
 
+    /// What tells the lane's driver of arrivals, or `None` when the lane is gone.
+    fn arrivals(&self, key: B::Key) -> Option<Arc<Notify>> {
+        self.lock().by_key.get(&key).map(|lane| lane.arrivals.clone())
+    }
+
     /// Takes the next batch off the lane, or marks the lane undriven and returns `None`.
     fn next_batch(&self, key: B::Key) -> Option<Vec<Waiter<B>>> {
         let mut lanes = self.lock();
@@ -379,10 +388,15 @@ async fn drive<B: BatchRunner>(inner: Arc<Inner<B>>, key: B::Key) {
         // Decided, or over (answered, failed or panicked: the sender is dropped either way).
         let _ = decided.await;
         // The next batch goes early only when it is worth a transaction of its own: a few requests sent now would
-        // cost as much as many and leave fewer for the batch after, so on a lightly loaded key they wait for
-        // this batch to end, and its callers' next requests join them.
-        if inner.queued(key) < inner.config.min_early_batch {
-            let _ = batch_over.await;
+        // cost as much as many and leave fewer for the batch after, so they wait until enough have queued, or
+        // this batch has ended (and its callers' next requests join them).
+        let Some(arrivals) = inner.arrivals(key) else { continue };
+        let mut batch_over = std::pin::pin!(batch_over);
+        while inner.queued(key) < inner.config.min_early_batch {
+            tokio::select! {
+                _ = &mut batch_over => break,
+                () = arrivals.notified() => {}
+            }
         }
     }
 }

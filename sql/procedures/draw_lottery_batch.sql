@@ -71,8 +71,8 @@
 -- over the tiers, a handful, never over the draws); then one multi-row INSERT of the draws, one of the
 -- messages, one UPDATE of the tiers' stock, and the answer. The new draws' ids follow from LAST_INSERT_ID() and
 -- their place when the auto-increment lock mode makes one statement's ids consecutive (checked), and are looked
--- up otherwise. Either way, the campaign's draws_recorded grows by the draws recorded (one UPDATE per batch of
--- the row already locked), which is what a campaign's status shows instead of counting a million rows.
+-- up otherwise. Either way, the draws recorded are added to the campaign's tally (lottery_draw_tally, one row
+-- per batch), which is what a campaign's status shows instead of counting a million rows.
 --
 -- Errors: SQLSTATE '45RB0' means the batch was rolled back whole by this procedure (MYSQL_ERRNO is the original
 -- code, MESSAGE_TEXT 'rolled back: <message>'); any other error may have come after the commit. The answer is
@@ -323,7 +323,9 @@ BEGIN
                    SET t.stock = t.stock - taken.units
                  WHERE t.campaign_id = v_campaign_id;
             END IF;
-            UPDATE lottery_campaign SET draws_recorded = draws_recorded + v_recorded WHERE campaign_id = v_campaign_id;
+            INSERT INTO lottery_draw_tally (campaign_id, shard, draws)
+            VALUES (v_campaign_id, CONNECTION_ID() % 16, v_recorded)
+                ON DUPLICATE KEY UPDATE draws = draws + v_recorded;
             SET v_prizes_left = v_stock_before - v_won;
             -- The answer in one row (see the header): every draw is new, so the ids and the tiers say it all. The
             -- list's length is bounded by the batch (at most 10,000 ids of 20 characters), and the session's
@@ -486,8 +488,9 @@ BEGIN
             END IF;
 
             IF v_recorded > 0 THEN
-                UPDATE lottery_campaign SET draws_recorded = draws_recorded + v_recorded
-                 WHERE campaign_id = v_campaign_id;
+                INSERT INTO lottery_draw_tally (campaign_id, shard, draws)
+                VALUES (v_campaign_id, CONNECTION_ID() % 16, v_recorded)
+                    ON DUPLICATE KEY UPDATE draws = draws + v_recorded;
             END IF;
 
             -- The tiers changed only here since they were summed: the campaign's lock is held.

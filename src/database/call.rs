@@ -59,7 +59,7 @@ impl CallFailure {
 /// # Errors
 /// A [`CallFailure`] saying whether anything may have been written.
 pub async fn call(pool: &Pool, statement: &str) -> Result<Vec<Vec<Row>>, CallFailure> {
-    call_committing(pool, statement, Committing::unobserved()).await
+    call_committing(pool, statement, &mut Committing::unobserved()).await
 }
 
 /// As [`call`], for a batch procedure that sends its answer before its COMMIT and another result set after it:
@@ -71,7 +71,7 @@ pub async fn call(pool: &Pool, statement: &str) -> Result<Vec<Vec<Row>>, CallFai
 pub async fn call_committing(
     pool: &Pool,
     statement: &str,
-    committing: Committing,
+    committing: &mut Committing,
 ) -> Result<Vec<Vec<Row>>, CallFailure> {
     timed(statement, async {
         let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
@@ -99,7 +99,7 @@ pub async fn call_prepared(
         let mut conn = acquire(pool).await.map_err(CallFailure::NotSent)?;
         let read = async {
             let result = conn.exec_iter(statement, params).await?;
-            collect_all(result, Committing::unobserved()).await
+            collect_all(result, &mut Committing::unobserved()).await
         };
         let read = read.await;
         settle(conn, read).await
@@ -147,7 +147,7 @@ async fn settle(conn: Conn, read: Result<Vec<Vec<Row>>, mysql_async::Error>) -> 
 /// arrived and another follows, `committing` hears that the batch is decided.
 async fn collect_all<P: mysql_async::prelude::Protocol>(
     mut result: mysql_async::QueryResult<'_, '_, P>,
-    mut committing: Committing,
+    committing: &mut Committing,
 ) -> Result<Vec<Vec<Row>>, mysql_async::Error> {
     let mut result_sets = Vec::new();
     while !result.is_empty() {

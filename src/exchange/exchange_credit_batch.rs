@@ -29,10 +29,10 @@ pub(crate) async fn exchange_credit_batch(
     pool: &Pool,
     gift_id: i64,
     requests: &[ExchangeRequest],
-    committing: Committing,
+    mut committing: Committing,
 ) -> Decided<WithGtid<ExchangeOutcome>> {
     let failed = |outcome: ExchangeOutcome| Decided { outcomes: vec![outcome; requests.len()], closed: None };
-    match call_committing(pool, &statement(gift_id, requests), committing).await {
+    match call_committing(pool, &statement(gift_id, requests), &mut committing).await {
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
         // request's outcome unknown (a retry with the same request id tells).
         Ok(result_sets) => {

@@ -5,7 +5,7 @@
 //! - every win has exactly one prize message (topic `lottery.prize`, business key the draw id) with its own
 //!   payload, and every prize message of the campaign belongs to a win;
 //! - no user has more draws than `draws_per_user`, and every user's draw numbers run 1, 2, ... without a gap;
-//! - the campaign's draw counter (what its status shows) = its draws.
+//! - the campaign's draw tally (what its status shows) = its draws.
 //!
 //! The sums run in the database; only the numbers come back.
 
@@ -51,7 +51,7 @@ pub struct LotteryBooks {
     pub messages: i64,
     /// Users with more draws than allowed, or draw numbers with gaps.
     pub users_over_limit: i64,
-    /// The draws the campaign's counter says were recorded.
+    /// The draws the campaign's tally says were recorded.
     pub draws_counted: i64,
 }
 
@@ -89,9 +89,9 @@ impl LotteryBooks {
         let (draws, wins, users) = counts.ok_or_else(|| DatabaseError::UnexpectedAnswer("no draw count".into()))?;
         let counted: Option<(i64,)> = exec_first(
             &mut conn,
-            "SELECT draws_recorded FROM lottery_campaign WHERE campaign_id = ?",
+            "SELECT CAST(COALESCE(SUM(draws), 0) AS SIGNED) FROM lottery_draw_tally WHERE campaign_id = ?",
             (campaign_id,),
-            "a lottery campaign's draw counter",
+            "a lottery campaign's draw tally",
         )
         .await?;
         // A win's message matches it field by field; the UNIQUE (topic, business_key) makes "one" exact.
@@ -142,7 +142,7 @@ impl LotteryBooks {
     }
 
     /// Every tier balances, every win has its one message and every message its win, no user is over the
-    /// limit, and the draw counter counts every draw.
+    /// limit, and the draw tally counts every draw.
     pub fn balances(&self) -> bool {
         self.tiers.iter().all(TierBooks::balances)
             && self.draws_counted == self.draws

@@ -249,10 +249,11 @@ pub(crate) async fn get(conn: &mut Conn, campaign_id: i64) -> Result<Option<Camp
 /// A campaign's status now, or `None` for an unknown campaign.
 pub(crate) async fn status(conn: &mut Conn, campaign_id: i64) -> Result<Option<CampaignStatus>, LotteryError> {
     let Some(campaign) = get(conn, campaign_id).await? else { return Ok(None) };
-    // The counter draw_lottery_batch keeps, not a count of a million rows; wins are the units gone.
+    // The tally the draw procedures keep, not a count of a million rows; wins are the units gone.
     let row: Option<(i64, i64, Value)> = exec_first(
         conn,
-        "SELECT c.draws_recorded, \
+        "SELECT (SELECT CAST(COALESCE(SUM(y.draws), 0) AS SIGNED) FROM lottery_draw_tally y \
+                  WHERE y.campaign_id = c.campaign_id), \
                 (SELECT CAST(COALESCE(SUM(t.stocked - t.stock), 0) AS SIGNED) \
                    FROM lottery_tier t WHERE t.campaign_id = c.campaign_id), \
                 NOW(3) \

@@ -12,6 +12,10 @@
 //!
 //! One statement in the text protocol: exactly one round trip, nothing to prepare. The draws travel as a JSON
 //! literal written into the statement, which is safe because they are integers only.
+//!
+//! `draw_lottery_blanks` (`sql/procedures/draw_lottery_blanks.sql`) takes the same arguments and gives the same
+//! answers: it is a short way to `draw_lottery_batch`'s decisions for draws that land on the blank share, without
+//! the campaign's lock, and hands any other batch to `draw_lottery_batch`. [`DrawProcedure`] says which is called.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,10 +23,30 @@ use std::fmt::Write as _;
 use mysql_async::{Pool, Row};
 
 use super::outcome::DrawOutcome;
-use crate::database::call::call_committing;
+use crate::database::call::{CallFailure, call_committing};
 use crate::database::gtid::{WithGtid, commit_gtid, stamp};
 use crate::database::rows::decode;
+use crate::database_error::DatabaseError;
 use crate::group_commit::{Committing, Decided};
+
+/// Which procedure decides a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum DrawProcedure {
+    /// `draw_lottery_batch`: any draws, decided one batch at a time under the campaign's lock.
+    Batch,
+    /// `draw_lottery_blanks`: first draws that all land on the blank share, decided side by side under a shared
+    /// lock.
+    Blanks,
+}
+
+impl DrawProcedure {
+    fn name(self) -> &'static str {
+        match self {
+            DrawProcedure::Batch => "draw_lottery_batch",
+            DrawProcedure::Blanks => "draw_lottery_blanks",
+        }
+    }
+}
 
 /// One draw request: a user, and the random number that decides their next draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,18 +55,35 @@ pub(crate) struct DrawRequest {
     pub(crate) r: u32,
 }
 
+/// How many times a batch chosen as a deadlock's victim is sent again. Batches of blanks, decided without the
+/// campaign's lock, can meet other batches with the same users on the UNIQUE key in another order; InnoDB rolls
+/// one back (proven: nothing was written) and the other goes on.
+const DEADLOCK_RETRIES: usize = 3;
+
 /// Decides one batch of draws of one campaign: a single statement, a single transaction, every outcome with the
-/// batch's commit GTID; `committing` hears when it is decided. On any failure every draw gets the same
-/// [`DrawOutcome::InnerError`], which says whether
-/// the batch may have committed.
+/// batch's commit GTID; `committing` hears when it is decided. A batch rolled back as a deadlock's victim is
+/// sent again, up to [`DEADLOCK_RETRIES`] times. On any other failure every draw gets the same
+/// [`DrawOutcome::InnerError`], which says whether the batch may have committed.
 pub(crate) async fn draw_lottery_batch(
     pool: &Pool,
+    procedure: DrawProcedure,
     campaign_id: i64,
     draws: &[DrawRequest],
-    committing: Committing,
+    mut committing: Committing,
 ) -> Decided<WithGtid<DrawOutcome>> {
     let failed = |outcome: DrawOutcome| Decided { outcomes: vec![outcome; draws.len()], closed: None };
-    match call_committing(pool, &statement(campaign_id, draws), committing).await {
+    let statement = statement(procedure, campaign_id, draws);
+    // The lane hears "decided" from the attempt that got that far: a victim's batch was not.
+    let mut called = call_committing(pool, &statement, &mut committing).await;
+    for _ in 0..DEADLOCK_RETRIES {
+        match &called {
+            Err(CallFailure::RolledBack(DatabaseError::Deadlock(_))) => {
+                called = call_committing(pool, &statement, &mut committing).await;
+            }
+            _ => break,
+        }
+    }
+    match called {
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
         // draw's outcome unknown (the user's draws tell).
         Ok(result_sets) => {
@@ -56,7 +97,7 @@ pub(crate) async fn draw_lottery_batch(
 }
 
 /// The CALL for a batch.
-fn statement(campaign_id: i64, draws: &[DrawRequest]) -> String {
+fn statement(procedure: DrawProcedure, campaign_id: i64, draws: &[DrawRequest]) -> String {
     let mut list = String::with_capacity(draws.len() * 32 + 2);
     list.push('[');
     for (index, draw) in draws.iter().enumerate() {
@@ -67,7 +108,7 @@ fn statement(campaign_id: i64, draws: &[DrawRequest]) -> String {
         let _ = write!(list, r#"{{"user":{},"r":{}}}"#, draw.user_id, draw.r);
     }
     list.push(']');
-    format!("CALL draw_lottery_batch({campaign_id}, '{list}')")
+    format!("CALL {}({campaign_id}, '{list}')", procedure.name())
 }
 
 type AnswerRow = (i64, String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
@@ -156,7 +197,7 @@ mod tests {
     fn the_batch_travels_as_a_json_literal_of_integers() {
         let draws = [DrawRequest { user_id: 1, r: 0 }, DrawRequest { user_id: 22, r: u32::MAX }];
         assert_eq!(
-            statement(7, &draws),
+            statement(DrawProcedure::Batch, 7, &draws),
             r#"CALL draw_lottery_batch(7, '[{"user":1,"r":0},{"user":22,"r":4294967295}]')"#
         );
     }

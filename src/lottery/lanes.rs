@@ -6,18 +6,28 @@
 //! "ended" is what the database answers everyone too (it comes first in the order of precedence), and "all
 //! drawn" is true of the campaign, though a user who already used their draws would hear "repeat" from the
 //! database (their draws stay readable, [`super::Lottery::my_draws`]). Users are not remembered as repeats:
-//! with several draws per user, a lane cannot tell from memory whether one has draws left. A batch that finds the campaign all drawn also tells the instance's "all drawn" flags
-//! ([`super::all_drawn`]), which then answer from memory for good and publish it through Redis.
+//! with several draws per user, a lane cannot tell from memory whether one has draws left. A batch that finds
+//! the campaign all drawn also tells the instance's "all drawn" flags ([`super::all_drawn`]), which then answer
+//! from memory for good and publish it through Redis.
+//!
+//! A campaign has two lanes: one for draws that may win, decided by `draw_lottery_batch` one batch at a time
+//! in arrival order, and one for draws that land on the blank share ([`super::wheels`]), decided by
+//! `draw_lottery_blanks` under a shared lock on the campaign. Blanks compete for nothing, so their batches are not
+//! ordered, among themselves or with the others: a batch of blanks says it is decided as soon as it is sent, and
+//! the lane runs several side by side.
 
 use std::sync::Arc;
 
 use mysql_async::Pool;
 
 use super::all_drawn::{AllDrawn, AllDrawnFlags};
-use super::draw_lottery_batch::{DrawRequest, draw_lottery_batch};
+use super::draw_lottery_batch::{DrawProcedure, DrawRequest, draw_lottery_batch};
 use super::outcome::DrawOutcome;
 use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Committing, Decided};
+
+/// A lane: a campaign, and the procedure that decides its batches.
+pub(crate) type DrawLane = (i64, DrawProcedure);
 
 /// Decides one campaign's batches in the database; every outcome carries its batch's commit GTID.
 pub(crate) struct DrawBatches {
@@ -27,17 +37,21 @@ pub(crate) struct DrawBatches {
 
 impl BatchRunner for DrawBatches {
     const DOMAIN: &'static str = "lottery";
-    type Key = i64;
+    type Key = DrawLane;
     type Request = DrawRequest;
     type Outcome = WithGtid<DrawOutcome>;
 
     async fn run(
         &self,
-        campaign_id: i64,
+        (campaign_id, procedure): DrawLane,
         draws: Vec<DrawRequest>,
-        committing: Committing,
+        mut committing: Committing,
     ) -> Decided<WithGtid<DrawOutcome>> {
-        let decided = draw_lottery_batch(&self.pool, campaign_id, &draws, committing).await;
+        if procedure == DrawProcedure::Blanks {
+            // Blanks are not ordered: the next batch may go now.
+            committing.decided();
+        }
+        let decided = draw_lottery_batch(&self.pool, procedure, campaign_id, &draws, committing).await;
         if decided.closed.as_ref().is_some_and(|closed| closed.outcome == DrawOutcome::AllDrawn) {
             self.flags.learnt(campaign_id, AllDrawn, 0);
         }

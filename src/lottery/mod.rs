@@ -33,6 +33,7 @@ mod lanes;
 mod outcome;
 mod randomness;
 mod service;
+mod wheels;
 
 pub use crate::gift_delivery::PRIZE_TOPIC;
 pub use books::{LotteryBooks, TierBooks};

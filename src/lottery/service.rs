@@ -19,6 +19,7 @@ use super::history::{self, DrawRecord};
 use super::lanes::DrawBatches;
 use super::outcome::DrawOutcome;
 use super::randomness::Randomness;
+use super::wheels::Wheels;
 use crate::bounded_redis::BoundedRedis;
 use crate::database::{Consistency, GtidPosition, ReadWriteSplit, WithGtid};
 use crate::group_commit::{BatchRunner, GroupCommit, GroupCommitConfig, GroupCommitStats, OutcomeFuture};
@@ -30,6 +31,7 @@ use crate::prometheus::names::SHORT_CIRCUITS;
 pub struct Lottery {
     database: ReadWriteSplit,
     lanes: GroupCommit<DrawBatches>,
+    wheels: Wheels,
     flags: Arc<AllDrawnFlags>,
     randomness: Randomness,
     config: GroupCommitConfig,
@@ -64,7 +66,8 @@ impl Lottery {
     ) -> Self {
         let flags = all_drawn::flags(redis, prefix);
         let lanes = GroupCommit::new(DrawBatches { pool: database.primary().clone(), flags: flags.clone() }, config);
-        Lottery { database, lanes, flags, randomness, config }
+        let wheels = Wheels::new(database.primary().clone());
+        Lottery { database, lanes, wheels, flags, randomness, config }
     }
 
     /// The primary's pool: every draw goes there.
@@ -81,6 +84,13 @@ impl Lottery {
     /// their memory. Draws answered "all drawn" by the flags before the lanes are not counted here.
     pub fn stats(&self) -> GroupCommitStats {
         self.lanes.stats()
+    }
+
+    /// Draws sent so far to `draw_lottery_blanks`, the procedure for draws that land on the blank share, which
+    /// decides them side by side under a shared lock on the campaign (see `sql/procedures/draw_lottery_blanks.sql`);
+    /// they are counted in [`Lottery::stats`] too.
+    pub fn blank_draws(&self) -> u64 {
+        self.wheels.blank_draws()
     }
 
     /// The Redis key that says whether a campaign is all drawn.
@@ -170,7 +180,8 @@ impl Lottery {
         }
         // Every request carries the number for the user's first draw; the procedure derives later draws' own.
         let r = self.randomness.r(campaign_id, user_id, 1);
-        Ok(self.lanes.submit(campaign_id, DrawRequest { user_id, r }))
+        let lane = (campaign_id, self.wheels.procedure(campaign_id, r));
+        Ok(self.lanes.submit(lane, DrawRequest { user_id, r }))
     }
 
     /// A user's draws in a campaign, in draw order, from the primary: exact, so it settles a draw in doubt.

@@ -28,13 +28,13 @@ pub(crate) async fn execute_seckill_batch(
     pool: &Pool,
     seckill_id: i64,
     phones: &[Phone],
-    committing: Committing,
+    mut committing: Committing,
 ) -> Decided<WithGtid<Outcome>> {
     // Integers only, in both the id and the JSON array: nothing here can carry SQL.
     let list: Vec<String> = phones.iter().map(|p| p.get().to_string()).collect();
     let statement = format!("CALL execute_seckill_batch({seckill_id}, '[{}]')", list.join(","));
     let failed = |outcome: Outcome| Decided { outcomes: vec![outcome; phones.len()], closed: None };
-    match call_committing(pool, &statement, committing).await {
+    match call_committing(pool, &statement, &mut committing).await {
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every
         // request's outcome unknown.
         Ok(result_sets) => {

@@ -154,6 +154,34 @@ async fn a_crowd_larger_than_the_prizes_wins_every_prize_exactly_once_across_ins
     assert!(status.is_all_drawn() && status.wins == 120, "{status:?}");
 }
 
+/// Draws that land on the blank share are decided without the campaign's lock (`draw_lottery_blanks`), beside the
+/// batches of draws that may win, from two instances with different seeds: a user's tries may land on the blank
+/// share on one instance and on a prize on the other, at the same moment. Every prize is won once, no user draws
+/// twice, every user is told what was recorded, and the tally counts every draw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blanks_decided_beside_the_draws_that_may_win_keep_every_invariant() {
+    let db = migrated_db().await;
+    let instances = two_instances(&db).await;
+    let mut new = open_campaign(vec![tier("Gold", 5, 1), tier("Silver", 25, 3), tier("Mug", 90, 6)]);
+    new.blank_weight = 30;
+    let campaign = instances[0].create_campaign(&new).await.unwrap();
+    // Each instance reads the campaign's wheel, in the background, on its first draw.
+    for (n, lottery) in (1..).zip(&instances) {
+        lottery.draw(campaign.campaign_id, 10_000 + n).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // 800 users, three draws in four landing on the blank share: about 200 for 120 prizes.
+    let told = crowd(&instances, campaign.campaign_id, 800, 3).await;
+
+    let recorded = draws_by_user(db.pool(), campaign.campaign_id).await;
+    assert_told_is_recorded(&told, &recorded);
+    let books = assert_books(db.pool(), &campaign).await;
+    assert_eq!((books.wins, books.units_won()), (120, 120), "every prize won, none twice: {books:?}");
+    assert!(recorded.values().all(|rows| rows.len() == 1), "no user drew twice");
+    let blanks: u64 = instances.iter().map(Lottery::blank_draws).sum();
+    assert!(blanks > 600, "most draws went the blanks' way: {blanks}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fewer_users_than_prizes_all_win_once_and_the_rest_stays_in_stock() {
     let db = migrated_db().await;

@@ -41,17 +41,25 @@ fn draws_json(draws: &[(i64, u32)], spaced: bool) -> String {
     format!("[{}]", draws.iter().map(one).collect::<Vec<_>>().join(if spaced { ", " } else { "," }))
 }
 
-/// The answer of a batch, one tuple per draw, whichever form it came in: one row per draw, or the short way's
-/// one row (the first draw id, the tiers won in order, the tiers' names).
+/// The answer of a batch of `draw_lottery_batch`, one tuple per draw, whichever form it came in: one row per
+/// draw, or the short way's one row (the first draw id, the tiers won in order, the tiers' names).
 async fn call(conn: &mut Conn, campaign_id: i64, draws: &str) -> Vec<Answer> {
-    let rows: Vec<Row> = conn.exec("CALL draw_lottery_batch(?, ?)", (campaign_id, draws)).await.expect("a batch");
+    call_procedure(conn, "draw_lottery_batch", campaign_id, draws).await.0
+}
+
+/// The answer of a batch of `procedure`, one tuple per draw, and whether it came as one row naming no prize (the
+/// answer of draw_lottery_blanks when it decided the batch itself).
+async fn call_procedure(conn: &mut Conn, procedure: &str, campaign_id: i64, draws: &str) -> (Vec<Answer>, bool) {
+    let call = format!("CALL {procedure}(?, ?)");
+    let rows: Vec<Row> = conn.exec(call, (campaign_id, draws)).await.expect("a batch");
     if let [row] = rows.as_slice()
         && row.columns_ref()[0].name_str() == "first_draw_id"
     {
         let (_first, _increment, left, tiers, prizes): (i64, i64, i64, String, String) =
             mysql_async::from_row(row.clone());
+        let no_names = prizes == "{}";
         let prizes: HashMap<String, String> = serde_json::from_str(&prizes).expect("the tiers' names");
-        return tiers
+        let answers = tiers
             .split(',')
             .zip(1..)
             .map(|(tier, seq)| match tier {
@@ -59,13 +67,16 @@ async fn call(conn: &mut Conn, campaign_id: i64, draws: &str) -> Vec<Answer> {
                 _ => (seq, "won".to_string(), 0, tier.parse().ok(), prizes.get(tier).cloned(), Some(left)),
             })
             .collect();
+        return (answers, no_names);
     }
-    rows.into_iter()
+    let answers = rows
+        .into_iter()
         .map(|row| {
             let (seq, outcome, repeat, _draw_id, tier_id, prize, left): AnswerRow = mysql_async::from_row(row);
             (seq, outcome, repeat, tier_id, prize, left)
         })
-        .collect()
+        .collect();
+    (answers, false)
 }
 
 /// The campaign's tiers: name, weight, stock.
@@ -209,5 +220,67 @@ async fn the_short_way_decides_every_batch_exactly_as_the_general_way() {
     assert!(
         short_batches >= 40 && fell_through >= 20 && undone >= 10,
         "{short_batches} batches the short way ({fell_through} draws fell through), {undone} undone"
+    );
+}
+
+/// `draw_lottery_blanks` against `draw_lottery_batch`, on two databases: random batches of first draws that land
+/// on the blank share, and now and then one that lands on a prize or a user who drew before, which the blanks'
+/// procedure hands to draw_lottery_batch. Every answer, draw and message is the same; most batches were decided
+/// the blanks' way, and a campaign of two draws per user never is.
+#[tokio::test]
+async fn blanks_are_decided_as_draw_lottery_batch_decides_them() {
+    let blanks = migrated_db().await;
+    let general = TestDatabase::companion("general", &Migrator::embedded().expect("the migrations"))
+        .await
+        .expect("a second database");
+    let mut random = Lcg(0xB1A4_2026);
+    let (mut decided_as_blanks, mut handed_over) = (0, 0);
+    for draws_per_user in [1, 2] {
+        let mut blanks_conn = blanks.pool().get_conn().await.expect("a connection");
+        let mut general_conn = general.pool().get_conn().await.expect("a connection");
+        let blank_weight = 300;
+        let campaign_id = campaign(&mut blanks_conn, draws_per_user, blank_weight).await;
+        assert_eq!(campaign(&mut general_conn, draws_per_user, blank_weight).await, campaign_id);
+        let tier_weight: u64 = TIERS.iter().map(|(_, weight, _)| weight).sum();
+        let total = tier_weight + blank_weight as u64;
+        // The first r on the blank share: slot r * total >> 32 at tier_weight.
+        let first_blank = (tier_weight << 32).div_ceil(total);
+        let mut next_user = 1;
+        for _ in 0..60 {
+            let size = 1 + random.below(40) as usize;
+            let mut draws: Vec<(i64, u32)> = (0..size)
+                .map(|_| {
+                    next_user += 1;
+                    (next_user - 1, (first_blank + random.below((1 << 32) - first_blank)) as u32)
+                })
+                .collect();
+            match random.below(6) {
+                0 => draws[0].1 = random.below(first_blank) as u32,
+                1 => draws.push((1 + random.below(next_user as u64 - 1) as i64, draws[0].1)),
+                _ => {}
+            }
+            let (answers, as_blanks) =
+                call_procedure(&mut blanks_conn, "draw_lottery_blanks", campaign_id, &draws_json(&draws, false)).await;
+            let expected = call(&mut general_conn, campaign_id, &draws_json(&draws, true)).await;
+            assert_eq!(answers, expected, "batch {draws:?}");
+            if as_blanks {
+                decided_as_blanks += 1;
+                assert_eq!(draws_per_user, 1, "two draws per user are draw_lottery_batch's");
+            } else {
+                handed_over += 1;
+            }
+        }
+        assert_eq!(
+            recorded(&mut blanks_conn, campaign_id).await,
+            recorded(&mut general_conn, campaign_id).await,
+            "the same draws and messages"
+        );
+        for db in [&blanks, &general] {
+            LotteryBooks::check(db.pool(), campaign_id).await.expect("the books balance, the tally included");
+        }
+    }
+    assert!(
+        decided_as_blanks >= 30 && handed_over >= 70,
+        "{decided_as_blanks} the blanks' way, {handed_over} handed over"
     );
 }
