@@ -141,14 +141,12 @@ BEGIN
             CALL raise_rolled_back(v_errno, v_message);
         END;
 
-        -- 0. The input, whole, before anything is locked. The compact form this toolkit's client writes
-        --    ([{"user":1,"r":123},...], no spaces) is checked whole by one case-sensitive regular expression that
-        --    spells out the ranges (user 1 to 18 digits, no leading zero; r 0 to 4294967295), in a fraction of
-        --    the time a parse takes; it holds fewer than 10,000 draws when it has at most 170,000 characters
-        --    (a draw takes 17 at least). Anything else is parsed and checked draw by draw, numbers as text:
-        --    JSON_TABLE converts "abc" or 1.5 to an integer silently.
-        IF LENGTH(v_draws) <= 170000 AND COALESCE(v_draws REGEXP '(?-i)^\\[\\{"user":[1-9][0-9]{0,17},"r":(0|[1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])\\}(,\\{"user":[1-9][0-9]{0,17},"r":(0|[1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])\\})*\\]$', FALSE) THEN
-            SET v_invalid = 0, v_compact = TRUE;
+        -- 0. The input, whole, before anything is locked: the compact form this toolkit's client writes is
+        --    checked whole by one regular expression (lottery_draws_compact.sql); anything else is parsed and
+        --    checked draw by draw, numbers as text: JSON_TABLE converts "abc" or 1.5 to an integer silently.
+        CALL lottery_draws_compact(v_draws, v_compact);
+        IF v_compact THEN
+            SET v_invalid = 0;
         ELSE
             IF JSON_VALID(v_draws) IS NOT TRUE OR JSON_TYPE(v_draws) <> 'ARRAY' THEN
                 SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'draw_lottery_batch: the draws must be a JSON array';

@@ -53,6 +53,7 @@ BEGIN
         DECLARE v_first_draw_id  BIGINT;
         DECLARE v_increment      BIGINT;
         DECLARE v_matched        INT;
+        DECLARE v_compact        BOOLEAN DEFAULT FALSE;
         DECLARE v_errno          INT DEFAULT 0;
         DECLARE v_message        TEXT DEFAULT '';
         DECLARE EXIT HANDLER FOR SQLEXCEPTION
@@ -62,8 +63,9 @@ BEGIN
             CALL raise_rolled_back(v_errno, v_message);
         END;
 
-        -- The compact form, checked as draw_lottery_batch checks it; anything else is that procedure's to judge.
-        IF LENGTH(v_draws) > 170000 OR NOT COALESCE(v_draws REGEXP '(?-i)^\\[\\{"user":[1-9][0-9]{0,17},"r":(0|[1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])\\}(,\\{"user":[1-9][0-9]{0,17},"r":(0|[1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])\\})*\\]$', FALSE) THEN
+        -- The compact form (lottery_draws_compact.sql); anything else is draw_lottery_batch's to judge.
+        CALL lottery_draws_compact(v_draws, v_compact);
+        IF NOT v_compact THEN
             LEAVE decision;
         END IF;
 

@@ -136,12 +136,12 @@ mod tests {
 
     #[test]
     fn a_draw_lands_on_the_blank_share_past_the_tiers_slots() {
-        // Tiers take slots 0..10 of 100: r below 10/100 of 2^32 lands on a tier.
+        // Tiers take slots 0..10 of 100: slot r * 100 >> 32 below 10 lands on a tier.
         let wheel = Wheel { tier_weight: 10, total_weight: 100 };
-        let tenth = (u64::from(u32::MAX) + 1) / 10;
+        let first_blank = (10u64 << 32).div_ceil(100);
         assert!(!wheel.lands_on_blank(0));
-        assert!(!wheel.lands_on_blank((tenth - 1) as u32));
-        assert!(wheel.lands_on_blank(tenth as u32));
+        assert!(!wheel.lands_on_blank((first_blank - 1) as u32));
+        assert!(wheel.lands_on_blank(first_blank as u32));
         assert!(wheel.lands_on_blank(u32::MAX));
         assert!(!Wheel { tier_weight: 5, total_weight: 5 }.lands_on_blank(u32::MAX), "no blank share");
     }
