@@ -81,16 +81,37 @@ impl Tally {
 }
 
 pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<Finished, Failure> {
-    let (url, pool) = context.target.url_or_throwaway("seckill_demo").await?;
-    let report = Migrator::embedded()?.run(&pool).await?;
-    println!("migrated: {} migrations, {} procedures applied", report.migrations.len(), report.procedures.len());
-
+    // The front first: the sale opens `--opens-in` after the crowd can reach it, however long a cluster takes. A
+    // cluster without a database of yours runs on a private primary + replica pair of its own.
+    let (front, pool, routes) = match args.cluster {
+        Some(instances) if context.target.is_throwaway() => {
+            let front = Front::cluster(ClusterDatabase::PrivatePair, usize::from(instances), context.secret).await?;
+            let pool = front.database_pool().ok_or_else(|| Failure::new("the cluster has no database"))?;
+            (front, pool, None)
+        }
+        cluster => {
+            let (url, pool) = context.target.url_or_throwaway("seckill_demo").await?;
+            let report = Migrator::embedded()?.run(&pool).await?;
+            let (migrations, procedures) = (report.migrations.len(), report.procedures.len());
+            println!("migrated: {migrations} migrations, {procedures} procedures applied");
+            match cluster {
+                Some(instances) => {
+                    let database = ClusterDatabase::given(url);
+                    (Front::cluster(database, usize::from(instances), context.secret).await?, pool, None)
+                }
+                None => {
+                    let service = Seckill::new(pool.clone(), Signer::hmac(context.secret)?);
+                    let routes = seckill_routes(service, None, AdmissionConfig::default());
+                    (Front::Stage(context.stage.open(routes.clone())?), pool, Some(routes))
+                }
+            }
+        }
+    };
     let service = Seckill::new(pool.clone(), Signer::hmac(context.secret)?);
-    let routes = seckill_routes(service.clone(), None, AdmissionConfig::default());
-    // The front first: the sale opens `--opens-in` after the crowd can reach it, however long a cluster takes.
-    let front = match args.cluster {
-        Some(instances) => Front::cluster(&url, usize::from(instances), context.secret).await?,
-        None => Front::Stage(context.stage.open(routes.clone())?),
+    // What `--serve` keeps serving afterwards: the stage's routes, or the same over the cluster's database.
+    let routes = match routes {
+        Some(routes) => routes,
+        None => seckill_routes(service.clone(), None, AdmissionConfig::default()),
     };
     let now = Utc::now();
     let opens_in = chrono::Duration::from_std(args.opens_in).map_err(|e| Failure::new(format!("--opens-in: {e}")))?;
@@ -138,9 +159,10 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
     let crowd_seconds = crowd_started.elapsed().as_secs_f64() - args.opens_in.as_secs_f64();
     drop(client);
     let tally = std::mem::take(&mut *tally.lock().await);
+    // The books before the front stops: a cluster's own database goes with it.
+    let books = Books::read(&pool, item.seckill_id).await?;
     front.stop(item.seckill_id, tally.requests).await?;
 
-    let books = Books::read(&pool, item.seckill_id).await?;
     print_table(&tally, crowd_seconds.max(0.001), args.buyers);
     if let Some(first) = failures.first() {
         return Err(Failure::new(format!("{} buyers could not finish; first: {first}", failures.len())));
@@ -170,19 +192,27 @@ enum Front {
 }
 
 impl Front {
-    /// Starts `instances` instances over the demo's database behind the balancer, and says what runs where.
-    async fn cluster(database_url: &str, instances: usize, secret: &str) -> Result<Front, Failure> {
+    /// Starts `instances` instances over `database` behind the balancer, and says what runs where.
+    async fn cluster(database: ClusterDatabase, instances: usize, secret: &str) -> Result<Front, Failure> {
         let binary =
             std::env::current_exe().map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?;
         let options = ClusterOptions::new(binary)
             .instances(instances)
-            .database(ClusterDatabase::given(database_url))
+            .database(database)
             .redis(ClusterRedis::Private)
             .hmac_secret(secret);
         println!("starting {instances} seckill serve instances behind nginx for the crowd ...");
         let cluster = Cluster::start(options).await?;
         println!("{}", cluster.describe());
         Ok(Front::Cluster(Box::new(cluster)))
+    }
+
+    /// A pool on the cluster's primary, migrated (none for the stage, which serves the demo's database).
+    fn database_pool(&self) -> Option<mysql_async::Pool> {
+        match self {
+            Front::Stage(_) => None,
+            Front::Cluster(cluster) => Some(cluster.database().pool().clone()),
+        }
     }
 
     fn base_url(&self, context: &Context<'_>) -> String {
