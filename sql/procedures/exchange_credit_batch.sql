@@ -214,20 +214,11 @@ BEGIN
         --    a: each request, its earlier answer (a repeat across calls), whether it is the first of its (user,
         --       request id) in the batch, and its user's balance, read under the user's lock;
         --    b: its rank among its user's new requests; c: whether it can pay, and how many requests that can pay
-        --       came up to it; d: the answer of the first request of its (user, request id), which is its own
-        --       answer when it is new; last: the place of its exchange among the batch's new exchanges in arrival
-        --       order (which gives its id), shared by its repeats in the batch.
+        --       came up to it; last: the answer of the first request of its (user, request id), which is its own
+        --       answer when it is new, and the place of its exchange among the batch's exchanges in arrival order
+        --       (which gives its id).
         INSERT INTO exchange_credit_batch_decision_v2
                (seq, user_id, request_id, outcome, is_repeat, exchange_id, balance_after, stock_left, exchange_rank)
-        SELECT e.seq, e.user_id, e.request_id, e.outcome, e.is_repeat, e.exchange_id, e.balance_after, e.stock_left,
-               FIRST_VALUE(e.new_rank) OVER (PARTITION BY e.user_id, e.request_id ORDER BY e.seq
-                                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-          FROM (
-        SELECT d.*,
-               IF(d.outcome = 'exchanged' AND d.is_repeat = 0,
-                  SUM(d.outcome = 'exchanged' AND d.is_repeat = 0) OVER (ORDER BY d.seq ROWS UNBOUNDED PRECEDING),
-                  NULL) AS new_rank
-          FROM (
         SELECT c.seq, c.user_id, c.request_id,
                FIRST_VALUE(CASE
                                WHEN c.prior_outcome IS NOT NULL THEN c.prior_outcome
@@ -236,14 +227,17 @@ BEGIN
                                WHEN c.payers_up_to - c.can_pay >= v_stock THEN 'out_of_stock'
                                WHEN c.can_pay = 0 THEN 'not_enough_points'
                                ELSE 'exchanged'
-                           END) OVER w_request AS outcome,
-               c.prior_outcome IS NOT NULL OR c.is_first = 0 AS is_repeat,
-               c.prior_exchange_id AS exchange_id,
+                           END) OVER w_request,
+               c.prior_outcome IS NOT NULL OR c.is_first = 0,
+               c.prior_exchange_id,
                FIRST_VALUE(CASE
                                WHEN c.prior_outcome IS NOT NULL THEN c.prior_balance_after
                                WHEN c.can_pay = 1 AND c.payers_up_to <= v_stock THEN c.balance - c.user_rank * v_cost
-                           END) OVER w_request AS balance_after,
-               IF(v_cost IS NULL, NULL, v_stock - LEAST(c.payers_up_to, v_stock)) AS stock_left
+                           END) OVER w_request,
+               IF(v_cost IS NULL, NULL, v_stock - LEAST(c.payers_up_to, v_stock)),
+               -- An exchanged request is the payers_up_to-th of the batch's exchanges: every request that could
+               -- pay before it was exchanged too (stock only runs out later). Its repeats in the batch share it.
+               FIRST_VALUE(IF(c.can_pay = 1 AND c.payers_up_to <= v_stock, c.payers_up_to, NULL)) OVER w_request
           FROM (
             SELECT b.*,
                    IF(b.is_new = 1 AND v_cost IS NOT NULL AND b.balance IS NOT NULL
@@ -277,9 +271,7 @@ BEGIN
               ) AS b
           ) AS c
         WINDOW w_request AS (PARTITION BY c.user_id, c.request_id ORDER BY c.seq
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-               ) AS d
-               ) AS e;
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING);
 
         -- 4. The exchanges, in arrival order; their ids are the first one's plus their rank when the block is
         --    consecutive (see the header), and are read back by (user, request id) otherwise; then their ledger
