@@ -20,12 +20,14 @@
 //! requests in-process for `recheck_interval`, giving requests it saw decided their remembered answer (a
 //! winner asking again hears "repeat"); after that one request goes to the database again.
 //!
+//! A runner whose batches compete for nothing (the lottery's blanks) says "decided" as soon as it starts: its
+//! lane then runs up to `max_in_flight` batches side by side, in no order.
+//!
 //! Safe by construction: whatever ends a batch task (an error, a panic, a cancellation at runtime shutdown), a
-//! guard answers the callers of the batch in flight with the runner's [`BatchRunner::lost`] answer (in doubt:
-//! the batch may have been sent) and either starts the lane again for the callers still queued (after a panic)
-//! or tells them nothing was sent (at shutdown). Lanes idle for
-//! `idle_ttl` are forgotten, so memory is bounded by the keys in recent use; a forgotten closed key is simply
-//! re-learnt from the database.
+//! guard answers the callers of that batch with the runner's [`BatchRunner::lost`] answer (in doubt: the batch
+//! may have been sent), and the lane goes on with the callers still queued; at shutdown, they are told nothing
+//! was sent. Lanes idle for `idle_ttl` are forgotten, so memory is bounded by the keys in recent use; a forgotten
+//! closed key is simply re-learnt from the database.
 
 use std::collections::HashMap;
 use std::hash::Hash;
