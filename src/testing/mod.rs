@@ -111,6 +111,18 @@ impl TestDatabase {
         Ok(database)
     }
 
+    /// A database named after the running test on the server at `server_url` (no database selected), with
+    /// seckill's migrations and procedures applied: for a test that needs a server configured its own way, such
+    /// as a private one started with other options ([`crate::local_server::LocalServer::start_with_options`]).
+    ///
+    /// # Errors
+    /// As [`TestDatabase::migrated`].
+    pub async fn migrated_on(server_url: impl Into<String>) -> Result<Self, TestingError> {
+        let database = Self::named_on(server_url.into(), &current_test_name()).await?;
+        Migrator::embedded()?.run(database.pool()).await?;
+        Ok(database)
+    }
+
     /// A second database for the running test, named after it with `suffix`, with `migrator`'s SQL applied:
     /// for tests of two services that each own a database, such as the warehouse
     /// ([`Migrator::warehouse`]) beside the shop.

@@ -12,7 +12,9 @@ use mysql_async::prelude::Queryable;
 use seckill::exchange::{Books, Exchange, NewGift};
 use serde_json::json;
 
-use crate::common::migrated_db;
+use seckill::testing::TestDatabase;
+
+use crate::common::{interleaved_ids_db, migrated_db};
 
 /// A small deterministic generator: the same batches on every run.
 struct Lcg(u64);
@@ -80,7 +82,23 @@ async fn call_batch(pool: &Pool, gift: i64, requests: &[(i64, String)]) -> Resul
 
 #[tokio::test(flavor = "multi_thread")]
 async fn random_batches_are_decided_as_one_request_at_a_time_in_arrival_order() {
-    let db = migrated_db().await;
+    decide_random_batches(&migrated_db().await).await;
+}
+
+/// The same where one statement's auto-increment ids need not be consecutive: the new exchanges' ids are read
+/// back instead of computed.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_batches_are_decided_alike_with_interleaved_auto_increment_ids() {
+    let db = interleaved_ids_db().await;
+    let mut conn = db.pool().get_conn().await.unwrap();
+    let mode: i64 = conn.query_first("SELECT @@GLOBAL.innodb_autoinc_lock_mode").await.unwrap().unwrap();
+    assert_eq!(mode, 2);
+    drop(conn);
+    decide_random_batches(&db).await;
+}
+
+/// Random batches of one gift at a time against [`Model`], then every row against it.
+async fn decide_random_batches(db: &TestDatabase) {
     let service = Exchange::new(db.pool().clone());
     let mut model = Model::default();
     let mut random = Lcg(7);

@@ -15,7 +15,7 @@ use seckill::lottery::LotteryBooks;
 use seckill::migrate::Migrator;
 use seckill::testing::TestDatabase;
 
-use crate::common::migrated_db;
+use crate::common::{interleaved_ids_db, migrated_db};
 
 /// A small deterministic generator: the same batches on every run.
 struct Lcg(u64);
@@ -283,4 +283,42 @@ async fn blanks_are_decided_as_draw_lottery_batch_decides_them() {
         decided_as_blanks >= 30 && handed_over >= 70,
         "{decided_as_blanks} the blanks' way, {handed_over} handed over"
     );
+}
+
+/// Where one statement's auto-increment ids need not be consecutive (the "interleaved" lock mode), both short ways
+/// step aside and the draws' ids are looked up: the same random batches of draws, through `draw_lottery_blanks`
+/// and `draw_lottery_batch` in the compact form, get the same answers and rows as on a server whose ids are
+/// consecutive (draw ids aside).
+#[tokio::test]
+async fn interleaved_auto_increment_ids_decide_as_consecutive_ones_do() {
+    let consecutive = migrated_db().await;
+    let interleaved = interleaved_ids_db().await;
+    let mut random = Lcg(0x1D5_2026);
+    for draws_per_user in [1, 2] {
+        let mut one = consecutive.pool().get_conn().await.expect("a connection");
+        let mut other = interleaved.pool().get_conn().await.expect("a connection");
+        let campaign_id = campaign(&mut one, draws_per_user, 100).await;
+        assert_eq!(campaign(&mut other, draws_per_user, 100).await, campaign_id, "fresh databases, the same ids");
+        let mut next_user = 1;
+        for round in 0..40 {
+            let size = 1 + random.below(30) as usize;
+            let mut draws: Vec<(i64, u32)> = (0..size)
+                .map(|_| {
+                    next_user += 1;
+                    (next_user - 1, random.below(1 << 32) as u32)
+                })
+                .collect();
+            if random.below(3) == 0 {
+                draws.push((1 + random.below(next_user as u64 - 1) as i64, random.below(1 << 32) as u32));
+            }
+            let procedure = if round % 2 == 0 { "draw_lottery_batch" } else { "draw_lottery_blanks" };
+            let json = draws_json(&draws, false);
+            let (answers, _) = call_procedure(&mut one, procedure, campaign_id, &json).await;
+            let (expected, _) = call_procedure(&mut other, procedure, campaign_id, &json).await;
+            assert_eq!(answers, expected, "{procedure} {draws:?}");
+        }
+        assert_eq!(recorded(&mut one, campaign_id).await, recorded(&mut other, campaign_id).await);
+        LotteryBooks::check(consecutive.pool(), campaign_id).await.expect("the books balance");
+        LotteryBooks::check(interleaved.pool(), campaign_id).await.expect("the books balance, ids interleaved");
+    }
 }
