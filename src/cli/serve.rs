@@ -10,7 +10,9 @@ use seckill::bounded_redis::BoundedRedis;
 use seckill::database::ReadWriteSplit;
 use seckill::exchange::Exchange;
 use seckill::exchange::http::ExchangeHttp;
-use seckill::http::{AdmissionConfig, ApiError, DetailCache, Rate, SeckillHttp, SignedUserCookie, USER_COOKIE};
+use seckill::http::{
+    AdmissionConfig, DetailCache, Rate, SeckillHttp, SignedUserCookie, USER_COOKIE, with_json_fallbacks,
+};
 use seckill::lottery::Lottery;
 use seckill::lottery::http::LotteryHttp;
 use seckill::migrate::Migrator;
@@ -155,14 +157,11 @@ async fn connect_redis(url: &str) -> Result<BoundedRedis, Failure> {
 
 /// What the binary adds around the library's routers: JSON answers for unknown routes and methods, request logs.
 pub(crate) fn host(routes: Router) -> Router {
-    routes
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+    with_json_fallbacks(routes).layer(
+        TraceLayer::new_for_http()
+            .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+            .on_response(DefaultOnResponse::new().level(Level::INFO)),
+    )
 }
 
 pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {

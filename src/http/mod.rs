@@ -45,6 +45,7 @@ pub(crate) mod cross_site;
 pub mod detail_cache;
 mod envelope;
 mod extract;
+mod fallbacks;
 // Shared with the exchange's and the lottery's routers.
 pub(crate) mod gtid_cookie;
 mod handlers;
@@ -67,6 +68,7 @@ pub use detail_cache::DetailCache;
 pub use envelope::{Envelope, Execution, Exposer};
 pub use extract::PHONE_COOKIE;
 pub(crate) use extract::parse_positive_id;
+pub use fallbacks::with_json_fallbacks;
 pub use gtid_cookie::{GTID_COOKIE, GTID_COOKIE_MAX_AGE};
 pub use request_metrics::RequestOutcome;
 pub use signed_user_cookie::{SignedUserCookie, USER_COOKIE};

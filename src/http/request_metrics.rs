@@ -30,14 +30,25 @@ impl IntoResponseParts for RequestOutcome {
 
 /// Counts the request once its answer is ready, under its matched route and outcome.
 pub(crate) async fn count_requests(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED.to_string(), |path| path.as_str().into());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     let outcome: &'static str = match response.extensions().get::<RequestOutcome>() {
         Some(RequestOutcome(outcome)) => outcome,
         None => by_status(response.status()),
     };
-    metrics::counter!(HTTP_REQUESTS, "route" => route, "outcome" => outcome).increment(1);
+    count(route.as_ref(), outcome);
     response
+}
+
+/// Counts a request answered outside the routes' layers, which the middleware never sees: by the fallbacks for
+/// an unknown route (no matched path) or a method the route does not take (the path matched).
+pub(crate) fn count_fallback_answer(route: Option<&MatchedPath>, status: StatusCode) {
+    count(route, by_status(status));
+}
+
+fn count(route: Option<&MatchedPath>, outcome: &'static str) {
+    let route = route.map_or(UNMATCHED.to_string(), |path| path.as_str().into());
+    metrics::counter!(HTTP_REQUESTS, "route" => route, "outcome" => outcome).increment(1);
 }
 
 fn by_status(status: StatusCode) -> &'static str {

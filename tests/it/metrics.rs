@@ -114,6 +114,12 @@ async fn seckill_serve_counts_what_was_done_in_its_exposition() {
     );
     let bad = client.request_to(&base, Method::GET, "/seckill/abc/detail.json", None, Vec::new()).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // Answered by the host's fallbacks, outside the routes' layers: counted all the same.
+    let path = format!("/seckill/{id}/{}/execution", service.signer().sign(id, phone(8), chrono::Utc::now()));
+    let get = client.request_to(&base, Method::GET, &path, Some(&phone(8).to_string()), Vec::new()).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    let unknown = client.request_to(&base, Method::GET, "/seckill/no/such/route/here", None, Vec::new()).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
     let after = scrape(&client, &base).await;
     let moved = |name: &str, labels: &[(&str, &str)]| value(&after, name, labels) - value(&before, name, labels);
@@ -124,6 +130,8 @@ async fn seckill_serve_counts_what_was_done_in_its_exposition() {
     }
     assert_eq!(moved(requests, &[("route", "/seckill/list.json"), ("outcome", "ok")]), 1.0);
     assert_eq!(moved(requests, &[("route", "/seckill/{id}/detail.json"), ("outcome", "client_error")]), 1.0);
+    assert_eq!(moved(requests, &[("route", execution), ("outcome", "client_error")]), 1.0, "the GET's 405");
+    assert_eq!(moved(requests, &[("route", "unmatched"), ("outcome", "client_error")]), 1.0, "the 404");
     assert_eq!(moved("seckill_rate_limited_total", &[("scope", "buyer")]), 1.0);
     let short_circuits = "seckill_short_circuits_total";
     assert_eq!(moved(short_circuits, &[("domain", "seckill"), ("source", "shared_state")]), 4.0);
