@@ -395,6 +395,7 @@ fn print_exchange(r: &ExchangeReport) {
     println!("  {:<44} {:>12.0}", "exchanges committed per second", r.exchanges_per_s);
     println!("  {:<44} {:>12}", "exchanges (errors)", format!("{} ({})", r.exchanges, r.exchange_errors));
     println!("  {:<44} {:>12.0}", "messages relayed with confirms per second", r.messages_per_s);
+    println!("  {:<44} {:>12.0}", "messages then consumed per second", r.messages_consumed_per_s);
     println!(
         "  {:<44} {:>12.1}",
         format!("exchange-to-shipment p50 ms at {}/s", r.sustained_rate),

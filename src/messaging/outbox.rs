@@ -340,6 +340,26 @@ pub async fn status(pool: &Pool) -> Result<OutboxStatus, DatabaseError> {
     Ok(status)
 }
 
+/// Whether any message is in one of `states`: one probe of the state index, cheap enough to poll while relays
+/// and consumers work, where [`status`] counts every row the table holds.
+///
+/// # Errors
+/// The database's error.
+pub async fn any_in(pool: &Pool, states: &[MessageState]) -> Result<bool, DatabaseError> {
+    if states.is_empty() {
+        return Ok(false);
+    }
+    let placeholders = vec!["?"; states.len()].join(", ");
+    let query = format!("SELECT EXISTS (SELECT 1 FROM message_outbox WHERE state IN ({placeholders}))");
+    let params: Vec<Value> = states.iter().map(|state| Value::from(state.as_str())).collect();
+    let mut conn = acquire(pool).await?;
+    let found: Option<(i64,)> = exec_first(&mut conn, &query, params, "messages by state").await?;
+    Ok(found.is_some_and(|(found,)| found != 0))
+}
+
+/// The states of a message not yet consumed nor dead.
+pub const IN_FLIGHT: [MessageState; 2] = [MessageState::Pending, MessageState::Sent];
+
 /// A message as an operator sees it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MessageRecord {

@@ -59,6 +59,7 @@ async fn the_exchange_workload_runs_its_phases_and_balances_both_databases() {
     assert!(report["exchanges"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["exchange_errors"], 0, "{report}");
     assert!(report["messages_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["messages_consumed_per_s"].as_f64().unwrap() > 0.0, "{report}");
     assert!(report["drain_after_broker_restart_ms"].as_f64().is_some(), "the broker-restart phase ran: {report}");
 }
 
