@@ -63,6 +63,28 @@ async fn messages_flow_from_the_outbox_to_the_warehouse_and_are_marked_consumed(
     assert_eq!(handler.stats().inserted, 300);
 }
 
+/// `outbox::any_in`, the cheap probe a drain polls, agrees with the counts at each step of a message's way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_in_flight_probe_follows_messages_until_they_are_consumed() {
+    let sides = sides().await;
+    let pool = sides.shop.pool();
+    assert!(!outbox::any_in(pool, &outbox::IN_FLIGHT).await.unwrap(), "an empty outbox");
+    enqueue(&sides, 1, 3).await;
+    assert!(outbox::any_in(pool, &[MessageState::Pending]).await.unwrap());
+    let later = [MessageState::Sent, MessageState::Consumed, MessageState::Dead];
+    assert!(!outbox::any_in(pool, &later).await.unwrap(), "nothing sent yet");
+    assert!(!outbox::any_in(pool, &[]).await.unwrap(), "no state, no message");
+    let url = broker();
+    let handler = ShipmentHandler::new(sides.warehouse.pool().clone());
+    let relay = start_relay(&sides, &url);
+    let consumer = start_consumer(&sides, &url, &handler);
+    reconcile(&sides, 3).await;
+    relay.stop().await;
+    consumer.stop().await;
+    assert!(!outbox::any_in(pool, &outbox::IN_FLIGHT).await.unwrap(), "all consumed");
+    assert!(outbox::any_in(pool, &[MessageState::Consumed]).await.unwrap());
+}
+
 /// A relay carries only its topics: relays for different topics share one outbox, and a message of a topic this
 /// relay does not carry waits, pending and untouched, for the relay that does (it is never sent to a queue that
 /// is not there, nor marked dead).
