@@ -33,10 +33,10 @@
 --   1. the gift row (FOR UPDATE): it serialises every batch of the gift, so stock is decided exactly;
 --   2. the batch's distinct users' credit rows in user_id order: two batches of different gifts that share users
 --      take them in the same order. A user's balance and requests are decided only under its lock.
---      One statement per 500 users takes them: a constant IN list on the unique key uniq_user, forced, so the
+--      One statement per 999 users takes them: a constant IN list on the unique key uniq_user, forced, so the
 --      plan is a range scan, and a range scan reads (and locks) its sorted ranges in ascending key order. The
 --      list is written into the statement (PREPARE) because a list read from JSON_TABLE would be a join, locking
---      in whatever order the plan drives it. 500 stays below MariaDB's in_predicate_conversion_threshold (1000),
+--      in whatever order the plan drives it. 999 stays below MariaDB's in_predicate_conversion_threshold (1000),
 --      above which the list would become a subquery, and the range scan a join again.
 -- The transaction runs at READ COMMITTED: every plain read (the repeat check) sees what was committed before it,
 -- whenever the snapshot would have been taken, and locking reads of missing rows (an unknown gift or user) lock
@@ -88,10 +88,9 @@ BEGIN
         DECLARE v_stock        INT DEFAULT NULL;
         DECLARE v_taken        INT DEFAULT 0;
         DECLARE v_invalid_seq  INT;
-        DECLARE v_last_user    BIGINT DEFAULT 0;
-        DECLARE v_chunk_users  INT;
-        DECLARE v_chunk_last   BIGINT;
+        DECLARE v_users_left   INT DEFAULT 0;
         DECLARE v_user_list    MEDIUMTEXT;
+        DECLARE v_chunk        MEDIUMTEXT;
         DECLARE v_concat_limit BIGINT;
         DECLARE v_seq          INT;
         DECLARE v_user         BIGINT;
@@ -175,39 +174,35 @@ BEGIN
         -- 1. The hot row first: from here on no other batch decides this gift's stock.
         SELECT cost, stock INTO v_cost, v_stock FROM exchange_gift WHERE gift_id = v_gift_id FOR UPDATE;
 
-        -- 2. The users' balances in user_id order, 500 users a statement (an unknown gift needs none: it only
-        --    refuses). The list is checked whole: a list cut short would leave users unlocked.
+        -- 2. The users' balances in user_id order, 999 users a statement (an unknown gift needs none: it only
+        --    refuses). Their sorted list is read from the requests once, checked whole (a list cut short would
+        --    leave users unlocked), then cut into statements.
         IF v_cost IS NOT NULL THEN
             SET v_concat_limit = @@SESSION.group_concat_max_len;
-            SET SESSION group_concat_max_len = GREATEST(v_concat_limit, 65536);
-            lock_users: LOOP
-                SELECT COUNT(*), MAX(u.user_id), GROUP_CONCAT(u.user_id ORDER BY u.user_id SEPARATOR ',')
-                  INTO v_chunk_users, v_chunk_last, v_user_list
-                  FROM (SELECT DISTINCT j.user_id
-                          FROM JSON_TABLE(v_requests, '$[*]' COLUMNS (user_id BIGINT PATH '$.user')) AS j
-                         WHERE j.user_id > v_last_user
-                         ORDER BY j.user_id
-                         LIMIT 500) AS u;
-                IF v_chunk_users = 0 THEN
-                    LEAVE lock_users;
-                END IF;
-                IF LENGTH(v_user_list) - LENGTH(REPLACE(v_user_list, ',', '')) + 1 <> v_chunk_users THEN
-                    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'exchange_credit_batch: the list of users to lock was cut short';
-                END IF;
+            -- The list is never longer than the requests it is read from.
+            SET SESSION group_concat_max_len = GREATEST(v_concat_limit, LENGTH(v_requests));
+            SELECT COUNT(*), GROUP_CONCAT(u.user_id ORDER BY u.user_id SEPARATOR ',')
+              INTO v_users_left, v_user_list
+              FROM (SELECT DISTINCT j.user_id
+                      FROM JSON_TABLE(v_requests, '$[*]' COLUMNS (user_id BIGINT PATH '$.user')) AS j) AS u;
+            SET SESSION group_concat_max_len = v_concat_limit;
+            IF v_users_left > 0
+               AND LENGTH(v_user_list) - LENGTH(REPLACE(v_user_list, ',', '')) + 1 <> v_users_left THEN
+                SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'exchange_credit_batch: the list of users to lock was cut short';
+            END IF;
+            WHILE v_users_left > 0 DO
+                SET v_chunk = SUBSTRING_INDEX(v_user_list, ',', 999);
+                SET v_user_list = SUBSTRING(v_user_list, LENGTH(v_chunk) + 2);
+                SET v_users_left = GREATEST(v_users_left - 999, 0);
                 -- Integers only (read back from BIGINT): nothing in the list can carry SQL.
                 SET @exchange_credit_batch_lock = CONCAT(
                     'SELECT COUNT(*) INTO @exchange_credit_batch_locked FROM credit FORCE INDEX (uniq_user) ',
-                    'WHERE user_id IN (', v_user_list, ') FOR UPDATE');
+                    'WHERE user_id IN (', v_chunk, ') FOR UPDATE');
                 PREPARE lock_statement FROM @exchange_credit_batch_lock;
                 EXECUTE lock_statement;
                 DEALLOCATE PREPARE lock_statement;
-                SET v_last_user = v_chunk_last;
-                IF v_chunk_users < 500 THEN
-                    LEAVE lock_users;
-                END IF;
-            END LOOP lock_users;
+            END WHILE;
             SET @exchange_credit_batch_lock = NULL, @exchange_credit_batch_locked = NULL;
-            SET SESSION group_concat_max_len = v_concat_limit;
         END IF;
 
         -- 3. Every request decided at once, in arrival order (see the header). Innermost first:

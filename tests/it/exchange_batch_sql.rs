@@ -173,24 +173,36 @@ async fn decide_random_batches(db: &TestDatabase) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batches_of_two_gifts_sharing_users_in_opposite_orders_never_deadlock() {
+    // Eight callers at once, each sending 40 batches of all 64 users.
+    opposite_orders_never_deadlock(64, 8, 40).await;
+}
+
+/// A batch of more users than one locking statement takes (999) locks them in several, still in user_id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_of_more_users_than_one_lock_statement_takes_never_deadlock_either() {
+    opposite_orders_never_deadlock(2_100, 4, 6).await;
+}
+
+/// `callers` at once, each sending `rounds` batches of all `users` users: gift one in ascending user order, gift
+/// two in descending order. Any lock taken in arrival order would deadlock these within a few rounds. Every
+/// request is exchanged, and the books balance.
+async fn opposite_orders_never_deadlock(users: i64, callers: usize, rounds: usize) {
     let db = migrated_db().await;
     let service = Exchange::new(db.pool().clone());
     let stock = 1_000_000;
     let first = service.create_gift(&NewGift { name: "one".into(), cost: 1, stock }).await.unwrap().gift_id;
     let second = service.create_gift(&NewGift { name: "two".into(), cost: 1, stock }).await.unwrap().gift_id;
-    let users: Vec<i64> = (1..=64).collect();
+    let users: Vec<i64> = (1..=users).collect();
     for user in &users {
         service.grant(*user, 1_000_000, "welcome").await.unwrap();
     }
-    // Eight callers at once, each sending 40 batches of all 64 users: gift one in ascending user order, gift two
-    // in descending order. Any lock taken in arrival order would deadlock these within a few rounds.
     let users = Arc::new(users);
-    let callers: Vec<_> = (0..8)
+    let tasks: Vec<_> = (0..callers)
         .map(|caller| {
             let (pool, users) = (db.pool().clone(), users.clone());
             tokio::spawn(async move {
                 let mut failures = Vec::new();
-                for round in 0..40 {
+                for round in 0..rounds {
                     let (gift, order): (i64, Vec<i64>) = if (caller + round) % 2 == 0 {
                         (first, users.iter().copied().collect())
                     } else {
@@ -199,7 +211,10 @@ async fn batches_of_two_gifts_sharing_users_in_opposite_orders_never_deadlock() 
                     let requests: Vec<(i64, String)> =
                         order.into_iter().map(|user| (user, format!("c{caller}-r{round}"))).collect();
                     match call_batch(&pool, gift, &requests).await {
-                        Ok(answers) => assert!(answers.iter().all(|answer| answer.1 == "exchanged"), "{answers:?}"),
+                        Ok(answers) => {
+                            assert_eq!(answers.len(), requests.len());
+                            assert!(answers.iter().all(|answer| answer.1 == "exchanged"), "{answers:?}");
+                        }
                         Err(error) => failures.push(error.to_string()),
                     }
                 }
@@ -208,12 +223,12 @@ async fn batches_of_two_gifts_sharing_users_in_opposite_orders_never_deadlock() 
         })
         .collect();
     let mut failures = Vec::new();
-    for caller in callers {
-        failures.extend(caller.await.unwrap());
+    for task in tasks {
+        failures.extend(task.await.unwrap());
     }
     assert!(failures.is_empty(), "{} batches failed, e.g. {:?}", failures.len(), failures.first());
     let mut conn = db.pool().get_conn().await.unwrap();
     let exchanges: i64 = conn.query_first("SELECT COUNT(*) FROM credit_exchange").await.unwrap().unwrap();
-    assert_eq!(exchanges, 8 * 40 * 64);
+    assert_eq!(exchanges, (callers * rounds) as i64 * users.len() as i64);
     Books::read(db.pool()).await.unwrap().check().unwrap();
 }
