@@ -269,6 +269,7 @@ pub async fn run(
     let consumer = start_consumer(&handler, amqp_url, &namespace);
     let shipped = drain(shop, Duration::from_secs(600)).await?;
     let messages_consumed_per_s = backlog as f64 / shipped.as_secs_f64().max(1e-9);
+    // From here on, a deployment's relay: it sends again what is not consumed within the usual timeout.
     relay.stop().await;
     let relay = start_relay(shop, amqp_url, &namespace, Schedule::default().consume_timeout);
 
