@@ -521,7 +521,6 @@ BEGIN
              ORDER BY j.seq;
         END IF;
 
-
         -- The answer is out; a result set that begins makes the server flush it now, so the client learns the
         -- batch is decided and can send the next one while this COMMIT is made durable (the row locks are
         -- released before the log is flushed). Its one row follows the COMMIT.

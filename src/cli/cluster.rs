@@ -64,8 +64,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ClusterArgs) -> Result<()
         () = watch_instances(&cluster) => true,
     };
     eprintln!("seckill: stopping the cluster");
-    // Stopping waits for the processes to end: off the async threads.
-    tokio::task::spawn_blocking(move || drop(cluster)).await.map_err(Failure::new)?;
+    cluster.stop().await?;
     eprintln!("seckill: stopped");
     if all_ended {
         return Err(Failure::new("every app instance ended; their logs said why (removed with the cluster)"));

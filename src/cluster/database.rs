@@ -109,16 +109,23 @@ async fn start_pair() -> Result<RunningDatabase, ClusterError> {
     }
     drop(conn);
     admin.disconnect().await.map_err(DatabaseError::from)?;
+    // Never root by mistake: root passes the replica's read_only, which these accounts exist to meet.
     let as_account = |url: String, (user, password): (&str, &str)| {
         let on_database = url_with_database(&url, db);
-        on_database.replacen("mysql://root@", &format!("mysql://{user}:{password}@"), 1)
+        match on_database.strip_prefix("mysql://root@") {
+            Some(rest) => Ok(format!("mysql://{user}:{password}@{rest}")),
+            None => Err(ClusterError::Local {
+                step: "the accounts' URLs",
+                detail: format!("the pair's URL {url} does not name root"),
+            }),
+        }
     };
-    let owner_pool = ConnectOptions::new(as_account(pair.primary_url(), OWNER)).build_pool()?;
+    let owner_pool = ConnectOptions::new(as_account(pair.primary_url(), OWNER)?).build_pool()?;
     database::check_connection(&owner_pool).await?;
     Migrator::embedded()?.run(&owner_pool).await?;
     owner_pool.disconnect().await.map_err(DatabaseError::from)?;
-    let primary_url = as_account(pair.primary_url(), APP);
-    let replica_urls = vec![as_account(pair.replica_url(), APP)];
+    let primary_url = as_account(pair.primary_url(), APP)?;
+    let replica_urls = vec![as_account(pair.replica_url(), APP)?];
     let pool = ConnectOptions::new(primary_url.clone()).build_pool()?;
     database::check_connection(&pool).await?;
     Ok(RunningDatabase { primary_url, replica_urls, pool, server: None, pair: Some(pair) })

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
 
 use super::{Cluster, ClusterError};
 
@@ -28,11 +29,25 @@ impl Cluster {
     /// # Errors
     /// [`ClusterError::SharedState`] when Redis could not be read within 2 s.
     pub async fn item_state(&self, seckill_id: i64) -> Result<Option<String>, ClusterError> {
+        self.read_item_state(&mut None, seckill_id).await
+    }
+
+    /// As [`Cluster::item_state`], on `connection` (opened when it is `None`, and kept for the next read; dropped
+    /// after a failure, so that the next read opens a new one).
+    async fn read_item_state(
+        &self,
+        connection: &mut Option<MultiplexedConnection>,
+        seckill_id: i64,
+    ) -> Result<Option<String>, ClusterError> {
         let key = self.item_state_key(seckill_id);
         let look = async {
-            let client = redis::Client::open(self.redis_url())?;
-            let mut connection = client.get_multiplexed_async_connection().await?;
-            connection.get::<_, Option<String>>(&key).await
+            let open = match connection.take() {
+                Some(open) => open,
+                None => redis::Client::open(self.redis_url())?.get_multiplexed_async_connection().await?,
+            };
+            let value = open.clone().get::<_, Option<String>>(&key).await?;
+            *connection = Some(open);
+            Ok::<_, redis::RedisError>(value)
         };
         let failed = |detail: String| ClusterError::SharedState { key: key.clone(), detail };
         tokio::time::timeout(REDIS_TIMEOUT, look)
@@ -48,8 +63,10 @@ impl Cluster {
     /// [`ClusterError::SharedState`] when the key does not hold `state` within 10 s, or Redis could not be read.
     pub async fn item_state_published(&self, seckill_id: i64, state: &str) -> Result<(), ClusterError> {
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        // One connection for every look, every 20 ms.
+        let mut connection = None;
         loop {
-            let last = match self.item_state(seckill_id).await {
+            let last = match self.read_item_state(&mut connection, seckill_id).await {
                 Ok(value) if value.as_deref() == Some(state) => return Ok(()),
                 Ok(value) => format!("it holds {value:?}"),
                 Err(error) => error.to_string(),

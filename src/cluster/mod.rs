@@ -228,6 +228,19 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Stops everything and removes its folders, as dropping it does, on a blocking thread: stopping waits for
+    /// the processes to end, which must not hold up the async threads.
+    ///
+    /// # Errors
+    /// [`ClusterError::Local`] when the stopping task itself failed (it panicked).
+    pub async fn stop(self) -> Result<(), ClusterError> {
+        tokio::task::spawn_blocking(move || drop(self))
+            .await
+            .map_err(|e| ClusterError::Local { step: "stopping the cluster", detail: e.to_string() })
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         // The balancer first: no request may reach an instance that is going away.

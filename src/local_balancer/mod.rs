@@ -120,6 +120,9 @@ impl BalancerConfig {
     }
 }
 
+/// How long the balancer uses a lookup's answer by default before asking Redis again.
+pub const DEFAULT_CACHE_FOR: Duration = Duration::from_millis(100);
+
 /// How the balancer reads the shared closed state.
 #[derive(Debug, Clone)]
 pub struct ClosedStateConfig {
@@ -142,7 +145,7 @@ impl ClosedStateConfig {
         ClosedStateConfig {
             redis_url: redis_url.into(),
             key_prefix: DEFAULT_KEY_PREFIX.to_string(),
-            cache_for: Duration::from_millis(100),
+            cache_for: DEFAULT_CACHE_FOR,
             redis_timeout: Duration::from_millis(30),
             redis_backoff: Duration::from_secs(1),
         }

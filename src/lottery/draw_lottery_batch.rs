@@ -76,12 +76,10 @@ pub(crate) async fn draw_lottery_batch(
     // The lane hears "decided" from the attempt that got that far: a victim's batch was not.
     let mut called = call_committing(pool, &statement, &mut committing).await;
     for _ in 0..DEADLOCK_RETRIES {
-        match &called {
-            Err(CallFailure::RolledBack(DatabaseError::Deadlock(_))) => {
-                called = call_committing(pool, &statement, &mut committing).await;
-            }
-            _ => break,
+        if !matches!(called, Err(CallFailure::RolledBack(DatabaseError::Deadlock(_)))) {
+            break;
         }
+        called = call_committing(pool, &statement, &mut committing).await;
     }
     match called {
         // The CALL succeeded, so it committed whatever it decided: an answer that cannot be read leaves every

@@ -140,6 +140,21 @@ async fn recorded(conn: &mut Conn, campaign_id: i64) -> (Vec<(i64, i64, Option<i
     (draws, messages)
 }
 
+/// `size` first draws of users who never drew, numbered on from `next_user`, each with the `r` it gives.
+fn fresh_draws(next_user: &mut i64, size: usize, mut r: impl FnMut() -> u32) -> Vec<(i64, u32)> {
+    (0..size)
+        .map(|_| {
+            *next_user += 1;
+            (*next_user - 1, r())
+        })
+        .collect()
+}
+
+/// One of the users before `next_user`, who drew already.
+fn drew_before(random: &mut Lcg, next_user: i64) -> i64 {
+    1 + random.below(next_user as u64 - 1) as i64
+}
+
 /// The session's savepoints set and rolled back: the short way tried, and undone.
 async fn short_ways(conn: &mut Conn) -> (i64, i64) {
     let status: Vec<(String, i64)> = conn
@@ -169,14 +184,9 @@ async fn the_short_way_decides_every_batch_exactly_as_the_general_way() {
         let mut next_user = 1;
         for _ in 0..60 {
             let size = 1 + random.below(40) as usize;
-            let mut draws: Vec<(i64, u32)> = (0..size)
-                .map(|_| {
-                    next_user += 1;
-                    (next_user - 1, random.below(1 << 32) as u32)
-                })
-                .collect();
+            let mut draws = fresh_draws(&mut next_user, size, || random.below(1 << 32) as u32);
             if random.below(4) == 0 {
-                let again = 1 + random.below(next_user as u64 - 1) as i64;
+                let again = drew_before(&mut random, next_user);
                 draws.insert(random.below(size as u64 + 1) as usize, (again, random.below(1 << 32) as u32));
             }
             let before = short_ways(&mut short_conn).await;
@@ -248,15 +258,11 @@ async fn blanks_are_decided_as_draw_lottery_batch_decides_them() {
         let mut next_user = 1;
         for _ in 0..60 {
             let size = 1 + random.below(40) as usize;
-            let mut draws: Vec<(i64, u32)> = (0..size)
-                .map(|_| {
-                    next_user += 1;
-                    (next_user - 1, (first_blank + random.below((1 << 32) - first_blank)) as u32)
-                })
-                .collect();
+            let mut draws =
+                fresh_draws(&mut next_user, size, || (first_blank + random.below((1 << 32) - first_blank)) as u32);
             match random.below(6) {
                 0 => draws[0].1 = random.below(first_blank) as u32,
-                1 => draws.push((1 + random.below(next_user as u64 - 1) as i64, draws[0].1)),
+                1 => draws.push((drew_before(&mut random, next_user), draws[0].1)),
                 _ => {}
             }
             let (answers, as_blanks) =
@@ -302,14 +308,9 @@ async fn interleaved_auto_increment_ids_decide_as_consecutive_ones_do() {
         let mut next_user = 1;
         for round in 0..40 {
             let size = 1 + random.below(30) as usize;
-            let mut draws: Vec<(i64, u32)> = (0..size)
-                .map(|_| {
-                    next_user += 1;
-                    (next_user - 1, random.below(1 << 32) as u32)
-                })
-                .collect();
+            let mut draws = fresh_draws(&mut next_user, size, || random.below(1 << 32) as u32);
             if random.below(3) == 0 {
-                draws.push((1 + random.below(next_user as u64 - 1) as i64, random.below(1 << 32) as u32));
+                draws.push((drew_before(&mut random, next_user), random.below(1 << 32) as u32));
             }
             let procedure = if round % 2 == 0 { "draw_lottery_batch" } else { "draw_lottery_blanks" };
             let json = draws_json(&draws, false);

@@ -33,7 +33,7 @@ use super::http_load::{Connection, Job, drive, open_connections};
 use super::measurement::process_cpu_seconds;
 use crate::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis};
 use crate::http::EXECUTION_ROUTE;
-use crate::local_balancer::{ClosedAnswers, ClosedStateConfig};
+use crate::local_balancer::{ClosedAnswers, DEFAULT_CACHE_FOR};
 use crate::seckill::Seckill;
 use crate::signing::Signer;
 use latecomers::{Latecomers, LatecomersTally};
@@ -193,8 +193,7 @@ pub async fn run(
             }
         }
     }
-    // Stopping waits for the processes to end: off the async threads.
-    tokio::task::spawn_blocking(move || drop(cluster)).await.map_err(|e| BenchError::Invalid(e.to_string()))?;
+    cluster.stop().await?;
     result
 }
 
@@ -332,7 +331,7 @@ impl RunBench<'_> {
         }
         self.cluster.item_state_published(item.seckill_id, "sold_out").await?;
         // Whatever the balancer cached for the item before is gone.
-        tokio::time::sleep(ClosedStateConfig::new("").cache_for * 3).await;
+        tokio::time::sleep(DEFAULT_CACHE_FOR * 3).await;
 
         let connections = self.connect(balancer).await?;
         let expected = ClosedAnswers::from_app().execution(item.seckill_id);

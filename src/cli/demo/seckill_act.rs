@@ -83,35 +83,33 @@ impl Tally {
 pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<Finished, Failure> {
     // The front first: the sale opens `--opens-in` after the crowd can reach it, however long a cluster takes. A
     // cluster without a database of yours runs on a private primary + replica pair of its own.
-    let (front, pool, routes) = match args.cluster {
+    let (front, pool) = match args.cluster {
         Some(instances) if context.target.is_throwaway() => {
-            let front = Front::cluster(ClusterDatabase::PrivatePair, usize::from(instances), context.secret).await?;
-            let pool = front.database_pool().ok_or_else(|| Failure::new("the cluster has no database"))?;
-            (front, pool, None)
+            let (front, pool) =
+                Front::cluster(ClusterDatabase::PrivatePair, usize::from(instances), context.secret).await?;
+            (Some(front), pool)
         }
         cluster => {
             let (url, pool) = context.target.url_or_throwaway("seckill_demo").await?;
             let report = Migrator::embedded()?.run(&pool).await?;
             let (migrations, procedures) = (report.migrations.len(), report.procedures.len());
             println!("migrated: {migrations} migrations, {procedures} procedures applied");
-            match cluster {
+            let front = match cluster {
                 Some(instances) => {
                     let database = ClusterDatabase::given(url);
-                    (Front::cluster(database, usize::from(instances), context.secret).await?, pool, None)
+                    Some(Front::cluster(database, usize::from(instances), context.secret).await?.0)
                 }
-                None => {
-                    let service = Seckill::new(pool.clone(), Signer::hmac(context.secret)?);
-                    let routes = seckill_routes(service, None, AdmissionConfig::default());
-                    (Front::Stage(context.stage.open(routes.clone())?), pool, Some(routes))
-                }
-            }
+                None => None,
+            };
+            (front, pool)
         }
     };
     let service = Seckill::new(pool.clone(), Signer::hmac(context.secret)?);
-    // What `--serve` keeps serving afterwards: the stage's routes, or the same over the cluster's database.
-    let routes = match routes {
-        Some(routes) => routes,
-        None => seckill_routes(service.clone(), None, AdmissionConfig::default()),
+    // What the stage serves, and what `--serve` keeps serving afterwards (over the cluster's database too).
+    let routes = seckill_routes(service.clone(), None, AdmissionConfig::default());
+    let front = match front {
+        Some(front) => front,
+        None => Front::Stage(context.stage.open(routes.clone())?),
     };
     let now = Utc::now();
     let opens_in = chrono::Duration::from_std(args.opens_in).map_err(|e| Failure::new(format!("--opens-in: {e}")))?;
@@ -192,8 +190,13 @@ enum Front {
 }
 
 impl Front {
-    /// Starts `instances` instances over `database` behind the balancer, and says what runs where.
-    async fn cluster(database: ClusterDatabase, instances: usize, secret: &str) -> Result<Front, Failure> {
+    /// Starts `instances` instances over `database` behind the balancer, and says what runs where; with a pool
+    /// on the cluster's primary, migrated.
+    async fn cluster(
+        database: ClusterDatabase,
+        instances: usize,
+        secret: &str,
+    ) -> Result<(Front, mysql_async::Pool), Failure> {
         let binary =
             std::env::current_exe().map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?;
         let options = ClusterOptions::new(binary)
@@ -204,15 +207,8 @@ impl Front {
         println!("starting {instances} seckill serve instances behind nginx for the crowd ...");
         let cluster = Cluster::start(options).await?;
         println!("{}", cluster.describe());
-        Ok(Front::Cluster(Box::new(cluster)))
-    }
-
-    /// A pool on the cluster's primary, migrated (none for the stage, which serves the demo's database).
-    fn database_pool(&self) -> Option<mysql_async::Pool> {
-        match self {
-            Front::Stage(_) => None,
-            Front::Cluster(cluster) => Some(cluster.database().pool().clone()),
-        }
+        let pool = cluster.database().pool().clone();
+        Ok((Front::Cluster(Box::new(cluster)), pool))
     }
 
     fn base_url(&self, context: &Context<'_>) -> String {
@@ -244,8 +240,7 @@ impl Front {
                     cluster.item_state_key(seckill_id),
                     state.as_deref().unwrap_or("none")
                 );
-                // Stopping waits for the processes to end: off the async threads.
-                tokio::task::spawn_blocking(move || drop(cluster)).await.map_err(Failure::new)?;
+                cluster.stop().await?;
                 println!("the cluster is stopped and removed");
             }
         }
