@@ -12,17 +12,14 @@
 //!
 //! ## Map
 //! - [`migrate`]: schema migrations and repeatable stored procedures ([`migrate::Migrator`]).
-//! - [`bounded_redis`]: a Redis connection whose commands are bounded in time and fail open to the database
-//!   ([`bounded_redis::BoundedRedis`]), shared by the detail cache and the lottery.
-//! - [`closed_state`]: closed facts (sold out, ended, all drawn) learnt by one instance and shared through Redis
-//!   with every other and with a balancer, for every domain ([`closed_state::ClosedState`]).
+//! - [`shared_state`]: closed facts (sold out, ended, all drawn) shared through Redis
+//!   ([`shared_state::ClosedState`]) over a bounded Redis connection ([`shared_state::BoundedRedis`]).
 //! - [`cluster`]: the whole topology on one machine (database, Redis, N `seckill serve` instances, the load
 //!   balancer in front), started and torn down as one ([`cluster::Cluster`]).
 //! - [`database`]: a pool with the session settings the procedures rely on ([`database::ConnectOptions`]),
 //!   procedure calls that tell "rolled back" from "in doubt" ([`database::call`]), and rows read without
 //!   panicking ([`database::rows`]); the read/write split over a primary and replicas, with read-your-writes by
 //!   GTID ([`database::ReadWriteSplit`], [`database::gtid`]).
-//! - [`database_error`]: server errors in words a user can act on ([`database_error::DatabaseError`]).
 //! - [`exchange`]: the points exchange: balances, gifts, exchanges that request a shipment, and their books
 //!   ([`exchange::Exchange`], [`exchange::ExchangeOutcome`]).
 //! - [`gift_delivery`]: the lottery's wins delivered through a gift service, paced and once in effect
@@ -55,11 +52,8 @@
 //!   primary + replica pair ([`testing::ReplicatedTestDatabase`]).
 
 pub mod bench;
-pub mod bounded_redis;
-pub mod closed_state;
 pub mod cluster;
 pub mod database;
-pub mod database_error;
 pub mod exchange;
 pub mod gift_delivery;
 pub mod group_commit;
@@ -74,6 +68,7 @@ pub mod messaging;
 pub mod migrate;
 pub mod prometheus;
 pub mod seckill;
+pub mod shared_state;
 pub mod signing;
 pub mod tcp_proxy;
 #[cfg(feature = "testing")]

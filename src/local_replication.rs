@@ -25,9 +25,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Pool};
 use thiserror::Error;
 
+use crate::database::error::DatabaseError;
 use crate::database::gtid::{binlog_position, wait_for_position};
 use crate::database::{ConnectOptions, GtidPosition, acquire};
-use crate::database_error::DatabaseError;
 use crate::local_server::{LocalServer, LocalServerError};
 
 /// The account the replica replicates as: `REPLICATION SLAVE` only. Loopback only, on throwaway servers.

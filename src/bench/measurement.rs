@@ -3,8 +3,8 @@
 use mysql_async::Pool;
 
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::query_all;
-use crate::database_error::DatabaseError;
 
 /// Latencies in microseconds, in a fixed-size log-linear histogram (about 3% precision), so that millions of
 /// samples cost a few kilobytes rather than the memory the bench is supposed to measure.

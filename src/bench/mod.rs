@@ -29,7 +29,7 @@ pub use workload::Workload;
 use workload::{Attempts, SALE_STOCK, SALE_USERS, run_callers, sale_attempts};
 
 use crate::database::ConnectOptions;
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 use crate::seckill::{Books, ExecutorConfig, NewItem, Seckill, SeckillError};
 use crate::signing::Signer;
 use crate::tcp_proxy::TcpProxy;

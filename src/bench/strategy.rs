@@ -5,7 +5,7 @@ use mysql_async::prelude::Queryable;
 use serde::Serialize;
 
 use crate::database::acquire;
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 use crate::seckill::{Outcome, Phone, Seckill};
 
 /// A way of running seckills.

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, Pool};
+use seckill::database::error::DatabaseError;
 use seckill::database::{self, ConnectOptions, ReadWriteSplit, url_with_database};
-use seckill::database_error::DatabaseError;
 use seckill::local_server::LocalServer;
 
 use super::Failure;

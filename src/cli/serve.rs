@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use clap::Args;
-use seckill::bounded_redis::BoundedRedis;
 use seckill::database::ReadWriteSplit;
 use seckill::exchange::Exchange;
 use seckill::exchange::http::ExchangeHttp;
@@ -17,6 +16,7 @@ use seckill::lottery::Lottery;
 use seckill::lottery::http::LotteryHttp;
 use seckill::migrate::Migrator;
 use seckill::seckill::Seckill;
+use seckill::shared_state::bounded_redis::BoundedRedis;
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;

@@ -11,8 +11,8 @@ use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 
 use super::error::{ClusterError, local};
+use crate::database::error::DatabaseError;
 use crate::database::{self, ConnectOptions, url_with_database};
-use crate::database_error::DatabaseError;
 use crate::local_replication::LocalReplicaPair;
 use crate::local_server::LocalServer;
 use crate::migrate::Migrator;

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 use crate::local_balancer::LocalBalancerError;
 use crate::local_server::LocalServerError;
 use crate::migrate::MigrateError;

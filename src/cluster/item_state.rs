@@ -2,7 +2,7 @@
 //! `ended`), the key the balancer answers closed items from: where the bench, the demo and the tests learn that
 //! it is published.
 //!
-//! The instance whose batch learns that an item closed publishes the key itself ([`crate::seckill::item_state`]);
+//! The instance whose batch learns that an item closed publishes the key itself ([`crate::seckill::closed`]);
 //! [`Cluster::item_state_published`] waits for it, so every caller proves that the instances publish it.
 
 use std::time::{Duration, Instant};

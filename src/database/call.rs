@@ -18,7 +18,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Pool, Row};
 
 use super::acquire;
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 use crate::group_commit::Committing;
 use crate::prometheus::names::DATABASE_CALL_DURATION;
 

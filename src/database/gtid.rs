@@ -18,7 +18,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 use thiserror::Error;
 
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 use crate::group_commit::Decided;
 
 /// The most domains a [`GtidPosition`] holds: real deployments use one or a few.

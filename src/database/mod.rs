@@ -16,10 +16,12 @@
 //! - [`rows`]: rows into Rust types without panicking.
 
 pub mod call;
+pub mod error;
 pub mod gtid;
 pub mod read_write_split;
 pub mod rows;
 
+pub use error::DatabaseError;
 pub use gtid::{Gtid, GtidPosition, InvalidGtid, WithGtid};
 pub use read_write_split::{Consistency, FallbackReason, ReadWriteSplit, ReplicaConfig, ReplicaPool, SplitStats};
 
@@ -27,8 +29,6 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
-
-use crate::database_error::DatabaseError;
 
 /// How long to wait for a free pooled connection before giving up (mysql_async itself waits forever).
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -41,7 +41,7 @@ use mysql_async::{Conn, Pool, Row};
 
 use super::gtid::{GtidPosition, wait_for_position};
 use super::{acquire, acquire_within};
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 use crate::prometheus::names::{REPLICA_FALLBACKS, REPLICA_READS};
 
 /// ER_SPECIFIC_ACCESS_DENIED_ERROR: the account lacks a privilege (here `SLAVE MONITOR` for the lag check).

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use mysql_async::prelude::{FromRow, Queryable};
 use mysql_async::{Conn, Params, Row, Value};
 
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 
 /// Converts one row, or says which answer did not have the expected shape.
 ///

@@ -13,8 +13,8 @@
 use mysql_async::Pool;
 
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, exec_first};
-use crate::database_error::DatabaseError;
 
 /// The most users that do not balance a report lists.
 pub const UNBALANCED_USERS_SHOWN: u32 = 100;

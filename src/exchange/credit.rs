@@ -7,8 +7,8 @@ use mysql_async::{Conn, Value};
 use serde::Serialize;
 
 use super::error::ExchangeError;
+use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, exec_first, instant};
-use crate::database_error::DatabaseError;
 
 /// Why a balance changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

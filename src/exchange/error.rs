@@ -5,7 +5,7 @@ use thiserror::Error;
 
 use super::request::InvalidRequestId;
 use crate::database::call::CallFailure;
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 
 /// A failed grant, catalogue or read operation, or input refused before anything was sent.
 #[derive(Debug, Error)]

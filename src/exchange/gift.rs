@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::error::ExchangeError;
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, exec_first, required_instant};
-use crate::database_error::DatabaseError;
 
 /// The longest gift name the schema holds (`VARCHAR(120)`).
 pub const MAX_GIFT_NAME_CHARS: usize = 120;

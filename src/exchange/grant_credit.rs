@@ -15,9 +15,9 @@ use mysql_async::Pool;
 
 use super::error::ExchangeError;
 use crate::database::call::call_prepared;
+use crate::database::error::DatabaseError;
 use crate::database::gtid::{WithGtid, commit_gtid};
 use crate::database::rows::decode;
-use crate::database_error::DatabaseError;
 
 /// The longest note the ledger holds (`VARCHAR(255)`).
 pub const MAX_NOTE_CHARS: usize = 255;

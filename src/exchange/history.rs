@@ -11,8 +11,8 @@ use mysql_async::{Conn, Value};
 use serde::Serialize;
 
 use super::error::ExchangeError;
+use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, instant};
-use crate::database_error::DatabaseError;
 use crate::messaging::MessageState;
 
 /// One exchange that went through.

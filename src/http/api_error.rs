@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::envelope::Envelope;
 use super::request_metrics::RequestOutcome;
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 use crate::seckill::SeckillError;
 
 /// A failed request.

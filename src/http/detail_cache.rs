@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use tokio::sync::OnceCell;
 
-use crate::bounded_redis::BoundedRedis;
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 use crate::seckill::{Item, Seckill, SeckillError};
+use crate::shared_state::bounded_redis::BoundedRedis;
 
 /// How long a detail stays cached by default.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
-pub use crate::bounded_redis::{REDIS_BACKOFF, REDIS_CONNECT_TIMEOUT, REDIS_TIMEOUT};
+pub use crate::shared_state::bounded_redis::{REDIS_BACKOFF, REDIS_CONNECT_TIMEOUT, REDIS_TIMEOUT};
 
 /// How long a process's lease on loading one item lasts. The load is one primary-key read (a millisecond or
 /// so) and two Redis commands; a holder that has not stored the item by then is slow or gone, and another

@@ -75,8 +75,8 @@ pub use signed_user_cookie::{SignedUserCookie, USER_COOKIE};
 pub use user::RequestUser;
 pub(crate) use user::{CurrentUser, Identity};
 
-use crate::bounded_redis::BoundedRedis;
 use crate::seckill::{Item, Seckill, SeckillError};
+use crate::shared_state::bounded_redis::BoundedRedis;
 
 /// The execution's route, as axum matches it (and as request counts name it).
 pub const EXECUTION_ROUTE: &str = "/seckill/{id}/{md5}/execution";

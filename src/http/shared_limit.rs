@@ -14,11 +14,11 @@
 //!
 //! Redis failing never refuses anyone: the caller falls back to the in-process token buckets of
 //! [`super::SeckillHttp::admission`], per process as before, and every command is bounded
-//! ([`crate::bounded_redis::REDIS_TIMEOUT`]; after a failure Redis is skipped for
-//! [`crate::bounded_redis::REDIS_BACKOFF`]).
+//! ([`crate::shared_state::bounded_redis::REDIS_TIMEOUT`]; after a failure Redis is skipped for
+//! [`crate::shared_state::bounded_redis::REDIS_BACKOFF`]).
 
-use crate::bounded_redis::{BoundedRedis, RedisFault};
 use crate::seckill::Phone;
+use crate::shared_state::bounded_redis::{BoundedRedis, RedisFault};
 
 use super::admission::Rate;
 

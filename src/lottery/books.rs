@@ -13,8 +13,8 @@ use mysql_async::Pool;
 
 use super::error::LotteryError;
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, exec_first};
-use crate::database_error::DatabaseError;
 use crate::gift_delivery::PRIZE_TOPIC;
 
 /// One tier's books.

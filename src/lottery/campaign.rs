@@ -2,7 +2,7 @@
 //! reading them. Only draws, which take stock, go through the procedure.
 //!
 //! A campaign's tiers are fixed at creation: stock is never added later, which is what makes "all drawn" a
-//! fact that never turns false (see [`super::all_drawn`]).
+//! fact that never turns false (see [`super::closed`]).
 
 use chrono::{DateTime, Utc};
 use mysql_async::prelude::Queryable;
@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::error::LotteryError;
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, exec_first, required_instant};
-use crate::database_error::DatabaseError;
 
 /// The longest campaign or prize name the schema holds (`VARCHAR(120)`).
 pub const MAX_NAME_CHARS: usize = 120;

@@ -24,9 +24,9 @@ use mysql_async::{Pool, Row};
 
 use super::outcome::DrawOutcome;
 use crate::database::call::{CallFailure, call_committing};
+use crate::database::error::DatabaseError;
 use crate::database::gtid::{WithGtid, commit_gtid, stamp};
 use crate::database::rows::decode;
-use crate::database_error::DatabaseError;
 use crate::group_commit::{Committing, Decided};
 
 /// Which procedure decides a batch.

@@ -3,7 +3,7 @@
 
 use thiserror::Error;
 
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 
 /// A failed campaign or read operation, or input refused before anything was sent.
 #[derive(Debug, Error)]

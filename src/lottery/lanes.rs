@@ -7,7 +7,7 @@
 //! drawn" is true of the campaign, though a user who already used their draws would hear "repeat" from the
 //! database (their draws stay readable, [`super::Lottery::my_draws`]). Users are not remembered as repeats:
 //! with several draws per user, a lane cannot tell from memory whether one has draws left. A batch that finds
-//! the campaign all drawn also tells the instance's "all drawn" flags ([`super::all_drawn`]), which then answer
+//! the campaign all drawn also tells the instance's "all drawn" flags ([`super::closed`]), which then answer
 //! from memory for good and publish it through Redis.
 //!
 //! A campaign has two lanes: one for draws that may win, decided by `draw_lottery_batch` one batch at a time
@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use mysql_async::Pool;
 
-use super::all_drawn::{AllDrawn, AllDrawnFlags};
+use super::closed::{AllDrawn, AllDrawnFlags};
 use super::draw_lottery_batch::{DrawProcedure, DrawRequest, draw_lottery_batch};
 use super::outcome::DrawOutcome;
 use crate::database::gtid::WithGtid;

@@ -22,9 +22,9 @@
 //! Outcomes: [`DrawOutcome`]. Its SQL: `sql/migrations/V5__lottery.sql` (the tables) and
 //! `sql/procedures/draw_lottery_batch.sql` (the decision, its locks and its order of precedence).
 
-pub mod all_drawn;
 mod books;
 mod campaign;
+pub mod closed;
 mod draw_lottery_batch;
 mod error;
 mod history;

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use mysql_async::Pool;
 
-use super::all_drawn::{self, AllDrawnFlags, DEFAULT_KEY_PREFIX};
 use super::books::LotteryBooks;
 use super::campaign::{self, Campaign, CampaignStatus, NewCampaign};
+use super::closed::{self, AllDrawnFlags, DEFAULT_KEY_PREFIX};
 use super::draw_lottery_batch::DrawRequest;
 use super::error::LotteryError;
 use super::history::{self, DrawRecord};
@@ -20,10 +20,10 @@ use super::lanes::DrawBatches;
 use super::outcome::DrawOutcome;
 use super::randomness::Randomness;
 use super::wheels::Wheels;
-use crate::bounded_redis::BoundedRedis;
 use crate::database::{Consistency, GtidPosition, ReadWriteSplit, WithGtid};
 use crate::group_commit::{BatchRunner, GroupCommit, GroupCommitConfig, GroupCommitStats, OutcomeFuture};
 use crate::prometheus::names::SHORT_CIRCUITS;
+use crate::shared_state::bounded_redis::BoundedRedis;
 
 /// Runs the lottery: cheap to clone, share one per application (the lanes that batch a campaign's draws are
 /// per instance; several instances on one database are safe, the campaign's row lock orders their batches).
@@ -50,7 +50,7 @@ impl Lottery {
     }
 
     /// The same lottery sharing "all drawn" through `redis`, under keys `{prefix}{campaign_id}:state` (prefix
-    /// `seckill:lottery:` by default, see [`super::all_drawn`]). Redis failing never fails a draw: it is skipped
+    /// `seckill:lottery:` by default, see [`super::closed`]). Redis failing never fails a draw: it is skipped
     /// and the database answers.
     pub fn with_redis(self, redis: BoundedRedis, prefix: Option<&str>) -> Self {
         let prefix = prefix.unwrap_or(DEFAULT_KEY_PREFIX).to_string();
@@ -64,7 +64,7 @@ impl Lottery {
         redis: Option<BoundedRedis>,
         prefix: String,
     ) -> Self {
-        let flags = all_drawn::flags(redis, prefix);
+        let flags = closed::flags(redis, prefix);
         let lanes = GroupCommit::new(DrawBatches { pool: database.primary().clone(), flags: flags.clone() }, config);
         let wheels = Wheels::new(database.primary().clone());
         Lottery { database, lanes, wheels, flags, randomness, config }

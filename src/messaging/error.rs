@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 
 /// A failure of the relay or a consumer.
 #[derive(Debug, Error)]

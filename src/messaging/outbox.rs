@@ -11,8 +11,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Pool, Value};
 
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, exec_first, instant};
-use crate::database_error::DatabaseError;
 
 /// One message as the relay sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]

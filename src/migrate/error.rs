@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 
 /// A failure of [`crate::migrate::Migrator`].
 #[derive(Debug, Error)]

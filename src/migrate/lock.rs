@@ -13,8 +13,8 @@ use mysql_async::{Conn, Pool};
 use super::error::MigrateError;
 use super::sql_script::md5_hex;
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::exec_first;
-use crate::database_error::DatabaseError;
 
 /// A held named lock; give it back with [`NamedLock::release`].
 pub(crate) struct NamedLock {

@@ -35,8 +35,8 @@ pub use source::{MigrationFile, ProcedureFile, RoutineKind, SqlSource};
 pub use status::{MigrationState, MigrationStatus, ProcedureState, ProcedureStatus, Status};
 
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::query_all;
-use crate::database_error::DatabaseError;
 
 /// refinery's history table.
 pub const MIGRATION_HISTORY_TABLE: &str = "refinery_schema_history";

@@ -21,8 +21,8 @@ use mysql_async::{Conn, Value};
 use super::error::MigrateError;
 use super::source::{ProcedureFile, RoutineKind};
 use super::sql_script::{code_start, definition_fingerprint, strip_comments};
+use crate::database::error::{self, DatabaseError};
 use crate::database::rows::{exec_first, instant, query_all};
-use crate::database_error::{self, DatabaseError};
 
 /// The applier's own history table.
 pub const HISTORY_TABLE: &str = "seckill_procedure_history";
@@ -131,7 +131,7 @@ async fn server_fingerprint(conn: &mut Conn, kind: RoutineKind, name: &str) -> R
     let query = format!("SHOW CREATE {} `{}`", kind.keyword(), name);
     let row: Option<mysql_async::Row> = match conn.query_first(query).await {
         Ok(row) => row,
-        Err(mysql_async::Error::Server(e)) if e.code == database_error::ROUTINE_DOES_NOT_EXIST => {
+        Err(mysql_async::Error::Server(e)) if e.code == error::ROUTINE_DOES_NOT_EXIST => {
             return Ok(None);
         }
         Err(e) => return Err(DatabaseError::from(e).into()),

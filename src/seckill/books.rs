@@ -4,8 +4,8 @@
 use mysql_async::Pool;
 
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::exec_first;
-use crate::database_error::DatabaseError;
 
 /// One item's books as the database holds them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

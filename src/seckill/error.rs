@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 use super::phone::InvalidPhone;
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 
 /// A failed item or exposer operation.
 #[derive(Debug, Error)]

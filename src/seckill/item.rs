@@ -12,8 +12,8 @@ use super::error::SeckillError;
 use super::outcome::SuccessKilled;
 use super::phone::Phone;
 use crate::database::acquire;
+use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, exec_first, instant, required_instant};
-use crate::database_error::DatabaseError;
 
 /// The longest item name the schema holds (`VARCHAR(120)`).
 pub const MAX_NAME_CHARS: usize = 120;

@@ -6,26 +6,26 @@
 //! one transaction, for the group-commit executor).
 //!
 //! An item seen sold out or ended can be shared with other instances and a load balancer through Redis
-//! ([`item_state`]: `seckill:item:{id}:state`), with [`Seckill::with_redis`].
+//! ([`closed`]: `seckill:item:{id}:state`), with [`Seckill::with_redis`].
 
 mod books;
+pub mod closed;
 mod error;
 mod execute_seckill;
 mod execute_seckill_batch;
-mod executor;
 mod exposure;
 mod item;
-pub mod item_state;
+mod lanes;
 mod outcome;
 mod phone;
 mod service;
 
 pub use books::Books;
+pub use closed::ItemState;
 pub use error::SeckillError;
-pub use executor::{ExecutorConfig, ExecutorStats};
 pub use exposure::Exposure;
 pub use item::{Item, MAX_NAME_CHARS, NewItem, Window};
-pub use item_state::ItemState;
+pub use lanes::{ExecutorConfig, ExecutorStats};
 pub use outcome::{InnerError, Outcome, SuccessKilled};
 pub use phone::{InvalidPhone, MAX_PHONE, MIN_PHONE, Phone};
 pub use service::Seckill;

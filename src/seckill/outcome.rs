@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::phone::Phone;
 pub use crate::database::call::InnerError;
-use crate::database_error::DatabaseError;
+use crate::database::error::DatabaseError;
 
 /// The record of a successful seckill: a row of `success_killed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

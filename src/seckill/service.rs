@@ -11,16 +11,16 @@ use std::sync::Arc;
 use chrono::Utc;
 use mysql_async::Pool;
 
+use super::closed::{self, ItemState};
 use super::error::SeckillError;
-use super::executor::{Executor, ExecutorConfig, ExecutorStats};
 use super::exposure::Exposure;
 use super::item::{self, Item, NewItem, Window};
-use super::item_state::{self, ItemState};
+use super::lanes::{Executor, ExecutorConfig, ExecutorStats};
 use super::outcome::{Outcome, SuccessKilled};
 use super::phone::Phone;
-use crate::bounded_redis::BoundedRedis;
-use crate::closed_state::{ClosedState, Reopening};
 use crate::database::{Consistency, GtidPosition, ReadWriteSplit, WithGtid};
+use crate::shared_state::bounded_redis::BoundedRedis;
+use crate::shared_state::closed::{ClosedState, Reopening};
 use crate::signing::Signer;
 
 /// Runs flash sales: cheap to clone, share one per application.
@@ -53,12 +53,12 @@ impl Seckill {
     }
 
     /// The same service sharing items' closed state (sold out, ended) through `redis`, under keys
-    /// `{prefix}{seckill_id}:state` (prefix `seckill:item:` by default, see [`super::item_state`]): what one
+    /// `{prefix}{seckill_id}:state` (prefix `seckill:item:` by default, see [`super::closed`]): what one
     /// instance's batch learns, every instance answers without its database. Redis failing never fails a
     /// seckill: it is skipped and the database answers. The executor starts afresh (its lanes are per service).
     pub fn with_redis(self, redis: BoundedRedis, prefix: Option<&str>) -> Self {
-        let prefix = prefix.unwrap_or(item_state::DEFAULT_KEY_PREFIX);
-        let state = ClosedState::<ItemState>::new(Some(redis), prefix, Reopening::ByGeneration, item_state::USER);
+        let prefix = prefix.unwrap_or(closed::DEFAULT_KEY_PREFIX);
+        let state = ClosedState::<ItemState>::new(Some(redis), prefix, Reopening::ByGeneration, closed::USER);
         let (database, signer, config) = (self.inner.database.clone(), self.inner.signer.clone(), self.inner.config);
         let executor = Executor::new(database.primary().clone(), config, Some(state));
         Seckill { inner: Arc::new(Inner { database, signer, executor, config }) }

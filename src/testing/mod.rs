@@ -40,8 +40,8 @@ use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use thiserror::Error;
 
+use crate::database::error::DatabaseError;
 use crate::database::{ConnectOptions, acquire, url_with_database};
-use crate::database_error::DatabaseError;
 use crate::local_server::LocalServer;
 use crate::migrate::{MigrateError, Migrator, sql_script::md5_hex};
 

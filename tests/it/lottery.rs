@@ -11,7 +11,6 @@ use std::time::Duration;
 use chrono::Utc;
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
-use seckill::bounded_redis::BoundedRedis;
 use seckill::database::{ConnectOptions, url_with_database};
 use seckill::group_commit::GroupCommitConfig;
 use seckill::local_redis::LocalRedis;
@@ -20,6 +19,7 @@ use seckill::lottery::{
     Campaign, DrawOutcome, Lottery, LotteryBooks, NewCampaign, NewTier, PRIZE_TOPIC, Randomness, Seed,
 };
 use seckill::migrate::Migrator;
+use seckill::shared_state::bounded_redis::BoundedRedis;
 use seckill::tcp_proxy::TcpProxy;
 use seckill::testing::TestDatabase;
 

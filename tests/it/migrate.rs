@@ -355,7 +355,7 @@ async fn reapplying_a_procedure_never_fails_the_calls_running_meanwhile() {
     }
     callers_pool.disconnect().await.unwrap();
 
-    let missing = failed.iter().filter(|(code, _)| *code == seckill::database_error::ROUTINE_DOES_NOT_EXIST).count();
+    let missing = failed.iter().filter(|(code, _)| *code == seckill::database::error::ROUTINE_DOES_NOT_EXIST).count();
     let calls = answered[0] + answered[1] + failed.len();
     assert_eq!(missing, 0, "{missing} of {calls} calls found no procedure while it was re-applied {reapplied} times");
     assert!(failed.is_empty(), "calls failed while the procedure was re-applied: {failed:?}");

@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
-use seckill::bounded_redis::BoundedRedis;
 use seckill::database::ConnectOptions;
 use seckill::http::{AdmissionConfig, Rate, SeckillHttp};
 use seckill::local_redis::LocalRedis;
 use seckill::seckill::{Phone, Seckill};
+use seckill::shared_state::bounded_redis::BoundedRedis;
 
 use crate::common::http::{Served, serve};
 use crate::common::{Resume, migrated_db, open_item, phone, signer};

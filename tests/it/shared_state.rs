@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
-use seckill::bounded_redis::BoundedRedis;
-use seckill::closed_state::{ClosedState, Reopening};
 use seckill::database::ConnectOptions;
 use seckill::local_redis::{LocalRedis, redis_url};
 use seckill::seckill::{Books, ItemState, Outcome, Phone, Seckill};
+use seckill::shared_state::bounded_redis::BoundedRedis;
+use seckill::shared_state::closed::{ClosedState, Reopening};
 
 use crate::common::{migrated_db, open_item, phone, private_database, signer};
 

@@ -17,7 +17,6 @@ use chrono::Utc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mysql_async::Pool;
-use seckill::bounded_redis::BoundedRedis;
 use seckill::database::ConnectOptions;
 use seckill::gift_delivery::{GiftServiceStub, GiftWorker, GiftWorkerConfig, StubConfig};
 use seckill::group_commit::GroupCommitStats;
@@ -25,6 +24,7 @@ use seckill::local_redis::redis_url;
 use seckill::lottery::{Campaign, DrawOutcome, Lottery, NewCampaign, NewTier};
 use seckill::messaging::{self, Running};
 use seckill::migrate::Migrator;
+use seckill::shared_state::bounded_redis::BoundedRedis;
 use tokio::sync::Semaphore;
 
 use super::super::Failure;

@@ -12,7 +12,7 @@
 //! `all_drawn`, `not_started`, `ended`, `unknown_campaign`), as in the seckill and exchange APIs. Drawing again
 //! is safe: a user who has used all their draws hears their last result with `repeat: true`, and nothing more is
 //! recorded. Once every prize is drawn, draws are answered `all_drawn` from memory without reaching the database
-//! (see [`crate::lottery::all_drawn`]). What decided nothing is a JSON error in the same envelope with a real
+//! (see [`crate::lottery::closed`]). What decided nothing is a JSON error in the same envelope with a real
 //! status: a missing or invalid identity 401, a draw from another site's page 403, a campaign id that is not a
 //! positive number 404 (an unknown campaign's status too), a body over the limit 413, the database unreachable or
 //! the draw not made (rolled back: nothing recorded) 503, and a draw in doubt 503 whose error says to look at

@@ -8,8 +8,8 @@
 //!
 //! Any other value, or no key, means "ask the app". Sold out is not forever: [`super::Seckill::add_stock`]
 //! deletes the state and increments the generation, so that a fact observed before the stock was added can
-//! never be published after it (see [`crate::closed_state`]). An instance trusts the state for
-//! [`crate::closed_state::RECHECK_INTERVAL`] (100 ms) before it asks Redis again, and a balancer that caches the
+//! never be published after it (see [`crate::shared_state::closed`]). An instance trusts the state for
+//! [`crate::shared_state::closed::RECHECK_INTERVAL`] (100 ms) before it asks Redis again, and a balancer that caches the
 //! key as long may refuse for that long after stock is added. Stock added by SQL behind the toolkit's back must
 //! also `INCR` the generation and `DEL` the state.
 //!
@@ -17,7 +17,7 @@
 //! record stays readable (`Seckill::kill_record`, `GET /seckill/{id}/result`). A balancer answers the same.
 
 use super::outcome::Outcome;
-use crate::closed_state::ClosedFact;
+use crate::shared_state::closed::ClosedFact;
 
 /// The default prefix of the state keys: `seckill:item:{seckill_id}:state`.
 pub const DEFAULT_KEY_PREFIX: &str = "seckill:item:";

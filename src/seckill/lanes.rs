@@ -8,7 +8,7 @@
 //! though a buyer who won through another process or long ago would hear "repeat" from the database). Stock
 //! added through the toolkit reopens the lane at once.
 //!
-//! With Redis ([`super::Seckill::with_redis`]), the item's closed state is shared ([`super::item_state`]): a
+//! With Redis ([`super::Seckill::with_redis`]), the item's closed state is shared ([`super::closed`]): a
 //! batch that learns an item sold out or ended publishes it, and before its lanes every execution checks this
 //! instance's memory and then, at most every 100 ms per item, Redis, answering closed without the database
 //! when the key says so. Any Redis failure falls back to the lanes and the database.
@@ -19,15 +19,15 @@ use std::time::Duration;
 
 use mysql_async::Pool;
 
+use super::closed::ItemState;
 use super::execute_seckill::execute_seckill;
 use super::execute_seckill_batch::execute_seckill_batch;
-use super::item_state::ItemState;
 use super::outcome::Outcome;
 use super::phone::Phone;
-use crate::closed_state::ClosedState;
 use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Committing, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
 use crate::prometheus::names::SHORT_CIRCUITS;
+use crate::shared_state::closed::ClosedState;
 
 /// How the executor batches and short-circuits.
 #[derive(Debug, Clone, Copy)]

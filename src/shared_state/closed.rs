@@ -1,7 +1,7 @@
 //! Closed state shared through Redis: facts such as "sold out", "ended" or "all drawn" that one instance learns
 //! from its database and every other instance (and a load balancer in front of them) uses to turn requests
 //! away without reaching a database. One piece of machinery for every domain: the seckill's items
-//! ([`crate::seckill::ItemState`]) and the lottery's campaigns ([`crate::lottery::all_drawn`]).
+//! ([`crate::seckill::ItemState`]) and the lottery's campaigns ([`crate::lottery::closed`]).
 //!
 //! # The keys
 //!
@@ -48,7 +48,7 @@
 //! # Failing open
 //!
 //! Redis is only ever an accelerator in front of the database, which stays the source of truth. Every command
-//! is bounded ([`crate::bounded_redis::REDIS_TIMEOUT`]); any error, timeout or unknown value means "ask the
+//! is bounded ([`crate::shared_state::bounded_redis::REDIS_TIMEOUT`]); any error, timeout or unknown value means "ask the
 //! database". A wrong closed state can come only from a hand edit: stock added by SQL behind the toolkit's
 //! back must also `INCR` the id's `:generation` and `DEL` its `:state` (or go through the toolkit, which does
 //! both). A balancer that caches the key for ~100 ms may refuse for that long after a reopening.
@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 
-use crate::bounded_redis::{BoundedRedis, RedisFault};
+use crate::shared_state::bounded_redis::{BoundedRedis, RedisFault};
 
 /// How long an instance trusts what it knows of a reopenable id (closed or not), and a monotone id not known
 /// closed, before it asks Redis again.

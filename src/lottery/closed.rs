@@ -20,15 +20,15 @@
 //! Redis at most once per [`RECHECK_INTERVAL`] (one request does the lookup, the others go on to the lanes). A
 //! fact that could not be published (Redis down) is published again once Redis answers, and every fact again
 //! after Redis failed (it may have restarted empty). Redis is optional and only ever an accelerator: every
-//! command is bounded by [`crate::bounded_redis::REDIS_TIMEOUT`], and any error, timeout or missing key fails
+//! command is bounded by [`crate::shared_state::bounded_redis::REDIS_TIMEOUT`], and any error, timeout or missing key fails
 //! open to the database, which answers exactly. A wrong flag can only come from someone writing the key by hand.
 //!
-//! The machinery is the crate's shared closed state ([`crate::closed_state`]), with monotone facts
+//! The machinery is the crate's shared closed state ([`crate::shared_state::closed`]), with monotone facts
 //! ([`Reopening::Never`]): this module only names the fact and its key.
 
-use crate::closed_state::{ClosedFact, ClosedState, Reopening};
+use crate::shared_state::closed::{ClosedFact, ClosedState, Reopening};
 
-pub use crate::closed_state::RECHECK_INTERVAL;
+pub use crate::shared_state::closed::RECHECK_INTERVAL;
 
 /// The value of a campaign's state key once every prize is drawn.
 pub const ALL_DRAWN_VALUE: &str = "all_drawn";
@@ -58,7 +58,7 @@ pub(crate) type AllDrawnFlags = ClosedState<AllDrawn>;
 
 /// The flags under `prefix`, shared through `redis` when given.
 pub(crate) fn flags(
-    redis: Option<crate::bounded_redis::BoundedRedis>,
+    redis: Option<crate::shared_state::bounded_redis::BoundedRedis>,
     prefix: String,
 ) -> std::sync::Arc<AllDrawnFlags> {
     ClosedState::new(redis, prefix, Reopening::Never, USER)
