@@ -121,7 +121,8 @@ fn shorten(text: &str) -> String {
 
 pub(crate) async fn result(target: &DatabaseTarget, args: ResultArgs) -> Result<(), Failure> {
     // Reading a record needs no signing; any signer will do for the service.
-    let service = Seckill::new(target.connect().await?, seckill::signing::Signer::classic("unused-by-result")?);
+    let service =
+        Seckill::new(target.connect().await?, seckill::seckill::signing::Signer::classic("unused-by-result")?);
     let record = service.kill_record(args.seckill_id, args.phone).await?;
     match (&record, args.json) {
         (_, true) => println!("{}", serde_json::to_string(&record)?),

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
-use seckill::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis, MAX_INSTANCES};
+use seckill::local::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis, MAX_INSTANCES};
 
 use super::serve::{LimitArgs, shutdown_signal};
 use super::signing_args::SigningArgs;
@@ -48,7 +48,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ClusterArgs) -> Result<()
         Some(url) => ClusterRedis::Url(url),
         None => ClusterRedis::Private,
     };
-    let mut options = ClusterOptions::new(binary)
+    let mut options = ClusterOptions::new(seckill::app::served(binary))
         .instances(usize::from(args.instances))
         .balancer_listen(args.listen)
         .database(database)

@@ -7,7 +7,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, Pool};
 use seckill::database::error::DatabaseError;
 use seckill::database::{self, ConnectOptions, ReadWriteSplit, url_with_database};
-use seckill::local_server::LocalServer;
+use seckill::local::LocalMariaDb;
 
 use super::Failure;
 
@@ -125,7 +125,7 @@ impl DatabaseTarget {
         if let Some(url) = &self.url {
             return Ok((url.clone(), self.connect().await?));
         }
-        let server = LocalServer::shared()
+        let server = LocalMariaDb::shared()
             .map_err(|e| Failure::new(e).hint(format!("or pass {} to use your own server", self.named_by)))?;
         eprintln!(
             "seckill: no {}; using `{name}` in a private throwaway MariaDB on 127.0.0.1:{} (removed on exit)",

@@ -1,7 +1,10 @@
 //! `seckill gift-worker` and `seckill gift-stub`: the lottery's prize delivery from the shell.
 
 use clap::Args;
-use seckill::gift_delivery::{GiftServiceStub, GiftWorker, GiftWorkerConfig, PRIZE_TOPIC, StubConfig};
+use seckill::local::gift_service::{GiftServiceStub, StubConfig};
+use seckill::lottery::PRIZE_TOPIC;
+use seckill::lottery::delivery::{GiftWorker, GiftWorkerConfig};
+use seckill::lottery::read_gift_call;
 use seckill::messaging::{self, Topology};
 
 use super::Failure;
@@ -85,7 +88,7 @@ pub(crate) async fn gift_stub(args: GiftStubArgs) -> Result<(), Failure> {
         lost_answer_share: args.lost_answer_share,
         seed: args.seed,
         latency: std::time::Duration::from_millis(args.latency_ms),
-        ..StubConfig::default()
+        ..StubConfig::new(read_gift_call)
     };
     let stub = GiftServiceStub::listen(&args.listen, config).await?;
     println!("{}", stub.url());

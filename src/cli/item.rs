@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use clap::{Args, Subcommand};
+use seckill::seckill::signing::Signer;
 use seckill::seckill::{Item, NewItem, Seckill};
-use seckill::signing::Signer;
 
 use super::time_arg::parse_time;
 use super::{DatabaseTarget, Failure};

@@ -2,11 +2,12 @@
 
 use clap::{Args, Subcommand};
 use seckill::database::{self, ConnectOptions};
-use seckill::gift_delivery::PRIZE_TOPIC;
-use seckill::local_rabbitmq::rabbitmq_url;
+use seckill::exchange::SHIPMENT_TOPIC;
+use seckill::exchange::warehouse::ShipmentHandler;
+use seckill::local::rabbitmq::rabbitmq_url;
+use seckill::lottery::PRIZE_TOPIC;
 use seckill::messaging::{self, ConsumerConfig, MessageState, Relay, RelayConfig, Topology, outbox};
 use seckill::migrate::Migrator;
-use seckill::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
 
 use super::serve::shutdown_signal;
 use super::{DatabaseTarget, Failure};

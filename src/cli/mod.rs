@@ -4,7 +4,7 @@
 //! behind the tool's name, with a hint on a second line when there is a fix.
 
 mod attempt;
-mod bench;
+pub(crate) mod bench;
 mod cluster;
 mod database_target;
 mod demo;

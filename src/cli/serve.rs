@@ -9,13 +9,12 @@ use clap::Args;
 use seckill::database::ReadWriteSplit;
 use seckill::exchange::Exchange;
 use seckill::exchange::http::ExchangeHttp;
-use seckill::http::{
-    AdmissionConfig, DetailCache, Rate, SeckillHttp, SignedUserCookie, USER_COOKIE, with_json_fallbacks,
-};
+use seckill::http::{SignedUserCookie, USER_COOKIE, with_json_fallbacks};
 use seckill::lottery::Lottery;
 use seckill::lottery::http::LotteryHttp;
 use seckill::migrate::Migrator;
 use seckill::seckill::Seckill;
+use seckill::seckill::http::{AdmissionConfig, DetailCache, Rate, SeckillHttp};
 use seckill::shared_state::bounded_redis::BoundedRedis;
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};

@@ -1,7 +1,7 @@
 //! How the CLI signs and checks seckill URLs: the same settings a server would use, from flags or env.
 
 use clap::{Args, ValueEnum};
-use seckill::signing::Signer;
+use seckill::seckill::signing::Signer;
 
 use super::Failure;
 

@@ -70,7 +70,7 @@ pub struct Books {
     pub gifts: Vec<GiftBooks>,
     /// Users with a balance.
     pub users: i64,
-    /// Users whose books do not balance (at most [`UNBALANCED_USERS_SHOWN`]).
+    /// Users whose books do not balance (at most 20).
     pub unbalanced_users: Vec<UserBooks>,
     /// The sum of all balances.
     pub total_balance: i64,

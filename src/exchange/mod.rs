@@ -13,7 +13,9 @@
 //! id), refusals included, so a retry with the same id (after a timeout, an in-doubt answer, a crash) hears that
 //! answer again, flagged as a repeat, and never pays twice.
 //!
-//! Its HTTP side, a JSON API and a page for a host app to merge, is [`http`] ([`http::router`]).
+//! Its HTTP side, a JSON API and a page for a host app to merge, is [`http`] ([`http::router`]). The message
+//! it produces is [`message`] ([`SHIPMENT_TOPIC`], [`ShipmentRequest`]); its consumer, the warehouse with its
+//! own database, is [`warehouse`] ([`warehouse::ShipmentHandler`]).
 //!
 //! Its SQL: `sql/migrations/V4__credit_exchange.sql` (the tables), `sql/procedures/grant_credit.sql` and
 //! `sql/procedures/exchange_credit_batch.sql` (the decision, its locks and its order of precedence).
@@ -27,9 +29,11 @@ mod grant_credit;
 mod history;
 pub mod http;
 mod lanes;
+pub mod message;
 mod outcome;
 mod request;
 mod service;
+pub mod warehouse;
 
 pub use books::{Books, GiftBooks, UserBooks};
 pub use credit::{LedgerEntry, LedgerReason};
@@ -37,6 +41,7 @@ pub use error::ExchangeError;
 pub use gift::{Gift, MAX_GIFT_NAME_CHARS, NewGift};
 pub use grant_credit::MAX_NOTE_CHARS;
 pub use history::ExchangeRecord;
+pub use message::{SHIPMENT_TOPIC, ShipmentRequest};
 pub use outcome::{ExchangeOutcome, InnerError};
 pub use request::{InvalidRequestId, MAX_REQUEST_ID_CHARS, RequestId};
 pub use service::Exchange;

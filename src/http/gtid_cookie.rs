@@ -20,10 +20,11 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderValue;
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponseParts, ResponseParts};
 
+use super::cookies::cookie_values;
 use crate::database::{Gtid, GtidPosition};
 
 /// The cookie's name.
@@ -46,17 +47,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadAfter {
 
 /// The cookie's position, when the request has one that reads (the last one, if several).
 fn position_in(parts: &Parts) -> Option<GtidPosition> {
-    let mut found = None;
-    for header in parts.headers.get_all(COOKIE) {
-        let Ok(header) = header.to_str() else { continue };
-        for pair in header.split(';') {
-            if let Some((name, value)) = pair.trim().split_once('=')
-                && name == GTID_COOKIE
-            {
-                found = Some(value.trim().trim_matches('"'));
-            }
-        }
-    }
+    let found = cookie_values(&parts.headers, GTID_COOKIE).flatten().last();
     found.and_then(|value| value.parse::<GtidPosition>().ok()).filter(|position| !position.is_empty())
 }
 
@@ -98,6 +89,7 @@ impl IntoResponseParts for GtidCookie {
 #[cfg(test)]
 mod tests {
     use axum::http::Request;
+    use axum::http::header::COOKIE;
 
     use super::*;
 

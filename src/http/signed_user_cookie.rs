@@ -10,23 +10,33 @@
 //! *Protects against*: a client that names another user's id, or makes up a value, without the secret.
 //! *Does not protect against*: a stolen cookie (it never expires; set it `HttpOnly` and `Secure` over HTTPS, and
 //! rotate the secret to revoke every cookie at once) or a leaked secret. MD5 is used for the same reason as in
-//! [`crate::signing`]: HMAC does not rely on its broken collision resistance.
+//! [`crate::seckill::signing`]: HMAC does not rely on its broken collision resistance.
 
 use std::fmt;
 
-use axum::http::header::COOKIE;
 use axum::http::request::Parts;
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
+use thiserror::Error;
 
 use super::ApiError;
+use super::cookies::cookie_values;
 use super::user::RequestUser;
-use crate::signing::{MIN_KEY_LEN, SigningError};
 
 type HmacMd5 = Hmac<Md5>;
 
 /// The cookie's name.
 pub const USER_COOKIE: &str = "seckillUser";
+
+/// Secrets shorter than this are refused: an HMAC key is only as strong as it is long.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// A secret too short to sign cookies with.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error(
+    "the signing secret must be at least {MIN_SECRET_LEN} bytes long (got {0}); generate one with `openssl rand -hex 32`"
+)]
+pub struct SecretTooShort(pub usize);
 
 /// The longest user id in decimal (`i64::MAX`).
 const MAX_ID_DIGITS: usize = 19;
@@ -52,11 +62,11 @@ impl SignedUserCookie {
     /// Cookies signed with `secret`.
     ///
     /// # Errors
-    /// [`SigningError::KeyTooShort`] for a secret under [`MIN_KEY_LEN`] bytes.
-    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, SigningError> {
+    /// [`SecretTooShort`] for a secret under [`MIN_SECRET_LEN`] bytes.
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, SecretTooShort> {
         let key = secret.as_ref();
-        if key.len() < MIN_KEY_LEN {
-            return Err(SigningError::KeyTooShort(key.len()));
+        if key.len() < MIN_SECRET_LEN {
+            return Err(SecretTooShort(key.len()));
         }
         Ok(SignedUserCookie { key: key.to_vec() })
     }
@@ -101,15 +111,8 @@ impl RequestUser for SignedUserCookie {
     /// The first `seckillUser` cookie that verifies (a browser may send one per path).
     fn user_id(&self, parts: &Parts) -> Result<i64, ApiError> {
         let mut seen = false;
-        let values = parts
-            .headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|header| header.to_str().ok())
-            .flat_map(|header| header.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(name, _)| *name == USER_COOKIE)
-            .map(|(_, value)| value.trim().trim_matches('"'));
+        // A header that is not text holds no cookie of ours.
+        let values = cookie_values(&parts.headers, USER_COOKIE).flatten();
         for value in values {
             seen = true;
             if let Some(user_id) = self.verify(value) {
@@ -127,6 +130,7 @@ impl RequestUser for SignedUserCookie {
 #[cfg(test)]
 mod tests {
     use axum::http::Request;
+    use axum::http::header::COOKIE;
 
     use super::*;
 
@@ -184,6 +188,6 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused() {
-        assert_eq!(SignedUserCookie::new("short").unwrap_err(), SigningError::KeyTooShort(5));
+        assert_eq!(SignedUserCookie::new("short").unwrap_err(), SecretTooShort(5));
     }
 }

@@ -11,11 +11,11 @@
 
 use mysql_async::Pool;
 
+use super::PRIZE_TOPIC;
 use super::error::LotteryError;
 use crate::database::acquire;
 use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, exec_first};
-use crate::gift_delivery::PRIZE_TOPIC;
 
 /// One tier's books.
 #[derive(Debug, Clone, PartialEq, Eq)]

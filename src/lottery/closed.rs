@@ -33,6 +33,9 @@ pub use crate::shared_state::closed::RECHECK_INTERVAL;
 /// The value of a campaign's state key once every prize is drawn.
 pub const ALL_DRAWN_VALUE: &str = "all_drawn";
 
+/// What names campaigns in a state key, after the app's prefix (`seckill:`): `seckill:lottery:{id}:state`.
+pub const KEY_KIND: &str = "lottery:";
+
 /// The default prefix of the state keys: `seckill:lottery:{campaign_id}:state`.
 pub const DEFAULT_KEY_PREFIX: &str = "seckill:lottery:";
 

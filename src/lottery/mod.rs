@@ -17,7 +17,8 @@
 //!
 //! Once every prize is drawn, the rest of the crowd is turned away without a database query: from the lanes'
 //! memory, from the instance's "all drawn" flags, and across instances and load balancers through Redis
-//! ([`all_drawn`]: `SET seckill:lottery:{campaign_id}:state all_drawn`).
+//! ([`closed`]: `SET seckill:lottery:{campaign_id}:state all_drawn`); the wins are delivered through a gift
+//! service by [`delivery`], from the message the draw writes ([`message`]).
 //!
 //! Outcomes: [`DrawOutcome`]. Its SQL: `sql/migrations/V5__lottery.sql` (the tables) and
 //! `sql/procedures/draw_lottery_batch.sql` (the decision, its locks and its order of precedence).
@@ -25,17 +26,18 @@
 mod books;
 mod campaign;
 pub mod closed;
+pub mod delivery;
 mod draw_lottery_batch;
 mod error;
 mod history;
 pub mod http;
 mod lanes;
+pub mod message;
 mod outcome;
 mod randomness;
 mod service;
 mod wheels;
 
-pub use crate::gift_delivery::PRIZE_TOPIC;
 pub use books::{LotteryBooks, TierBooks};
 pub use campaign::{
     Campaign, CampaignPhase, CampaignStatus, MAX_BLANK_WEIGHT, MAX_DRAWS_PER_USER, MAX_NAME_CHARS, MAX_TIER_WEIGHT,
@@ -43,6 +45,7 @@ pub use campaign::{
 };
 pub use error::LotteryError;
 pub use history::DrawRecord;
+pub use message::{PRIZE_TOPIC, PrizeMessage, read_gift_call};
 pub use outcome::{DrawOutcome, DrawOutcomeView, InnerError};
 pub use randomness::{Randomness, Seed, splitmix64};
 pub use service::Lottery;

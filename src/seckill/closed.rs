@@ -19,6 +19,9 @@
 use super::outcome::Outcome;
 use crate::shared_state::closed::ClosedFact;
 
+/// What names items in a state key, after the app's prefix (`seckill:`): `seckill:item:{seckill_id}:state`.
+pub const KEY_KIND: &str = "item:";
+
 /// The default prefix of the state keys: `seckill:item:{seckill_id}:state`.
 pub const DEFAULT_KEY_PREFIX: &str = "seckill:item:";
 

@@ -1,4 +1,4 @@
-//! The seckill executor: concurrent seckills for one item merged into one transaction, on the shared
+//! The seckill's lanes: concurrent seckills for one item merged into one transaction, on the shared
 //! group-commit lanes ([`crate::group_commit`]).
 //!
 //! A batch of one uses `execute_seckill_detailed`, a larger one `execute_seckill_batch`; both decide under the
@@ -29,9 +29,9 @@ use crate::group_commit::{BatchRunner, Committing, Decided, GroupCommit, GroupCo
 use crate::prometheus::names::SHORT_CIRCUITS;
 use crate::shared_state::closed::ClosedState;
 
-/// How the executor batches and short-circuits.
+/// How the lanes batch and short-circuit.
 #[derive(Debug, Clone, Copy)]
-pub struct ExecutorConfig {
+pub struct LaneConfig {
     /// Merge concurrent requests for one item (default). Off: one procedure call per request.
     pub batching: bool,
     /// The most requests one batch decides (default 256).
@@ -43,10 +43,10 @@ pub struct ExecutorConfig {
     pub lane_idle_ttl: Duration,
 }
 
-impl Default for ExecutorConfig {
+impl Default for LaneConfig {
     fn default() -> Self {
         let lanes = GroupCommitConfig::default();
-        ExecutorConfig {
+        LaneConfig {
             batching: true,
             max_batch: lanes.max_batch,
             recheck_interval: lanes.recheck_interval,
@@ -55,9 +55,9 @@ impl Default for ExecutorConfig {
     }
 }
 
-/// Counters of what the executor did, for benchmarks and tests.
+/// Counters of what the lanes did, for benchmarks and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExecutorStats {
+pub struct LaneStats {
     /// Requests received.
     pub requests: u64,
     /// Procedure calls made (one round trip each).
@@ -114,7 +114,7 @@ impl BatchRunner for SeckillBatches {
 
     fn not_sent(&self) -> WithGtid<Outcome> {
         WithGtid::without_gtid(Outcome::inner_error(
-            "the executor stopped before sending this seckill; nothing was written",
+            "the lanes stopped before sending this seckill; nothing was written",
         ))
     }
 
@@ -126,22 +126,22 @@ impl BatchRunner for SeckillBatches {
 
 /// Decides seckills through per-item lanes. Cheap to clone.
 #[derive(Clone, Debug)]
-pub(crate) struct Executor {
+pub(crate) struct Lanes {
     lanes: GroupCommit<SeckillBatches>,
     batching: bool,
     direct_calls: Arc<AtomicU64>,
     closed_answers: Arc<AtomicU64>,
 }
 
-impl Executor {
-    pub(crate) fn new(pool: Pool, config: ExecutorConfig, state: Option<Arc<ClosedState<ItemState>>>) -> Self {
+impl Lanes {
+    pub(crate) fn new(pool: Pool, config: LaneConfig, state: Option<Arc<ClosedState<ItemState>>>) -> Self {
         let lanes = GroupCommitConfig {
             max_batch: config.max_batch,
             recheck_interval: config.recheck_interval,
             idle_ttl: config.lane_idle_ttl,
             ..GroupCommitConfig::default()
         };
-        Executor {
+        Lanes {
             lanes: GroupCommit::new(SeckillBatches { pool, state }, lanes),
             batching: config.batching,
             direct_calls: Default::default(),
@@ -218,11 +218,11 @@ impl Executor {
         self.state().map(|state| state.state_key(seckill_id))
     }
 
-    pub(crate) fn stats(&self) -> ExecutorStats {
+    pub(crate) fn stats(&self) -> LaneStats {
         let lanes = self.lanes.stats();
         let direct = self.direct_calls.load(Ordering::Relaxed);
         let closed_answers = self.closed_answers.load(Ordering::Relaxed);
-        ExecutorStats {
+        LaneStats {
             requests: lanes.requests + direct + closed_answers,
             database_calls: lanes.batches + direct,
             short_circuited: lanes.short_circuited,

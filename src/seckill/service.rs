@@ -15,13 +15,13 @@ use super::closed::{self, ItemState};
 use super::error::SeckillError;
 use super::exposure::Exposure;
 use super::item::{self, Item, NewItem, Window};
-use super::lanes::{Executor, ExecutorConfig, ExecutorStats};
+use super::lanes::{LaneConfig, LaneStats, Lanes};
 use super::outcome::{Outcome, SuccessKilled};
 use super::phone::Phone;
+use super::signing::Signer;
 use crate::database::{Consistency, GtidPosition, ReadWriteSplit, WithGtid};
 use crate::shared_state::bounded_redis::BoundedRedis;
 use crate::shared_state::closed::{ClosedState, Reopening};
-use crate::signing::Signer;
 
 /// Runs flash sales: cheap to clone, share one per application.
 #[derive(Clone, Debug)]
@@ -33,45 +33,45 @@ pub struct Seckill {
 struct Inner {
     database: ReadWriteSplit,
     signer: Signer,
-    executor: Executor,
-    config: ExecutorConfig,
+    lanes: Lanes,
+    config: LaneConfig,
 }
 
 impl Seckill {
     /// A service over `database` signing with `signer`, batching concurrent seckills of one item (see
-    /// [`ExecutorConfig`]). `database` is a pool (the primary alone, see [`crate::database::ConnectOptions`]) or
+    /// [`LaneConfig`]). `database` is a pool (the primary alone, see [`crate::database::ConnectOptions`]) or
     /// a [`ReadWriteSplit`] with replicas ([`crate::database::ConnectOptions::build_split`]).
     pub fn new(database: impl Into<ReadWriteSplit>, signer: Signer) -> Self {
-        Self::with_executor(database, signer, ExecutorConfig::default())
+        Self::with_config(database, signer, LaneConfig::default())
     }
 
-    /// A service with its own executor settings, e.g. `batching: false` for one procedure call per seckill.
-    pub fn with_executor(database: impl Into<ReadWriteSplit>, signer: Signer, config: ExecutorConfig) -> Self {
+    /// A service with its own lane settings, e.g. `batching: false` for one procedure call per seckill.
+    pub fn with_config(database: impl Into<ReadWriteSplit>, signer: Signer, config: LaneConfig) -> Self {
         let database = database.into();
-        let executor = Executor::new(database.primary().clone(), config, None);
-        Seckill { inner: Arc::new(Inner { database, signer, executor, config }) }
+        let lanes = Lanes::new(database.primary().clone(), config, None);
+        Seckill { inner: Arc::new(Inner { database, signer, lanes, config }) }
     }
 
     /// The same service sharing items' closed state (sold out, ended) through `redis`, under keys
     /// `{prefix}{seckill_id}:state` (prefix `seckill:item:` by default, see [`super::closed`]): what one
     /// instance's batch learns, every instance answers without its database. Redis failing never fails a
-    /// seckill: it is skipped and the database answers. The executor starts afresh (its lanes are per service).
+    /// seckill: it is skipped and the database answers. The lanes start afresh (they are per service).
     pub fn with_redis(self, redis: BoundedRedis, prefix: Option<&str>) -> Self {
         let prefix = prefix.unwrap_or(closed::DEFAULT_KEY_PREFIX);
         let state = ClosedState::<ItemState>::new(Some(redis), prefix, Reopening::ByGeneration, closed::USER);
         let (database, signer, config) = (self.inner.database.clone(), self.inner.signer.clone(), self.inner.config);
-        let executor = Executor::new(database.primary().clone(), config, Some(state));
-        Seckill { inner: Arc::new(Inner { database, signer, executor, config }) }
+        let lanes = Lanes::new(database.primary().clone(), config, Some(state));
+        Seckill { inner: Arc::new(Inner { database, signer, lanes, config }) }
     }
 
     /// The Redis key of an item's shared closed state, when it is shared ([`Seckill::with_redis`]).
     pub fn state_key(&self, seckill_id: i64) -> Option<String> {
-        self.inner.executor.state_key(seckill_id)
+        self.inner.lanes.state_key(seckill_id)
     }
 
-    /// What the executor has done so far.
-    pub fn executor_stats(&self) -> ExecutorStats {
-        self.inner.executor.stats()
+    /// What the lanes have done so far.
+    pub fn lane_stats(&self) -> LaneStats {
+        self.inner.lanes.stats()
     }
 
     /// The primary's pool: every write and decision goes there.
@@ -125,7 +125,7 @@ impl Seckill {
     /// [`SeckillError::NotFound`], [`SeckillError::InvalidItem`] for a non-positive amount.
     pub async fn add_stock(&self, seckill_id: i64, amount: i32) -> Result<i32, SeckillError> {
         let stock = item::add_stock(self.pool(), seckill_id, amount).await?;
-        self.inner.executor.reopen(seckill_id).await;
+        self.inner.lanes.reopen(seckill_id).await;
         Ok(stock)
     }
 
@@ -204,28 +204,28 @@ impl Seckill {
         self.execute_verified_with_gtid(seckill_id, phone).await
     }
 
-    /// Runs the seckill through the executor without a signature check (the caller vouches for the user).
+    /// Runs the seckill through the lanes without a signature check (the caller vouches for the user).
     /// Concurrent requests for one item share one transaction; the result is the same as if they had run one
     /// by one in the order of the calls. A request that finds the item known sold out or ended (in memory, or
     /// in the shared state in Redis) is answered without the database.
     pub async fn execute_verified(&self, seckill_id: i64, phone: Phone) -> Outcome {
-        self.inner.executor.execute(seckill_id, phone).await.outcome
+        self.inner.lanes.execute(seckill_id, phone).await.outcome
     }
 
     /// As [`Seckill::execute_verified`], with the GTID of the commit that decided it.
     pub async fn execute_verified_with_gtid(&self, seckill_id: i64, phone: Phone) -> WithGtid<Outcome> {
-        self.inner.executor.execute(seckill_id, phone).await
+        self.inner.lanes.execute(seckill_id, phone).await
     }
 
     /// Queues the request at once and returns the future of its outcome: the order of `submit` calls is the
     /// arrival order batches honour. Consults only this instance's memory of the shared state (no Redis
     /// lookup). Needs a tokio runtime.
     pub fn submit_verified(&self, seckill_id: i64, phone: Phone) -> impl Future<Output = Outcome> + Send + 'static {
-        let decided = self.inner.executor.submit(seckill_id, phone);
+        let decided = self.inner.lanes.submit(seckill_id, phone);
         async move { decided.await.outcome }
     }
 
-    /// Runs one seckill with its own procedure call, bypassing the executor and the sold-out memory: exactly
+    /// Runs one seckill with its own procedure call, bypassing the lanes and the sold-out memory: exactly
     /// one round trip to the database.
     pub async fn execute_one(&self, seckill_id: i64, phone: Phone) -> Outcome {
         let decided = super::execute_seckill::execute_seckill(self.pool(), seckill_id, phone).await;

@@ -2,7 +2,7 @@
 //!
 //! The server is the one `DATABASE_URL` points at when it is set (the user needs `CREATE` and `DROP` on
 //! databases); otherwise a private MariaDB that this process starts from the binaries on PATH, shared by every
-//! test of the run and removed when the run ends (see [`crate::local_server`]). Each test gets its own
+//! test of the run and removed when the run ends (see [`crate::local::mariadb`]). Each test gets its own
 //! database, named after the test, so tests run in parallel without seeing each other. When the test passes
 //! the database is dropped; when it fails (panics) it is kept and its name printed, so you can look inside.
 //!
@@ -42,7 +42,7 @@ use thiserror::Error;
 
 use crate::database::error::DatabaseError;
 use crate::database::{ConnectOptions, acquire, url_with_database};
-use crate::local_server::LocalServer;
+use crate::local::LocalMariaDb;
 use crate::migrate::{MigrateError, Migrator, sql_script::md5_hex};
 
 /// Why a test database could not be made.
@@ -70,7 +70,7 @@ pub enum TestingError {
 pub fn server_url() -> Result<String, TestingError> {
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => Ok(url_with_database(&url, "")),
-        _ => LocalServer::shared().map(LocalServer::root_url).map_err(TestingError::NoServer),
+        _ => LocalMariaDb::shared().map(LocalMariaDb::root_url).map_err(TestingError::NoServer),
     }
 }
 
@@ -113,7 +113,7 @@ impl TestDatabase {
 
     /// A database named after the running test on the server at `server_url` (no database selected), with
     /// seckill's migrations and procedures applied: for a test that needs a server configured its own way, such
-    /// as a private one started with other options ([`crate::local_server::LocalServer::start_with_options`]).
+    /// as a private one started with other options ([`crate::local::LocalMariaDb::start_with_options`]).
     ///
     /// # Errors
     /// As [`TestDatabase::migrated`].

@@ -15,7 +15,7 @@
 //! ```no_run
 //! use seckill::database::ReplicaConfig;
 //! use seckill::seckill::Seckill;
-//! use seckill::signing::Signer;
+//! use seckill::seckill::signing::Signer;
 //! use seckill::testing::ReplicatedTestDatabase;
 //!
 //! #[tokio::test]
@@ -37,7 +37,7 @@ use crate::database::gtid::{binlog_position, wait_for_position};
 use crate::database::{
     ConnectOptions, ReadWriteSplit, ReplicaConfig, ReplicaPool, acquire, server_name, url_with_database,
 };
-use crate::local_replication::LocalReplicaPair;
+use crate::local::replication::LocalReplicaPair;
 use crate::migrate::Migrator;
 
 /// The environment variable naming the primary of a pair of your own for tests (both variables or neither).

@@ -7,7 +7,7 @@ use hyper::Request;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use seckill::seckill::Phone;
-use seckill::signing::Signer;
+use seckill::seckill::signing::Signer;
 use tower::ServiceExt;
 
 use crate::common::{migrated_db, open_item, phone, service, signer, success_rows};
@@ -78,7 +78,7 @@ fn garbage_requests_get_a_4xx_and_write_nothing() {
         let service = service(&db);
         let item = open_item(&service, 10).await;
         let token = service.signer().sign(item.seckill_id, phone(1), Utc::now());
-        (db, seckill::http::router(service), item.seckill_id, token)
+        (db, seckill::seckill::http::router(service), item.seckill_id, token)
     });
     let ids = prop_oneof![
         Just(id.to_string()),

@@ -1,7 +1,7 @@
 //! `seckill bench` end to end: every strategy runs, and the books check passes on real runs.
 
 use mysql_async::prelude::Queryable;
-use seckill::local_rabbitmq::rabbitmq_url;
+use seckill::local::rabbitmq::rabbitmq_url;
 
 use crate::common::{migrated_db, seckill_command};
 

@@ -22,7 +22,7 @@ async fn a_buyer_counts_down_buys_and_a_second_click_after_reload_is_a_repeat() 
     let db = migrated_db().await;
     let service = service(&db);
     let item = item_with_window(&service, 3, chrono::Duration::seconds(5), chrono::Duration::hours(1)).await;
-    let served = serve(seckill::http::router(service)).await;
+    let served = serve(seckill::seckill::http::router(service)).await;
     let driver = ChromeDriver::start();
     let profile = profile_dir("sale-page");
     let client = browser(&driver, &profile).await;

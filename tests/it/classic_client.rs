@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDateTime, Utc};
 use hyper::StatusCode;
 use mysql_async::prelude::Queryable;
 use seckill::seckill::Seckill;
-use seckill::signing::{Signer, classic_md5};
+use seckill::seckill::signing::{Signer, classic_md5};
 
 use crate::common::http::serve;
 use crate::common::{item_with_window, migrated_db, open_item, phone, service, success_rows};
@@ -88,7 +88,7 @@ async fn the_course_page_gets_every_state_code_as_a_successful_request() {
     let ended = item_with_window(&service, 5, Duration::hours(-2), Duration::hours(-1)).await.seckill_id;
     let sign = |item: i64, n: i64| service.signer().sign(item, phone(n), Utc::now());
     let expired = service.signer().sign(id, phone(4), Utc::now() - Duration::hours(1));
-    let served = serve(seckill::http::router(service.clone())).await;
+    let served = serve(seckill::seckill::http::router(service.clone())).await;
     let cases = [
         (format!("/seckill/{id}/{}/execution", sign(id, 1)), 1, 1, "秒杀成功"),
         (format!("/seckill/{id}/{}/execution", sign(id, 1)), 1, -1, "重复秒杀"),
@@ -118,7 +118,7 @@ async fn any_eleven_digit_phone_the_course_page_accepts_can_buy() {
     let db = migrated_db().await;
     let service = service(&db);
     let id = open_item(&service, 5).await.seckill_id;
-    let served = serve(seckill::http::router(service)).await;
+    let served = serve(seckill::seckill::http::router(service)).await;
     for buyer in ["23800138000", "01234567890", "99999999999"] {
         let exposer = served.post(&format!("/seckill/{id}/exposer"), Some(buyer)).await;
         assert_eq!(exposer.status, StatusCode::OK, "{buyer}: {}", exposer.text);
@@ -143,12 +143,12 @@ async fn the_classic_exposer_needs_no_cookie_in_classic_signing_mode() {
     let salt = "classic-salt";
     let classic = Seckill::new(db.pool().clone(), Signer::classic(salt).unwrap());
     let id = open_item(&classic, 5).await.seckill_id;
-    let served = serve(seckill::http::router(classic)).await;
+    let served = serve(seckill::seckill::http::router(classic)).await;
     let exposer = served.post(&format!("/seckill/{id}/exposer"), None).await;
     assert_eq!(exposer.status, StatusCode::OK, "{}", exposer.text);
     assert_eq!(exposer.json["data"]["md5"].as_str(), Some(classic_md5(id, salt).as_str()));
 
-    let hmac = serve(seckill::http::router(service(&db))).await;
+    let hmac = serve(seckill::seckill::http::router(service(&db))).await;
     let refused = hmac.post(&format!("/seckill/{id}/exposer"), None).await;
     assert_eq!((refused.status, refused.json["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("未注册")));
 }

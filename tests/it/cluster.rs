@@ -1,4 +1,4 @@
-//! Several `seckill serve` instances behind the real nginx balancer (`seckill::cluster`), all real processes:
+//! Several `seckill serve` instances behind the real nginx balancer (`seckill::local::cluster`), all real processes:
 //! the balancer's answers for closed states are the app's bytes; once an item is sold out, a burst for it
 //! reaches no instance and Redis sees a handful of lookups; with Redis killed or hung it passes everything
 //! through and the app answers right; and an instance killed by its pid mid-sale is routed around with the books
@@ -23,9 +23,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
-use seckill::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis};
-use seckill::local_balancer::{ClosedAnswers, ClosedStateConfig};
+use seckill::local::balancer::ClosedStateConfig;
+use seckill::local::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis};
 use seckill::lottery::{Lottery, NewCampaign, NewTier};
+use seckill::seckill::closed::KEY_KIND;
+use seckill::seckill::http::balancer_interception;
 use seckill::seckill::{Phone, Seckill};
 use seckill::testing::TestDatabase;
 
@@ -39,7 +41,7 @@ const DETAIL_ROUTE: &str = "/seckill/{id}/detail.json";
 
 /// A cluster of `instances` over the test's database, with a private Redis of its own.
 async fn start_cluster(db: &TestDatabase, instances: usize) -> Cluster {
-    let options = ClusterOptions::new(env!("CARGO_BIN_EXE_seckill"))
+    let options = ClusterOptions::new(seckill::app::served(env!("CARGO_BIN_EXE_seckill")))
         .instances(instances)
         .database(ClusterDatabase::given(db.url()))
         .redis(ClusterRedis::Private)
@@ -55,7 +57,7 @@ async fn app_requests(cluster: &Cluster, route: &str) -> usize {
 
 /// Long enough for any answer the balancer cached before a key changed to have expired.
 fn cache_expiry() -> Duration {
-    ClosedStateConfig::new("").cache_for * 3
+    ClosedStateConfig::new("", Vec::new()).cache_for * 3
 }
 
 /// An HTTP answer as the client got it.
@@ -140,13 +142,13 @@ async fn redis_connection(cluster: &Cluster) -> redis::aio::MultiplexedConnectio
 
 /// Writes an item's shared state, as the test's own doing.
 async fn set_item_state(cluster: &Cluster, seckill_id: i64, state: &str) {
-    let () = redis_connection(cluster).await.set(cluster.item_state_key(seckill_id), state).await.unwrap();
+    let () = redis_connection(cluster).await.set(cluster.state_key(KEY_KIND, seckill_id), state).await.unwrap();
 }
 
 /// Returns once the item's shared state is published, after an instance's batch learnt it
-/// (`Cluster::item_state_published`, which waits for it): every caller proves that the instances publish it.
+/// (`Cluster::state_published`, which waits for it): every caller proves that the instances publish it.
 async fn item_state_published(cluster: &Cluster, seckill_id: i64, state: &str) {
-    cluster.item_state_published(seckill_id, state).await.unwrap();
+    cluster.state_published(&cluster.state_key(KEY_KIND, seckill_id), state).await.unwrap();
 }
 
 /// Waits (up to 10 s) until `key` holds `value` in the cluster's Redis.
@@ -322,14 +324,14 @@ async fn once_an_item_is_sold_out_a_burst_for_it_reaches_no_app_instance() {
         executions,
         "no request of the burst reached an app instance"
     );
-    let expected = ClosedAnswers::from_app();
+    let expected = balancer_interception().answer;
     for (buyer, reply) in &burst {
         let reply = reply.as_ref().unwrap_or_else(|e| panic!("buyer {buyer}: {e}"));
         assert_eq!((reply.status, reply.content_type.as_str()), (StatusCode::OK, JSON_UTF8), "buyer {buyer}");
-        assert_eq!(reply.text(), expected.execution(seckill_id), "buyer {buyer}");
+        assert_eq!(reply.text(), expected.for_id(seckill_id), "buyer {buyer}");
     }
     // One lookup per cache period at most, plus the INFO calls' own neighbourhood: never one per request.
-    let periods = (took.as_secs_f64() / ClosedStateConfig::new("").cache_for.as_secs_f64()).ceil() as u64;
+    let periods = (took.as_secs_f64() / ClosedStateConfig::new("", Vec::new()).cache_for.as_secs_f64()).ceil() as u64;
     eprintln!("{BURST} requests over {took:?}: {lookups} Redis lookups");
     assert!(lookups <= periods + 1, "{lookups} Redis lookups for {BURST} requests over {took:?}");
     assert!(lookups < BURST as u64 / 4, "{lookups} Redis lookups for {BURST} requests");
@@ -392,7 +394,7 @@ async fn with_redis_killed_or_hung_the_balancer_passes_requests_through_and_the_
 }
 
 /// Resumes a paused Redis when dropped, passing or failing, so that its clean-up is not held up.
-struct Resume<'a>(&'a seckill::local_redis::LocalRedis);
+struct Resume<'a>(&'a seckill::local::redis::LocalRedis);
 
 impl Drop for Resume<'_> {
     fn drop(&mut self) {
@@ -401,7 +403,7 @@ impl Drop for Resume<'_> {
 }
 
 fn cluster_backoff() -> Duration {
-    ClosedStateConfig::new("").redis_backoff
+    ClosedStateConfig::new("", Vec::new()).redis_backoff
 }
 
 /// With Redis unusable: `requests` executions of the closed item all reach the app and are answered state 0,
@@ -680,7 +682,7 @@ fn seckill_cluster_refuses_bad_options_in_one_line() {
 /// the replica.
 #[tokio::test]
 async fn a_cluster_on_a_primary_and_replica_reads_its_writes_and_outlives_the_replica() {
-    let options = ClusterOptions::new(env!("CARGO_BIN_EXE_seckill"))
+    let options = ClusterOptions::new(seckill::app::served(env!("CARGO_BIN_EXE_seckill")))
         .instances(2)
         .database(ClusterDatabase::PrivatePair)
         .redis(ClusterRedis::Private)

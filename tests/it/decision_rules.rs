@@ -202,7 +202,7 @@ async fn a_zero_date_row_wedges_nothing() {
     let record = service.kill_record(id, phone(1)).await.unwrap().expect("the hand-written row");
     assert_eq!(record.create_time, None);
 
-    let served = serve(seckill::http::router(service)).await;
+    let served = serve(seckill::seckill::http::router(service)).await;
     let result = served.get_as(&format!("/seckill/{id}/result"), &phone(1).to_string()).await;
     assert_eq!(result.status, StatusCode::OK, "{}", result.text);
     assert_eq!(result.json["data"]["userPhone"], phone(1).get());

@@ -5,7 +5,7 @@
 use std::process::Output;
 
 use mysql_async::prelude::Queryable;
-use seckill::local_redis::redis_url;
+use seckill::local::redis::redis_url;
 
 use crate::common::messaging::{broker, sides};
 use crate::common::{migrated_db, seckill_command};

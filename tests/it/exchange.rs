@@ -11,7 +11,7 @@ use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use seckill::database::{ConnectOptions, url_with_database};
 use seckill::exchange::{Books, Exchange, ExchangeError, ExchangeOutcome, Gift, NewGift, RequestId};
-use seckill::local_server::LocalServer;
+use seckill::local::LocalMariaDb;
 use seckill::migrate::Migrator;
 use serde_json::json;
 
@@ -427,7 +427,7 @@ struct Told {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_database_killed_mid_exchange_tells_no_one_success_without_its_rows() {
     // A server of its own: this test kills it.
-    let server = LocalServer::start().unwrap();
+    let server = LocalMariaDb::start().unwrap();
     let admin = Pool::new(server.root_url().as_str());
     admin.get_conn().await.unwrap().query_drop("CREATE DATABASE exchange_crash").await.unwrap();
     admin.disconnect().await.unwrap();

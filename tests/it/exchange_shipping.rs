@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
+use seckill::exchange::warehouse::ShipmentHandler;
 use seckill::exchange::{Books, Exchange, ExchangeOutcome, NewGift};
-use seckill::warehouse::ShipmentHandler;
 
 use crate::common::messaging::{broker, sides, start_consumer, start_relay, wait_for};
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use seckill::seckill::{ExecutorConfig, Outcome, Seckill};
+use seckill::seckill::{LaneConfig, Outcome, Seckill};
 
 use crate::common::{RowLock, item_with_window, migrated_db, open_item, phone, service, signer, stock, success_rows};
 
@@ -34,7 +34,7 @@ async fn a_batch_answers_each_caller_as_if_run_one_by_one_in_arrival_order() {
     }
     // Stock 4: phone 1 took one, phone 9 one, then 2 and 3; phone 4 finds it gone and so does its retry.
     assert_eq!(reasons(&outcomes), ["success", "repeat", "success", "repeat", "sold_out", "sold_out", "sold_out"]);
-    assert_eq!(service.executor_stats().largest_batch, 7);
+    assert_eq!(service.lane_stats().largest_batch, 7);
     assert_eq!(success_rows(db.pool(), id).await, 4);
     assert_eq!(stock(db.pool(), id).await, 0);
 }
@@ -127,7 +127,7 @@ async fn batches_and_classic_calls_on_one_item_keep_the_books() {
     assert_eq!(successes, 300);
     assert_eq!(success_rows(db.pool(), id).await, 300);
     assert_eq!(stock(db.pool(), id).await, 0);
-    assert!(service.executor_stats().largest_batch > 1, "requests were merged");
+    assert!(service.lane_stats().largest_batch > 1, "requests were merged");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,12 +138,12 @@ async fn after_sell_out_requests_are_answered_without_the_database() {
     let id = item.seckill_id;
     assert!(service.execute_verified(id, phone(1)).await.is_success());
     assert_eq!(service.execute_verified(id, phone(2)).await, Outcome::SoldOut);
-    let before = service.executor_stats();
+    let before = service.lane_stats();
     for n in 3..103 {
         assert_eq!(service.execute_verified(id, phone(n)).await, Outcome::SoldOut);
     }
     assert_eq!(service.execute_verified(id, phone(1)).await, Outcome::RepeatKill, "the winner, from memory");
-    let after = service.executor_stats();
+    let after = service.lane_stats();
     assert_eq!(after.database_calls, before.database_calls);
     assert_eq!(after.short_circuited - before.short_circuited, 101);
 
@@ -156,8 +156,8 @@ async fn after_sell_out_requests_are_answered_without_the_database() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stock_added_behind_the_toolkits_back_is_noticed_within_the_recheck_interval() {
     let db = migrated_db().await;
-    let config = ExecutorConfig { recheck_interval: Duration::from_millis(300), ..ExecutorConfig::default() };
-    let service = Seckill::with_executor(db.pool().clone(), signer(), config);
+    let config = LaneConfig { recheck_interval: Duration::from_millis(300), ..LaneConfig::default() };
+    let service = Seckill::with_config(db.pool().clone(), signer(), config);
     let item = open_item(&service, 0).await;
     let id = item.seckill_id;
     assert_eq!(service.execute_verified(id, phone(1)).await, Outcome::SoldOut);

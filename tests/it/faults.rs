@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use seckill::database::{ConnectOptions, url_with_database};
-use seckill::local_server::LocalServer;
+use seckill::local::LocalMariaDb;
+use seckill::local::tcp_proxy::TcpProxy;
 use seckill::migrate::Migrator;
 use seckill::seckill::{Books, Outcome, Phone, Seckill};
-use seckill::tcp_proxy::TcpProxy;
 
 use crate::common::{migrated_db, open_item, phone, signer};
 
@@ -102,7 +102,7 @@ async fn assert_books(service: &Seckill, pool: &mysql_async::Pool, seckill_id: i
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_database_mid_sale_loses_no_sale_and_the_sale_resumes() {
     // A server of its own: this test kills it.
-    let server = LocalServer::start().unwrap();
+    let server = LocalMariaDb::start().unwrap();
     let admin = mysql_async::Pool::new(server.root_url().as_str());
     admin.get_conn().await.unwrap().query_drop("CREATE DATABASE crash_test").await.unwrap();
     admin.disconnect().await.unwrap();

@@ -6,8 +6,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use seckill::gift_delivery::{CallOutcome, GiftServiceStub, GiftWorker, GiftWorkerConfig, PRIZE_TOPIC, StubConfig};
-use seckill::local_rabbitmq::LocalRabbitMq;
+use seckill::local::gift_service::{CallOutcome, GiftServiceStub, StubConfig};
+use seckill::lottery::read_gift_call;
+
+use seckill::lottery::PRIZE_TOPIC;
+
+use seckill::local::rabbitmq::LocalRabbitMq;
+use seckill::lottery::delivery::{GiftWorker, GiftWorkerConfig};
 use seckill::messaging::{MessageState, OutboxStatus, RelayConfig, Running, Schedule, Topology, outbox};
 
 use crate::common::messaging::{
@@ -63,7 +68,7 @@ async fn reconcile(
         (delivered as u64, refused.len() as u64, 0),
         "{status:?}"
     );
-    let effects = stub.effects_per_draw();
+    let effects = stub.effects_per_id();
     let expected: HashMap<i64, u64> = draws.filter(|draw| !refused.contains(draw)).map(|draw| (draw, 1)).collect();
     assert_eq!(effects.len(), expected.len(), "one effect per won draw, none missing, none extra");
     assert_eq!(effects, expected, "every win delivered exactly once in effect");
@@ -84,7 +89,7 @@ async fn a_gift_service_failing_30_percent_of_calls_gets_every_win_delivered_onc
         lost_answer_share: 0.1,
         seed: 11,
         latency: Duration::from_millis(3),
-        ..StubConfig::default()
+        ..StubConfig::new(read_gift_call)
     })
     .await
     .unwrap();
@@ -126,9 +131,10 @@ async fn a_gift_service_failing_30_percent_of_calls_gets_every_win_delivered_onc
 async fn the_gift_service_never_sees_more_calls_than_the_rate_and_concurrency_allow() {
     let sides = sides().await;
     let url = broker();
-    let stub = GiftServiceStub::start(StubConfig { latency: Duration::from_millis(25), ..StubConfig::default() })
-        .await
-        .unwrap();
+    let stub =
+        GiftServiceStub::start(StubConfig { latency: Duration::from_millis(25), ..StubConfig::new(read_gift_call) })
+            .await
+            .unwrap();
     let (rate, burst, concurrency) = (80.0, 4, 3);
     let worker = worker(&stub, GiftWorkerConfig { rate, burst, concurrency, ..GiftWorkerConfig::default() });
     // The relay waits long enough for the backlog to drain at the rate before it sends anything again.
@@ -160,9 +166,10 @@ async fn a_refused_win_ends_dead_visible_and_retriable_and_the_rest_flow() {
     let sides = sides().await;
     let url = broker();
     let refused = 25;
-    let stub = GiftServiceStub::start(StubConfig { refused_draws: HashSet::from([refused]), ..StubConfig::default() })
-        .await
-        .unwrap();
+    let stub =
+        GiftServiceStub::start(StubConfig { refused_ids: HashSet::from([refused]), ..StubConfig::new(read_gift_call) })
+            .await
+            .unwrap();
     let worker = worker(&stub, GiftWorkerConfig::default());
     let schedule = Schedule {
         consume_timeout: Duration::from_millis(300),
@@ -180,14 +187,14 @@ async fn a_refused_win_ends_dead_visible_and_retriable_and_the_rest_flow() {
     assert_eq!(dead[0].attempts, schedule.max_attempts);
     let stats = worker.stats();
     assert!(stats.poison >= 1 && stats.retries == 0, "refused, never retried by the worker: {stats:?}");
-    let refused_calls = stub.call_log().calls.iter().filter(|call| call.draw_id == Some(refused)).count();
+    let refused_calls = stub.call_log().calls.iter().filter(|call| call.id == Some(refused)).count();
     assert!(
         (1..=schedule.max_attempts as usize).contains(&refused_calls),
         "{refused_calls} calls for the refused draw"
     );
 
     // The operator has the service accept it, and retries it.
-    stub.refuse_draws(HashSet::new());
+    stub.refuse_ids(HashSet::new());
     assert_eq!(outbox::retry_dead(sides.shop.pool(), Some(dead[0].message_id)).await.unwrap(), 1);
     reconcile(&sides, &stub, 1..51, &[], Duration::from_secs(30)).await;
     relay.stop().await;
@@ -205,7 +212,7 @@ async fn gift_worker_processes_killed_mid_delivery_deliver_every_win_once_in_eff
         fail_share: 0.1,
         seed: 5,
         latency: Duration::from_millis(10),
-        ..StubConfig::default()
+        ..StubConfig::new(read_gift_call)
     })
     .await
     .unwrap();

@@ -6,9 +6,9 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use mysql_async::prelude::Queryable;
 use seckill::database::ConnectOptions;
-use seckill::http::{AdmissionConfig, DetailCache, Rate, SeckillHttp, router};
-use seckill::local_redis::redis_url;
+use seckill::local::redis::redis_url;
 use seckill::seckill::Seckill;
+use seckill::seckill::http::{AdmissionConfig, DetailCache, Rate, SeckillHttp, router};
 
 use crate::common::http::serve;
 use crate::common::{item_with_window, migrated_db, open_item, phone, service, signer, stock, success_rows};

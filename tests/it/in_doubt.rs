@@ -95,7 +95,7 @@ async fn a_connection_lost_mid_call_is_a_503_in_doubt_naming_the_result_endpoint
     let id = open_item(&service, 5).await.seckill_id;
     let me = phone(1);
     let token = service.signer().sign(id, me, chrono::Utc::now());
-    let served = std::sync::Arc::new(serve(seckill::http::router(service)).await);
+    let served = std::sync::Arc::new(serve(seckill::seckill::http::router(service)).await);
 
     let lock = RowLock::take(db.pool(), id).await;
     let execution = tokio::spawn({
@@ -156,7 +156,7 @@ async fn a_proven_rollback_is_the_classic_minus_two() {
     let id = open_item(&service, 5).await.seckill_id;
     let me = phone(3);
     let token = service.signer().sign(id, me, chrono::Utc::now());
-    let served = serve(seckill::http::router(service)).await;
+    let served = serve(seckill::seckill::http::router(service)).await;
 
     let lock = RowLock::take(db.pool(), id).await;
     let answer = served.post(&format!("/seckill/{id}/{token}/execution"), Some(&me.to_string())).await;

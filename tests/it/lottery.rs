@@ -13,14 +13,14 @@ use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use seckill::database::{ConnectOptions, url_with_database};
 use seckill::group_commit::GroupCommitConfig;
-use seckill::local_redis::LocalRedis;
-use seckill::local_server::LocalServer;
+use seckill::local::LocalMariaDb;
+use seckill::local::redis::LocalRedis;
+use seckill::local::tcp_proxy::TcpProxy;
 use seckill::lottery::{
     Campaign, DrawOutcome, Lottery, LotteryBooks, NewCampaign, NewTier, PRIZE_TOPIC, Randomness, Seed,
 };
 use seckill::migrate::Migrator;
 use seckill::shared_state::bounded_redis::BoundedRedis;
-use seckill::tcp_proxy::TcpProxy;
 use seckill::testing::TestDatabase;
 
 use crate::common::{migrated_db, seckill_command};
@@ -458,7 +458,7 @@ async fn redis_killed_mid_campaign_never_stops_draws_or_changes_an_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_database_killed_mid_campaign_tells_no_one_a_result_it_does_not_hold() {
     // A server of its own: this test kills it.
-    let server = LocalServer::start().unwrap();
+    let server = LocalMariaDb::start().unwrap();
     let admin = Pool::new(server.root_url().as_str());
     admin.get_conn().await.unwrap().query_drop("CREATE DATABASE lottery_crash").await.unwrap();
     admin.disconnect().await.unwrap();

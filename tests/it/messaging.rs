@@ -9,10 +9,11 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use seckill::local_rabbitmq::LocalRabbitMq;
+use seckill::exchange::SHIPMENT_TOPIC;
+use seckill::exchange::warehouse::ShipmentHandler;
+use seckill::local::rabbitmq::LocalRabbitMq;
+use seckill::local::tcp_proxy::TcpProxy;
 use seckill::messaging::{self, Handler, MessageState, RelayConfig, Topology, outbox};
-use seckill::tcp_proxy::TcpProxy;
-use seckill::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
 
 use crate::common::messaging::{
     Sides, broker, relay_config, schedule, sides, start_consumer, start_relay, start_relay_with, wait_for,

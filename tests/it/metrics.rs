@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use seckill::database::ConnectOptions;
-use seckill::local_redis::LocalRedis;
+use seckill::local::redis::LocalRedis;
 use seckill::messaging::{Relay, RelayConfig, outbox};
 use seckill::prometheus::{self, EXPOSITION_CONTENT_TYPE};
 use seckill::seckill::Phone;
@@ -151,7 +151,7 @@ async fn the_recorder_installs_once_and_a_merged_router_serves_it_with_the_relay
     let db = migrated_db().await;
     let first = prometheus::install().unwrap();
     let again = prometheus::install().unwrap();
-    let router = seckill::http::router(service(&db)).merge(prometheus::router(again));
+    let router = seckill::seckill::http::router(service(&db)).merge(prometheus::router(again));
     let served = serve(router).await;
     let path = "/seckill/list.json";
     let before = parse(&served.get("/metrics").await.text);

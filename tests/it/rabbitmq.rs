@@ -12,7 +12,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
-use seckill::local_rabbitmq::{LocalRabbitMq, rabbitmq_url};
+use seckill::local::rabbitmq::{LocalRabbitMq, rabbitmq_url};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use hyper::StatusCode;
 use redis::AsyncCommands;
 use seckill::database::ConnectOptions;
-use seckill::http::{DetailCache, SeckillHttp};
-use seckill::local_redis::{LocalRedis, redis_url};
+use seckill::local::redis::{LocalRedis, redis_url};
 use seckill::seckill::Seckill;
+use seckill::seckill::http::{DetailCache, SeckillHttp};
 
 use crate::common::Resume;
 use crate::common::http::serve;

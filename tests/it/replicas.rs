@@ -17,7 +17,7 @@ use seckill::database::{ConnectOptions, GtidPosition, ReadWriteSplit, ReplicaCon
 use seckill::exchange::http::IDEMPOTENCY_KEY;
 use seckill::exchange::{Exchange, ExchangeOutcome, NewGift};
 use seckill::http::GTID_COOKIE;
-use seckill::local_replication::LocalReplicaPair;
+use seckill::local::replication::LocalReplicaPair;
 use seckill::lottery::{DrawOutcome, Lottery, LotteryBooks, NewCampaign, NewTier};
 use seckill::migrate::Migrator;
 use seckill::seckill::{Books, Exposure, Item, Outcome, Seckill};
@@ -524,8 +524,10 @@ async fn a_win_through_one_instance_is_answered_by_another_on_a_lagging_replica_
     let (other, other_split) = instance(&db);
     let item = open_item(&seller, 3).await;
     let id = item.seckill_id;
-    let (first, second) =
-        (serve(seckill::http::router(seller.clone())).await, serve(seckill::http::router(other)).await);
+    let (first, second) = (
+        serve(seckill::seckill::http::router(seller.clone())).await,
+        serve(seckill::seckill::http::router(other)).await,
+    );
     assert!(db.wait_for_replica(Duration::from_secs(30)).await.unwrap());
 
     pair.stop_applying().await.unwrap();

@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::Utc;
 use mysql_async::prelude::Queryable;
 use seckill::database::ConnectOptions;
+use seckill::seckill::signing::Signer;
 use seckill::seckill::{Exposure, Outcome, Seckill};
-use seckill::signing::Signer;
 
 use crate::common::{item_with_window, migrated_db, open_item, phone, service, signer, stock, success_rows};
 

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 use seckill::database::ConnectOptions;
-use seckill::http::{AdmissionConfig, Rate, SeckillHttp};
-use seckill::local_redis::LocalRedis;
+use seckill::local::redis::LocalRedis;
+use seckill::seckill::http::{AdmissionConfig, Rate, SeckillHttp};
 use seckill::seckill::{Phone, Seckill};
 use seckill::shared_state::bounded_redis::BoundedRedis;
 

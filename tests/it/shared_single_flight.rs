@@ -9,9 +9,9 @@ use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 use seckill::database::ConnectOptions;
-use seckill::http::DetailCache;
-use seckill::local_redis::LocalRedis;
+use seckill::local::redis::LocalRedis;
 use seckill::seckill::Seckill;
+use seckill::seckill::http::DetailCache;
 
 use crate::common::{Resume, open_item, private_database, signer};
 

@@ -9,7 +9,7 @@ use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 use seckill::database::ConnectOptions;
-use seckill::local_redis::{LocalRedis, redis_url};
+use seckill::local::redis::{LocalRedis, redis_url};
 use seckill::seckill::{Books, ItemState, Outcome, Phone, Seckill};
 use seckill::shared_state::bounded_redis::BoundedRedis;
 use seckill::shared_state::closed::{ClosedState, Reopening};
@@ -116,7 +116,7 @@ async fn once_one_instance_learns_sold_out_the_other_answers_closed_without_its_
         // Past the 100 ms for which memory is trusted: looked up again, still closed.
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    let stats = b.executor_stats();
+    let stats = b.lane_stats();
     assert_eq!((stats.database_calls, stats.closed_answers), (0, 301), "{stats:?}");
     assert_eq!(procedure_calls(a.pool()).await, calls_before, "no CALL reached the server");
 
@@ -200,6 +200,6 @@ async fn redis_killed_mid_sale_never_changes_an_answer_and_the_facts_are_republi
     let fresh = instance(db.url(), &redis.url(), prefix).await;
     told.push((phone(449), fresh.execute_verified(id, phone(449)).await));
     told.extend(crowd(std::slice::from_ref(&fresh), id, 450..550).await);
-    assert_eq!(fresh.executor_stats().database_calls, 0, "{:?}", fresh.executor_stats());
+    assert_eq!(fresh.lane_stats().database_calls, 0, "{:?}", fresh.lane_stats());
     reconcile(db.pool(), id, 250, &told).await;
 }

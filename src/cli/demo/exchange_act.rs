@@ -15,11 +15,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mysql_async::Pool;
 use seckill::database::acquire;
 use seckill::database::rows::exec_first;
+use seckill::exchange::SHIPMENT_TOPIC;
 use seckill::exchange::http::{ExchangeHttp, SignedUserCookie, USER_COOKIE};
+use seckill::exchange::warehouse::ShipmentHandler;
 use seckill::exchange::{Exchange, Gift, NewGift};
 use seckill::messaging::{self, ConsumerConfig, Running};
 use seckill::migrate::Migrator;
-use seckill::warehouse::{SHIPMENT_TOPIC, ShipmentHandler};
 
 use super::super::http_client::ApiClient;
 use super::super::{DatabaseTarget, Failure};

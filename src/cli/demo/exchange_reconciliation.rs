@@ -10,8 +10,9 @@ use std::collections::{HashMap, HashSet};
 use mysql_async::Pool;
 use seckill::database::acquire;
 use seckill::database::rows::exec_all;
+use seckill::exchange::SHIPMENT_TOPIC;
+use seckill::exchange::warehouse::WarehouseStats;
 use seckill::exchange::{Books, Gift};
-use seckill::warehouse::{SHIPMENT_TOPIC, WarehouseStats};
 
 use super::super::Failure;
 use super::checks::Check;

@@ -18,9 +18,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mysql_async::Pool;
 use seckill::database::ConnectOptions;
-use seckill::gift_delivery::{GiftServiceStub, GiftWorker, GiftWorkerConfig, StubConfig};
 use seckill::group_commit::GroupCommitStats;
-use seckill::local_redis::redis_url;
+use seckill::local::gift_service::{GiftServiceStub, StubConfig};
+use seckill::local::redis::redis_url;
+use seckill::lottery::delivery::{GiftWorker, GiftWorkerConfig};
+use seckill::lottery::read_gift_call;
 use seckill::lottery::{Campaign, DrawOutcome, Lottery, NewCampaign, NewTier};
 use seckill::messaging::{self, Running};
 use seckill::migrate::Migrator;
@@ -113,7 +115,7 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
         lost_answer_share: LOST_ANSWER_SHARE,
         seed: u64::from(std::process::id()),
         latency: GIFT_LATENCY,
-        ..StubConfig::default()
+        ..StubConfig::new(read_gift_call)
     })
     .await?;
     let gift_config = GiftWorkerConfig {
@@ -181,7 +183,7 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
     let books = admin.books(campaign.campaign_id).await?;
     let drained = drain(&shop, &stub, campaign.campaign_id, books.wins).await?;
     let gifts = GiftSide {
-        effects: stub.effects_per_draw(),
+        effects: stub.effects_per_id(),
         calls: stub.call_log(),
         stats: worker.stats(),
         config: worker.config().clone(),

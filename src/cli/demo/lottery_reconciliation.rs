@@ -9,7 +9,9 @@ use std::time::Duration;
 use mysql_async::Pool;
 use seckill::database::acquire;
 use seckill::database::rows::exec_all;
-use seckill::gift_delivery::{CallLog, GiftStats, GiftWorkerConfig, PRIZE_TOPIC};
+use seckill::local::gift_service::CallLog;
+use seckill::lottery::PRIZE_TOPIC;
+use seckill::lottery::delivery::{GiftStats, GiftWorkerConfig};
 use seckill::lottery::{Campaign, DrawOutcome, LotteryBooks};
 
 use super::super::Failure;

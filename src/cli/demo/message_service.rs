@@ -10,10 +10,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mysql_async::Pool;
-use seckill::gift_delivery::PRIZE_TOPIC;
-use seckill::local_rabbitmq::rabbitmq_url;
+use seckill::exchange::SHIPMENT_TOPIC;
+use seckill::local::rabbitmq::rabbitmq_url;
+use seckill::lottery::PRIZE_TOPIC;
 use seckill::messaging::{MessageState, Relay, RelayConfig, Running, Topology};
-use seckill::warehouse::SHIPMENT_TOPIC;
 use tokio::task::JoinHandle;
 
 use super::super::Failure;

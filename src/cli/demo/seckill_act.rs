@@ -6,7 +6,7 @@
 //! crowd was told and checks it against the database.
 //!
 //! With `--cluster N` the crowd goes through the real topology instead of this process's server: the nginx
-//! balancer in front of N `seckill serve` instances of this binary ([`seckill::cluster::Cluster`], over the same
+//! balancer in front of N `seckill serve` instances of this binary ([`seckill::local::cluster::Cluster`], over the same
 //! database, with a private Redis and this run's HMAC key), printed as it runs, with how many executions each
 //! instance answered and how many the balancer answered itself once an instance published the sell-out;
 //! everything is stopped and removed once the crowd is done. The other acts are served by this process as ever.
@@ -19,11 +19,11 @@ use chrono::Utc;
 use clap::Args;
 use hyper::{Method, StatusCode};
 use indicatif::{ProgressBar, ProgressStyle};
-use seckill::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis, MAX_INSTANCES};
-use seckill::http::{AdmissionConfig, EXECUTION_ROUTE};
+use seckill::local::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis, MAX_INSTANCES};
 use seckill::migrate::Migrator;
+use seckill::seckill::http::{AdmissionConfig, EXECUTION_ROUTE};
+use seckill::seckill::signing::Signer;
 use seckill::seckill::{Books, NewItem, Seckill};
-use seckill::signing::Signer;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::super::Failure;
@@ -199,7 +199,7 @@ impl Front {
     ) -> Result<(Front, mysql_async::Pool), Failure> {
         let binary =
             std::env::current_exe().map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?;
-        let options = ClusterOptions::new(binary)
+        let options = ClusterOptions::new(seckill::app::served(binary))
             .instances(instances)
             .database(database)
             .redis(ClusterRedis::Private)
@@ -231,13 +231,14 @@ impl Front {
                     .map(|(answered, instance)| format!("instance {}: {answered}", instance.number()))
                     .collect();
                 let by_instances = by_instance.iter().sum::<usize>() as u64;
-                let state = cluster.item_state(seckill_id).await?;
+                let key = cluster.state_key(seckill::seckill::closed::KEY_KIND, seckill_id);
+                let state = cluster.shared_state(&key).await?;
                 println!(
                     "execution requests answered: {}; the balancer itself: {} (of the crowd's {executions}; {} = \
                      {})",
                     answered.join(", "),
                     executions.saturating_sub(by_instances),
-                    cluster.item_state_key(seckill_id),
+                    key,
                     state.as_deref().unwrap_or("none")
                 );
                 cluster.stop().await?;

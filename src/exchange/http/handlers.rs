@@ -15,7 +15,8 @@ use super::views::{BalanceView, ExchangeAnswer, GiftView, MineView};
 use crate::database::WithGtid;
 use crate::exchange::{ExchangeError, ExchangeOutcome};
 use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
-use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome, parse_positive_id};
+use crate::http::ids::parse_positive_id;
+use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome};
 
 /// What a client whose exchange is in doubt must do; the answer to that retry is the first outcome.
 pub(super) const RETRY_HINT: &str = "retry with the same Idempotency-Key: it answers the first outcome";

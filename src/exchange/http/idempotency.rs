@@ -8,9 +8,7 @@ use axum::http::HeaderMap;
 
 use crate::exchange::RequestId;
 use crate::http::ApiError;
-
-/// The header's name.
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+pub use crate::http::IDEMPOTENCY_KEY;
 
 /// The request id in the `Idempotency-Key` header.
 ///

@@ -1,5 +1,5 @@
 //! The points exchange's HTTP side: an axum [`Router`] with a JSON API and a page, for a host app to merge next
-//! to its own routes (and to [`crate::http::router`]'s).
+//! to its own routes (and to the other domains' routers, such as [`crate::seckill::http::router`]).
 //!
 //! | method | path | answer |
 //! |---|---|---|
@@ -73,7 +73,7 @@ pub use crate::http::{RequestUser, SignedUserCookie, USER_COOKIE};
 pub use views::{BalanceView, ExchangeAnswer, ExchangeView, GiftView, LedgerView, MineView};
 
 use super::Exchange;
-use crate::http::{DEFAULT_MAX_BODY, Identity, body_limit, charset, request_metrics};
+use crate::http::{CrossSite, Identity, with_common_layers};
 
 /// How many exchanges and ledger entries `mine.json` shows by default.
 pub const DEFAULT_SHOWN: u32 = 20;
@@ -138,17 +138,15 @@ impl ExchangeHttp {
 
     /// The router.
     pub fn router(self) -> Router {
-        Router::new()
+        let routes = Router::new()
             .route("/exchange", get(page::page))
             .route("/exchange/", get(page::page_in_folder))
             .route("/exchange/assets/{name}", get(page::asset))
             .route("/exchange/gifts.json", get(handlers::gifts))
             .route("/exchange/balance.json", get(handlers::balance))
             .route("/exchange/mine.json", get(handlers::mine))
-            .route("/exchange/gifts/{id}/exchange", post(handlers::exchange))
-            .layer(axum::middleware::from_fn_with_state(DEFAULT_MAX_BODY, body_limit::refuse_large_bodies))
-            .layer(axum::middleware::map_response(charset::utf8_json))
-            .layer(axum::middleware::from_fn(request_metrics::count_requests))
-            .with_state(self.state)
+            .route("/exchange/gifts/{id}/exchange", post(handlers::exchange));
+        // An exchange needs an Idempotency-Key, which a cross-site form cannot send.
+        with_common_layers(routes, CrossSite::Allowed).with_state(self.state)
     }
 }

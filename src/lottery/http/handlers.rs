@@ -12,7 +12,8 @@ use super::LotteryState;
 use super::views::{DrawAnswer, DrawView, MineView, StatusView};
 use crate::database::WithGtid;
 use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
-use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome, parse_positive_id};
+use crate::http::ids::parse_positive_id;
+use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome};
 use crate::lottery::{DrawOutcome, LotteryError};
 
 type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;

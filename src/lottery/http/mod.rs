@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+mod balancer;
 mod handlers;
 mod page;
 mod status_cache;
@@ -59,11 +60,12 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 
+pub use balancer::balancer_interception;
 pub use status_cache::DEFAULT_STATUS_MAX_AGE;
 pub use views::{DrawAnswer, DrawView, MineView, StatusView, TierView};
 
 use super::Lottery;
-use crate::http::{DEFAULT_MAX_BODY, Identity, RequestUser, body_limit, charset, cross_site, request_metrics};
+use crate::http::{CrossSite, Identity, RequestUser, with_common_layers};
 
 /// The router with default settings, the user from `user`.
 pub fn router(service: Lottery, user: impl RequestUser) -> Router {
@@ -117,17 +119,14 @@ impl LotteryHttp {
             user: self.user,
             statuses: Arc::new(status_cache::StatusCache::new(self.status_max_age)),
         };
-        Router::new()
+        let routes = Router::new()
             .route("/lottery/assets/{name}", get(page::asset))
             .route("/lottery/{campaign}", get(page::page))
             .route("/lottery/{campaign}/", get(page::page_in_folder))
             .route("/lottery/{campaign}/status.json", get(handlers::status))
             .route("/lottery/{campaign}/mine.json", get(handlers::mine))
-            .route("/lottery/{campaign}/draw", post(handlers::draw))
-            .layer(axum::middleware::from_fn(cross_site::refuse_cross_site_changes))
-            .layer(axum::middleware::from_fn_with_state(DEFAULT_MAX_BODY, body_limit::refuse_large_bodies))
-            .layer(axum::middleware::map_response(charset::utf8_json))
-            .layer(axum::middleware::from_fn(request_metrics::count_requests))
-            .with_state(state)
+            .route("/lottery/{campaign}/draw", post(handlers::draw));
+        // A draw takes no header a cross-site form could not send: the browser's label is what refuses those.
+        with_common_layers(routes, CrossSite::Refused).with_state(state)
     }
 }

@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use seckill::local_rabbitmq::rabbitmq_url;
+use seckill::exchange::SHIPMENT_TOPIC;
+use seckill::local::rabbitmq::rabbitmq_url;
 use seckill::messaging::{
     self, ConsumerConfig, Handler, OutboxStatus, Relay, RelayConfig, Running, Schedule, Topology, outbox,
 };
 use seckill::migrate::Migrator;
 use seckill::testing::TestDatabase;
-use seckill::warehouse::SHIPMENT_TOPIC;
 
 use super::migrated_db;
 

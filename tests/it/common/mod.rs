@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 use chrono::{Duration, Utc};
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
-use seckill::local_server::LocalServer;
+use seckill::local::LocalMariaDb;
+use seckill::seckill::signing::Signer;
 use seckill::seckill::{Item, NewItem, Phone, Seckill};
-use seckill::signing::Signer;
 use seckill::testing::TestDatabase;
 
 pub const SECRET: &str = "integration-test-secret-0123456789";
@@ -20,10 +20,10 @@ pub const SECRET: &str = "integration-test-secret-0123456789";
 /// A private server whose auto-increment lock mode is "interleaved" (2: MySQL 8's default, Galera's
 /// requirement), where one statement's ids need not be consecutive: the procedures' ways that assume they are
 /// must step aside there. Started once per test run, removed with it.
-pub fn interleaved_ids_server() -> &'static LocalServer {
-    static SERVER: OnceLock<LocalServer> = OnceLock::new();
+pub fn interleaved_ids_server() -> &'static LocalMariaDb {
+    static SERVER: OnceLock<LocalMariaDb> = OnceLock::new();
     SERVER.get_or_init(|| {
-        LocalServer::start_with_options(vec!["--innodb-autoinc-lock-mode=2".to_string()])
+        LocalMariaDb::start_with_options(vec!["--innodb-autoinc-lock-mode=2".to_string()])
             .expect("a private server with interleaved auto-increment ids")
     })
 }
@@ -193,7 +193,7 @@ pub async fn has_row(pool: &Pool, seckill_id: i64, phone: Phone) -> bool {
 }
 
 /// Continues a paused Redis when the test ends, passing or failing, so that its clean-up is not held up.
-pub struct Resume<'a>(pub &'a seckill::local_redis::LocalRedis);
+pub struct Resume<'a>(pub &'a seckill::local::redis::LocalRedis);
 
 impl Drop for Resume<'_> {
     fn drop(&mut self) {
@@ -203,11 +203,10 @@ impl Drop for Resume<'_> {
 
 /// A private server of the test's own (so that its server-wide counters count only the test's statements, or
 /// so that the test may kill it) with a migrated database `name`, and that database's URL.
-pub async fn private_database(name: &str) -> (seckill::local_server::LocalServer, String) {
-    let server =
-        tokio::task::spawn_blocking(|| seckill::local_server::LocalServer::start().expect("a private MariaDB"))
-            .await
-            .expect("the server starts");
+pub async fn private_database(name: &str) -> (seckill::local::LocalMariaDb, String) {
+    let server = tokio::task::spawn_blocking(|| seckill::local::LocalMariaDb::start().expect("a private MariaDB"))
+        .await
+        .expect("the server starts");
     let admin = Pool::new(server.root_url().as_str());
     admin.get_conn().await.expect("a connection").query_drop(format!("CREATE DATABASE {name}")).await.unwrap();
     admin.disconnect().await.expect("a clean disconnect");
@@ -219,10 +218,7 @@ pub async fn private_database(name: &str) -> (seckill::local_server::LocalServer
 }
 
 /// Kills a private server with SIGKILL, as a crash would, and keeps it down for `down` (off the async threads).
-pub async fn crash(
-    server: seckill::local_server::LocalServer,
-    down: std::time::Duration,
-) -> seckill::local_server::LocalServer {
+pub async fn crash(server: seckill::local::LocalMariaDb, down: std::time::Duration) -> seckill::local::LocalMariaDb {
     tokio::task::spawn_blocking(move || {
         server.kill().expect("the server is killed");
         std::thread::sleep(down);
@@ -233,7 +229,7 @@ pub async fn crash(
 }
 
 /// Starts a crashed private server again on its data (off the async threads).
-pub async fn restart(server: seckill::local_server::LocalServer) -> seckill::local_server::LocalServer {
+pub async fn restart(server: seckill::local::LocalMariaDb) -> seckill::local::LocalMariaDb {
     tokio::task::spawn_blocking(move || {
         server.restart().expect("the server restarts");
         server

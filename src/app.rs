@@ -1,0 +1,53 @@
+//! The whole app, as `seckill serve` runs it: the three domains side by side, and what a load balancer in front
+//! of its instances needs to know of it. The one module that knows every domain; the local servers
+//! ([`crate::local`]) are told about the app through here rather than knowing it themselves.
+
+use std::path::PathBuf;
+
+use crate::http::{Envelope, Interception};
+use crate::local::cluster::ServedApp;
+
+/// What a balancer in front of the app may answer itself: executions of closed items, draws in campaigns all
+/// drawn.
+pub fn balancer_interceptions() -> Vec<Interception> {
+    vec![crate::seckill::http::balancer_interception(), crate::lottery::http::balancer_interception()]
+}
+
+/// The app's error envelope for a request no instance answered (the balancer's 502 and 504): its outcome is
+/// unknown, and the seckill's is told at its result route.
+pub fn gateway_error() -> String {
+    let message = "no answer from the app: the outcome is unknown (a seckill's is at GET /seckill/{id}/result)";
+    // The envelope holds only strings, booleans and nulls: serializing it cannot fail.
+    serde_json::to_string(&Envelope::error(message)).unwrap_or_default()
+}
+
+/// The app served by `binary`'s `seckill serve`, as a cluster of its instances needs to know it.
+pub fn served(binary: impl Into<PathBuf>) -> ServedApp {
+    ServedApp {
+        binary: binary.into(),
+        // The database's clock: an answer proves the instance reaches its database too.
+        ready_path: "/seckill/time/now".into(),
+        front_page: "/seckill/list".into(),
+        interceptions: balancer_interceptions(),
+        gateway_error: gateway_error(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gateway_error_is_the_apps_error_envelope() {
+        let error: serde_json::Value = serde_json::from_str(&gateway_error()).unwrap();
+        assert_eq!((error["success"].as_bool(), error["data"].is_null()), (Some(false), true));
+        assert!(error["error"].as_str().unwrap().contains("/seckill/{id}/result"));
+    }
+
+    #[test]
+    fn every_interception_names_a_key_of_its_own() {
+        let interceptions = balancer_interceptions();
+        let keys: std::collections::HashSet<_> = interceptions.iter().map(|rule| rule.key.as_str()).collect();
+        assert_eq!(keys.len(), interceptions.len());
+    }
+}

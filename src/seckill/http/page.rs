@@ -1,0 +1,27 @@
+//! The sale page: static HTML, JavaScript and CSS embedded in the binary, served by the router (see
+//! [`crate::http`]'s page helper). What is in `src/seckill/http/page/` is what the browser gets.
+
+use axum::extract::Path;
+use axum::response::{Html, Response};
+
+use super::extract::parse_item_id;
+use crate::http::{ApiError, Page};
+
+static PAGE: Page =
+    Page::new(include_str!("page/page.html"), include_str!("page/app.js"), include_str!("page/style.css"));
+
+/// `GET /seckill/list`. Links are relative, so the page works wherever the host app nests the router.
+pub(super) async fn list_page() -> Html<String> {
+    PAGE.html("")
+}
+
+/// `GET /seckill/{id}/detail`
+pub(super) async fn detail_page(Path(id): Path<String>) -> Result<Html<String>, ApiError> {
+    parse_item_id(&id)?;
+    Ok(PAGE.html("../"))
+}
+
+/// `GET /seckill/assets/{name}`
+pub(super) async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
+    PAGE.asset(&name)
+}
