@@ -15,8 +15,8 @@
 //!
 //! Its HTTP side, a JSON API and a page for a host app to merge, is [`http`] ([`http::router`]).
 //!
-//! Its SQL: `sql/migrations/V4__credit_exchange.sql` (the tables), `sql/procedures/grant_credit.sql` and
-//! `sql/procedures/exchange_credit_batch.sql` (the decision, its locks and its order of precedence).
+//! Its SQL: `sql/migrations/V4__credit_exchange.sql` (the tables), `sql/procedures/exchange/grant_credit.sql` and
+//! `sql/procedures/exchange/exchange_credit_batch.sql` (the decision, its locks and its order of precedence).
 
 mod books;
 mod credit;

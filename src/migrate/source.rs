@@ -2,12 +2,13 @@
 //!
 //! Migrations are refinery's versioned files, `V{n}__{name}.sql`, applied once each in version order.
 //! Procedure files are repeatable: `NAME.sql` holds the `CREATE PROCEDURE NAME` (or `FUNCTION`) statement, in
-//! the `DELIMITER` convention of the stock client, and is (re)applied whenever it changes. They may sit in
-//! folders one level deep (`seckill/execute_seckill.sql`); the folder is only for people, since the server knows
-//! a routine by its name alone, so a name must be unique across folders.
+//! the `DELIMITER` convention of the stock client, and is (re)applied whenever it changes. They sit in the
+//! folder of the domain that owns them (`seckill/execute_seckill.sql`), one level deep; the folder is only for
+//! people, since the server knows a routine by its name alone, so a name must be unique across folders.
 //!
-//! The toolkit's own files are embedded at build time (see `build.rs`); users can read their own from folders
-//! ([`SqlSource::from_dirs`]).
+//! The toolkit's own files are embedded at build time (see `build.rs`, which also refuses a file outside a
+//! domain's folder); users can read their own from folders ([`SqlSource::from_dirs`]), where a procedure file
+//! may also sit directly in the procedures folder. The contract is stated once in `sql/README.md`.
 
 use std::collections::HashMap;
 use std::fs;
@@ -263,6 +264,30 @@ mod tests {
         let execute = source.procedures().iter().find(|p| p.name == "execute_seckill").unwrap();
         assert_eq!(execute.kind, RoutineKind::Procedure);
         assert_eq!(execute.statements.len(), 2, "DROP IF EXISTS, then CREATE");
+    }
+
+    #[test]
+    fn embedded_procedure_names_are_unique_across_folders() {
+        let mut seen = HashMap::new();
+        for (file_name, _) in embedded::PROCEDURES {
+            let (folder, base) = file_name.split_once('/').unwrap();
+            assert!(!folder.is_empty() && !base.contains('/'), "{file_name}: one domain folder deep");
+            let stem = base.strip_suffix(".sql").unwrap().to_ascii_lowercase();
+            if let Some(first) = seen.insert(stem, file_name) {
+                panic!("{first} and {file_name} name the same procedure");
+            }
+        }
+        assert!(seen.contains_key("raise_rolled_back") && seen.contains_key("execute_seckill_batch"));
+    }
+
+    #[test]
+    fn every_embedded_procedure_creates_the_routine_its_file_is_named_after() {
+        for file in SqlSource::embedded().unwrap().procedures() {
+            let created: Vec<_> = file.statements.iter().filter_map(|statement| created_routine(statement)).collect();
+            // The same spelling, not only the same name: `seckill status` shows the file's.
+            assert_eq!(created, vec![(file.kind, file.name.clone())], "{}", file.file_name);
+            assert!(file.file_name.ends_with(&format!("/{}.sql", file.name)), "{}", file.file_name);
+        }
     }
 
     #[test]
