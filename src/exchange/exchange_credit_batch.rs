@@ -1,4 +1,4 @@
-//! The typed call of the `exchange_credit_batch` procedure (`sql/procedures/exchange_credit_batch.sql`):
+//! The typed call of the `exchange_credit_batch` procedure (`sql/procedures/exchange/exchange_credit_batch.sql`):
 //!
 //! ```sql
 //! CALL exchange_credit_batch(v_gift_id BIGINT, v_requests MEDIUMTEXT /* [{"user": 1, "request": "r-1"}, ...] */);

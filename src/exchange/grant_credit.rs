@@ -1,4 +1,4 @@
-//! The typed call of the `grant_credit` procedure (`sql/procedures/grant_credit.sql`):
+//! The typed call of the `grant_credit` procedure (`sql/procedures/exchange/grant_credit.sql`):
 //!
 //! ```sql
 //! CALL grant_credit(v_user_id BIGINT, v_amount BIGINT, v_note VARCHAR(255));

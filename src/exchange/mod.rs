@@ -17,8 +17,8 @@
 //! it produces is [`message`] ([`SHIPMENT_TOPIC`], [`ShipmentRequest`]); its consumer, the warehouse with its
 //! own database, is [`warehouse`] ([`warehouse::ShipmentHandler`]).
 //!
-//! Its SQL: `sql/migrations/V4__credit_exchange.sql` (the tables), `sql/procedures/grant_credit.sql` and
-//! `sql/procedures/exchange_credit_batch.sql` (the decision, its locks and its order of precedence).
+//! Its SQL: `sql/migrations/V4__credit_exchange.sql` (the tables), `sql/procedures/exchange/grant_credit.sql` and
+//! `sql/procedures/exchange/exchange_credit_batch.sql` (the decision, its locks and its order of precedence).
 
 mod books;
 mod credit;

@@ -1,4 +1,4 @@
-//! The typed call of the `draw_lottery_batch` procedure (`sql/procedures/draw_lottery_batch.sql`):
+//! The typed call of the `draw_lottery_batch` procedure (`sql/procedures/lottery/draw_lottery_batch.sql`):
 //!
 //! ```sql
 //! CALL draw_lottery_batch(v_campaign_id BIGINT, v_draws MEDIUMTEXT /* [{"user":1,"r":123}, ...] */);
@@ -13,7 +13,7 @@
 //! One statement in the text protocol: exactly one round trip, nothing to prepare. The draws travel as a JSON
 //! literal written into the statement, which is safe because they are integers only.
 //!
-//! `draw_lottery_blanks` (`sql/procedures/draw_lottery_blanks.sql`) takes the same arguments and gives the same
+//! `draw_lottery_blanks` (`sql/procedures/lottery/draw_lottery_blanks.sql`) takes the same arguments and gives the same
 //! answers: it is a short way to `draw_lottery_batch`'s decisions for draws that land on the blank share, without
 //! the campaign's lock, and hands any other batch to `draw_lottery_batch`. [`DrawProcedure`] says which is called.
 

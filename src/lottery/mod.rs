@@ -1,7 +1,7 @@
 //! The lottery (抽奖): campaigns of prize tiers that a crowd draws from at one moment, each user a fixed number
 //! of times, with every win delivered by a gift service through the reliable message service.
 //!
-//! A draw is decided in the database, in one procedure call (`sql/procedures/draw_lottery_batch.sql`): the
+//! A draw is decided in the database, in one procedure call (`sql/procedures/lottery/draw_lottery_batch.sql`): the
 //! campaign's row lock is held for the decision and a commit, never across a network round trip. Concurrent
 //! draws of one campaign share one transaction through the group-commit lanes ([`crate::group_commit`]), so a
 //! campaign pays for one durable commit per batch, not per draw. A draw is recorded whether it wins or not; a win
@@ -21,7 +21,7 @@
 //! service by [`delivery`], from the message the draw writes ([`message`]).
 //!
 //! Outcomes: [`DrawOutcome`]. Its SQL: `sql/migrations/V5__lottery.sql` (the tables) and
-//! `sql/procedures/draw_lottery_batch.sql` (the decision, its locks and its order of precedence).
+//! `sql/procedures/lottery/draw_lottery_batch.sql` (the decision, its locks and its order of precedence).
 
 mod books;
 mod campaign;

@@ -5,7 +5,7 @@ use serde::Serialize;
 pub use crate::database::call::InnerError;
 
 /// The outcome of one draw request, in the procedure's order of precedence (see
-/// `sql/procedures/draw_lottery_batch.sql`).
+/// `sql/procedures/lottery/draw_lottery_batch.sql`).
 ///
 /// `repeat` is true when the user had already used all their draws: the outcome is then the result of their last
 /// allowed draw (with one draw per user, their only one), and nothing was recorded.

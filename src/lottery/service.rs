@@ -87,7 +87,7 @@ impl Lottery {
     }
 
     /// Draws sent so far to `draw_lottery_blanks`, the procedure for draws that land on the blank share, which
-    /// decides them side by side under a shared lock on the campaign (see `sql/procedures/draw_lottery_blanks.sql`);
+    /// decides them side by side under the campaign's shared lock (`sql/procedures/lottery/draw_lottery_blanks.sql`);
     /// they are counted in [`Lottery::stats`] too.
     pub fn blank_draws(&self) -> u64 {
         self.wheels.blank_draws()

@@ -3,8 +3,10 @@
 //! Two kinds of SQL, applied in this order under one server-wide lock:
 //! - **migrations** (`sql/migrations/V{n}__{name}.sql`): refinery's versioned files, each applied once and
 //!   recorded in `refinery_schema_history`, so refinery's own tooling can read the history;
-//! - **procedures** (`sql/procedures/NAME.sql`): repeatable, re-created when their file changes, recorded in
-//!   `seckill_procedure_history`; one changed in the server by hand is reported and only overwritten when asked.
+//! - **procedures** (`sql/procedures/DOMAIN/NAME.sql`): repeatable, re-created when their file changes, recorded
+//!   in `seckill_procedure_history`; one changed in the server by hand is reported and only overwritten when asked.
+//!
+//! The contract of the files (naming, `DELIMITER`, the rolled-back protocol, the COMMIT tail) is `sql/README.md`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,4 +1,4 @@
-//! The typed call of the `execute_seckill_detailed` procedure (`sql/procedures/execute_seckill_detailed.sql`):
+//! The typed call of the `execute_seckill_detailed` procedure (`sql/procedures/seckill/execute_seckill_detailed.sql`):
 //!
 //! ```sql
 //! CALL execute_seckill_detailed(v_seckill_id BIGINT, v_phone BIGINT, v_kill_time TIMESTAMP(3));

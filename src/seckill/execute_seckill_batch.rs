@@ -1,4 +1,4 @@
-//! The typed call of the `execute_seckill_batch` procedure (`sql/procedures/execute_seckill_batch.sql`):
+//! The typed call of the `execute_seckill_batch` procedure (`sql/procedures/seckill/execute_seckill_batch.sql`):
 //!
 //! ```sql
 //! CALL execute_seckill_batch(v_seckill_id BIGINT, v_phones MEDIUMTEXT /* JSON array, arrival order */);

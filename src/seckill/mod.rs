@@ -1,7 +1,7 @@
 //! The seckill domain: items with stock and a sale window, signed URLs, and the one-round-trip execution.
 //!
 //! Its SQL: `sql/migrations/V1__seckill_schema.sql` (the classic `seckill` and `success_killed` tables) and
-//! `sql/procedures/execute_seckill.sql` (classic signature) with `execute_seckill_detailed.sql` (the same
+//! `sql/procedures/seckill/execute_seckill.sql` (classic signature) with `execute_seckill_detailed.sql` (the same
 //! decision, answered with every outcome told apart) and `execute_seckill_batch.sql` (many seckills of one item in
 //! one transaction, for the group-commit lanes).
 //!
