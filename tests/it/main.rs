@@ -1,36 +1,28 @@
 //! All integration tests, built as one binary so that they share one private MariaDB per run (see
-//! `seckill::testing`). Each test gets its own database.
+//! `seckill::testing`). Each test gets its own database. The folders mirror `src/`: each domain's tests in its
+//! own folder, then the tests that cut across domains.
 
+mod common;
+
+// Domains.
+mod exchange;
+mod lottery;
+mod seckill;
+
+// Across domains: the machinery, the local servers, the command, and faults.
 mod abuse;
 mod bench;
 mod browser;
-mod classic_client;
 mod cli;
 mod cluster;
-mod common;
-mod decision_rules;
 mod demo;
-mod exchange;
-mod exchange_batch_sql;
-mod exchange_http;
-mod exchange_shipping;
-mod executor;
 mod faults;
-mod gift_delivery;
-mod http;
-mod in_doubt;
-mod lottery;
-mod lottery_batch_sql;
-mod lottery_http;
+mod layout;
 mod messaging;
 mod metrics;
 mod migrate;
 mod rabbitmq;
 mod redis_faults;
 mod replicas;
-mod seckill_execute;
-mod seckill_sql;
-mod shared_rate_limit;
-mod shared_single_flight;
 mod shared_state;
 mod test_databases;
