@@ -8,8 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use seckill::local::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis, MAX_INSTANCES};
 
-use super::serve::{LimitArgs, shutdown_signal};
-use super::signing_args::SigningArgs;
+use super::serve::{InstanceArgs, shutdown_signal};
 use super::{DatabaseTarget, Failure};
 
 #[derive(Debug, Args)]
@@ -20,19 +19,13 @@ pub(crate) struct ClusterArgs {
     /// Address the load balancer listens on (the instances take free loopback ports).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// A Redis of yours for the shared state, e.g. redis://127.0.0.1:6379/; without it, a private one is started
-    /// and removed on exit.
-    #[arg(long, env = "REDIS_URL")]
-    redis_url: Option<String>,
     #[command(flatten)]
-    signing: SigningArgs,
-    #[command(flatten)]
-    limits: LimitArgs,
+    instance: InstanceArgs,
 }
 
 pub(crate) async fn run(target: &DatabaseTarget, args: ClusterArgs) -> Result<(), Failure> {
     // Checked here, where it can be said in one line, rather than by each instance in its log.
-    args.signing.signer()?;
+    args.instance.signing.signer()?;
     let binary = std::env::current_exe().map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?;
     let database = match target.url() {
         Some(url) => {
@@ -44,7 +37,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ClusterArgs) -> Result<()
         }
         None => ClusterDatabase::PrivatePair,
     };
-    let redis = match args.redis_url.filter(|url| !url.trim().is_empty()) {
+    let redis = match args.instance.redis_url.filter(|url| !url.trim().is_empty()) {
         Some(url) => ClusterRedis::Url(url),
         None => ClusterRedis::Private,
     };
@@ -53,8 +46,8 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ClusterArgs) -> Result<()
         .balancer_listen(args.listen)
         .database(database)
         .redis(redis);
-    options.serve_args = args.limits.serve_args();
-    options.instance_env = args.signing.environment();
+    options.serve_args = args.instance.limits.serve_args();
+    options.instance_env = args.instance.signing.environment();
     eprintln!("seckill: starting {} instances behind nginx ...", args.instances);
     let cluster = Cluster::start(options).await?;
     println!("{}", cluster.describe());

@@ -12,6 +12,7 @@ mod exchange;
 mod gift;
 mod http_client;
 mod item;
+mod latencies;
 mod lottery;
 mod messaging;
 mod migrate;

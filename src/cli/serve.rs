@@ -28,14 +28,23 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Serve item details through this Redis (cache-aside, 1 s TTL), and share closed state through it (items
-    /// sold out or ended, lotteries all drawn), e.g. redis://127.0.0.1:6379/.
+    #[command(flatten)]
+    instance: InstanceArgs,
+}
+
+/// What every instance of the app is configured with, alone (`seckill serve`) or several behind a balancer
+/// (`seckill cluster`, which passes them on to each instance).
+#[derive(Debug, Args)]
+pub(crate) struct InstanceArgs {
+    /// A Redis to serve item details through (cache-aside, 1 s TTL) and to share closed state through (items
+    /// sold out or ended, lotteries all drawn; the balancer reads it), e.g. redis://127.0.0.1:6379/.
+    /// `seckill cluster` starts a private one without it.
     #[arg(long, env = "REDIS_URL")]
-    redis_url: Option<String>,
+    pub(crate) redis_url: Option<String>,
     #[command(flatten)]
-    signing: SigningArgs,
+    pub(crate) signing: SigningArgs,
     #[command(flatten)]
-    limits: LimitArgs,
+    pub(crate) limits: LimitArgs,
 }
 
 /// Rate limits on the execution endpoint: per process, except the buyer's, which with --redis-url holds across
@@ -79,7 +88,10 @@ impl LimitArgs {
     }
 }
 
-pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), Failure> {
+pub(crate) async fn run(
+    target: &DatabaseTarget,
+    ServeArgs { listen, instance: args }: ServeArgs,
+) -> Result<(), Failure> {
     let signer = args.signing.signer()?;
     let database = target.split_or_throwaway("seckill").await?;
     if target.is_throwaway() {
@@ -98,7 +110,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ServeArgs) -> Result<(), 
     let routes = seckill_routes(service, redis, args.limits.config());
     let metrics = seckill::prometheus::install().map_err(|e| Failure::new(e.to_string()))?;
     let routes = routes.merge(seckill::prometheus::router(metrics));
-    let listener = bind(args.listen).await?;
+    let listener = bind(listen).await?;
     eprintln!("seckill: Prometheus metrics at http://{}/metrics", listener.local_addr()?);
     let app = host(match signed_in {
         Some(signed_in) => {

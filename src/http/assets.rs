@@ -1,36 +1,45 @@
 //! The pages every router serves, embedded in the binary: static HTML, JavaScript and CSS, no build step and no
-//! CDN, so what is in a domain's `http/page/` folder is what the browser gets. One helper serves them all
-//! ([`Page`]), and every page also gets the script and style they share (`src/http/assets/`) from its own
-//! router's `assets/` path, so a page works wherever the host app nests its router.
+//! CDN, so what is in a domain's `http/page/` folder (the page's body, script and style) and in
+//! `src/http/assets/` (the document around every body, and the script and style every page shares) is what the
+//! browser gets. One helper serves them all ([`Page`]), each page from its own router's path, so a page works
+//! wherever the host app nests its router.
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::ApiError;
 
-/// What every page shares: the helpers its script calls (`window.seckillPage`) and the base style.
+/// What every page shares: the document around its body, the helpers its script calls (`window.seckillPage`)
+/// and the base style.
+const SHELL: &str = include_str!("assets/shell.html");
 const COMMON_JS: &str = include_str!("assets/common.js");
 const COMMON_CSS: &str = include_str!("assets/common.css");
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-/// A page: its HTML shell (whose links start with `{{ROOT}}`), its script and its style.
+/// A page: its title, the HTML of its body (whose links start with `{{ROOT}}`), its script and its style.
 #[derive(Debug)]
 pub(crate) struct Page {
-    html: &'static str,
+    title: &'static str,
+    body: &'static str,
     script: &'static str,
     style: &'static str,
 }
 
 impl Page {
-    pub(crate) const fn new(html: &'static str, script: &'static str, style: &'static str) -> Self {
-        Page { html, script, style }
+    pub(crate) const fn new(
+        title: &'static str,
+        body: &'static str,
+        script: &'static str,
+        style: &'static str,
+    ) -> Self {
+        Page { title, body, script, style }
     }
 
-    /// The HTML, its links relative to `root` (the way from the page's path to its router's folder).
+    /// The HTML document, its links relative to `root` (the way from the page's path to its router's folder).
     pub(crate) fn html(&self, root: &str) -> Html<String> {
-        Html(self.html.replace("{{ROOT}}", root))
+        Html(SHELL.replace("{{TITLE}}", self.title).replace("{{BODY}}", self.body).replace("{{ROOT}}", root))
     }
 
     /// `GET .../assets/{name}`: `app.js` and `style.css` of this page, `common.js` and `common.css` of all.

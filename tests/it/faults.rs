@@ -10,12 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use seckill::database::{ConnectOptions, url_with_database};
-use seckill::local::LocalMariaDb;
+use seckill::database::ConnectOptions;
 use seckill::local::tcp_proxy::TcpProxy;
-use seckill::migrate::Migrator;
 use seckill::seckill::{Books, Outcome, Phone, Seckill};
 
+use crate::common::private_database;
 use crate::common::{migrated_db, open_item, phone, signer};
 
 fn soak() -> u64 {
@@ -102,13 +101,8 @@ async fn assert_books(service: &Seckill, pool: &mysql_async::Pool, seckill_id: i
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_database_mid_sale_loses_no_sale_and_the_sale_resumes() {
     // A server of its own: this test kills it.
-    let server = LocalMariaDb::start().unwrap();
-    let admin = mysql_async::Pool::new(server.root_url().as_str());
-    admin.get_conn().await.unwrap().query_drop("CREATE DATABASE crash_test").await.unwrap();
-    admin.disconnect().await.unwrap();
-    let url = url_with_database(&server.root_url(), "crash_test");
+    let (server, url) = private_database("crash_test").await;
     let pool = ConnectOptions::new(&url).build_pool().unwrap();
-    Migrator::embedded().unwrap().run(&pool).await.unwrap();
     let service = Seckill::new(pool.clone(), signer());
     // Stock that lasts: the load runs until told to stop, through the crash and well after the restart.
     let stock = 1_000_000_000;

@@ -20,7 +20,7 @@ use mysql_async::prelude::Queryable;
 use serde::Serialize;
 
 use super::error::BenchError;
-use super::measurement::Latencies;
+use crate::cli::latencies::Latencies;
 use seckill::database::acquire;
 use seckill::database::error::DatabaseError;
 use seckill::database::rows::query_all;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use super::measurement::Latencies;
 use super::strategy::{Strategy, attempt};
+use crate::cli::latencies::Latencies;
 use seckill::seckill::{Outcome, Phone, Seckill};
 
 /// What the callers do.

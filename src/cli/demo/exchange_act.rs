@@ -198,6 +198,6 @@ fn print_crowd(crowd: &CrowdReport, users: usize) {
     println!("  {:<40} {:>10}", "undecided after retries", undecided);
     println!("  {:<40} {:>10}", "unexpected answers", crowd.unexpected.len());
     println!("  {:<40} {:>10.0}", "exchange requests/s", crowd.requests as f64 / crowd.seconds);
-    println!("  {:<40} {:>10.2}", "exchange p50 ms", crowd.latency_ms(0.5));
-    println!("  {:<40} {:>10.2}", "exchange p99 ms", crowd.latency_ms(0.99));
+    println!("  {:<40} {:>10.2}", "exchange p50 ms", crowd.latencies.quantile_ms(0.5));
+    println!("  {:<40} {:>10.2}", "exchange p99 ms", crowd.latencies.quantile_ms(0.99));
 }

@@ -7,6 +7,7 @@
 //! outcome and exchange: the first is decided, the rest are its repeats. A 503 is sent again with the same key,
 //! as the API asks, a bounded number of times.
 
+use crate::cli::latencies::Latencies;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,19 +79,11 @@ pub(super) struct CrowdReport {
     pub(super) unexpected: Vec<String>,
     /// HTTP requests sent.
     pub(super) requests: u64,
-    pub(super) latencies_micros: Vec<u32>,
+    pub(super) latencies: Latencies,
     pub(super) seconds: f64,
 }
 
 impl CrowdReport {
-    /// The latency at quantile `q`, in ms.
-    pub(super) fn latency_ms(&self, q: f64) -> f64 {
-        let mut micros = self.latencies_micros.clone();
-        micros.sort_unstable();
-        let index = ((micros.len().max(1) - 1) as f64 * q) as usize;
-        micros.get(index).map_or(0.0, |&m| f64::from(m) / 1000.0)
-    }
-
     /// Attempts whose first answer was `outcome`.
     pub(super) fn count(&self, outcome: &str) -> usize {
         self.attempts.iter().filter(|a| a.first().is_some_and(|answer| answer.outcome == outcome)).count()
@@ -149,7 +142,7 @@ pub(super) async fn run(
                 report.attempts.extend(attempts);
                 report.unexpected.extend(log.unexpected);
                 report.requests += log.requests;
-                report.latencies_micros.extend(log.latencies_micros);
+                report.latencies.merge(log.latencies);
             }
             Err(error) => report.unexpected.push(format!("a user's task failed: {error}")),
         }
@@ -174,7 +167,7 @@ enum Sends {
 struct SendLog {
     unexpected: Vec<String>,
     requests: u64,
-    latencies_micros: Vec<u32>,
+    latencies: Latencies,
 }
 
 /// One send's end: decided, or given up after [`MAX_SENDS`] 503s, with the 503s it met.
@@ -205,7 +198,7 @@ impl Exchanger {
                 for part in [one, other] {
                     log.unexpected.extend(part.unexpected);
                     log.requests += part.requests;
-                    log.latencies_micros.extend(part.latencies_micros);
+                    log.latencies.merge(part.latencies);
                 }
                 vec![a, b]
             }
@@ -237,7 +230,7 @@ impl Exchanger {
                 self.client.request(Method::POST, &path, Some(&self.signed_in), &[(IDEMPOTENCY_KEY, key)]).await
             };
             log.requests += 1;
-            log.latencies_micros.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+            log.latencies.record(started.elapsed());
             match answer {
                 Ok((StatusCode::OK, body)) if body["success"].as_bool() == Some(true) => {
                     let data = &body["data"];

@@ -307,8 +307,8 @@ fn print_crowd(crowd: &CrowdReport, users: u32) {
     println!("  {:<40} {:>10}", "inner errors", inner_errors);
     let rush_draws = crowd.told.iter().filter(|told| told.at.as_secs_f64() <= crowd.rush_seconds).count();
     println!("  {:<40} {:>10.0}", "rush draws/s", rush_draws as f64 / crowd.rush_seconds);
-    println!("  {:<40} {:>10.3}", "draw p50 ms", crowd.latency_ms(0.5));
-    println!("  {:<40} {:>10.3}", "draw p99 ms", crowd.latency_ms(0.99));
+    println!("  {:<40} {:>10.3}", "draw p50 ms", crowd.latencies.quantile_ms(0.5));
+    println!("  {:<40} {:>10.3}", "draw p99 ms", crowd.latencies.quantile_ms(0.99));
 }
 
 /// The "all drawn" moment, and who turned the crowd away: the instances' flags (memory, or Redis) before the

@@ -8,6 +8,7 @@
 //! started" (a clock a little ahead) is drawn again a moment later; an inner error a few times, as drawing again
 //! is always safe.
 
+use crate::cli::latencies::Latencies;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,20 +42,12 @@ pub(super) struct CrowdReport {
     pub(super) not_started: u64,
     /// Users whose task failed, or whose draw was refused as input (neither should happen).
     pub(super) failures: Vec<String>,
-    pub(super) latencies_micros: Vec<u32>,
+    pub(super) latencies: Latencies,
     /// From the opening to the rush's last answer.
     pub(super) rush_seconds: f64,
 }
 
 impl CrowdReport {
-    /// The latency at quantile `q`, in ms.
-    pub(super) fn latency_ms(&self, q: f64) -> f64 {
-        let mut micros = self.latencies_micros.clone();
-        micros.sort_unstable();
-        let index = ((micros.len().max(1) - 1) as f64 * q) as usize;
-        micros.get(index).map_or(0.0, |&m| f64::from(m) / 1000.0)
-    }
-
     /// Answers for which `pick` holds.
     pub(super) fn count(&self, pick: impl Fn(&DrawOutcome) -> bool) -> usize {
         self.told.iter().filter(|told| pick(&told.outcome)).count()
@@ -71,7 +64,7 @@ impl CrowdReport {
         }
         self.told.extend(user.told);
         self.not_started += user.not_started;
-        self.latencies_micros.extend(user.latencies_micros);
+        self.latencies.merge(user.latencies);
         for (instance, asked) in user.asked {
             if let Some(count) = self.asked.get_mut(instance) {
                 *count += asked;
@@ -97,7 +90,7 @@ struct UserLog {
     told: Vec<Told>,
     asked: Vec<(usize, u64)>,
     not_started: u64,
-    latencies_micros: Vec<u32>,
+    latencies: Latencies,
     failure: Option<String>,
     /// The logs of draws made at once.
     parts: Vec<UserLog>,
@@ -121,7 +114,7 @@ impl Draws {
                 // The draw's own time, not its wait for a place among the draws in flight.
                 let started = Instant::now();
                 let outcome = lottery.draw(self.campaign_id, user_id).await;
-                log.latencies_micros.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+                log.latencies.record(started.elapsed());
                 outcome
             };
             log.asked.push((instance, 1));

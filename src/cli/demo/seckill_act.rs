@@ -11,6 +11,7 @@
 //! instance answered and how many the balancer answered itself once an instance published the sell-out;
 //! everything is stopped and removed once the crowd is done. The other acts are served by this process as ever.
 
+use crate::cli::latencies::Latencies;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,13 +62,13 @@ struct Tally {
     inner_errors: u64,
     unexpected: Vec<String>,
     requests: u64,
-    execution_micros: Vec<u32>,
+    executions: Latencies,
 }
 
 impl Tally {
     fn record(&mut self, status: StatusCode, body: &serde_json::Value, elapsed: Duration) {
         self.requests += 1;
-        self.execution_micros.push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+        self.executions.record(elapsed);
         let state = body["data"]["state"].as_i64();
         match (status, state) {
             (StatusCode::OK, Some(1)) => self.sold += 1,
@@ -293,10 +294,7 @@ async fn buyer(
 }
 
 fn print_table(tally: &Tally, seconds: f64, buyers: u32) {
-    let mut micros = tally.execution_micros.clone();
-    micros.sort_unstable();
-    let p =
-        |q: f64| micros.get(((micros.len().max(1) - 1) as f64 * q) as usize).map_or(0.0, |&m| f64::from(m) / 1000.0);
+    let p = |q: f64| tally.executions.quantile_ms(q);
     println!("\n  {buyers} buyers, {} execution requests", tally.requests);
     println!("  {:<32} {:>10}", "sold (秒杀成功)", tally.sold);
     println!("  {:<32} {:>10}", "repeats (重复秒杀)", tally.repeats);

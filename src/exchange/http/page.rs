@@ -6,8 +6,12 @@ use axum::response::{Html, Response};
 
 use crate::http::{ApiError, Page};
 
-static PAGE: Page =
-    Page::new(include_str!("page/page.html"), include_str!("page/app.js"), include_str!("page/style.css"));
+static PAGE: Page = Page::new(
+    "积分兑换 · Points exchange",
+    include_str!("page/page.html"),
+    include_str!("page/app.js"),
+    include_str!("page/style.css"),
+);
 
 /// `GET /exchange`. Links are relative, so the page works wherever the host app nests the router; from
 /// `/exchange` they start one folder up.

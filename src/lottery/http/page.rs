@@ -9,8 +9,12 @@ use axum::response::{Html, Response};
 use super::handlers::parse_campaign_id;
 use crate::http::{ApiError, Page};
 
-static PAGE: Page =
-    Page::new(include_str!("page/page.html"), include_str!("page/app.js"), include_str!("page/style.css"));
+static PAGE: Page = Page::new(
+    "抽奖 · Lottery",
+    include_str!("page/page.html"),
+    include_str!("page/app.js"),
+    include_str!("page/style.css"),
+);
 
 /// `GET /lottery/{campaign}`. Links are relative, so the page works wherever the host app nests the router; from
 /// `/lottery/{campaign}` the assets are in the same folder's `assets/`.

@@ -7,8 +7,12 @@ use axum::response::{Html, Response};
 use super::extract::parse_item_id;
 use crate::http::{ApiError, Page};
 
-static PAGE: Page =
-    Page::new(include_str!("page/page.html"), include_str!("page/app.js"), include_str!("page/style.css"));
+static PAGE: Page = Page::new(
+    "秒杀 · seckill",
+    include_str!("page/page.html"),
+    include_str!("page/app.js"),
+    include_str!("page/style.css"),
+);
 
 /// `GET /seckill/list`. Links are relative, so the page works wherever the host app nests the router.
 pub(super) async fn list_page() -> Html<String> {

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
-use seckill::database::{ConnectOptions, url_with_database};
+use seckill::database::ConnectOptions;
 use seckill::exchange::{Books, Exchange, ExchangeError, ExchangeOutcome, Gift, NewGift, RequestId};
-use seckill::local::LocalMariaDb;
-use seckill::migrate::Migrator;
 use serde_json::json;
 
+use crate::common::private_database;
 use crate::common::{count, migrated_db, seckill_command};
 
 async fn new_gift(service: &Exchange, cost: i64, stock: i32) -> Gift {
@@ -427,12 +426,8 @@ struct Told {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_database_killed_mid_exchange_tells_no_one_success_without_its_rows() {
     // A server of its own: this test kills it.
-    let server = LocalMariaDb::start().unwrap();
-    let admin = Pool::new(server.root_url().as_str());
-    admin.get_conn().await.unwrap().query_drop("CREATE DATABASE exchange_crash").await.unwrap();
-    admin.disconnect().await.unwrap();
-    let pool = ConnectOptions::new(url_with_database(&server.root_url(), "exchange_crash")).build_pool().unwrap();
-    Migrator::embedded().unwrap().run(&pool).await.unwrap();
+    let (server, url) = private_database("exchange_crash").await;
+    let pool = ConnectOptions::new(url).build_pool().unwrap();
     let service = Exchange::new(pool.clone());
     // Stock and points that last: the load runs through the crash and after the restart.
     let gift = new_gift(&service, 1, 1_000_000).await;

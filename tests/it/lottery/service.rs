@@ -11,9 +11,8 @@ use std::time::Duration;
 use chrono::Utc;
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
-use seckill::database::{ConnectOptions, url_with_database};
+use seckill::database::ConnectOptions;
 use seckill::group_commit::GroupCommitConfig;
-use seckill::local::LocalMariaDb;
 use seckill::local::redis::LocalRedis;
 use seckill::local::tcp_proxy::TcpProxy;
 use seckill::lottery::{
@@ -23,6 +22,7 @@ use seckill::migrate::Migrator;
 use seckill::shared_state::bounded_redis::BoundedRedis;
 use seckill::testing::TestDatabase;
 
+use crate::common::private_database;
 use crate::common::{migrated_db, seckill_command};
 
 fn tier(name: &str, stock: u32, weight: u32) -> NewTier {
@@ -458,12 +458,8 @@ async fn redis_killed_mid_campaign_never_stops_draws_or_changes_an_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_database_killed_mid_campaign_tells_no_one_a_result_it_does_not_hold() {
     // A server of its own: this test kills it.
-    let server = LocalMariaDb::start().unwrap();
-    let admin = Pool::new(server.root_url().as_str());
-    admin.get_conn().await.unwrap().query_drop("CREATE DATABASE lottery_crash").await.unwrap();
-    admin.disconnect().await.unwrap();
-    let pool = ConnectOptions::new(url_with_database(&server.root_url(), "lottery_crash")).build_pool().unwrap();
-    Migrator::embedded().unwrap().run(&pool).await.unwrap();
+    let (server, url) = private_database("lottery_crash").await;
+    let pool = ConnectOptions::new(url).build_pool().unwrap();
     let lottery = Lottery::new(pool.clone());
     // Prizes that last through the crash and after the restart, and a blank share so that losers are recorded.
     let mut new = open_campaign(vec![tier("Gold", 1000, 1), tier("Mug", 1_000_000, 5)]);

@@ -10,8 +10,8 @@ use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode, Uri};
 
 use super::super::http_load::{Connection, Job};
-use super::super::measurement::Latencies;
 use crate::cli::bench::error::BenchError;
+use crate::cli::latencies::Latencies;
 use seckill::seckill::Phone;
 use seckill::seckill::http::PHONE_COOKIE;
 use seckill::seckill::signing::Signer;

@@ -11,8 +11,8 @@ use mysql_async::Pool;
 use serde::Deserialize;
 
 use super::super::http_load::{Connection, Job};
-use super::super::measurement::Latencies;
 use crate::cli::bench::error::BenchError;
+use crate::cli::latencies::Latencies;
 use seckill::database::acquire;
 use seckill::database::rows::exec_all;
 use seckill::seckill::http::PHONE_COOKIE;

@@ -37,8 +37,9 @@ use design::{Design, Told};
 use redis_baseline::{RedisLottery, Wheel};
 
 use super::error::BenchError;
-use super::measurement::{self, Latencies, ServerCounters};
+use super::measurement::{self, ServerCounters};
 use super::progress::progress_bar;
+use crate::cli::latencies::Latencies;
 use seckill::database::ConnectOptions;
 use seckill::group_commit::GroupCommitConfig;
 use seckill::lottery::{DrawOutcome, Lottery, NewCampaign, NewTier, Randomness, Seed};

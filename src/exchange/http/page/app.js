@@ -30,43 +30,15 @@
   var inFlight = {};
   var signedIn = true;
 
-  function $(id) { return document.getElementById(id); }
-
-  function api(method, url, headers) {
-    var options = {
-      method: method,
-      credentials: 'same-origin',
-      cache: 'no-store',
-      headers: Object.assign({ Accept: 'application/json' }, headers || {})
-    };
-    return fetch(base + url, options).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (body) {
-        return { status: response.status, body: body };
-      });
-    });
-  }
-
-  function element(tag, attributes, text) {
-    var node = document.createElement(tag);
-    Object.keys(attributes || {}).forEach(function (key) { node.setAttribute(key, attributes[key]); });
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
-
-  function when(ms) { return ms ? new Date(ms).toLocaleString() : ''; }
+  var page = window.seckillPage;
+  var $ = page.$, element = page.element, when = page.when, show = page.show;
+  var api = page.api(base);
 
   // 16 random bytes in hex: getRandomValues works on plain HTTP too, unlike crypto.randomUUID.
   function newKey() {
     var bytes = new Uint8Array(16);
     crypto.getRandomValues(bytes);
     return 'web-' + Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
-  }
-
-  function show(kind, text, outcome) {
-    var result = $('result');
-    result.textContent = text;
-    result.className = 'result ' + kind;
-    result.setAttribute('data-outcome', outcome || '');
   }
 
   function showBalance(balance) {

@@ -27,37 +27,9 @@
   var signedIn = true;
   var drawing = false;
 
-  function $(id) { return document.getElementById(id); }
-
-  function api(method, url) {
-    var options = {
-      method: method,
-      credentials: 'same-origin',
-      cache: 'no-store',
-      headers: { Accept: 'application/json' }
-    };
-    return fetch(base + url, options).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (body) {
-        return { status: response.status, body: body };
-      });
-    });
-  }
-
-  function element(tag, attributes, text) {
-    var node = document.createElement(tag);
-    Object.keys(attributes || {}).forEach(function (key) { node.setAttribute(key, attributes[key]); });
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
-
-  function when(ms) { return ms ? new Date(ms).toLocaleString() : ''; }
-
-  function show(kind, text, outcome) {
-    var result = $('result');
-    result.textContent = text;
-    result.className = 'result ' + kind;
-    result.setAttribute('data-outcome', outcome || '');
-  }
+  var page = window.seckillPage;
+  var $ = page.$, element = page.element, when = page.when, show = page.show;
+  var api = page.api(base);
 
   // The button is live only when a draw could win something: signed in, open, prizes left, draws left.
   function updateButton() {

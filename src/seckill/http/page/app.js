@@ -15,19 +15,9 @@
     tampered: 'This link is not valid for you. 数据篡改'
   };
 
-  function api(method, url) {
-    return fetch(base + url, { method: method, credentials: 'same-origin', headers: { Accept: 'application/json' } })
-      .then(function (response) {
-        return response.json().then(function (body) { return { status: response.status, body: body }; });
-      });
-  }
-
-  function element(tag, attributes, text) {
-    var node = document.createElement(tag);
-    Object.keys(attributes || {}).forEach(function (key) { node.setAttribute(key, attributes[key]); });
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
+  var page = window.seckillPage;
+  var element = page.element;
+  var api = page.api(base);
 
   function cookie(name) {
     var match = document.cookie.split('; ').filter(function (pair) { return pair.indexOf(name + '=') === 0; })[0];
