@@ -39,7 +39,7 @@ pub use tcp_proxy::TcpProxy;
 /// Why a private server could not be started.
 #[derive(Debug, Error)]
 pub enum LocalServerError {
-    /// The server binaries are not installed.
+    /// MariaDB's server binaries are not installed (the other servers say what is missing in `StartFailed`).
     #[error(
         "no MariaDB server binaries found (looked for mariadbd and mariadb-install-db on PATH, in /usr/sbin and \
          /usr/bin); install them with `sudo apt-get install mariadb-server` (or run .ci/install), or set \

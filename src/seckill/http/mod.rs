@@ -177,8 +177,8 @@ impl SeckillHttp {
             .route("/seckill/{id}/exposer", post(handlers::exposer))
             .route("/seckill/{id}/result", get(handlers::result))
             .route(EXECUTION_ROUTE, post(handlers::execution));
-        // The classic page posts no header of its own; the buyer is a phone any page could name, so a forged
-        // cross-site request gains nothing the signature does not already refuse.
+        // As the classic API: no cross-site refusal. Its buyer is a phone in a cookie, not a signed-in session,
+        // and the classic page and clients post without any header a refusal could rely on.
         with_common_layers(routes, CrossSite::Allowed).with_state(self.state)
     }
 }
