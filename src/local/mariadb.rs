@@ -26,7 +26,7 @@ pub struct LocalMariaDb {
     server_binary: std::path::PathBuf,
     /// Server options given at start, after the defaults (so they override them), at every launch.
     extra_options: Vec<String>,
-    /// The server; it writes its own pid file for the guardian.
+    /// The server, while it runs.
     process: Supervised,
 }
 
@@ -85,12 +85,15 @@ impl LocalMariaDb {
             });
         }
         let port = free_port()?;
+        let pid_file = dir.join("mariadbd.pid");
         let server = LocalMariaDb {
             dir,
             port,
             server_binary,
             extra_options: options,
-            process: Supervised::new("mariadbd", None),
+            // The server writes this file itself; supervised, it is also removed once the server is killed, so that
+            // the guardian never signals a dead server's pid, which the system may have handed to another process.
+            process: Supervised::new("mariadbd", Some(pid_file)),
         };
         server.launch()?;
         Ok(server)
