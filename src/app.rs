@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use crate::http::{Envelope, Interception};
 use crate::local::cluster::ServedApp;
 
-/// What a balancer in front of the app may answer itself: executions of closed items, draws in campaigns all
-/// drawn.
+/// What a balancer in front of the app may answer itself: executions of closed items, whose closed answer (state
+/// 0, 秒杀结束) says nothing about the buyer. Draws are not among them: "all drawn" tells a user that nothing
+/// was recorded for them, which is false of a user who drew before, and only an instance can tell them apart.
 pub fn balancer_interceptions() -> Vec<Interception> {
-    vec![crate::seckill::http::balancer_interception(), crate::lottery::http::balancer_interception()]
+    vec![crate::seckill::http::balancer_interception()]
 }
 
 /// The app's error envelope for a request no instance answered (the balancer's 502 and 504): its outcome is

@@ -17,8 +17,13 @@
 //! `min_early_batch` requests: on a key that is not hot, a small early batch would cost as much as a large one.
 //!
 //! A lane also remembers a key the database said is closed (sold out, ended, all drawn) and answers later
-//! requests in-process for `recheck_interval`, giving requests it saw decided their remembered answer (a
-//! winner asking again hears "repeat"); after that one request goes to the database again.
+//! requests without a batch for `recheck_interval`; after that one request goes to the database again. A closed
+//! answer only ever refuses what cannot have an outcome yet: a request that may already have one (a winner
+//! asking again, a retried exchange, a user who drew) hears its own outcome. The runner answers from what it
+//! knows for certain ([`BatchRunner::closed_answer`]: its memory of who was decided, complete when it has
+//! checked it against the database) or else reads the request's record, one point read by its unique key
+//! ([`BatchRunner::recorded`]); a read that fails sends the request to the database like any other. Another
+//! instance's closed fact (shared through Redis) is answered the same way ([`GroupCommit::submit_closed`]).
 //!
 //! A runner whose batches compete for nothing (the lottery's blanks) says "decided" as soon as it starts: its
 //! lane then runs up to `max_in_flight` batches side by side, in no order.
@@ -70,9 +75,41 @@ pub trait BatchRunner: Send + Sync + 'static {
     /// The answer for a request that was never sent (the lane could not run it): nothing was written.
     fn not_sent(&self) -> Self::Outcome;
 
-    /// What a request decided as `outcome` hears if it asks again while its key is closed (a winner: "repeat"),
-    /// or `None` to give it the closed answer like everyone else.
-    fn remembered(&self, outcome: &Self::Outcome) -> Option<Self::Outcome>;
+    /// Learns what a batch decided, before its callers are answered, so that requests of a closed key can be
+    /// answered from memory ([`BatchRunner::closed_answer`]); a batch that closed the key is the time to check
+    /// that memory against the database. The default learns nothing.
+    fn learnt(
+        &self,
+        _key: Self::Key,
+        _requests: &[Self::Request],
+        _decided: &Decided<Self::Outcome>,
+    ) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
+    /// The answer for `request` while its key is closed (`closed` is what the database said closed it), from
+    /// what the runner knows for certain: the request's own outcome when it has one, `closed` when it can have
+    /// none. `None` when only the database can tell ([`BatchRunner::recorded`]). The default knows nothing.
+    fn closed_answer(
+        &self,
+        _key: Self::Key,
+        _request: &Self::Request,
+        _closed: &Self::Outcome,
+    ) -> Option<Self::Outcome> {
+        None
+    }
+
+    /// What the database holds for `request` of a closed key, read now (a point read by the request's unique
+    /// key): `Some` answer when the request has an outcome (its repeat, or what the database says first to
+    /// everyone, such as "ended"), `None` when nothing is recorded for it, so that the closed answer is true of it.
+    ///
+    /// # Errors
+    /// The read failed: the lane then sends the request to the database like any other.
+    fn recorded(
+        &self,
+        key: Self::Key,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Option<Self::Outcome>, String>> + Send;
 }
 
 /// Tells a lane that a batch is decided and only its commit is outstanding, so the key's next batch may be sent.
@@ -115,8 +152,6 @@ pub struct GroupCommitConfig {
     pub recheck_interval: Duration,
     /// How long an idle lane is kept before it is forgotten (default 60 s).
     pub idle_ttl: Duration,
-    /// The most decided requests one lane remembers for its closed answers (default 100,000).
-    pub remember_at_most: usize,
     /// The most batches of one key deciding or committing at once (default 3; 1 waits for each commit).
     pub max_in_flight: usize,
     /// The fewest requests sent as a batch while the key's last batch is still committing (default 32): fewer
@@ -130,7 +165,6 @@ impl Default for GroupCommitConfig {
             max_batch: 256,
             recheck_interval: Duration::from_secs(1),
             idle_ttl: Duration::from_secs(60),
-            remember_at_most: 100_000,
             max_in_flight: 3,
             min_early_batch: 32,
         }
@@ -144,7 +178,7 @@ pub struct GroupCommitStats {
     pub requests: u64,
     /// Batches run (one database round trip each).
     pub batches: u64,
-    /// Requests answered in-process because the key was known closed.
+    /// Requests of a key known closed answered without a batch: from memory, or by a point read of their record.
     pub short_circuited: u64,
     /// The largest batch so far.
     pub largest_batch: u64,
@@ -163,10 +197,8 @@ struct Lane<B: BatchRunner> {
     in_flight: Arc<Semaphore>,
     /// Told of every request queued, for a driver waiting for the queue to grow.
     arrivals: Arc<Notify>,
-    /// The answer for everyone while the key is known closed, and when that was learnt.
+    /// The closed answer while the key is known closed, and when that was learnt.
     closed: Option<(B::Outcome, Instant)>,
-    /// Requests this lane saw decided, with what they hear while the key is closed.
-    remembered: HashMap<B::Request, B::Outcome>,
     last_used: Instant,
 }
 
@@ -178,7 +210,6 @@ impl<B: BatchRunner> Lane<B> {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             arrivals: Arc::new(Notify::new()),
             closed: None,
-            remembered: HashMap::new(),
             last_used: now,
         }
     }
@@ -261,13 +292,72 @@ impl<B: BatchRunner> GroupCommit<B> {
         lane.last_used = now;
         if let Some((closed, since)) = &lane.closed {
             if now.saturating_duration_since(*since) < self.inner.config.recheck_interval {
+                let closed = closed.clone();
+                drop(lanes);
                 counters.short_circuited.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(SHORT_CIRCUITS, "domain" => B::DOMAIN, "source" => "lanes").increment(1);
-                let answer = lane.remembered.get(&request).unwrap_or(closed).clone();
-                return Box::pin(std::future::ready(answer));
+                return self.answer_closed(key, request, closed, true);
             }
             lane.closed = None;
         }
+        self.queue(lane, key, request)
+    }
+
+    /// Answers `request` of a key another instance found closed (`closed`, the answer that fact gives), as a
+    /// lane answers its own closed keys: the request's own outcome when it may have one, else `closed`; a
+    /// record that cannot be read sends the request to the database. The caller counts it (it is not one of
+    /// the lanes' requests unless it goes to the database).
+    pub fn submit_closed(&self, key: B::Key, request: B::Request, closed: B::Outcome) -> OutcomeFuture<B::Outcome> {
+        self.answer_closed(key, request, closed, false)
+    }
+
+    /// The answer for `request` of a closed key: the runner's certain knowledge, else the request's record.
+    /// `lanes` says whether the lanes knew the key closed (and count it) or the caller did.
+    fn answer_closed(
+        &self,
+        key: B::Key,
+        request: B::Request,
+        closed: B::Outcome,
+        lanes: bool,
+    ) -> OutcomeFuture<B::Outcome> {
+        if let Some(known) = self.inner.runner.closed_answer(key, &request, &closed) {
+            if lanes {
+                metrics::counter!(SHORT_CIRCUITS, "domain" => B::DOMAIN, "source" => "lanes").increment(1);
+            }
+            return Box::pin(std::future::ready(known));
+        }
+        let this = self.clone();
+        Box::pin(async move {
+            match this.inner.runner.recorded(key, request.clone()).await {
+                Ok(recorded) => {
+                    metrics::counter!(SHORT_CIRCUITS, "domain" => B::DOMAIN, "source" => "lookup").increment(1);
+                    recorded.unwrap_or(closed)
+                }
+                Err(error) => {
+                    // Not answered from a guess: the database decides it, as if the key were open.
+                    tracing::warn!(domain = B::DOMAIN, ?key, %error, "cannot read a request's record; deciding it");
+                    let counters = &this.inner.counters;
+                    if lanes {
+                        counters.short_circuited.fetch_sub(1, Ordering::Relaxed);
+                    } else {
+                        counters.requests.fetch_add(1, Ordering::Relaxed);
+                    }
+                    this.enqueue(key, request, Instant::now()).await
+                }
+            }
+        })
+    }
+
+    /// Queues `request` in its key's lane for a batch, whatever the lane knows of the key.
+    fn enqueue(&self, key: B::Key, request: B::Request, now: Instant) -> OutcomeFuture<B::Outcome> {
+        let mut lanes = self.inner.lock();
+        let max_in_flight = self.inner.config.max_in_flight;
+        let lane = lanes.by_key.entry(key).or_insert_with(|| Lane::new(now, max_in_flight));
+        lane.last_used = now;
+        self.queue(lane, key, request)
+    }
+
+    /// Puts `request` in `lane`'s queue (the lanes' lock held) and starts the lane's driver if it has none.
+    fn queue(&self, lane: &mut Lane<B>, key: B::Key, request: B::Request) -> OutcomeFuture<B::Outcome> {
         let (reply, answer) = oneshot::channel();
         lane.queue.push((request, reply));
         lane.arrivals.notify_one();
@@ -275,7 +365,6 @@ impl<B: BatchRunner> GroupCommit<B> {
             lane.driven = true;
             tokio::spawn(drive(self.inner.clone(), key));
         }
-        drop(lanes);
         let inner = self.inner.clone();
         // The guard answers every caller; a dropped sender can only mean a batch lost mid-way: in doubt.
         Box::pin(async move { answer.await.unwrap_or_else(|_| inner.runner.lost()) })
@@ -351,19 +440,11 @@ impl<B: BatchRunner> Inner<B> {
         Some(lane.queue.drain(..take).collect())
     }
 
-    /// Remembers what the batch decided, and a key that is now closed.
-    fn learn(&self, key: B::Key, requests: &[Waiter<B>], decided: &Decided<B::Outcome>) {
+    /// Remembers a key that the batch found closed.
+    fn learn(&self, key: B::Key, decided: &Decided<B::Outcome>) {
+        let Some(closed) = &decided.closed else { return };
         let mut lanes = self.lock();
-        let Some(lane) = lanes.by_key.get_mut(&key) else { return };
-        for ((request, _), outcome) in requests.iter().zip(&decided.outcomes) {
-            if lane.remembered.len() >= self.config.remember_at_most {
-                break;
-            }
-            if let Some(answer) = self.runner.remembered(outcome) {
-                lane.remembered.insert(request.clone(), answer);
-            }
-        }
-        if let Some(closed) = &decided.closed {
+        if let Some(lane) = lanes.by_key.get_mut(&key) {
             lane.closed = Some((closed.clone(), Instant::now()));
         }
     }
@@ -416,9 +497,10 @@ async fn run_batch<B: BatchRunner>(
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters.largest_batch.fetch_max(guard.batch.len() as u64, Ordering::Relaxed);
     metrics::histogram!(BATCH_REQUESTS, "domain" => B::DOMAIN).record(guard.batch.len() as f64);
-    let requests = guard.batch.iter().map(|(request, _)| request.clone()).collect();
-    let decided = inner.runner.run(key, requests, committing).await;
-    inner.learn(key, &guard.batch, &decided);
+    let requests: Vec<B::Request> = guard.batch.iter().map(|(request, _)| request.clone()).collect();
+    let decided = inner.runner.run(key, requests.clone(), committing).await;
+    inner.runner.learnt(key, &requests, &decided).await;
+    inner.learn(key, &decided);
     let mut outcomes = decided.outcomes.into_iter();
     for (_, reply) in guard.batch.drain(..) {
         // A runner that answered fewer outcomes than requests broke its contract: those are lost.
@@ -480,6 +562,8 @@ mod tests {
     /// A runner that answers each request with itself, and panics on a batch containing 13.
     struct Echo {
         batches: AtomicUsize,
+        decided: Mutex<std::collections::HashSet<u32>>,
+        lookups: AtomicUsize,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -513,13 +597,32 @@ mod tests {
             Answer::NotSent
         }
 
-        fn remembered(&self, outcome: &Answer) -> Option<Answer> {
-            matches!(outcome, Answer::Decided(_)).then_some(Answer::Repeat)
+        async fn learnt(&self, _key: u8, requests: &[u32], _decided: &Decided<Answer>) {
+            self.decided.lock().unwrap().extend(requests);
+        }
+
+        /// Its memory: who it saw decided, and request 8, known to have no outcome.
+        fn closed_answer(&self, _key: u8, request: &u32, closed: &Answer) -> Option<Answer> {
+            if self.decided.lock().unwrap().contains(request) {
+                return Some(Answer::Repeat);
+            }
+            (*request == 8).then(|| closed.clone())
+        }
+
+        /// Its database: request 7 was decided elsewhere; reading request 66's record fails.
+        async fn recorded(&self, _key: u8, request: u32) -> Result<Option<Answer>, String> {
+            self.lookups.fetch_add(1, Ordering::Relaxed);
+            match request {
+                7 => Ok(Some(Answer::Repeat)),
+                66 => Err("the database is away".into()),
+                _ => Ok(None),
+            }
         }
     }
 
     fn lanes(config: GroupCommitConfig) -> GroupCommit<Echo> {
-        GroupCommit::new(Echo { batches: AtomicUsize::new(0) }, config)
+        let echo = Echo { batches: AtomicUsize::new(0), decided: Mutex::default(), lookups: AtomicUsize::new(0) };
+        GroupCommit::new(echo, config)
     }
 
     #[tokio::test]
@@ -561,15 +664,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_closed_key_is_answered_from_memory_and_remembers_who_was_decided() {
+    async fn a_closed_key_refuses_only_requests_that_have_no_outcome() {
         let lanes = lanes(GroupCommitConfig::default());
         assert_eq!(lanes.submit(9, 1).await, Answer::Decided(1));
+        // Unknown to memory: its record is read, and it has none.
         assert_eq!(lanes.submit(9, 2).await, Answer::Closed);
+        // Decided here, and decided elsewhere: each hears its own outcome, never the closed answer.
         assert_eq!(lanes.submit(9, 1).await, Answer::Repeat);
-        assert_eq!(lanes.runner().batches.load(Ordering::Relaxed), 1);
-        assert_eq!(lanes.stats().short_circuited, 2);
+        assert_eq!(lanes.submit(9, 7).await, Answer::Repeat);
+        // Known to have none: refused from memory, without a read.
+        assert_eq!(lanes.submit(9, 8).await, Answer::Closed);
+        assert_eq!(lanes.runner().lookups.load(Ordering::Relaxed), 2);
+        // A record that cannot be read: the database decides the request.
+        assert_eq!(lanes.submit(9, 66).await, Answer::Decided(66));
+        assert_eq!(lanes.runner().batches.load(Ordering::Relaxed), 2);
+        assert_eq!(lanes.stats().short_circuited, 4);
         lanes.reopen(9);
         assert_eq!(lanes.submit(9, 3).await, Answer::Decided(3));
+    }
+
+    #[tokio::test]
+    async fn another_instances_closed_fact_is_answered_the_same_way() {
+        let lanes = lanes(GroupCommitConfig::default());
+        assert_eq!(lanes.submit_closed(5, 7, Answer::Closed).await, Answer::Repeat);
+        assert_eq!(lanes.submit_closed(5, 2, Answer::Closed).await, Answer::Closed);
+        assert_eq!(lanes.submit_closed(5, 66, Answer::Closed).await, Answer::Decided(66));
+        assert_eq!(lanes.runner().batches.load(Ordering::Relaxed), 1, "only the unreadable one");
     }
 
     /// A runner that says it is decided at once and then "commits" for 30 ms, recording how many of its
@@ -608,8 +728,8 @@ mod tests {
             0
         }
 
-        fn remembered(&self, _outcome: &u32) -> Option<u32> {
-            None
+        async fn recorded(&self, _key: u8, _request: u32) -> Result<Option<u32>, String> {
+            Ok(None)
         }
     }
 

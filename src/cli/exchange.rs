@@ -321,6 +321,12 @@ fn describe_outcome(outcome: &ExchangeOutcome, user: i64, gift: i64, request_id:
         ExchangeOutcome::OutOfStock { .. } => format!("refused: out_of_stock (gift {gift} has none left)"),
         ExchangeOutcome::UnknownUser { .. } => format!("refused: unknown_user (user {user} was never granted points)"),
         ExchangeOutcome::UnknownGift { .. } => format!("refused: unknown_gift (no gift with id {gift})"),
+        ExchangeOutcome::KeyReused { first_gift_id } => {
+            return format!(
+                "refused: key_reused (request {request_id} was first used for gift {first_gift_id}, not gift {gift}; \
+                 nothing done: use a new request id for a new exchange)"
+            );
+        }
         ExchangeOutcome::InnerError(error) => format!("failed: {}", error.detail),
     };
     if outcome.is_repeat() {

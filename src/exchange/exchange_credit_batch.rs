@@ -60,7 +60,7 @@ fn statement(gift_id: i64, requests: &[ExchangeRequest]) -> String {
     format!("CALL exchange_credit_batch({gift_id}, '{list}')")
 }
 
-type AnswerRow = (i64, String, i64, Option<i64>, Option<i64>, Option<i64>);
+type AnswerRow = (i64, String, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
 
 /// Every request's outcome, and the gift's closed answer once its stock is gone.
 fn answer(requests: usize, result_sets: Vec<Vec<Row>>) -> Result<Decided<ExchangeOutcome>, String> {
@@ -75,12 +75,12 @@ fn answer(requests: usize, result_sets: Vec<Vec<Row>>) -> Result<Decided<Exchang
     let mut outcomes = Vec::with_capacity(requests);
     let mut last_stock = None;
     for (index, row) in rows.into_iter().enumerate() {
-        let (seq, outcome, repeat, exchange_id, balance_after, stock_left): AnswerRow =
+        let (seq, outcome, repeat, exchange_id, balance_after, stock_left, first_gift_id): AnswerRow =
             decode(row, what).map_err(|error| error.to_string())?;
         if usize::try_from(seq) != Ok(index + 1) {
             return Err(format!("{what}: row {} has seq {seq}", index + 1));
         }
-        let decided = ExchangeOutcome::decided(&outcome, repeat != 0, exchange_id, balance_after)
+        let decided = ExchangeOutcome::decided(&outcome, repeat != 0, exchange_id, balance_after, first_gift_id)
             .ok_or_else(|| format!("{what}: row {seq}: outcome {outcome:?} with exchange {exchange_id:?}"))?;
         outcomes.push(decided);
         last_stock = stock_left;

@@ -2,11 +2,11 @@
 //! ([`crate::group_commit`]): a popular gift is a hot row, and InnoDB holds its lock until the commit is
 //! durable, so one transaction for many users pays that price once.
 //!
-//! A gift seen out of stock is answered in-process for the lanes' `recheck_interval`. A (user, request id) this
-//! process saw decided hears its first answer from memory, flagged repeat, as the database would answer it;
-//! everyone else hears "out of stock". Two limits of that memory, both true of the gift and never a double
-//! charge: a request answered "out of stock" from memory is not recorded, so if stock comes back its retry is
-//! decided afresh; and a request id first used on another gift hears "out of stock" here instead of its repeat.
+//! A gift seen out of stock is answered without a batch for the lanes' `recheck_interval`, and "out of stock" is
+//! said only to requests that have no outcome yet: each is looked up by its (user, request id) first
+//! ([`super::recorded`], one point read), so a retry hears its first answer, flagged repeat, on any instance,
+//! and a request id first used for another gift is refused as reused. A request answered "out of stock" this
+//! way is not recorded: if stock comes back, its retry is decided afresh.
 
 use mysql_async::Pool;
 
@@ -48,8 +48,11 @@ impl BatchRunner for ExchangeBatches {
         ))
     }
 
-    fn remembered(&self, decided: &WithGtid<ExchangeOutcome>) -> Option<WithGtid<ExchangeOutcome>> {
-        // The first answer's commit is where its effects are.
-        decided.outcome.as_repeat().map(|outcome| WithGtid { outcome, gtid: decided.gtid })
+    async fn recorded(
+        &self,
+        gift_id: i64,
+        request: ExchangeRequest,
+    ) -> Result<Option<WithGtid<ExchangeOutcome>>, String> {
+        super::recorded::recorded(&self.pool, gift_id, &request).await
     }
 }

@@ -31,6 +31,7 @@ pub mod http;
 mod lanes;
 pub mod message;
 mod outcome;
+mod recorded;
 mod request;
 mod service;
 pub mod warehouse;

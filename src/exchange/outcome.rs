@@ -26,6 +26,9 @@ pub enum ExchangeOutcome {
     UnknownUser { repeat: bool },
     /// No gift has this id.
     UnknownGift { repeat: bool },
+    /// The request id was first used for another gift, `first_gift_id`: a request id names one request, so
+    /// this one is refused and nothing is done or recorded. A new exchange needs a new request id.
+    KeyReused { first_gift_id: i64 },
     /// The request failed: rolled back (e.g. a lock wait timeout), or in doubt (e.g. a lost connection).
     InnerError(InnerError),
 }
@@ -41,14 +44,17 @@ impl ExchangeOutcome {
         ExchangeOutcome::InnerError(InnerError { detail: detail.to_string(), unavailable: false, in_doubt: true })
     }
 
-    /// The outcome for the procedure's name of it (`exchanged` needs its id and balance).
+    /// The outcome for the procedure's name of it (`exchanged` needs its id and balance, `key_reused` its first
+    /// gift).
     pub(crate) fn decided(
         outcome: &str,
         repeat: bool,
         exchange_id: Option<i64>,
         balance_after: Option<i64>,
+        first_gift_id: Option<i64>,
     ) -> Option<Self> {
         Some(match outcome {
+            "key_reused" => ExchangeOutcome::KeyReused { first_gift_id: first_gift_id? },
             "exchanged" => {
                 ExchangeOutcome::Exchanged { exchange_id: exchange_id?, balance_after: balance_after?, repeat }
             }
@@ -61,7 +67,7 @@ impl ExchangeOutcome {
     }
 
     /// A stable machine name: `exchanged`, `not_enough_points`, `out_of_stock`, `unknown_user`, `unknown_gift`,
-    /// `inner_error` (the procedure's names).
+    /// `key_reused`, `inner_error` (the procedure's names).
     pub fn reason(&self) -> &'static str {
         match self {
             ExchangeOutcome::Exchanged { .. } => "exchanged",
@@ -69,6 +75,7 @@ impl ExchangeOutcome {
             ExchangeOutcome::OutOfStock { .. } => "out_of_stock",
             ExchangeOutcome::UnknownUser { .. } => "unknown_user",
             ExchangeOutcome::UnknownGift { .. } => "unknown_gift",
+            ExchangeOutcome::KeyReused { .. } => "key_reused",
             ExchangeOutcome::InnerError(_) => "inner_error",
         }
     }
@@ -86,23 +93,10 @@ impl ExchangeOutcome {
             | ExchangeOutcome::OutOfStock { repeat }
             | ExchangeOutcome::UnknownUser { repeat }
             | ExchangeOutcome::UnknownGift { repeat } => *repeat,
+            // The request id was used before: what is refused is its second use.
+            ExchangeOutcome::KeyReused { .. } => true,
             ExchangeOutcome::InnerError(_) => false,
         }
-    }
-
-    /// What a retry of the same request id hears: this outcome, flagged repeat. `None` for an inner error,
-    /// which decided nothing.
-    pub(crate) fn as_repeat(&self) -> Option<Self> {
-        let mut again = self.clone();
-        match &mut again {
-            ExchangeOutcome::Exchanged { repeat, .. }
-            | ExchangeOutcome::NotEnoughPoints { repeat }
-            | ExchangeOutcome::OutOfStock { repeat }
-            | ExchangeOutcome::UnknownUser { repeat }
-            | ExchangeOutcome::UnknownGift { repeat } => *repeat = true,
-            ExchangeOutcome::InnerError(_) => return None,
-        }
-        Some(again)
     }
 }
 
@@ -111,26 +105,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_repeat_keeps_the_first_answer() {
-        let first = ExchangeOutcome::Exchanged { exchange_id: 7, balance_after: 30, repeat: false };
-        let again = first.as_repeat().unwrap();
-        assert_eq!(again, ExchangeOutcome::Exchanged { exchange_id: 7, balance_after: 30, repeat: true });
-        assert!(again.is_repeat() && again.is_exchanged());
-        assert_eq!(
-            ExchangeOutcome::NotEnoughPoints { repeat: false }.as_repeat(),
-            Some(ExchangeOutcome::NotEnoughPoints { repeat: true })
-        );
-        assert_eq!(ExchangeOutcome::in_doubt("lost").as_repeat(), None);
-    }
-
-    #[test]
     fn the_procedures_names_map_to_outcomes() {
-        assert_eq!(ExchangeOutcome::decided("exchanged", false, None, Some(1)), None, "needs its exchange id");
-        for name in ["exchanged", "not_enough_points", "out_of_stock", "unknown_user", "unknown_gift"] {
-            let outcome = ExchangeOutcome::decided(name, true, Some(1), Some(0)).unwrap();
+        assert_eq!(ExchangeOutcome::decided("exchanged", false, None, Some(1), None), None, "needs its exchange id");
+        assert_eq!(ExchangeOutcome::decided("key_reused", true, None, None, None), None, "needs its first gift");
+        for name in ["exchanged", "not_enough_points", "out_of_stock", "unknown_user", "unknown_gift", "key_reused"] {
+            let outcome = ExchangeOutcome::decided(name, true, Some(1), Some(0), Some(3)).unwrap();
             assert_eq!(outcome.reason(), name);
             assert!(outcome.is_repeat());
         }
-        assert_eq!(ExchangeOutcome::decided("sold_out", false, None, None), None);
+        assert_eq!(ExchangeOutcome::decided("sold_out", false, None, None, None), None);
     }
 }

@@ -26,6 +26,9 @@ pub enum ApiError {
     NotFound(String),
     /// A method the route does not take: 405.
     MethodNotAllowed,
+    /// A well-formed request that cannot be taken as it is, such as a request id first used for another
+    /// request: 422, with the message as given.
+    Unprocessable(String),
     /// A body over the limit: 413.
     PayloadTooLarge,
     /// Over a rate limit: 429.
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::InDoubt { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -78,6 +82,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(message)
             | ApiError::Forbidden(message)
             | ApiError::NotFound(message)
+            | ApiError::Unprocessable(message)
             | ApiError::Unauthorized(message) => message,
             ApiError::MethodNotAllowed => "method not allowed".to_string(),
             ApiError::PayloadTooLarge => "request body too large".to_string(),

@@ -1,8 +1,11 @@
 //! What a load balancer in front of the app may answer itself: requests the app describes, each with the key in
 //! Redis whose value closes them and the exact bytes the app would answer. The balancer
 //! ([`crate::local::balancer`]) knows no route, cookie or answer of its own; each domain's router describes its
-//! own ([`crate::seckill::http::balancer_interception`], [`crate::lottery::http::balancer_interception`]) and
-//! the balancer matches and answers.
+//! own (such as [`crate::seckill::http::balancer_interception`]) and the balancer matches and answers.
+//!
+//! An interception's answer must be true of every request it takes, whoever sends it: the balancer cannot tell
+//! a user who already has an outcome from one who has none, so a closed answer that speaks of the user's own
+//! request (as the lottery's "all drawn, nothing recorded for you" does) is never an interception.
 //!
 //! Matching is deliberately conservative: a request is answered here only when the app would look at the
 //! closed state before anything else, so a request the app would refuse for its shape (a malformed id or

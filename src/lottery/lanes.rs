@@ -23,6 +23,7 @@ use mysql_async::Pool;
 use super::closed::{AllDrawn, AllDrawnFlags};
 use super::draw_lottery_batch::{DrawProcedure, DrawRequest, draw_lottery_batch};
 use super::outcome::DrawOutcome;
+use super::recorded::Drawn;
 use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Committing, Decided};
 
@@ -33,6 +34,8 @@ pub(crate) type DrawLane = (i64, DrawProcedure);
 pub(crate) struct DrawBatches {
     pub(crate) pool: Pool,
     pub(crate) flags: Arc<AllDrawnFlags>,
+    /// Who drew, for the answers of closed campaigns (one memory for both of a campaign's lanes).
+    pub(crate) drawn: Drawn,
 }
 
 impl BatchRunner for DrawBatches {
@@ -70,7 +73,29 @@ impl BatchRunner for DrawBatches {
         ))
     }
 
-    fn remembered(&self, _decided: &WithGtid<DrawOutcome>) -> Option<WithGtid<DrawOutcome>> {
-        None
+    async fn learnt(
+        &self,
+        (campaign_id, _): DrawLane,
+        draws: &[DrawRequest],
+        decided: &Decided<WithGtid<DrawOutcome>>,
+    ) {
+        self.drawn.learn(campaign_id, draws, decided).await;
+    }
+
+    fn closed_answer(
+        &self,
+        (campaign_id, _): DrawLane,
+        draw: &DrawRequest,
+        closed: &WithGtid<DrawOutcome>,
+    ) -> Option<WithGtid<DrawOutcome>> {
+        self.drawn.answer(campaign_id, draw.user_id, closed)
+    }
+
+    async fn recorded(
+        &self,
+        (campaign_id, _): DrawLane,
+        draw: DrawRequest,
+    ) -> Result<Option<WithGtid<DrawOutcome>>, String> {
+        self.drawn.recorded(campaign_id, draw.user_id).await
     }
 }

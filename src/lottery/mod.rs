@@ -35,6 +35,7 @@ mod lanes;
 pub mod message;
 mod outcome;
 mod randomness;
+mod recorded;
 mod service;
 mod wheels;
 

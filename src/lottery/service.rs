@@ -13,12 +13,13 @@ use mysql_async::Pool;
 use super::books::LotteryBooks;
 use super::campaign::{self, Campaign, CampaignStatus, NewCampaign};
 use super::closed::{self, AllDrawnFlags, DEFAULT_KEY_PREFIX};
-use super::draw_lottery_batch::DrawRequest;
+use super::draw_lottery_batch::{DrawProcedure, DrawRequest};
 use super::error::LotteryError;
 use super::history::{self, DrawRecord};
 use super::lanes::DrawBatches;
 use super::outcome::DrawOutcome;
 use super::randomness::Randomness;
+use super::recorded::Drawn;
 use super::wheels::Wheels;
 use crate::database::{Consistency, GtidPosition, ReadWriteSplit, WithGtid};
 use crate::group_commit::{BatchRunner, GroupCommit, GroupCommitConfig, GroupCommitStats, OutcomeFuture};
@@ -65,7 +66,9 @@ impl Lottery {
         prefix: String,
     ) -> Self {
         let flags = closed::flags(redis, prefix);
-        let lanes = GroupCommit::new(DrawBatches { pool: database.primary().clone(), flags: flags.clone() }, config);
+        let pool = database.primary().clone();
+        let lanes =
+            GroupCommit::new(DrawBatches { drawn: Drawn::new(pool.clone()), pool, flags: flags.clone() }, config);
         let wheels = Wheels::new(database.primary().clone());
         Lottery { database, lanes, wheels, flags, randomness, config }
     }
@@ -145,11 +148,9 @@ impl Lottery {
     pub async fn draw_with_gtid(&self, campaign_id: i64, user_id: i64) -> Result<WithGtid<DrawOutcome>, LotteryError> {
         check_campaign(campaign_id)?;
         check_user(user_id)?;
-        if self.flags.closed(campaign_id).await.is_some() {
-            answered_all_drawn();
-            return Ok(WithGtid::without_gtid(DrawOutcome::AllDrawn));
-        }
-        Ok(self.submit_with_gtid(campaign_id, user_id)?.await)
+        // Redis too, at most every 100 ms per campaign: this instance learns what another found.
+        let all_drawn = self.flags.closed(campaign_id).await.is_some();
+        Ok(self.submit_draw(campaign_id, user_id, all_drawn).await)
     }
 
     /// Queues the draw at once and returns the future of its outcome: the order of `submit` calls is the arrival
@@ -174,14 +175,23 @@ impl Lottery {
     ) -> Result<OutcomeFuture<WithGtid<DrawOutcome>>, LotteryError> {
         check_campaign(campaign_id)?;
         check_user(user_id)?;
-        if self.flags.known(campaign_id).is_some() {
-            answered_all_drawn();
-            return Ok(Box::pin(std::future::ready(WithGtid::without_gtid(DrawOutcome::AllDrawn))));
-        }
+        let all_drawn = self.flags.known(campaign_id).is_some();
+        Ok(self.submit_draw(campaign_id, user_id, all_drawn))
+    }
+
+    /// Queues a checked draw, or, for a campaign known all drawn, answers it as the lanes answer a closed
+    /// campaign: the user's last result when they used their draws, else "all drawn".
+    fn submit_draw(&self, campaign_id: i64, user_id: i64, all_drawn: bool) -> OutcomeFuture<WithGtid<DrawOutcome>> {
         // Every request carries the number for the user's first draw; the procedure derives later draws' own.
         let r = self.randomness.r(campaign_id, user_id, 1);
+        let draw = DrawRequest { user_id, r };
+        if all_drawn {
+            answered_all_drawn();
+            let closed = WithGtid::without_gtid(DrawOutcome::AllDrawn);
+            return self.lanes.submit_closed((campaign_id, DrawProcedure::Batch), draw, closed);
+        }
         let lane = (campaign_id, self.wheels.procedure(campaign_id, r));
-        Ok(self.lanes.submit(lane, DrawRequest { user_id, r }))
+        self.lanes.submit(lane, draw)
     }
 
     /// A user's draws in a campaign, in draw order, from the primary: exact, so it settles a draw in doubt.

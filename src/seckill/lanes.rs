@@ -3,10 +3,10 @@
 //!
 //! A batch of one uses `execute_seckill_detailed`, a larger one `execute_seckill_batch`; both decide under the
 //! item's row lock with the same order of precedence, so they agree with each other and with classic SQL
-//! callers. An item seen sold out or ended is answered in-process for `recheck_interval`; a buyer this process
-//! saw win hears "repeat" from memory, everyone else the closed answer ("sold out", "ended": true of the item,
-//! though a buyer who won through another process or long ago would hear "repeat" from the database). Stock
-//! added through the toolkit reopens the lane at once.
+//! callers. An item seen sold out or ended is answered without a batch for `recheck_interval`, and only ever
+//! refused to buyers who did not buy: a winner hears "repeat", as the database would say, from this instance's
+//! memory of the item's winners, complete once checked against the database, or else from a point read of
+//! their row ([`super::recorded`]). Stock added through the toolkit reopens the lane at once.
 //!
 //! With Redis ([`super::Seckill::with_redis`]), the item's closed state is shared ([`super::closed`]): a
 //! batch that learns an item sold out or ended publishes it, and before its lanes every execution checks this
@@ -24,6 +24,7 @@ use super::execute_seckill::execute_seckill;
 use super::execute_seckill_batch::execute_seckill_batch;
 use super::outcome::Outcome;
 use super::phone::Phone;
+use super::recorded::Winners;
 use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Committing, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
 use crate::prometheus::names::SHORT_CIRCUITS;
@@ -78,6 +79,8 @@ pub(crate) struct SeckillBatches {
     pool: Pool,
     /// The shared closed state, told what batches learn.
     state: Option<Arc<ClosedState<ItemState>>>,
+    /// Who bought, for the answers of closed items.
+    winners: Winners,
 }
 
 impl SeckillBatches {
@@ -118,9 +121,16 @@ impl BatchRunner for SeckillBatches {
         ))
     }
 
-    fn remembered(&self, decided: &WithGtid<Outcome>) -> Option<WithGtid<Outcome>> {
-        // The win's commit is where the buyer's row is.
-        decided.outcome.is_success().then_some(WithGtid { outcome: Outcome::RepeatKill, gtid: decided.gtid })
+    async fn learnt(&self, seckill_id: i64, phones: &[Phone], decided: &Decided<WithGtid<Outcome>>) {
+        self.winners.learn(seckill_id, phones, decided).await;
+    }
+
+    fn closed_answer(&self, seckill_id: i64, phone: &Phone, closed: &WithGtid<Outcome>) -> Option<WithGtid<Outcome>> {
+        self.winners.answer(seckill_id, *phone, closed)
+    }
+
+    async fn recorded(&self, seckill_id: i64, phone: Phone) -> Result<Option<WithGtid<Outcome>>, String> {
+        self.winners.recorded(seckill_id, phone).await
     }
 }
 
@@ -142,7 +152,7 @@ impl Lanes {
             ..GroupCommitConfig::default()
         };
         Lanes {
-            lanes: GroupCommit::new(SeckillBatches { pool, state }, lanes),
+            lanes: GroupCommit::new(SeckillBatches { winners: Winners::new(pool.clone()), pool, state }, lanes),
             batching: config.batching,
             direct_calls: Default::default(),
             closed_answers: Default::default(),
@@ -167,11 +177,11 @@ impl Lanes {
             if state.generation(seckill_id) > generation {
                 // Another instance reopened the item (stock added): this one's lanes forget it at once too,
                 // rather than after their recheck interval.
-                self.lanes.reopen(seckill_id);
+                self.forget_closed(seckill_id);
             }
             if let Some(closed) = closed {
                 self.answered_closed();
-                return WithGtid::without_gtid(closed.outcome());
+                return self.lanes.submit_closed(seckill_id, phone, WithGtid::without_gtid(closed.outcome())).await;
             }
         }
         self.submit_to_lanes(seckill_id, phone).await
@@ -183,7 +193,7 @@ impl Lanes {
     pub(crate) fn submit(&self, seckill_id: i64, phone: Phone) -> OutcomeFuture<WithGtid<Outcome>> {
         if let Some(closed) = self.state().and_then(|state| state.known(seckill_id)) {
             self.answered_closed();
-            return Box::pin(std::future::ready(WithGtid::without_gtid(closed.outcome())));
+            return self.lanes.submit_closed(seckill_id, phone, WithGtid::without_gtid(closed.outcome()));
         }
         self.submit_to_lanes(seckill_id, phone)
     }
@@ -207,10 +217,16 @@ impl Lanes {
 
     /// Forgets that an item was closed, here and in the shared state, because stock was just added.
     pub(crate) async fn reopen(&self, seckill_id: i64) {
-        self.lanes.reopen(seckill_id);
+        self.forget_closed(seckill_id);
         if let Some(state) = self.state() {
             state.reopen(seckill_id).await;
         }
+    }
+
+    /// Forgets in this instance that an item was closed: it may sell again.
+    fn forget_closed(&self, seckill_id: i64) {
+        self.lanes.reopen(seckill_id);
+        self.lanes.runner().winners.reopened(seckill_id);
     }
 
     /// The Redis key of an item's shared closed state, when it is shared.

@@ -19,6 +19,7 @@ mod item;
 mod lanes;
 mod outcome;
 mod phone;
+mod recorded;
 mod service;
 pub mod signing;
 

@@ -121,8 +121,14 @@ fn answer(
 ) -> Result<(RequestOutcome, Json<Envelope<ExchangeAnswer>>), ApiError> {
     let error = match outcome {
         ExchangeOutcome::InnerError(error) => error,
+        ExchangeOutcome::KeyReused { first_gift_id } => {
+            return Err(ApiError::Unprocessable(format!(
+                "this {IDEMPOTENCY_KEY} was first used for gift {first_gift_id}, not gift {gift_id}: nothing done; \
+                 send a new key for a new exchange"
+            )));
+        }
         decided => {
-            let answer = ExchangeAnswer::decided(&decided)
+            let answer = ExchangeAnswer::decided(gift_id, &decided)
                 .ok_or_else(|| ApiError::Internal(format!("no answer for the outcome {decided:?}")))?;
             return Ok((RequestOutcome(decided.reason()), Json(Envelope::ok(answer))));
         }

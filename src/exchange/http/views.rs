@@ -112,26 +112,29 @@ pub struct MineView {
     pub ledger: Vec<LedgerView>,
 }
 
-/// A decided exchange: `outcome` is `exchanged`, `not_enough_points`, `out_of_stock`, `unknown_user` or
-/// `unknown_gift`; `exchangeId` and `balanceAfter` are set only for `exchanged`; `repeat` says this is the
-/// first answer to the same `Idempotency-Key`, given again.
+/// A decided exchange of gift `giftId`: `outcome` is `exchanged`, `not_enough_points`, `out_of_stock`,
+/// `unknown_user` or `unknown_gift`; `exchangeId` and `balanceAfter` are set only for `exchanged`; `repeat` says
+/// this is the first answer to the same `Idempotency-Key`, given again.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExchangeAnswer {
     pub outcome: &'static str,
+    pub gift_id: i64,
     pub exchange_id: Option<i64>,
     pub balance_after: Option<i64>,
     pub repeat: bool,
 }
 
 impl ExchangeAnswer {
-    /// The answer for a decided outcome; `None` for an inner error, which decided nothing.
-    pub fn decided(outcome: &ExchangeOutcome) -> Option<Self> {
+    /// The answer for a decided outcome of an exchange of `gift_id`; `None` for what decided nothing (an inner
+    /// error) and for a request id reused for another gift, which is refused as an error.
+    pub fn decided(gift_id: i64, outcome: &ExchangeOutcome) -> Option<Self> {
         let (exchange_id, balance_after) = match outcome {
-            ExchangeOutcome::InnerError(_) => return None,
+            ExchangeOutcome::InnerError(_) | ExchangeOutcome::KeyReused { .. } => return None,
             ExchangeOutcome::Exchanged { exchange_id, balance_after, .. } => (Some(*exchange_id), Some(*balance_after)),
             _ => (None, None),
         };
-        Some(ExchangeAnswer { outcome: outcome.reason(), exchange_id, balance_after, repeat: outcome.is_repeat() })
+        let repeat = outcome.is_repeat();
+        Some(ExchangeAnswer { outcome: outcome.reason(), gift_id, exchange_id, balance_after, repeat })
     }
 }

@@ -47,7 +47,6 @@
 //! # }
 //! ```
 
-mod balancer;
 mod handlers;
 mod page;
 mod status_cache;
@@ -60,7 +59,6 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 
-pub use balancer::balancer_interception;
 pub use status_cache::DEFAULT_STATUS_MAX_AGE;
 pub use views::{DrawAnswer, DrawView, MineView, StatusView, TierView};
 

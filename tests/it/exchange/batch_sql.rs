@@ -29,30 +29,42 @@ impl Lcg {
 /// One exchange_request row: user, request id, outcome, exchange_id, balance_after.
 type Recorded = (i64, String, String, Option<i64>, Option<i64>);
 
-/// One answer row: seq, outcome, repeat, exchange_id, balance_after, stock_left.
-type Answer = (i64, String, i64, Option<i64>, Option<i64>, Option<i64>);
+/// One answer row: seq, outcome, repeat, exchange_id, balance_after, stock_left, first_gift_id.
+type Answer = (i64, String, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
 
 /// The contract, one request at a time. Exchange ids are not modelled: they are checked against the rows.
 #[derive(Default)]
 struct Model {
     balances: HashMap<i64, i64>,
     gifts: HashMap<i64, (i64, i64)>,
-    /// (user, request id) -> (outcome, balance_after); `exchanged` marks which ones paid.
-    first_answers: HashMap<(i64, String), (String, Option<i64>)>,
+    /// (user, request id) -> (gift, outcome, balance_after); `exchanged` marks which ones paid.
+    first_answers: HashMap<(i64, String), (i64, String, Option<i64>)>,
     /// Some user paid for two requests in one batch.
     paid_twice_in_one_batch: bool,
+    /// Some request id was sent again for another gift.
+    reused_a_key: bool,
 }
 
 impl Model {
-    /// The expected (outcome, repeat, balance_after, stock_left) of each request, in order.
-    fn decide(&mut self, gift: i64, requests: &[(i64, String)]) -> Vec<(String, bool, Option<i64>, Option<i64>)> {
+    /// The expected (outcome, repeat, balance_after, stock_left, first_gift_id) of each request, in order.
+    fn decide(
+        &mut self,
+        gift: i64,
+        requests: &[(i64, String)],
+    ) -> Vec<(String, bool, Option<i64>, Option<i64>, Option<i64>)> {
         let mut answers = Vec::new();
         let mut paid = std::collections::HashSet::new();
         for (user, request) in requests {
             let key = (*user, request.clone());
             let stock_left = self.gifts.get(&gift).map(|(_, stock)| *stock);
-            if let Some((outcome, balance_after)) = self.first_answers.get(&key) {
-                answers.push((outcome.clone(), true, *balance_after, stock_left));
+            if let Some((first_gift, outcome, balance_after)) = self.first_answers.get(&key) {
+                // A request id names one request: sent for another gift, it is refused and changes nothing.
+                if *first_gift != gift {
+                    self.reused_a_key = true;
+                    answers.push(("key_reused".into(), true, None, stock_left, Some(*first_gift)));
+                } else {
+                    answers.push((outcome.clone(), true, *balance_after, stock_left, None));
+                }
                 continue;
             }
             let (outcome, balance_after) = match (self.gifts.get_mut(&gift), self.balances.get_mut(user)) {
@@ -67,8 +79,9 @@ impl Model {
                     ("exchanged", Some(*balance))
                 }
             };
-            self.first_answers.insert(key, (outcome.to_string(), balance_after));
-            answers.push((outcome.to_string(), false, balance_after, self.gifts.get(&gift).map(|(_, stock)| *stock)));
+            self.first_answers.insert(key, (gift, outcome.to_string(), balance_after));
+            let stock_left = self.gifts.get(&gift).map(|(_, stock)| *stock);
+            answers.push((outcome.to_string(), false, balance_after, stock_left, None));
         }
         answers
     }
@@ -126,8 +139,8 @@ async fn decide_random_batches(db: &TestDatabase) {
         let answers = call_batch(db.pool(), gift, &requests).await.unwrap();
         assert_eq!(answers.len(), requests.len(), "round {round}");
         for (index, (answer, want)) in answers.iter().zip(&expected).enumerate() {
-            let (seq, outcome, repeat, exchange_id, balance_after, stock_left) = answer;
-            let got = (outcome.clone(), *repeat != 0, *balance_after, *stock_left);
+            let (seq, outcome, repeat, exchange_id, balance_after, stock_left, first_gift_id) = answer;
+            let got = (outcome.clone(), *repeat != 0, *balance_after, *stock_left, *first_gift_id);
             assert_eq!(*seq, index as i64 + 1);
             assert_eq!(&got, want, "round {round}, request {} {:?} of {requests:?}", index + 1, requests[index]);
             assert_eq!(exchange_id.is_some(), outcome == "exchanged", "round {round}: {answer:?}");
@@ -155,7 +168,8 @@ async fn decide_random_batches(db: &TestDatabase) {
     assert_eq!(recorded.len(), model.first_answers.len());
     for (user, request, outcome, exchange_id, balance_after) in recorded {
         let key = (user, request);
-        assert_eq!(model.first_answers.get(&key), Some(&(outcome, balance_after)), "{key:?}");
+        let first = model.first_answers.get(&key).map(|(_, outcome, balance_after)| (outcome.clone(), *balance_after));
+        assert_eq!(first, Some((outcome, balance_after)), "{key:?}");
         assert_eq!(exchange_id, exchange_of.get(&key).copied(), "{key:?}");
     }
     let exchanges: i64 = conn.query_first("SELECT COUNT(*) FROM credit_exchange").await.unwrap().unwrap();
@@ -163,9 +177,10 @@ async fn decide_random_batches(db: &TestDatabase) {
     assert!(exchanges >= 15, "the rounds exchanged enough to test something: {exchanges}");
     // Every outcome was met, and users twice in a batch, so the rounds tested the precedence and the order.
     for outcome in ["exchanged", "unknown_gift", "unknown_user", "out_of_stock", "not_enough_points"] {
-        assert!(model.first_answers.values().any(|answer| answer.0 == outcome), "no {outcome} in the rounds");
+        assert!(model.first_answers.values().any(|answer| answer.1 == outcome), "no {outcome} in the rounds");
     }
     assert!(model.paid_twice_in_one_batch, "no user paid twice in one batch");
+    assert!(model.reused_a_key, "no request id was reused for another gift");
     let messages: i64 = conn.query_first("SELECT COUNT(*) FROM message_outbox").await.unwrap().unwrap();
     assert_eq!(messages, exchanges);
     Books::read(db.pool()).await.unwrap().check().unwrap();
@@ -230,5 +245,54 @@ async fn opposite_orders_never_deadlock(users: i64, callers: usize, rounds: usiz
     let mut conn = db.pool().get_conn().await.unwrap();
     let exchanges: i64 = conn.query_first("SELECT COUNT(*) FROM credit_exchange").await.unwrap().unwrap();
     assert_eq!(exchanges, (callers * rounds) as i64 * users.len() as i64);
+    Books::read(db.pool()).await.unwrap().check().unwrap();
+}
+
+/// Regression: a refusal of an unknown gift is recorded without any user's lock; recorded for the same (user,
+/// request id) as a request of a hot gift's batch while that batch was being decided, it made the batch's first
+/// answers fail on the duplicate key and rolled the whole batch back, every other user's exchange with it. Now
+/// the batch decides again, seeing the refusal: that one request is refused as reused, the rest go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_of_an_unknown_gift_never_rolls_back_another_users_exchanges() {
+    let db = migrated_db().await;
+    let service = Exchange::new(db.pool().clone());
+    let hot = service.create_gift(&NewGift { name: "hot".into(), cost: 10, stock: 100 }).await.unwrap().gift_id;
+    for user in 1..=20 {
+        service.grant(user, 100, "welcome").await.unwrap();
+    }
+    // The hot gift's batch waits, once decided, for the outbox, which the test holds: meanwhile another batch,
+    // of a gift that does not exist, records user 1's request id "k".
+    let mut holder = db.pool().get_conn().await.unwrap();
+    holder.query_drop("LOCK TABLES message_outbox WRITE").await.unwrap();
+    let requests: Vec<(i64, String)> = (1..=20).map(|user| (user, "k".to_string())).collect();
+    let pool = db.pool().clone();
+    let batch = tokio::spawn(async move { call_batch(&pool, hot, &requests).await });
+    let mut waiting = false;
+    for _ in 0..500 {
+        // The batch's session, in this test's database, waiting for the lock the test holds.
+        let waiting_sessions: i64 = holder
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.processlist \
+                  WHERE db = DATABASE() AND id <> CONNECTION_ID() AND state LIKE '%metadata lock%'",
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        if waiting_sessions > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(waiting, "the hot gift's batch reached the outbox");
+    let refusal = call_batch(db.pool(), 9_999, &[(1, "k".to_string())]).await.unwrap();
+    assert_eq!(refusal[0].1, "unknown_gift", "{refusal:?}");
+    holder.query_drop("UNLOCK TABLES").await.unwrap();
+    let answers = batch.await.unwrap().expect("the hot gift's batch is not rolled back");
+    assert_eq!((answers[0].1.as_str(), answers[0].6), ("key_reused", Some(9_999)), "{:?}", answers[0]);
+    assert!(answers[1..].iter().all(|answer| answer.1 == "exchanged"), "{answers:?}");
+    let mut conn = db.pool().get_conn().await.unwrap();
+    let exchanges: i64 = conn.query_first("SELECT COUNT(*) FROM credit_exchange").await.unwrap().unwrap();
+    assert_eq!(exchanges, 19);
     Books::read(db.pool()).await.unwrap().check().unwrap();
 }

@@ -81,6 +81,7 @@ async fn the_api_exchanges_once_per_key_and_answers_refusals_as_outcomes() {
     let first = exchange(at, 1, &mug, "k-1").await;
     let (outcome, exchange_id, balance_after, repeat) = decided(&first);
     assert_eq!((outcome, balance_after, repeat), ("exchanged", Some(70), false));
+    assert_eq!(first.json["data"]["giftId"].to_string(), mug, "the answer names its gift");
     let exchange_id = exchange_id.unwrap();
     let again = exchange(at, 1, &mug, "k-1").await;
     assert_eq!(decided(&again), ("exchanged", Some(exchange_id), Some(70), true), "the first outcome, once");
@@ -375,5 +376,26 @@ async fn the_page_retries_a_lost_answer_with_the_same_key_and_pays_once() {
     assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM credit_exchange WHERE user_id = 1").await, 1);
     assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM exchange_request WHERE user_id = 1").await, 1);
     assert_eq!(service.balance(1).await.unwrap(), Some(20));
+    assert_books(db.pool()).await;
+}
+
+/// An `Idempotency-Key` names one request: sent again for another gift, it is a JSON 422 naming the gift it was
+/// first used for, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_reused_for_another_gift_is_a_json_422_and_changes_nothing() {
+    let db = migrated_db().await;
+    let service = Exchange::new(db.pool().clone());
+    service.grant(1, 100, "welcome").await.unwrap();
+    let mug = new_gift(&service, "马克杯 Mug", 30, 5).await.gift_id;
+    let pen = new_gift(&service, "笔 Pen", 10, 5).await.gift_id;
+    let served = serve(router(service.clone(), user_cookies())).await;
+    assert_eq!(decided(&exchange(served.address, 1, &mug.to_string(), "k-1").await).0, "exchanged");
+    let reused = exchange(served.address, 1, &pen.to_string(), "k-1").await;
+    assert_error(&reused, StatusCode::UNPROCESSABLE_ENTITY, "a key reused for another gift");
+    let message = reused.json["error"].as_str().unwrap();
+    assert!(message.contains(&format!("first used for gift {mug}")), "{message}");
+    assert_eq!(get_as(served.address, "/exchange/balance.json", 1).await.json["data"]["balance"], 70);
+    assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM credit_exchange").await, 1);
+    assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM exchange_request").await, 1);
     assert_books(db.pool()).await;
 }

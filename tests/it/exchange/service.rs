@@ -500,3 +500,57 @@ async fn the_database_killed_mid_exchange_tells_no_one_success_without_its_rows(
     assert_books(&pool).await;
     drop(server); // the guardian removes it when the test process ends
 }
+
+/// Regression: an instance that found a gift out of stock answered "out of stock" from memory to every request
+/// it had not seen decided itself, a retry of an exchange made on another instance too (the points gone, the
+/// client told it was never made). Now a retry hears its first answer on any instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_reaching_another_instance_after_the_gift_ran_out_hears_its_first_answer() {
+    let db = migrated_db().await;
+    let instance = || Exchange::new(ConnectOptions::new(db.url()).max_connections(4).build_pool().unwrap());
+    let (a, b) = (instance(), instance());
+    let g = new_gift(&a, 100, 1).await.gift_id;
+    for user in [1, 2] {
+        a.grant(user, 300, "welcome").await.unwrap();
+    }
+    let first = a.exchange(1, g, "k-1").await.unwrap();
+    let ExchangeOutcome::Exchanged { exchange_id, balance_after, repeat: false } = first else { panic!("{first:?}") };
+    assert_eq!(b.exchange(2, g, "k-2").await.unwrap(), ExchangeOutcome::OutOfStock { repeat: false });
+    let batches = b.stats().batches;
+    for _ in 0..10 {
+        let again = b.exchange(1, g, "k-1").await.unwrap();
+        assert_eq!(again, ExchangeOutcome::Exchanged { exchange_id, balance_after, repeat: true });
+        // A refusal recorded on this instance is a first answer too.
+        assert_eq!(b.exchange(2, g, "k-2").await.unwrap(), ExchangeOutcome::OutOfStock { repeat: true });
+    }
+    // A new request is refused without a batch.
+    assert_eq!(b.exchange(2, g, "k-3").await.unwrap(), ExchangeOutcome::OutOfStock { repeat: false });
+    assert_eq!(b.stats().batches, batches, "answered from the requests' records, not by the procedure");
+    assert_eq!(b.balance(1).await.unwrap(), Some(200));
+    assert_books(db.pool()).await;
+}
+
+/// Regression: a request id first used for gift A, sent for gift B, answered "exchanged" (a repeat of A's) and
+/// the user had no exchange of B. A request id names one request: sent with another gift it is refused, as
+/// reused, and changes nothing, whether the procedure or a closed gift's memory answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_id_names_one_request_and_is_refused_for_another_gift() {
+    let db = migrated_db().await;
+    let service = Exchange::new(db.pool().clone());
+    let (a, b) = (new_gift(&service, 100, 5).await.gift_id, new_gift(&service, 50, 5).await.gift_id);
+    let sold_out = new_gift(&service, 10, 0).await.gift_id;
+    service.grant(1, 300, "welcome").await.unwrap();
+    assert!(service.exchange(1, a, "k-1").await.unwrap().is_exchanged());
+    let reused = ExchangeOutcome::KeyReused { first_gift_id: a };
+    assert_eq!(service.exchange(1, b, "k-1").await.unwrap(), reused);
+    // Out of stock: the first refusal is a batch's, the later ones are answered from memory; both refuse.
+    assert_eq!(service.exchange(1, sold_out, "k-1").await.unwrap(), reused);
+    assert_eq!(service.exchange(1, sold_out, "k-1").await.unwrap(), reused);
+    // An unknown gift's refusal, by the procedure's other path.
+    assert_eq!(service.exchange(1, 9_999, "k-1").await.unwrap(), reused);
+    assert_eq!(service.balance(1).await.unwrap(), Some(200), "charged once, for gift a");
+    assert_eq!((stock(db.pool(), a).await, stock(db.pool(), b).await), (4, 5));
+    let recorded = count(db.pool(), "SELECT COUNT(*) FROM exchange_request").await;
+    assert_eq!(recorded, 1, "nothing recorded for the reused id");
+    assert_books(db.pool()).await;
+}

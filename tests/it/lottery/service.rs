@@ -340,7 +340,10 @@ async fn the_same_seed_and_users_replay_the_same_wins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn all_drawn_is_monotone_and_answered_without_the_database_once_known() {
+/// Once every prize is drawn, each user hears what the database would say to them, whoever answers: their last
+/// result (flagged repeat) if they drew, "all drawn" if they did not. The instance that decided every draw knows
+/// all of them and answers from memory; another, told by Redis, reads each user's record.
+async fn all_drawn_is_monotone_and_each_user_hears_their_own_outcome_from_any_instance() {
     let db = migrated_db().await;
     let redis = LocalRedis::start().unwrap();
     // Each instance reaches the database through a proxy of its own, which the test can cut.
@@ -359,6 +362,7 @@ async fn all_drawn_is_monotone_and_answered_without_the_database_once_known() {
 
     let told = crowd(std::slice::from_ref(&a), id, 60, 1).await;
     assert_eq!(told.outcomes.iter().filter(|(_, o)| o.is_win()).count(), 30);
+    let first: HashMap<i64, DrawOutcome> = told.outcomes.iter().cloned().collect();
     // Instance a learnt it from its batch and published it.
     let key = a.state_key(id);
     assert_eq!(key, format!("test:lottery:{id}:state"));
@@ -374,21 +378,27 @@ async fn all_drawn_is_monotone_and_answered_without_the_database_once_known() {
     }
     assert_eq!(published.as_deref(), Some("all_drawn"));
 
-    // From now on neither instance may use its database: every byte through either proxy cuts it, and a draw
-    // that reached the database would be an inner error.
+    // From now on instance a may not use its database: every byte through its proxy cuts it, and a draw that
+    // reached the database would be an inner error. Instance b never drew: it knows "all drawn" from Redis, and
+    // what each user drew from the database.
     proxy_a.set_cut_probability(1.0);
-    proxy_b.set_cut_probability(1.0);
     for round in 0..3 {
         for user in 1..=100 {
-            assert_eq!(a.draw(id, user).await.unwrap(), DrawOutcome::AllDrawn, "instance a, round {round}");
-            // Instance b never drew: it knows from Redis alone.
-            assert_eq!(b.draw(id, user).await.unwrap(), DrawOutcome::AllDrawn, "instance b, round {round}");
+            let expected = match first.get(&user) {
+                Some(DrawOutcome::Won { draw_id, tier_id, prize, .. }) => {
+                    DrawOutcome::Won { draw_id: *draw_id, tier_id: *tier_id, prize: prize.clone(), repeat: true }
+                }
+                Some(DrawOutcome::NoPrize { draw_id, .. }) => DrawOutcome::NoPrize { draw_id: *draw_id, repeat: true },
+                _ => DrawOutcome::AllDrawn,
+            };
+            assert_eq!(a.draw(id, user).await.unwrap(), expected, "instance a, round {round}, user {user}");
+            assert_eq!(b.draw(id, user).await.unwrap(), expected, "instance b, round {round}, user {user}");
         }
         // Past the lanes' recheck interval too: the fact never turns back.
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
-    assert_eq!((proxy_a.cuts(), proxy_b.cuts()), (0, 0), "no byte reached either database connection");
-    assert_eq!(b.stats().requests, 0, "instance b's lanes were never asked");
+    assert_eq!(proxy_a.cuts(), 0, "no byte reached instance a's database connections");
+    assert_eq!(b.stats().requests, 0, "instance b's lanes were never asked to draw");
     assert_books(db.pool(), &campaign).await;
 }
 
@@ -561,4 +571,56 @@ async fn the_cli_creates_draws_and_shows_a_campaign() {
     assert_eq!(run(&["status", "99"]).status.code(), Some(4), "an unknown campaign");
     let books = LotteryBooks::check(db.pool(), id).await.unwrap();
     assert_eq!((books.draws, books.wins), (1, 1), "the refused commands changed nothing");
+}
+
+/// Regression: once every prize was drawn, an instance answered "all drawn" (nothing left, nothing recorded) to
+/// a user drawing again who had won, from its memory or from Redis, before asking who was drawing; and "all
+/// drawn" after the campaign's end, where the database says "ended". Now a user who drew hears their own result,
+/// flagged repeat, on any instance, and after the end everyone hears "ended".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_winner_drawing_again_hears_their_win_on_any_instance_and_after_the_end_everyone_hears_ended() {
+    let db = migrated_db().await;
+    let redis = LocalRedis::start().unwrap();
+    let [a, b] = two_instances(&db).await;
+    let shared = BoundedRedis::connect(&redis.url()).await.unwrap();
+    let pool = || ConnectOptions::new(db.url()).max_connections(4).build_pool().unwrap();
+    let (c, d) = (
+        Lottery::new(pool()).with_redis(shared.clone(), Some("test:lottery:")),
+        Lottery::new(pool()).with_redis(shared, Some("test:lottery:")),
+    );
+    let now = Utc::now();
+    let ends = now + chrono::Duration::seconds(4);
+    let new = NewCampaign::new("one prize", now - chrono::Duration::hours(1), ends, vec![tier("Gold", 1, 1)]);
+    let campaign = a.create_campaign(&new).await.unwrap();
+    let id = campaign.campaign_id;
+    let won = a.draw(id, 1).await.unwrap();
+    let DrawOutcome::Won { draw_id, tier_id, ref prize, repeat: false } = won else { panic!("{won:?}") };
+    let again = DrawOutcome::Won { draw_id, tier_id, prize: prize.clone(), repeat: true };
+    assert_eq!(b.draw(id, 2).await.unwrap(), DrawOutcome::AllDrawn, "b learns the campaign is all drawn");
+    // c learns it from its own batch and publishes it; d, which never drew, from Redis.
+    assert_eq!(c.draw(id, 3).await.unwrap(), DrawOutcome::AllDrawn);
+    let mut told_by_redis = false;
+    for _ in 0..100 {
+        if d.draw(id, 4).await.unwrap() == DrawOutcome::AllDrawn && d.stats().requests == 0 {
+            told_by_redis = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(told_by_redis, "d answered from the shared flag, without a batch");
+    for (name, instance) in [("a", &a), ("b", &b), ("c", &c), ("d", &d)] {
+        for _ in 0..3 {
+            assert_eq!(instance.draw(id, 1).await.unwrap(), again, "the winner, on instance {name}");
+            assert_eq!(instance.draw(id, 5).await.unwrap(), DrawOutcome::AllDrawn, "a newcomer, on {name}");
+        }
+    }
+    assert_eq!(d.stats().requests, 0, "d decided nothing: every answer came from a flag and a record");
+    // After the end, the database says "ended" to everyone first.
+    tokio::time::sleep((ends - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(200)).await;
+    for (name, instance) in [("a", &a), ("b", &b), ("c", &c), ("d", &d)] {
+        for user in [1, 5] {
+            assert_eq!(instance.draw(id, user).await.unwrap(), DrawOutcome::Ended, "user {user}, on {name}");
+        }
+    }
+    assert_books(db.pool(), &campaign).await;
 }

@@ -215,3 +215,24 @@ async fn a_whole_batch_outside_the_window_writes_nothing() {
         assert_eq!(request.await.unwrap(), Outcome::NotFound);
     }
 }
+
+/// Regression: an instance that found an item sold out answered every buyer "sold out" from memory, a buyer who
+/// won through another instance too, where the database says "repeat". Now it refuses only buyers who did not
+/// buy: the others hear "repeat" (from a point read of their row), on any instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_buyer_who_won_through_another_instance_hears_repeat_not_sold_out() {
+    let db = migrated_db().await;
+    let (a, b) = (service(&db), service(&db));
+    let id = open_item(&a, 1).await.seckill_id;
+    assert!(a.execute_verified(id, phone(1)).await.is_success());
+    assert_eq!(b.execute_verified(id, phone(2)).await, Outcome::SoldOut, "b learns the item is sold out");
+    let before = b.lane_stats();
+    assert_eq!(b.execute_verified(id, phone(1)).await, Outcome::RepeatKill, "the winner, on the other instance");
+    assert_eq!(b.execute_verified(id, phone(3)).await, Outcome::SoldOut);
+    let after = b.lane_stats();
+    assert_eq!(after.database_calls, before.database_calls, "answered without a batch");
+    assert_eq!(after.short_circuited - before.short_circuited, 2);
+    // The instance that sold every unit knows every winner, and answers from memory.
+    assert_eq!(a.execute_verified(id, phone(1)).await, Outcome::RepeatKill);
+    assert_eq!(success_rows(db.pool(), id).await, 1);
+}

@@ -157,6 +157,8 @@ struct Crowd {
     next: AtomicU64,
     /// Set by the first caller told "all drawn" in the first phase.
     all_drawn: AtomicBool,
+    /// Whether each user (user n at n - 1) was told a draw of theirs was recorded (won, or no prize).
+    drew: Vec<AtomicBool>,
 }
 
 /// When callers stop.
@@ -170,7 +172,9 @@ enum Until {
 
 impl Crowd {
     fn new(users: u64) -> Self {
-        Crowd { users: users.max(1), next: AtomicU64::new(0), all_drawn: AtomicBool::new(false) }
+        let users = users.max(1);
+        let drew = (0..users).map(|_| AtomicBool::new(false)).collect();
+        Crowd { users, next: AtomicU64::new(0), all_drawn: AtomicBool::new(false), drew }
     }
 
     /// The next user to draw, or `None` when the phase is over.
@@ -195,6 +199,22 @@ impl Crowd {
         };
         i64::try_from(n + 1).ok()
     }
+
+    /// Records what `user` was told: in the first phase whether they drew; after it, whether the answer is the
+    /// one the database would give them (their result again if they drew, "all drawn" if not). Other answers
+    /// are tallied, not judged here.
+    fn told(&self, user: i64, told: &Told, until: Until) -> bool {
+        let Some(drew) = usize::try_from(user - 1).ok().and_then(|index| self.drew.get(index)) else { return true };
+        match (until, told) {
+            (Until::AllDrawn, Told::Won | Told::NoPrize) => {
+                drew.store(true, Ordering::Relaxed);
+                true
+            }
+            (Until::Deadline(_), Told::Repeat) => drew.load(Ordering::Relaxed),
+            (Until::Deadline(_), Told::AllDrawn) => !drew.load(Ordering::Relaxed),
+            _ => true,
+        }
+    }
 }
 
 /// What the callers of one phase were told.
@@ -207,6 +227,9 @@ struct Tally {
     other: u64,
     errors: u64,
     first_error: Option<String>,
+    /// Answers after all drawn that were not the user's own: a repeat to a user who never drew, "all drawn" to
+    /// one who did.
+    not_theirs: u64,
     latencies: Latencies,
     /// When the last win was told, from the phase's start.
     last_win: Option<Duration>,
@@ -238,6 +261,7 @@ impl Tally {
         self.repeat += other.repeat;
         self.other += other.other;
         self.errors += other.errors;
+        self.not_theirs += other.not_theirs;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -270,6 +294,9 @@ async fn draw_crowd<D: Design>(
                     let told = design.draw(caller, user).await;
                     if matches!(until, Until::AllDrawn) && told == Told::AllDrawn {
                         crowd.all_drawn.store(true, Ordering::Relaxed);
+                    }
+                    if !crowd.told(user, &told, until) {
+                        tally.not_theirs += 1;
                     }
                     tally.add(told, started, began);
                     progress.inc(1);
@@ -316,7 +343,8 @@ pub struct DesignReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    /// Answers in the burst after all drawn, all "all drawn".
+    /// Answers in the burst after all drawn: "all drawn" to users who never drew, their result again (a repeat)
+    /// to users who did.
     pub burst_rejections: u64,
     pub burst_rejections_per_s: f64,
     pub burst_p99_ms: f64,
@@ -387,8 +415,9 @@ impl Phases {
             p50_ms,
             p99_ms,
             max_ms,
-            burst_rejections: self.burst.all_drawn,
-            burst_rejections_per_s: self.burst.all_drawn as f64 / self.burst_took.as_secs_f64().max(1e-9),
+            burst_rejections: self.burst.all_drawn + self.burst.repeat,
+            burst_rejections_per_s: (self.burst.all_drawn + self.burst.repeat) as f64
+                / self.burst_took.as_secs_f64().max(1e-9),
             burst_p99_ms,
             burst_database_queries: self.server.questions,
             burst_procedure_calls: self.server.procedure_calls,
@@ -569,16 +598,25 @@ async fn durable_books(
     ))
 }
 
-/// What is wrong with a burst after all drawn: answers other than "all drawn", or calls to the store when
-/// `store_calls_must_be_zero` names them.
+/// What is wrong with a burst after all drawn: answers other than each user's own ("all drawn" to a user who
+/// never drew, their result again to one who did), or calls to the store when `store_calls_must_be_zero` names
+/// them.
 fn burst_problems(burst: &Tally, store_calls: u64, store_calls_must_be_zero: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let others = burst.answers() - burst.all_drawn;
+    let others = burst.answers() - burst.all_drawn - burst.repeat;
     if others > 0 {
         problems.push(format!(
-            "{others} of {} draws after all drawn were not answered \"all drawn\" (first error: {})",
+            "{others} of {} draws after all drawn were neither \"all drawn\" nor a repeat (first error: {})",
             burst.answers(),
             burst.first_error.as_deref().unwrap_or("none")
+        ));
+    }
+    if burst.not_theirs > 0 {
+        problems.push(format!(
+            "{} of {} draws after all drawn were not the user's own answer (\"all drawn\" to a user who drew, or \
+             a repeat to one who did not)",
+            burst.not_theirs,
+            burst.answers()
         ));
     }
     if !store_calls_must_be_zero.is_empty() && store_calls > 0 {

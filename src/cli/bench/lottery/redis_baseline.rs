@@ -1,8 +1,9 @@
 //! The field's lottery, as the baseline of `seckill bench --workload lottery`: every draw is one Lua script run
 //! in Redis (EVALSHA), the design most lottery and red-envelope services use.
 //!
-//! The script, atomically: answer "all drawn" if the campaign's flag is set; record the user (HSETNX on a hash
-//! of users, the repeat check: a user seen before hears their first result); a draw whose random number lands
+//! The script, atomically: a user seen before (a hash of users) hears their first result again, as the durable
+//! draw answers them; answer "all drawn" if the campaign's flag is set; record the user; a draw whose random
+//! number lands
 //! on the wheel's blank share is "no prize" (the durable draw's wheel, its numbers drawn the same way); pop a
 //! prize unit (LPOP from a list filled before the crowd arrives with every tier's units, shuffled with a seed);
 //! set the flag when the list is empty; append the win to a stream (XADD) for the gift service. Fast, but not
@@ -26,15 +27,18 @@ use seckill::lottery::{Randomness, Seed, splitmix64};
 /// The draw, in Lua. KEYS: flag, users, units, stream. ARGV: the user id, the draw's random number r in
 /// [0, 2^32), the wheel's total weight and the tiers' share of it. Answers `{outcome, tier}`.
 const DRAW_SCRIPT: &str = r"
+-- A user who drew hears their result again, whatever is left (as the durable draw answers them).
+local seen = redis.call('HGET', KEYS[2], ARGV[1])
+if seen then
+  return {'repeat', seen}
+end
 if redis.call('GET', KEYS[1]) == 'all_drawn' then
   return {'all_drawn'}
 end
 -- The wheel, as the durable draw's: slot r * total DIV 2^32, the tiers' slots first, the blank share last
 -- (exact in Lua's doubles: r * total stays below 2^53).
 local lands = math.floor(tonumber(ARGV[2]) * tonumber(ARGV[3]) / 4294967296) < tonumber(ARGV[4])
-if redis.call('HSETNX', KEYS[2], ARGV[1], lands and '' or 'none') == 0 then
-  return {'repeat', redis.call('HGET', KEYS[2], ARGV[1])}
-end
+redis.call('HSET', KEYS[2], ARGV[1], lands and '' or 'none')
 if not lands then
   return {'no_prize'}
 end
