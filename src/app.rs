@@ -14,6 +14,12 @@ pub fn balancer_interceptions() -> Vec<Interception> {
     vec![crate::seckill::http::balancer_interception()]
 }
 
+/// The topics of every message the domains produce, which a relay of the app's outbox carries: the points
+/// exchange's shipments and the lottery's prizes.
+pub fn message_topics() -> Vec<String> {
+    vec![crate::exchange::SHIPMENT_TOPIC.to_string(), crate::lottery::PRIZE_TOPIC.to_string()]
+}
+
 /// The app's error envelope for a request no instance answered (the balancer's 502 and 504): its outcome is
 /// unknown, and the seckill's is told at its result route.
 pub fn gateway_error() -> String {

@@ -5,7 +5,6 @@ use seckill::database::{self, ConnectOptions};
 use seckill::exchange::SHIPMENT_TOPIC;
 use seckill::exchange::warehouse::ShipmentHandler;
 use seckill::local::rabbitmq::rabbitmq_url;
-use seckill::lottery::PRIZE_TOPIC;
 use seckill::messaging::{self, ConsumerConfig, MessageState, Relay, RelayConfig, Topology, outbox};
 use seckill::migrate::Migrator;
 
@@ -97,7 +96,7 @@ pub(crate) async fn relay(target: &DatabaseTarget, args: RelayArgs) -> Result<()
     let pool = target.connect().await?;
     let mut config = RelayConfig {
         topology: Topology::new(&args.broker.namespace),
-        topics: vec![SHIPMENT_TOPIC.to_string(), PRIZE_TOPIC.to_string()],
+        topics: seckill::app::message_topics(),
         ..RelayConfig::default()
     };
     config.schedule.consume_timeout = consume_timeout;

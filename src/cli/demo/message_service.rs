@@ -10,9 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mysql_async::Pool;
-use seckill::exchange::SHIPMENT_TOPIC;
 use seckill::local::rabbitmq::rabbitmq_url;
-use seckill::lottery::PRIZE_TOPIC;
 use seckill::messaging::{MessageState, Relay, RelayConfig, Running, Topology};
 use tokio::task::JoinHandle;
 
@@ -44,7 +42,7 @@ impl MessageService {
             Topology::new(format!("seckill-demo-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis()));
         let config = RelayConfig {
             topology: topology.clone(),
-            topics: vec![SHIPMENT_TOPIC.to_string(), PRIZE_TOPIC.to_string()],
+            topics: seckill::app::message_topics(),
             reconnect_delay: RECONNECT_DELAY,
             ..RelayConfig::default()
         };
