@@ -6,8 +6,9 @@
 //! app reads as they are, and a `killPhone` cookie of 11 digits (the last one sent, as [`super::extract`] reads
 //! it). Anything else passes through, and the app answers it. The balancer checks shapes, not signatures: a
 //! forged token for a closed item hears state 0 rather than -3, and a winner who asks again once the item is
-//! closed hears state 0 rather than -1 (重复秒杀); neither decides anything, and `GET /seckill/{id}/result` tells
-//! the winner what they hold.
+//! closed hears state 0 rather than -1 (重复秒杀). Neither decides anything, and state 0 (秒杀结束) says the sale
+//! is over, nothing about the buyer: `GET /seckill/{id}/result` tells the winner what they hold, and the sale
+//! page asks it whenever it hears state 0.
 
 use super::extract::{MAX_SEGMENT, PHONE_COOKIE};
 use super::views::Execution;

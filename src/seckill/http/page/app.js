@@ -86,7 +86,8 @@
     var status = element('div', { id: 'countdown', class: 'countdown' });
     var button = element('button', { id: 'buy', type: 'button', disabled: '' }, 'Buy 秒杀');
     var result = element('div', { id: 'result', class: 'result', role: 'status' });
-    [title, stock, status, button, result].forEach(function (node) { app.appendChild(node); });
+    var mine = element('div', { id: 'mine', class: 'result success', hidden: '' });
+    [title, stock, status, button, result, mine].forEach(function (node) { app.appendChild(node); });
 
     api('GET', '/' + id + '/detail.json').then(function (answer) {
       if (!answer.body.success) { title.textContent = answer.body.error; return; }
@@ -98,7 +99,7 @@
     // Counts down by the server's clock: the offset between it and this browser's clock is measured once per sync.
     function countdown(serverNow, start, end) {
       var offset = serverNow - Date.now();
-      if (serverNow >= end) { status.textContent = WORDS.ended; return; }
+      if (serverNow >= end) { status.textContent = WORDS.ended; ownRecord(); return; }
       var timer = setInterval(function () {
         var left = start - (Date.now() + offset);
         if (left > 0) { status.textContent = 'Opens in ' + clock(left); return; }
@@ -138,6 +139,21 @@
       result.textContent = reason ? WORDS[reason] : (answer.body.error || 'Unavailable');
       result.className = 'result ' + (reason === 'success' ? 'success' : 'refused');
       result.setAttribute('data-state', execution ? String(execution.state) : '');
+      // "秒杀结束" speaks of the item, not of this buyer: whoever answered it (the balancer answers closed items
+      // without asking who is buying) cannot have known that this buyer holds a unit, so the page asks. So does
+      // an answer in doubt (503), which may have committed.
+      if ((execution && execution.state === 0) || answer.status === 503) { ownRecord(); }
+    }
+
+    // Shows this buyer's committed record of the item, if there is one; shows nothing otherwise (no record yet
+    // is not a refusal).
+    function ownRecord() {
+      api('GET', '/' + id + '/result').then(function (answer) {
+        var record = answer.body && answer.body.data;
+        if (!record) { return; }
+        mine.textContent = 'You hold one, bought ' + page.when(record.createTime) + '. 秒杀成功';
+        mine.hidden = false;
+      }, function () {});
     }
   }
 
