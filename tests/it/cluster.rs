@@ -764,3 +764,30 @@ async fn a_cluster_on_a_primary_and_replica_reads_its_writes_and_outlives_the_re
     drop(conn);
     replica.disconnect().await.unwrap();
 }
+
+/// Operational endpoints are not public. An anonymous `GET /metrics` through the balancer, or on an instance's
+/// API listener, is answered as any unknown route is (the app's JSON 404, the same bytes from the balancer as
+/// from an instance) and shows no metric; spellings that nginx or axum might read as `/metrics` too. The
+/// instances' counters are still there for who may read them: `Cluster::app_requests` counts a request.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_not_public_through_the_balancer_nor_on_an_instances_api_listener() {
+    let db = migrated_db().await;
+    let service = service(&db);
+    let cluster = start_cluster(&db, 2).await;
+    let http = Http::new();
+    let mut listeners = vec![("the balancer", balancer(&cluster))];
+    listeners.extend(cluster.instances().iter().map(|instance| ("an instance", instance.address())));
+    let unknown = http.send(cluster.instances()[0].address(), Method::GET, "/no/such/route", "").await.unwrap();
+    for (who, address) in listeners {
+        for path in ["/metrics", "/metrics?format=text", "//metrics", "/%6Detrics", "/metrics/"] {
+            let reply = http.send(address, Method::GET, path, "").await.unwrap();
+            assert!(!reply.text().contains("seckill_"), "{who} GET {path}: {}", reply.text());
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{who} GET {path}: {}", reply.text());
+            assert_same_answer(&reply, &unknown, &format!("{who} GET {path}"));
+        }
+    }
+    let item = open_item(&service, 1).await.seckill_id;
+    let before = app_requests(&cluster, DETAIL_ROUTE).await;
+    let detail = http.send(balancer(&cluster), Method::GET, &format!("/seckill/{item}/detail.json"), "").await.unwrap();
+    assert_eq!((detail.status, app_requests(&cluster, DETAIL_ROUTE).await), (StatusCode::OK, before + 1));
+}

@@ -16,6 +16,10 @@
 //! balancer checks the shape of a request, not its signatures: a forged token or cookie for a closed thing
 //! hears the closed answer instead of the app's refusal.
 //!
+//! Operational paths ([`BalancerConfig::internal_paths`]: `/metrics`) are answered 404 by the balancer itself in
+//! the app's envelope, never passed on: the instances serve their metrics on a listener of their own anyway, and
+//! this keeps an instance that would serve them publicly (an older one, a host app that merged them) private.
+//!
 //! The packages: `nginx`, `libnginx-mod-http-lua` (with `libnginx-mod-http-ndk`) and `lua-nginx-redis`
 //! (lua-resty-redis); `.ci/install` installs them.
 
@@ -36,6 +40,8 @@ pub use crate::http::{ClosedAnswer, CookieShape, Interception, Shape};
 
 use super::scratch::{ScratchDir, Supervised, find_binary, free_port, last_lines_of, wait_until_listening};
 use crate::http::Envelope;
+use crate::http::fallbacks::NO_SUCH_ROUTE;
+use crate::prometheus::METRICS_PATH;
 
 /// The Debian packages the balancer needs, as one `apt-get install` line.
 pub const PACKAGES: &str = "nginx libnginx-mod-http-lua lua-nginx-redis";
@@ -85,6 +91,12 @@ pub struct BalancerConfig {
     pub worker_processes: u32,
     /// The body (JSON) of nginx's own answer when no instance answered (502, 504).
     pub gateway_error: String,
+    /// Paths answered 404 with [`Self::not_found`] by the balancer itself and never passed on: operational
+    /// endpoints, which are not public (by default [`crate::prometheus::METRICS_PATH`]). Matched as nginx reads a
+    /// path, once decoded and with repeated slashes merged.
+    pub internal_paths: Vec<String>,
+    /// The body (JSON) of the balancer's 404 for [`Self::internal_paths`]: the app's own for an unknown route.
+    pub not_found: String,
     /// How long connecting to an instance may take before the request goes to the next one.
     pub upstream_connect_timeout: Duration,
 }
@@ -98,6 +110,8 @@ impl BalancerConfig {
             closed_state: None,
             worker_processes: 2,
             gateway_error: default_gateway_error(),
+            internal_paths: vec![METRICS_PATH.to_string()],
+            not_found: default_not_found(),
             upstream_connect_timeout: Duration::from_millis(250),
         }
     }
@@ -120,6 +134,12 @@ fn default_gateway_error() -> String {
     let message = "no answer from the app: the outcome is unknown";
     // The envelope holds only strings, booleans and nulls: serializing it cannot fail.
     serde_json::to_string(&Envelope::error(message)).unwrap_or_default()
+}
+
+/// The app's error envelope for a route it does not have.
+fn default_not_found() -> String {
+    // As above: serializing the envelope cannot fail.
+    serde_json::to_string(&Envelope::error(NO_SUCH_ROUTE)).unwrap_or_default()
 }
 
 /// How long the balancer uses a lookup's answer by default before asking Redis again.

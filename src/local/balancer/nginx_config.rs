@@ -15,6 +15,7 @@
 //!     upstream seckill_instances { server 127.0.0.1:P1 max_fails=1 fail_timeout=1s; ...; keepalive 64; }
 //!     server {
 //!         listen 127.0.0.1:PORT;
+//!         location = /metrics { return 404 '{"success":false,...}'; }   (internal paths, never passed on)
 //!         location / {
 //!             access_by_lua_block { require("seckill_balancer").intercept() }
 //!             proxy_pass http://seckill_instances; (HTTP/1.1, keepalive upstreams)
@@ -130,7 +131,16 @@ pub(crate) fn nginx_conf(
         let _ = writeln!(conf, "        server {upstream} max_fails=1 fail_timeout=1s;");
     }
     let _ = writeln!(conf, "        keepalive 64;\n    }}\n");
-    let _ = writeln!(conf, "    server {{\n        listen {listen};\n        location / {{");
+    let _ = writeln!(conf, "    server {{\n        listen {listen};");
+    for internal in &config.internal_paths {
+        // An exact location: nginx matches it on the decoded path with repeated slashes merged, so no spelling of
+        // it reaches an instance.
+        let _ = writeln!(conf, "        location = {} {{", quoted(internal));
+        let _ = writeln!(conf, "            default_type {};", quoted(JSON_UTF8));
+        let _ = writeln!(conf, "            return 404 {};", single_quoted(&config.not_found));
+        let _ = writeln!(conf, "        }}");
+    }
+    let _ = writeln!(conf, "        location / {{");
     if config.closed_state.is_some() {
         let _ = writeln!(conf, "            access_by_lua_block {{ require(\"{LUA_MODULE}\").intercept() }}");
     }

@@ -25,7 +25,8 @@
 //!
 //! The instances share the HMAC secret and everything else given in [`ClusterOptions::instance_env`], read the
 //! database from `DATABASE_URL` (and replicas from `--replica-url`), and Redis from `REDIS_URL`; they log every
-//! request to `instance-N.log` in the cluster's folder.
+//! request to `instance-N.log` in the cluster's folder, and serve their metrics on a loopback listener of their
+//! own ([`AppInstance::metrics_address`]), which the balancer never passes requests to.
 
 mod app_requests;
 mod database;
@@ -105,6 +106,8 @@ impl Cluster {
         config.listen = options.balancer_listen;
         config.closed_state = Some(closed_state);
         config.gateway_error = options.app.gateway_error.clone();
+        config.internal_paths = options.app.internal_paths.clone();
+        config.not_found = options.app.not_found.clone();
         let balancer = tokio::task::spawn_blocking(move || LocalBalancer::start(&config))
             .await
             .map_err(|e| local("starting the balancer")(std::io::Error::other(e)))??;
@@ -191,10 +194,11 @@ impl Cluster {
         for instance in &self.instances {
             let _ = writeln!(
                 text,
-                "instance {}  {}   pid {}, log {}",
+                "instance {}  {}   pid {}, metrics http://{}/metrics, log {}",
                 instance.number(),
                 instance.url(),
                 instance.pid(),
+                instance.metrics_address(),
                 instance.log_path().display()
             );
         }
