@@ -39,7 +39,7 @@
 //! | `seckill_outbox_messages` | gauge | `state` | messages in the outbox by state (`pending`, `sent`, `consumed`, `dead`), sampled by each relay every [`BACKLOG_SAMPLE_INTERVAL`] |
 //! | `seckill_relay_lag_seconds` | gauge | | age of the oldest message not yet consumed (0 when none), sampled with the backlog |
 //! | `seckill_replica_reads_total` | counter | `replica` | reads served by a replica |
-//! | `seckill_replica_fallbacks_total` | counter | `reason` | reads meant for a replica that went to the primary: `down`, `lagging`, `gtid_wait_timeout` (none configured is not counted) |
+//! | `seckill_replica_fallbacks_total` | counter | `reason` | reads meant for a replica that went to the primary: `down`, `lagging`, `gtid_wait_timeout`, `ahead_of_primary` (a position the primary has not committed, never waited for) (none configured is not counted) |
 //!
 //! Histogram buckets: batch sizes 1, 2, 4 … 512; call durations 0.5 ms to 10 s. Labels never carry ids, users or
 //! raw paths, so the number of series stays bounded.

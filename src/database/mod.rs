@@ -12,12 +12,14 @@
 //!
 //! - [`call`]: calling a procedure, and whether its failure means "rolled back" or "in doubt".
 //! - [`gtid`]: GTIDs, which writes return so that later reads can wait for them on a replica.
-//! - [`read_write_split`]: the primary, the replicas, and which one a read goes to.
+//! - [`read_write_split`]: the primary, the replicas, and which one a read goes to; `primary_position`: what the
+//!   primary is known to have committed, so that no read waits on a replica for a position it has not.
 //! - [`rows`]: rows into Rust types without panicking.
 
 pub mod call;
 pub mod error;
 pub mod gtid;
+mod primary_position;
 pub mod read_write_split;
 pub mod rows;
 

@@ -65,7 +65,7 @@ impl Lottery {
         prefix: String,
     ) -> Self {
         let flags = closed::flags(redis, prefix);
-        let lanes = GroupCommit::new(DrawBatches { pool: database.primary().clone(), flags: flags.clone() }, config);
+        let lanes = GroupCommit::new(DrawBatches { database: database.clone(), flags: flags.clone() }, config);
         let wheels = Wheels::new(database.primary().clone());
         Lottery { database, lanes, wheels, flags, randomness, config }
     }

@@ -791,3 +791,117 @@ async fn metrics_are_not_public_through_the_balancer_nor_on_an_instances_api_lis
     let detail = http.send(balancer(&cluster), Method::GET, &format!("/seckill/{item}/detail.json"), "").await.unwrap();
     assert_eq!((detail.status, app_requests(&cluster, DETAIL_ROUTE).await), (StatusCode::OK, before + 1));
 }
+
+/// A `seckillGtid` cookie is a hint a client can forge. Eighty anonymous clients reading with a far-future
+/// position (one the primary has not committed) must not slow the reads of an honest reader down, which stay on
+/// the replica at a latency within a small factor of the one measured in the same test before the flood; and
+/// read-your-writes still holds for honest buyers: one told success reads it again through every instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_far_future_gtid_cookies_never_stall_other_users_replica_reads() {
+    const FORGERS: i64 = 80;
+    const SAMPLES: usize = 30;
+    /// How slower the honest reader's median may be during the flood: the flood costs CPU on this machine's
+    /// few cores, never a wait on the replica.
+    const SLOWDOWN: f64 = 10.0;
+    let options = ClusterOptions::new(seckill::app::served(env!("CARGO_BIN_EXE_seckill")))
+        .instances(2)
+        .database(ClusterDatabase::PrivatePair)
+        .redis(ClusterRedis::Private)
+        .hmac_secret(SECRET);
+    let cluster = Cluster::start(options).await.expect("the cluster starts on a pair");
+    let database = cluster.database();
+    let pair = database.local_pair().expect("the cluster's own pair");
+    let shop = Seckill::new(database.pool().clone(), signer());
+    let item = open_item(&shop, 40).await.seckill_id;
+    pair.wait_until_caught_up(Duration::from_secs(10)).await.expect("the replica has the item");
+    let (http, balancer) = (Http::new(), cluster.balancer().address());
+    let result = format!("/seckill/{item}/result");
+
+    // A buyer told success through the balancer reads it through every instance, with the answer's cookie.
+    let buy_and_read_back = |n: i64| {
+        let (http, result) = (http.clone(), result.clone());
+        let cluster = &cluster;
+        async move {
+            let buyer = phone(70_000 + n);
+            let answer = http.execute(balancer, item, buyer).await.expect("an answer");
+            assert_eq!(answer.state(), Some(1), "buyer {n}: {}", answer.text());
+            let cookie = answer.set_cookies.iter().cloned().chain([format!("killPhone={buyer}")]).collect::<Vec<_>>();
+            let cookie = cookie.join("; ");
+            for instance in cluster.instances() {
+                let read = http.send(instance.address(), Method::GET, &result, &cookie).await.expect("a result");
+                assert_eq!(read.status, StatusCode::OK, "buyer {n}: {}", read.text());
+                assert!(read.json()["data"].is_object(), "buyer {n} won and is told nothing: {}", read.text());
+            }
+            cookie
+        }
+    };
+    // The honest reader: a winner asking again, with its own cookie (a read after its GTID, on the replica).
+    let honest = buy_and_read_back(0).await;
+    let replica_reads = || async {
+        let mut reads = 0;
+        for instance in cluster.instances() {
+            reads += instance.counter("seckill_replica_reads_total", &[]).await.unwrap();
+        }
+        reads
+    };
+    let sample = || async {
+        let mut took = Vec::with_capacity(SAMPLES);
+        for _ in 0..SAMPLES {
+            let started = Instant::now();
+            let read = http.send(balancer, Method::GET, &result, &honest).await.expect("a result");
+            took.push(started.elapsed());
+            assert!(read.json()["data"].is_object(), "the honest reader's own success: {}", read.text());
+        }
+        took.sort();
+        took[SAMPLES / 2]
+    };
+    let baseline = sample().await;
+
+    // The flood: each forger asks for its own result (it bought nothing) with a position far beyond the
+    // primary's, at most once per GTID wait, so that it asks as often before the fix as after.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut forgers = tokio::task::JoinSet::new();
+    for n in 0..FORGERS {
+        let (http, result, stop) = (http.clone(), result.clone(), stop.clone());
+        forgers.spawn(async move {
+            let cookie = format!("killPhone={}; seckillGtid=0-1-4000000000", phone(80_000 + n));
+            let mut wrong = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                match http.send(balancer, Method::GET, &result, &cookie).await {
+                    Ok(read) if read.status == StatusCode::OK && read.json()["data"].is_null() => {}
+                    Ok(read) => wrong.push(format!("{}: {}", read.status, read.text())),
+                    Err(error) => wrong.push(error),
+                }
+                tokio::time::sleep_until((started + Duration::from_millis(500)).into()).await;
+            }
+            wrong
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let reads_before = replica_reads().await;
+    let flooded = sample().await;
+    let replica_reads_during = replica_reads().await - reads_before;
+    // Honest buyers meanwhile: each told success reads it back through every instance.
+    for n in 1..=10 {
+        buy_and_read_back(n).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut wrong = Vec::new();
+    while let Some(done) = forgers.join_next().await {
+        wrong.extend(done.unwrap());
+    }
+    eprintln!("honest reader's median: {baseline:?} alone, {flooded:?} among {FORGERS} forgers");
+    assert!(
+        flooded.as_secs_f64() <= baseline.as_secs_f64() * SLOWDOWN,
+        "the honest reader's median went from {baseline:?} to {flooded:?} among {FORGERS} forgers"
+    );
+    assert!(replica_reads_during >= SAMPLES, "the honest reads were the replica's: {replica_reads_during}");
+    assert!(wrong.is_empty(), "every forger was told the truth (nothing bought): {wrong:?}");
+    let mut ahead = 0;
+    for instance in cluster.instances() {
+        ahead += instance.counter("seckill_replica_fallbacks_total", &[("reason", "ahead_of_primary")]).await.unwrap();
+    }
+    assert!(ahead > 0, "the forged positions were known for what they are");
+    assert_eq!(success_rows(database.pool(), item).await, 11);
+}
