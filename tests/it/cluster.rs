@@ -31,7 +31,7 @@ use seckill::seckill::http::balancer_interception;
 use seckill::seckill::{Phone, Seckill};
 use seckill::testing::TestDatabase;
 
-use crate::common::http::{JSON_UTF8, signed_in};
+use crate::common::http::{JSON_UTF8, call_chunked, signed_in};
 use crate::common::{SECRET, item_with_window, migrated_db, open_item, phone, service, signer, stock, success_rows};
 
 /// The execution route, as axum names it (and as `seckill_http_requests_total{route}` will).
@@ -283,8 +283,12 @@ async fn requests_the_app_would_refuse_pass_through_the_balancer_even_for_closed
         .body(Full::new(Bytes::from(vec![b'x'; 5000])))
         .unwrap();
     assert_eq!(http.0.request(large).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // And one sent in chunks, which declares no length: only the app, reading it, can tell it is too large.
+    let phone_cookie = format!("killPhone={}", phone(1));
+    let chunked = call_chunked(balancer(&cluster), Method::POST, &execution, &[("Cookie", &phone_cookie)], 5000).await;
+    assert_eq!(chunked.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", chunked.text);
     // Every execution reached the app, the GET too (answered by its method-not-allowed fallback).
-    let executions = execution_before + 6;
+    let executions = execution_before + 7;
     assert_eq!(app_requests(&cluster, EXECUTION_ROUTE).await, executions, "every execution reached the app");
     assert_eq!(app_requests(&cluster, DRAW_ROUTE).await, draw_before + 3, "every draw reached the app");
     // And the well-formed ones do not.

@@ -11,7 +11,8 @@
 //! answers too); Redis unreachable or slow (every step bounded by [`ClosedStateConfig::redis_timeout`], then
 //! skipped for [`ClosedStateConfig::redis_backoff`]) means every request passes through: the balancer fails
 //! open, never refusing what the app would accept. A request the app would refuse before looking at the state
-//! (a malformed id or token, a missing or malformed cookie, a body over the app's limit, a request labelled
+//! (a malformed id or token, a missing or malformed cookie, a body over the app's limit or sent in chunks, whose
+//! size only reading it tells, a request labelled
 //! `Sec-Fetch-Site: cross-site` where the app refuses those) also passes through, so the app answers it. The
 //! balancer checks the shape of a request, not its signatures: a forged token or cookie for a closed thing
 //! hears the closed answer instead of the app's refusal.
