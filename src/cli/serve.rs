@@ -187,7 +187,8 @@ fn signed_in_routes(
 
 /// A bounded connection to the Redis at `url`, for the shared closed state.
 async fn connect_redis(url: &str) -> Result<BoundedRedis, Failure> {
-    BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))
+    let shown = seckill::database::url_without_password(url);
+    BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {shown}: {e}")))
 }
 
 /// What the binary adds around the library's routers: JSON answers for unknown routes and methods, request logs.

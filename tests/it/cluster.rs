@@ -619,7 +619,8 @@ async fn seckill_cluster_prints_what_runs_where_serves_through_the_balancer_and_
     assert!(text.contains(&format!("balancer    http://127.0.0.1:{port}/seckill/list   nginx pid")), "{text}");
     assert_eq!(described.iter().filter(|line| line.starts_with("instance ")).count(), 2, "{text}");
     assert!(text.contains("redis       redis://127.0.0.1:") && text.contains("private, pid"), "{text}");
-    assert!(text.contains(&format!("database    {}   primary, given", db.url())), "{text}");
+    let shown = seckill::database::url_without_password(db.url());
+    assert!(text.contains(&format!("database    {shown}   primary, given")), "{text}");
     let pids: Vec<u32> = described
         .iter()
         .filter(|line| !line.starts_with("database") && !line.starts_with("folder"))
@@ -908,4 +909,90 @@ async fn forged_far_future_gtid_cookies_never_stall_other_users_replica_reads() 
     }
     assert!(ahead > 0, "the forged positions were known for what they are");
     assert_eq!(success_rows(database.pool(), item).await, 11);
+}
+
+/// The private pair `seckill cluster` starts has credentials of its own: root with an empty password is refused
+/// on both servers, over TCP and over their sockets (and so on a lone private server); and no process of the
+/// cluster holds a password on its command line, where every user of the machine can read it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clusters_private_servers_refuse_root_without_a_password_and_no_command_line_holds_a_password() {
+    let options = ClusterOptions::new(seckill::app::served(env!("CARGO_BIN_EXE_seckill")))
+        .instances(2)
+        .database(ClusterDatabase::PrivatePair)
+        .redis(ClusterRedis::Private)
+        .hmac_secret(SECRET);
+    let cluster = Cluster::start(options).await.expect("the cluster starts on a pair");
+    let pair = cluster.database().local_pair().expect("the cluster's own pair");
+    let lone = tokio::task::spawn_blocking(|| seckill::local::LocalMariaDb::shared().map(|server| server.port()))
+        .await
+        .unwrap()
+        .expect("the shared private server");
+    let servers = [
+        ("the primary", pair.primary().port(), pair.primary().pid()),
+        ("the replica", pair.replica().port(), pair.replica().pid()),
+    ];
+    for (which, port, _) in servers.iter().copied().chain([("a lone private server", lone, None)]) {
+        let over_tcp = format!("mysql://root@127.0.0.1:{port}/");
+        let pool = seckill::database::ConnectOptions::new(over_tcp).prefer_socket(false).build_pool().unwrap();
+        let refused = pool.get_conn().await.map(drop);
+        assert!(matches!(&refused, Err(mysql_async::Error::Server(e)) if e.code == 1045), "{which}: {refused:?}");
+        pool.disconnect().await.unwrap();
+    }
+    for (which, _, pid) in servers {
+        let socket = command_line(pid.expect("it runs"))
+            .into_iter()
+            .find_map(|arg| arg.strip_prefix("--socket=").map(str::to_string))
+            .expect("a socket on its command line");
+        let opts = mysql_async::OptsBuilder::default().socket(Some(socket)).user(Some("root"));
+        let refused = mysql_async::Conn::new(opts).await.map(drop);
+        assert!(matches!(&refused, Err(mysql_async::Error::Server(e)) if e.code == 1045), "{which}: {refused:?}");
+    }
+
+    // Every process of the cluster, and their children (nginx's workers).
+    let mut pids: Vec<u32> = cluster.instances().iter().map(|instance| instance.pid()).collect();
+    pids.extend(cluster.balancer().pid());
+    pids.extend(cluster.local_redis().and_then(|redis| redis.pid()));
+    pids.extend(pair.primary().pid());
+    pids.extend(pair.replica().pid());
+    pids.extend(children_of(&pids));
+    assert!(pids.len() >= 7, "{pids:?}");
+    let database = cluster.database();
+    let mut urls = vec![database.primary_url().to_string(), pair.primary_url(), pair.replica_url()];
+    urls.extend(database.replica_urls().iter().cloned());
+    let passwords: Vec<String> = urls
+        .iter()
+        .filter_map(|url| mysql_async::Opts::from_url(url).unwrap().pass().map(str::to_string))
+        .filter(|password| !password.is_empty())
+        .collect();
+    assert!(passwords.len() >= 3, "the app's account and root on both servers have passwords: {urls:?}");
+    for pid in pids {
+        for arg in command_line(pid) {
+            for password in &passwords {
+                assert!(!arg.contains(password.as_str()), "pid {pid} has a password on its command line: {arg}");
+            }
+            let user_info = arg.split("://").nth(1).and_then(|rest| rest.split('/').next()?.split_once('@'));
+            assert!(!user_info.is_some_and(|(user, _)| user.contains(':')), "pid {pid}: a URL with a password: {arg}");
+        }
+    }
+}
+
+/// The arguments of process `pid`, as every user of the machine may read them.
+fn command_line(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|byte| *byte == 0).filter(|arg| !arg.is_empty()).map(|arg| String::from_utf8_lossy(arg).into()).collect()
+}
+
+/// The processes whose parent is one of `parents`.
+fn children_of(parents: &[u32]) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // `pid (name) state ppid ...`: the name may hold spaces, so read after its closing parenthesis.
+        let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if parent.is_some_and(|parent| parents.contains(&parent)) {
+            children.push(pid);
+        }
+    }
+    children
 }

@@ -29,7 +29,6 @@ mod nginx_config;
 use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,7 +38,9 @@ use thiserror::Error;
 
 pub use crate::http::{ClosedAnswer, CookieShape, Interception, Shape};
 
-use super::scratch::{ScratchDir, Supervised, find_binary, free_port, last_lines_of, wait_until_listening};
+use super::scratch::{
+    ScratchDir, Supervised, find_binary, free_port, last_lines_of, wait_until_listening, write_private,
+};
 use crate::http::Envelope;
 use crate::http::fallbacks::NO_SUCH_ROUTE;
 use crate::prometheus::METRICS_PATH;
@@ -255,6 +256,7 @@ impl LocalBalancer {
         if let Some((closed, target)) = &redis {
             fs::write(dir.join(format!("{}.lua", nginx_config::LUA_MODULE)), include_str!("interception.lua"))
                 .map_err(failed("writing the Lua interception"))?;
+            // The settings may hold Redis's password: only this user reads them.
             let settings = nginx_config::settings_lua(closed, target, installation.redis_module);
             write_private(&dir.join(format!("{}.lua", nginx_config::SETTINGS_MODULE)), &settings)
                 .map_err(failed("writing the Lua settings"))?;
@@ -339,11 +341,4 @@ impl Drop for LocalBalancer {
     fn drop(&mut self) {
         let _ = self.stop();
     }
-}
-
-/// Writes `text` to a file only its owner can read (the settings may hold Redis's password).
-fn write_private(path: &Path, text: &str) -> io::Result<()> {
-    use std::io::Write as _;
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(text.as_bytes())
 }

@@ -40,6 +40,7 @@ use std::time::Duration;
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use super::{BalancerConfig, ClosedAnswer, ClosedStateConfig, Installation, Interception, LocalBalancerError};
+use crate::database::url_without_password;
 use crate::http::DEFAULT_MAX_BODY;
 use crate::http::JSON_UTF8;
 
@@ -68,7 +69,7 @@ enum RedisAddress {
 impl RedisTarget {
     /// Reads a `redis://` (or `redis+unix://`) URL.
     pub(crate) fn parse(url: &str) -> Result<RedisTarget, LocalBalancerError> {
-        let invalid = |detail: String| LocalBalancerError::InvalidRedisUrl { url: url.to_string(), detail };
+        let invalid = |detail: String| LocalBalancerError::InvalidRedisUrl { url: url_without_password(url), detail };
         let info = url.into_connection_info().map_err(|e| invalid(e.to_string()))?;
         let address = match info.addr {
             ConnectionAddr::Tcp(host, port) => {

@@ -84,13 +84,12 @@ impl AppInstance {
         let mut command = Command::new(&options.app.binary);
         command.arg("serve").arg("--listen").arg(address.to_string());
         command.arg("--metrics-listen").arg(metrics_address.to_string());
-        for replica in setting.replica_urls {
-            command.arg("--replica-url").arg(replica);
-        }
         command
             .args(&options.serve_args)
-            // URLs in the environment: they may hold passwords, which a command line shows to every user.
+            // URLs in the environment: they hold passwords, which a command line shows to every user of the
+            // machine (/proc/PID/cmdline), and the environment only to the instance's own user.
             .env("DATABASE_URL", setting.primary_url)
+            .env("SECKILL_REPLICA_URLS", setting.replica_urls.join(","))
             .env("REDIS_URL", setting.redis_url)
             .env("RUST_LOG", &options.instance_log_filter)
             .env("NO_COLOR", "1");
