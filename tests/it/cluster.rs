@@ -618,7 +618,7 @@ async fn seckill_cluster_prints_what_runs_where_serves_through_the_balancer_and_
     assert!(described.last().is_some_and(|line| line.starts_with("folder")), "{text}");
     assert!(text.contains(&format!("balancer    http://127.0.0.1:{port}/seckill/list   nginx pid")), "{text}");
     assert_eq!(described.iter().filter(|line| line.starts_with("instance ")).count(), 2, "{text}");
-    assert!(text.contains("redis       redis://127.0.0.1:") && text.contains("private, pid"), "{text}");
+    assert!(text.contains("redis       redis://:***@127.0.0.1:") && text.contains("private, pid"), "{text}");
     let shown = seckill::database::url_without_password(db.url());
     assert!(text.contains(&format!("database    {shown}   primary, given")), "{text}");
     let pids: Vec<u32> = described
@@ -912,8 +912,9 @@ async fn forged_far_future_gtid_cookies_never_stall_other_users_replica_reads() 
 }
 
 /// The private pair `seckill cluster` starts has credentials of its own: root with an empty password is refused
-/// on both servers, over TCP and over their sockets (and so on a lone private server); and no process of the
-/// cluster holds a password on its command line, where every user of the machine can read it.
+/// on both servers, over TCP and over their sockets (and so on a lone private server), and its private Redis
+/// takes no command without its password; and no process of the cluster holds a password on its command line,
+/// where every user of the machine can read it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clusters_private_servers_refuse_root_without_a_password_and_no_command_line_holds_a_password() {
     let options = ClusterOptions::new(seckill::app::served(env!("CARGO_BIN_EXE_seckill")))
@@ -948,6 +949,13 @@ async fn a_clusters_private_servers_refuse_root_without_a_password_and_no_comman
         assert!(matches!(&refused, Err(mysql_async::Error::Server(e)) if e.code == 1045), "{which}: {refused:?}");
     }
 
+    // Nor is its Redis, whose closed states the balancer answers from.
+    let redis = cluster.local_redis().expect("the cluster's own Redis");
+    let anyone = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port())).unwrap();
+    let mut anyone = anyone.get_multiplexed_async_connection().await.unwrap();
+    let refused: redis::RedisResult<()> = anyone.set("seckill:item:1:state", "sold_out").await;
+    assert!(refused.as_ref().is_err_and(|e| e.code() == Some("NOAUTH")), "{refused:?}");
+
     // Every process of the cluster, and their children (nginx's workers).
     let mut pids: Vec<u32> = cluster.instances().iter().map(|instance| instance.pid()).collect();
     pids.extend(cluster.balancer().pid());
@@ -957,14 +965,15 @@ async fn a_clusters_private_servers_refuse_root_without_a_password_and_no_comman
     pids.extend(children_of(&pids));
     assert!(pids.len() >= 7, "{pids:?}");
     let database = cluster.database();
-    let mut urls = vec![database.primary_url().to_string(), pair.primary_url(), pair.replica_url()];
+    let mut urls = vec![database.primary_url().to_string(), pair.primary_url(), pair.replica_url(), redis.url()];
     urls.extend(database.replica_urls().iter().cloned());
-    let passwords: Vec<String> = urls
-        .iter()
-        .filter_map(|url| mysql_async::Opts::from_url(url).unwrap().pass().map(str::to_string))
-        .filter(|password| !password.is_empty())
-        .collect();
-    assert!(passwords.len() >= 3, "the app's account and root on both servers have passwords: {urls:?}");
+    // `scheme://user:password@host...`
+    let password_of = |url: &str| {
+        let user_info = url.split("://").nth(1)?.split('/').next()?.rsplit_once('@')?.0;
+        user_info.split_once(':').map(|(_, password)| password.to_string()).filter(|password| !password.is_empty())
+    };
+    let passwords: Vec<String> = urls.iter().filter_map(|url| password_of(url)).collect();
+    assert_eq!(passwords.len(), urls.len(), "every account has a password: {urls:?}");
     for pid in pids {
         for arg in command_line(pid) {
             for password in &passwords {
