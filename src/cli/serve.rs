@@ -207,28 +207,39 @@ pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {
 /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
 pub(crate) async fn serve(listener: TcpListener, app: Router) -> Result<(), Failure> {
     let address = listener.local_addr()?;
+    let stop = shutdown_signal();
     eprintln!("seckill: serving http://{address}/seckill/list (Ctrl-C to stop)");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
     eprintln!("seckill: stopped");
     Ok(())
 }
 
-pub(crate) async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Ctrl-C or SIGTERM, listened for from this call on rather than from the first poll: a signal that comes in
+/// between (a supervisor stopping a process that has just said it is up) is then neither lost nor left to its
+/// default action, which would end the process before it has stopped what it started.
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals =
+            signal(SignalKind::interrupt()).and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)));
+        async move {
+            match signals {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                // No signal handling to be had: Ctrl-C alone, as well as it can be listened for.
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
