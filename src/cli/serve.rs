@@ -122,7 +122,10 @@ pub(crate) async fn run(
     let routes = seckill_routes(service, redis, args.limits.config());
     let metrics = seckill::prometheus::install().map_err(|e| Failure::new(e.to_string()))?;
     let listener = bind(listen).await?;
-    let metrics_listener = bind(metrics_listen).await?;
+    let metrics_listener = bind(metrics_listen).await.map_err(|failure| {
+        failure
+            .hint("metrics have a listener of their own: pass --metrics-listen with another port (0 for any free one)")
+    })?;
     eprintln!("seckill: Prometheus metrics at http://{}{METRICS_PATH}", metrics_listener.local_addr()?);
     let metrics = serve_metrics(metrics_listener, metrics);
     let app = host(match signed_in {
