@@ -598,6 +598,7 @@ async fn seckill_cluster_prints_what_runs_where_serves_through_the_balancer_and_
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut cluster = command.spawn().unwrap();
+    let mut running = StopOnDrop(Some(cluster.id()));
     let stdout = cluster.stdout.take().unwrap();
     // What runs where, up to its last line (the folder); bounded by the command's own start timeouts.
     let described = tokio::task::spawn_blocking(move || {
@@ -644,6 +645,8 @@ async fn seckill_cluster_prints_what_runs_where_serves_through_the_balancer_and_
     })
     .await
     .unwrap();
+    // Waited for: the pid is the system's again.
+    running.0 = None;
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("seckill: stopped"), "{stderr}");
     for pid in pids {
@@ -657,6 +660,19 @@ async fn seckill_cluster_prints_what_runs_where_serves_through_the_balancer_and_
     while std::path::Path::new(&folder).exists() {
         assert!(Instant::now() < deadline, "{folder} is still there");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stops a `seckill cluster` process (SIGTERM: it tears its topology down) when the test ends before it has
+/// waited for it, on a failed assertion, so that it does not run on with its servers. Its pid stays its own until
+/// it is waited for, so the signal cannot reach another process.
+struct StopOnDrop(Option<u32>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
     }
 }
 
