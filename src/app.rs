@@ -4,8 +4,10 @@
 
 use std::path::PathBuf;
 
+use crate::http::fallbacks::NO_SUCH_ROUTE;
 use crate::http::{Envelope, Interception};
 use crate::local::cluster::ServedApp;
+use crate::prometheus::METRICS_PATH;
 
 /// What a balancer in front of the app may answer itself: executions of closed items, whose closed answer (state
 /// 0, 秒杀结束) says nothing about the buyer. Draws are not among them: "all drawn" tells a user that nothing
@@ -28,6 +30,19 @@ pub fn gateway_error() -> String {
     serde_json::to_string(&Envelope::error(message)).unwrap_or_default()
 }
 
+/// The app's answer for a route it does not have (404, the body of [`crate::http::with_json_fallbacks`]'s): what a
+/// balancer answers for the paths it keeps from the public, so that they look like any unknown route.
+pub fn not_found() -> String {
+    // As above: serializing the envelope cannot fail.
+    serde_json::to_string(&Envelope::error(NO_SUCH_ROUTE)).unwrap_or_default()
+}
+
+/// The paths a balancer must never pass on: operational endpoints, which `seckill serve` does not serve on its
+/// API's listener anyway (metrics have a listener of their own).
+pub fn internal_paths() -> Vec<String> {
+    vec![METRICS_PATH.to_string()]
+}
+
 /// The app served by `binary`'s `seckill serve`, as a cluster of its instances needs to know it.
 pub fn served(binary: impl Into<PathBuf>) -> ServedApp {
     ServedApp {
@@ -37,6 +52,8 @@ pub fn served(binary: impl Into<PathBuf>) -> ServedApp {
         front_page: "/seckill/list".into(),
         interceptions: balancer_interceptions(),
         gateway_error: gateway_error(),
+        internal_paths: internal_paths(),
+        not_found: not_found(),
     }
 }
 
@@ -49,6 +66,12 @@ mod tests {
         let error: serde_json::Value = serde_json::from_str(&gateway_error()).unwrap();
         assert_eq!((error["success"].as_bool(), error["data"].is_null()), (Some(false), true));
         assert!(error["error"].as_str().unwrap().contains("/seckill/{id}/result"));
+    }
+
+    #[test]
+    fn the_balancers_not_found_is_the_fallbacks_answer() {
+        let not_found: serde_json::Value = serde_json::from_str(&not_found()).unwrap();
+        assert_eq!(not_found, serde_json::json!({"success": false, "data": null, "error": NO_SUCH_ROUTE}));
     }
 
     #[test]

@@ -50,7 +50,8 @@
 //! - [`migrate`]: versioned migrations and repeatable stored procedures ([`migrate::Migrator`]).
 //! - [`http`]: what every router shares: the envelope, errors, the user seam, layers
 //!   ([`http::ApiError`], [`http::RequestUser`], [`http::SignedUserCookie`]).
-//! - [`prometheus`]: the metrics recorder, `GET /metrics` and every metric's name ([`prometheus::install`]).
+//! - [`prometheus`]: the metrics recorder, `GET /metrics` for a listener of its own, and every metric's name
+//!   ([`prometheus::install`]).
 //!
 //! The whole app, the one module that knows every domain: [`app`], the three together as `seckill serve` runs
 //! them, and what a balancer in front may answer for them ([`app::served`]).

@@ -1,16 +1,27 @@
 //! Prometheus metrics: the recorder (installed once per process), `GET /metrics` in the text exposition format
-//! as a [`Router`] for a host app to merge, and the names every part of the crate emits under.
+//! as a [`Router`] for a host app to serve, and the names every part of the crate emits under.
 //!
 //! Code everywhere emits through the [`metrics`] facade's macros, which cost next to nothing while no recorder is
 //! installed: a library user who wants no metrics pays nothing, and one who has a recorder of their own gets
 //! them there. [`install`] installs `metrics-exporter-prometheus`'s recorder (no listener of its own: the text is
-//! rendered through its handle by [`router`]'s route). `seckill serve` serves it.
+//! rendered through its handle by [`router`]'s route).
+//!
+//! # Not on the public listener
+//!
+//! Metrics are operational, not public: they name internal servers (each replica's `host:port`) and show the
+//! traffic of every route. Serve [`router`] on a listener of its own, on loopback or an interface only the
+//! monitoring network reaches, never merged into the router the public reaches. `seckill serve` does so
+//! (`--metrics-listen`, `127.0.0.1:9464` by default), and a balancer in front of it answers [`METRICS_PATH`] with
+//! a 404 itself.
 //!
 //! ```no_run
-//! # fn app(routes: axum::Router) -> Result<axum::Router, seckill::prometheus::MetricsError> {
+//! # async fn app(routes: axum::Router) -> Result<(), Box<dyn std::error::Error>> {
 //! let handle = seckill::prometheus::install()?;
-//! let app = routes.merge(seckill::prometheus::router(handle));
-//! # Ok(app)
+//! let metrics = tokio::net::TcpListener::bind("127.0.0.1:9464").await?;
+//! tokio::spawn(async move { axum::serve(metrics, seckill::prometheus::router(handle)).await });
+//! let public = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! axum::serve(public, routes).await?;
+//! # Ok(())
 //! # }
 //! ```
 //!
@@ -28,7 +39,7 @@
 //! | `seckill_outbox_messages` | gauge | `state` | messages in the outbox by state (`pending`, `sent`, `consumed`, `dead`), sampled by each relay every [`BACKLOG_SAMPLE_INTERVAL`] |
 //! | `seckill_relay_lag_seconds` | gauge | | age of the oldest message not yet consumed (0 when none), sampled with the backlog |
 //! | `seckill_replica_reads_total` | counter | `replica` | reads served by a replica |
-//! | `seckill_replica_fallbacks_total` | counter | `reason` | reads meant for a replica that went to the primary: `down`, `lagging`, `gtid_wait_timeout` (none configured is not counted) |
+//! | `seckill_replica_fallbacks_total` | counter | `reason` | reads meant for a replica that went to the primary: `down`, `lagging`, `gtid_wait_timeout`, `ahead_of_primary` (a position the primary has not committed, never waited for) (none configured is not counted) |
 //!
 //! Histogram buckets: batch sizes 1, 2, 4 … 512; call durations 0.5 ms to 10 s. Labels never carry ids, users or
 //! raw paths, so the number of series stays bounded.
@@ -72,6 +83,9 @@ pub const BACKLOG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How often histograms are drained into their buckets between scrapes, so memory stays bounded.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The path [`router`] serves the exposition at.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// The content type of the text exposition format.
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -134,10 +148,11 @@ fn describe() {
     describe_counter!(names::REPLICA_FALLBACKS, "Reads meant for a replica served by the primary, by reason.");
 }
 
-/// `GET /metrics`: everything recorded so far, in the text exposition format.
+/// `GET /metrics`: everything recorded so far, in the text exposition format. Serve it on a listener of its own,
+/// not the public one (see the module's documentation).
 pub fn router(handle: PrometheusHandle) -> Router {
     Router::new().route(
-        "/metrics",
+        METRICS_PATH,
         get(move || {
             let handle = handle.clone();
             async move {

@@ -24,6 +24,9 @@ pub(crate) struct ClusterArgs {
 }
 
 pub(crate) async fn run(target: &DatabaseTarget, args: ClusterArgs) -> Result<(), Failure> {
+    // From the start: a SIGTERM while the cluster starts, or right after it says what runs where, stops it in
+    // order rather than ending this process at once.
+    let stop = shutdown_signal();
     // Checked here, where it can be said in one line, rather than by each instance in its log.
     args.instance.signing.signer()?;
     let binary = std::env::current_exe().map_err(|e| Failure::new(format!("cannot find the seckill binary: {e}")))?;
@@ -53,7 +56,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ClusterArgs) -> Result<()
     println!("{}", cluster.describe());
     eprintln!("seckill: serving {}/seckill/list through the balancer (Ctrl-C to stop)", cluster.balancer_url());
     let all_ended = tokio::select! {
-        () = shutdown_signal() => false,
+        () = stop => false,
         () = watch_instances(&cluster) => true,
     };
     eprintln!("seckill: stopping the cluster");

@@ -1,11 +1,13 @@
-//! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages,
-//! Prometheus metrics at `/metrics`, with request logs and graceful shutdown. With `--replica-url`, reads go to the
-//! replicas as [`seckill::database::ReadWriteSplit`] says.
+//! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages, with
+//! request logs and graceful shutdown; Prometheus metrics at `/metrics` on a listener of their own (loopback by
+//! default), never on the API's. With `--replica-url`, reads go to the replicas as
+//! [`seckill::database::ReadWriteSplit`] says.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use clap::Args;
+use metrics_exporter_prometheus::PrometheusHandle;
 use seckill::database::ReadWriteSplit;
 use seckill::exchange::Exchange;
 use seckill::exchange::http::ExchangeHttp;
@@ -13,6 +15,7 @@ use seckill::http::{SignedUserCookie, USER_COOKIE, with_json_fallbacks};
 use seckill::lottery::Lottery;
 use seckill::lottery::http::LotteryHttp;
 use seckill::migrate::Migrator;
+use seckill::prometheus::METRICS_PATH;
 use seckill::seckill::Seckill;
 use seckill::seckill::http::{AdmissionConfig, DetailCache, Rate, SeckillHttp};
 use seckill::shared_state::bounded_redis::BoundedRedis;
@@ -23,11 +26,20 @@ use tracing::Level;
 use super::signing_args::SigningArgs;
 use super::{DatabaseTarget, Failure};
 
+/// Where metrics are served unless told otherwise: loopback, so that only this machine can scrape them, on a fixed
+/// port because Prometheus names a target by its address (a port that changed at every start would split every
+/// series at each restart); 9464 is the port in-process Prometheus exporters use by default (OpenTelemetry's).
+pub(crate) const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address Prometheus metrics (GET /metrics) are served on, apart from the API: keep it on loopback or an
+    /// interface only your monitoring reaches. Port 0 takes a free port (the address is printed at start).
+    #[arg(long, env = "SECKILL_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
+    metrics_listen: SocketAddr,
     #[command(flatten)]
     instance: InstanceArgs,
 }
@@ -90,7 +102,7 @@ impl LimitArgs {
 
 pub(crate) async fn run(
     target: &DatabaseTarget,
-    ServeArgs { listen, instance: args }: ServeArgs,
+    ServeArgs { listen, metrics_listen, instance: args }: ServeArgs,
 ) -> Result<(), Failure> {
     let signer = args.signing.signer()?;
     let database = target.split_or_throwaway("seckill").await?;
@@ -109,9 +121,13 @@ pub(crate) async fn run(
     }
     let routes = seckill_routes(service, redis, args.limits.config());
     let metrics = seckill::prometheus::install().map_err(|e| Failure::new(e.to_string()))?;
-    let routes = routes.merge(seckill::prometheus::router(metrics));
     let listener = bind(listen).await?;
-    eprintln!("seckill: Prometheus metrics at http://{}/metrics", listener.local_addr()?);
+    let metrics_listener = bind(metrics_listen).await.map_err(|failure| {
+        failure
+            .hint("metrics have a listener of their own: pass --metrics-listen with another port (0 for any free one)")
+    })?;
+    eprintln!("seckill: Prometheus metrics at http://{}{METRICS_PATH}", metrics_listener.local_addr()?);
+    let metrics = serve_metrics(metrics_listener, metrics);
     let app = host(match signed_in {
         Some(signed_in) => {
             let address = listener.local_addr()?;
@@ -123,7 +139,18 @@ pub(crate) async fn run(
         }
         None => routes,
     });
-    serve(listener, app).await
+    let served = serve(listener, app).await;
+    metrics.abort();
+    served
+}
+
+/// Serves the metrics on their own listener until the process stops; a failure is logged, and the API goes on.
+fn serve_metrics(listener: TcpListener, handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, seckill::prometheus::router(handle)).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    })
 }
 
 /// The library's seckill router, with the limits given and, with Redis, the detail cache and the buyer's limit
@@ -163,7 +190,8 @@ fn signed_in_routes(
 
 /// A bounded connection to the Redis at `url`, for the shared closed state.
 async fn connect_redis(url: &str) -> Result<BoundedRedis, Failure> {
-    BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {url}: {e}")))
+    let shown = seckill::database::url_without_password(url);
+    BoundedRedis::connect(url).await.map_err(|e| Failure::new(format!("cannot use Redis at {shown}: {e}")))
 }
 
 /// What the binary adds around the library's routers: JSON answers for unknown routes and methods, request logs.
@@ -182,28 +210,39 @@ pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {
 /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
 pub(crate) async fn serve(listener: TcpListener, app: Router) -> Result<(), Failure> {
     let address = listener.local_addr()?;
+    let stop = shutdown_signal();
     eprintln!("seckill: serving http://{address}/seckill/list (Ctrl-C to stop)");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
     eprintln!("seckill: stopped");
     Ok(())
 }
 
-pub(crate) async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Ctrl-C or SIGTERM, listened for from this call on rather than from the first poll: a signal that comes in
+/// between (a supervisor stopping a process that has just said it is up) is then neither lost nor left to its
+/// default action, which would end the process before it has stopped what it started.
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals =
+            signal(SignalKind::interrupt()).and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)));
+        async move {
+            match signals {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                // No signal handling to be had: Ctrl-C alone, as well as it can be listened for.
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

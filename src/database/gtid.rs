@@ -89,6 +89,17 @@ impl GtidPosition {
         }
     }
 
+    /// True when every GTID of `other` is within this position: for each of its domains, this position holds one
+    /// with a sequence at least as far (sequences order a domain; the server that logged it does not matter).
+    /// Every position covers the empty one.
+    pub fn covers(&self, other: &GtidPosition) -> bool {
+        other.0.iter().all(|wanted| {
+            self.0
+                .binary_search_by_key(&wanted.domain, |known| known.domain)
+                .is_ok_and(|at| self.0[at].sequence >= wanted.sequence)
+        })
+    }
+
     /// This position with every GTID of `other` included.
     pub fn merged(mut self, other: &GtidPosition) -> GtidPosition {
         for gtid in &other.0 {
@@ -248,5 +259,17 @@ mod tests {
         let many = (0..=MAX_DOMAINS).map(|d| format!("{d}-1-1")).collect::<Vec<_>>().join(",");
         assert!(many.parse::<GtidPosition>().is_err());
         assert!("0-1-1,".parse::<GtidPosition>().is_err());
+    }
+
+    #[test]
+    fn a_position_covers_what_it_is_at_or_beyond_in_every_domain() {
+        let known: GtidPosition = "0-1-9,1-1-5".parse().unwrap();
+        for covered in ["", "0-1-9", "0-1-1", "0-2-9", "1-1-5", "0-1-9,1-1-5", "0-1-3,1-2-4"] {
+            assert!(known.covers(&covered.parse().unwrap()), "{covered:?}");
+        }
+        for beyond in ["0-1-10", "1-1-6", "2-1-1", "0-1-9,1-1-6", "0-1-9,2-1-1"] {
+            assert!(!known.covers(&beyond.parse().unwrap()), "{beyond:?}");
+        }
+        assert!(!GtidPosition::default().covers(&"0-1-1".parse().unwrap()));
     }
 }

@@ -12,12 +12,14 @@
 //!
 //! - [`call`]: calling a procedure, and whether its failure means "rolled back" or "in doubt".
 //! - [`gtid`]: GTIDs, which writes return so that later reads can wait for them on a replica.
-//! - [`read_write_split`]: the primary, the replicas, and which one a read goes to.
+//! - [`read_write_split`]: the primary, the replicas, and which one a read goes to; `primary_position`: what the
+//!   primary is known to have committed, so that no read waits on a replica for a position it has not.
 //! - [`rows`]: rows into Rust types without panicking.
 
 pub mod call;
 pub mod error;
 pub mod gtid;
+mod primary_position;
 pub mod read_write_split;
 pub mod rows;
 
@@ -236,9 +238,34 @@ pub fn url_with_database(url: &str, database: &str) -> String {
     }
 }
 
+/// `url` (any `scheme://user:password@host/...`) with its password replaced by `***`: for messages and logs,
+/// which must show where, never the secret.
+pub fn url_without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|at| at + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[scheme_end..].find('/').map_or(url.len(), |at| scheme_end + at);
+    let authority = &url[scheme_end..authority_end];
+    match authority.rfind('@').and_then(|at| authority[..at].find(':').map(|colon| (colon, at))) {
+        Some((colon, at)) => {
+            format!("{}{}:***{}", &url[..scheme_end], &authority[..colon], &url[scheme_end + at..])
+        }
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::url_with_database;
+    use super::{url_with_database, url_without_password};
+
+    #[test]
+    fn urls_are_shown_without_their_passwords() {
+        assert_eq!(url_without_password("mysql://shop:s3cret@db:3306/shop"), "mysql://shop:***@db:3306/shop");
+        assert_eq!(url_without_password("redis://:pw@127.0.0.1:6379/0"), "redis://:***@127.0.0.1:6379/0");
+        assert_eq!(url_without_password("mysql://root@127.0.0.1:3306/seckill"), "mysql://root@127.0.0.1:3306/seckill");
+        assert_eq!(url_without_password("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
+        assert_eq!(url_without_password("not a url"), "not a url");
+    }
 
     #[test]
     fn replaces_only_the_database() {

@@ -8,6 +8,10 @@
 //!   exchange): on a replica, `SELECT MASTER_GTID_WAIT(gtid, short timeout)` first (0: the replica has applied
 //!   the write, -1: not within the timeout), then the read on the same connection; after a timeout, an error, or
 //!   with no replica up, the primary ([`Consistency::AfterGtid`]). Never a stale answer after the user's write.
+//!   A position the primary has not committed (a client's made-up one) is never waited for on a replica: its
+//!   read goes to the primary at once. What the primary has committed is learnt from the writes' own answers
+//!   ([`ReadWriteSplit::committed`]) and, for positions beyond that, asked of the primary at most once per
+//!   [`ReplicaConfig::position_refresh`] (see `primary_position.rs`).
 //! - Reads that must be exact without a GTID to wait for (settling an answer that was in doubt): the primary
 //!   ([`Consistency::Primary`]).
 //!
@@ -24,7 +28,8 @@
 //!
 //! Metrics (through the `metrics` facade; [`crate::prometheus`] exports them): `seckill_replica_reads_total{replica}`
 //! for reads a replica served (named `host:port`), and `seckill_replica_fallbacks_total{reason}` for reads that
-//! meant a replica and went to the primary, `reason` one of `down`, `lagging`, `gtid_wait_timeout`. A split with no
+//! meant a replica and went to the primary, `reason` one of `down`, `lagging`, `gtid_wait_timeout`,
+//! `ahead_of_primary` (a position the primary has not committed: made up, or from another primary). A split with no
 //! replica counts nothing. The same counts are in [`ReadWriteSplit::stats`].
 //!
 //! `MASTER_GTID_WAIT` is MariaDB's; MySQL 8 has `WAIT_FOR_EXECUTED_GTID_SET` with its own GTID format, which this
@@ -39,7 +44,8 @@ use futures_util::future::BoxFuture;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Pool, Row};
 
-use super::gtid::{GtidPosition, wait_for_position};
+use super::gtid::{Gtid, GtidPosition, wait_for_position};
+use super::primary_position::PrimaryPosition;
 use super::{acquire, acquire_within};
 use crate::database::error::DatabaseError;
 use crate::prometheus::names::{REPLICA_FALLBACKS, REPLICA_READS};
@@ -62,6 +68,10 @@ pub struct ReplicaConfig {
     pub max_lag: Duration,
     /// How often each replica's lag is checked at most (default 1 s).
     pub lag_check_interval: Duration,
+    /// How often the primary is asked at most what it has committed, for reads after a GTID this process has not
+    /// seen committed (one written through another instance, or made up) (default 50 ms). Between two asks,
+    /// such reads go to the primary.
+    pub position_refresh: Duration,
 }
 
 impl Default for ReplicaConfig {
@@ -72,6 +82,7 @@ impl Default for ReplicaConfig {
             down_backoff: Duration::from_secs(2),
             max_lag: Duration::from_secs(5),
             lag_check_interval: Duration::from_secs(1),
+            position_refresh: Duration::from_millis(50),
         }
     }
 }
@@ -114,6 +125,8 @@ pub enum FallbackReason {
     Lagging,
     /// The replica had not applied the GTID within the wait.
     GtidWaitTimeout,
+    /// The GTID is beyond what the primary has committed (made up, or another primary's): never waited for.
+    AheadOfPrimary,
 }
 
 impl FallbackReason {
@@ -123,6 +136,7 @@ impl FallbackReason {
             FallbackReason::Down => "down",
             FallbackReason::Lagging => "lagging",
             FallbackReason::GtidWaitTimeout => "gtid_wait_timeout",
+            FallbackReason::AheadOfPrimary => "ahead_of_primary",
         }
     }
 }
@@ -136,6 +150,7 @@ pub struct SplitStats {
     pub fallbacks_down: u64,
     pub fallbacks_lagging: u64,
     pub fallbacks_gtid_wait_timeout: u64,
+    pub fallbacks_ahead_of_primary: u64,
 }
 
 impl SplitStats {
@@ -159,7 +174,9 @@ struct Inner {
     config: ReplicaConfig,
     /// Where the next replica choice starts: reads take the replicas in turn.
     next: AtomicUsize,
-    fallbacks: [AtomicU64; 3],
+    fallbacks: [AtomicU64; 4],
+    /// What the primary has committed, as far as this process knows.
+    primary_position: PrimaryPosition,
 }
 
 #[derive(Debug)]
@@ -231,7 +248,14 @@ impl ReadWriteSplit {
                 checking: AtomicBool::new(false),
             })
             .collect();
-        let inner = Inner { primary, replicas, config, next: AtomicUsize::new(0), fallbacks: Default::default() };
+        let inner = Inner {
+            primary,
+            replicas,
+            config,
+            next: AtomicUsize::new(0),
+            fallbacks: Default::default(),
+            primary_position: PrimaryPosition::default(),
+        };
         ReadWriteSplit { inner: Arc::new(inner) }
     }
 
@@ -253,6 +277,16 @@ impl ReadWriteSplit {
     /// How replicas are used.
     pub fn config(&self) -> &ReplicaConfig {
         &self.inner.config
+    }
+
+    /// Tells the split that the primary committed `gtid` (a write's answer, [`crate::database::WithGtid`]), so
+    /// that a read after it waits on a replica without asking the primary first. The services call it for every
+    /// write they make; call it for writes of your own through [`Self::primary`]. A GTID from anywhere but the
+    /// primary's answer must not be given: a read after it could then wait on a replica for nothing.
+    pub fn committed(&self, gtid: Option<Gtid>) {
+        if let Some(gtid) = gtid {
+            self.inner.primary_position.learn(gtid);
+        }
     }
 
     /// A pool for a read that tolerates staleness: a healthy replica within the lag bound, else the primary
@@ -291,6 +325,15 @@ impl ReadWriteSplit {
             Consistency::AfterGtid(position) if position.is_empty() => Some(None),
             Consistency::AfterGtid(position) => Some(Some(position)),
         };
+        // A position the primary has not committed would hold a replica connection for the whole wait, for
+        // nothing: its read goes to the primary, which has everything the primary committed.
+        let waiting_for = match waiting_for {
+            Some(Some(position)) if !self.primary_committed(position).await => {
+                self.inner.fell_back(FallbackReason::AheadOfPrimary);
+                None
+            }
+            other => other,
+        };
         if let Some(position) = waiting_for {
             self.check_lag_when_due();
             // A read after a GTID takes a lagging replica too: the wait tells whether it has the write.
@@ -307,6 +350,13 @@ impl ReadWriteSplit {
         }
         let mut conn = acquire(&self.inner.primary).await?;
         read(&mut conn).await
+    }
+
+    /// Whether the primary has committed `position` (see [`PrimaryPosition::committed`]).
+    async fn primary_committed(&self, position: &GtidPosition) -> bool {
+        let config = &self.inner.config;
+        let known = &self.inner.primary_position;
+        known.committed(position, &self.inner.primary, config.position_refresh, config.call_timeout).await
     }
 
     /// The read on replica `index`, after the GTID wait when there is a position, within the replica's bound.
@@ -380,6 +430,7 @@ impl ReadWriteSplit {
             fallbacks_down: fallback(FallbackReason::Down),
             fallbacks_lagging: fallback(FallbackReason::Lagging),
             fallbacks_gtid_wait_timeout: fallback(FallbackReason::GtidWaitTimeout),
+            fallbacks_ahead_of_primary: fallback(FallbackReason::AheadOfPrimary),
         }
     }
 }

@@ -8,17 +8,17 @@
 //! and a request id first used for another gift is refused as reused. A request answered "out of stock" this
 //! way is not recorded: if stock comes back, its retry is decided afresh.
 
-use mysql_async::Pool;
-
 use super::exchange_credit_batch::exchange_credit_batch;
 use super::outcome::ExchangeOutcome;
 use super::request::ExchangeRequest;
+use crate::database::ReadWriteSplit;
 use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Committing, Decided};
 
 /// Decides one gift's batches in the database; every outcome carries its batch's commit GTID.
 pub(crate) struct ExchangeBatches {
-    pub(crate) pool: Pool,
+    /// Batches go to its primary, which it is told the commit of.
+    pub(crate) database: ReadWriteSplit,
 }
 
 impl BatchRunner for ExchangeBatches {
@@ -33,7 +33,10 @@ impl BatchRunner for ExchangeBatches {
         requests: Vec<ExchangeRequest>,
         committing: Committing,
     ) -> Decided<WithGtid<ExchangeOutcome>> {
-        exchange_credit_batch(&self.pool, gift_id, &requests, committing).await
+        let decided = exchange_credit_batch(self.database.primary(), gift_id, &requests, committing).await;
+        // One transaction, one commit: every outcome carries the same GTID.
+        self.database.committed(decided.outcomes.first().and_then(|decided| decided.gtid));
+        decided
     }
 
     fn lost(&self) -> WithGtid<ExchangeOutcome> {
@@ -53,6 +56,6 @@ impl BatchRunner for ExchangeBatches {
         gift_id: i64,
         request: ExchangeRequest,
     ) -> Result<Option<WithGtid<ExchangeOutcome>>, String> {
-        super::recorded::recorded(&self.pool, gift_id, &request).await
+        super::recorded::recorded(self.database.primary(), gift_id, &request).await
     }
 }

@@ -37,7 +37,7 @@ impl Exchange {
     /// A service whose lanes batch, remember and forget as `config` says.
     pub fn with_config(database: impl Into<ReadWriteSplit>, config: GroupCommitConfig) -> Self {
         let database = database.into();
-        let lanes = GroupCommit::new(ExchangeBatches { pool: database.primary().clone() }, config);
+        let lanes = GroupCommit::new(ExchangeBatches { database: database.clone() }, config);
         Exchange { database, lanes }
     }
 
@@ -73,7 +73,9 @@ impl Exchange {
     /// # Errors
     /// As [`Exchange::grant`].
     pub async fn grant_with_gtid(&self, user_id: i64, amount: i64, note: &str) -> Result<WithGtid<i64>, ExchangeError> {
-        grant_credit(self.pool(), user_id, amount, note).await
+        let granted = grant_credit(self.pool(), user_id, amount, note).await?;
+        self.database.committed(granted.gtid);
+        Ok(granted)
     }
 
     /// A user's balance, or `None` for a user who was never granted points; from a replica when there is one

@@ -12,8 +12,10 @@
 //! then go where an answer in doubt is settled exactly (the primary, for a seckill's result and a user's draws).
 //!
 //! The cookie is a hint, never an authority: one that is missing or unreadable is ignored (the read goes where it
-//! would without it), and a forged one can only send the forger's own reads to the primary, or make them wait
-//! for the short GTID wait first.
+//! would without it), and a forged one can only send the forger's own reads to the primary. A position the
+//! primary has not committed is never waited for on a replica ([`crate::database::ReadWriteSplit`] compares it
+//! with what the primary has committed first), so made-up positions hold no replica connection from anyone's
+//! reads.
 
 use std::convert::Infallible;
 use std::time::Duration;

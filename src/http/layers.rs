@@ -1,19 +1,23 @@
 //! The stack every router of the crate wraps its routes in, as one function ([`with_common_layers`]), and its
 //! layers: requests counted by route and outcome ([`super::request_metrics`]), JSON answers that say
-//! `charset=utf-8`, declared bodies over the limit refused before any handler runs, and, for routers whose
-//! state changes need no header a form could not send, state changes from other sites' pages refused.
+//! `charset=utf-8`, bodies over the limit refused before any handler runs (declared or sent in chunks, and never
+//! read beyond the limit), and, for routers whose state changes need no header a form could not send, state
+//! changes from other sites' pages refused.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::ApiError;
 use super::request_metrics::count_requests;
 
-/// The largest request body accepted; the APIs take none, so anything bigger is refused.
+/// The largest request body accepted, declared or sent in chunks; the APIs read none, so anything bigger is
+/// refused (413) before any handler runs. Not zero: classic front ends may post a small form the API ignores.
 pub const DEFAULT_MAX_BODY: u64 = 4 * 1024;
 
 /// The content type of every JSON answer: what the routers send, and what a load balancer sends for them.
@@ -42,20 +46,34 @@ where
         CrossSite::Allowed => routes,
     };
     routes
-        .layer(axum::middleware::from_fn_with_state(DEFAULT_MAX_BODY, refuse_large_bodies))
+        .layer(axum::middleware::from_fn_with_state(DEFAULT_MAX_BODY, bound_bodies))
         .layer(axum::middleware::map_response(utf8_json))
         .layer(axum::middleware::from_fn(count_requests))
 }
 
-/// Refuses requests whose declared body is over the limit, before any handler runs. The APIs read no bodies,
-/// so this is all it takes: an undeclared (chunked) body is never read.
-async fn refuse_large_bodies(State(max): State<u64>, request: Request, next: Next) -> Response {
+/// Reads the request's body, at most `max` bytes of it, before any handler runs: a body over the limit is a 413
+/// and decides nothing. A declared length over the limit is refused before a byte is read; a body sent in chunks
+/// declares none, and a handler that reads no body (none of the APIs reads one) would run while it streams in,
+/// so every body is read here, bounded, and handed on whole. A body that cannot be read (a client gone
+/// mid-body, a malformed chunk) is a 400.
+async fn bound_bodies(State(max): State<u64>, request: Request, next: Next) -> Response {
     let declared = request.headers().get(CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
     match declared {
-        Some(None) => ApiError::BadRequest("invalid Content-Length".into()).into_response(),
-        Some(Some(length)) if length > max => ApiError::PayloadTooLarge.into_response(),
-        _ => next.run(request).await,
+        Some(None) => return ApiError::BadRequest("invalid Content-Length".into()).into_response(),
+        Some(Some(length)) if length > max => return ApiError::PayloadTooLarge.into_response(),
+        _ => {}
     }
+    let (parts, body) = request.into_parts();
+    // Fits: DEFAULT_MAX_BODY and any sane limit are far below usize::MAX; a larger one reads no more than that.
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            return ApiError::PayloadTooLarge.into_response();
+        }
+        Err(_) => return ApiError::BadRequest("the request body could not be read".into()).into_response(),
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
 /// Rewrites a bare `application/json` content type to `application/json; charset=utf-8`. JSON is UTF-8 by

@@ -18,7 +18,7 @@ mod assets;
 pub(crate) mod cookies;
 mod envelope;
 mod error;
-mod fallbacks;
+pub(crate) mod fallbacks;
 pub(crate) mod gtid_cookie;
 mod idempotency;
 pub(crate) mod ids;

@@ -6,6 +6,12 @@
 //! exits (even on SIGKILL): the guardian reads a pipe that only this process holds, and the kernel closes the
 //! pipe when the process dies. The server keeps InnoDB's durable defaults, so what is measured on it is what
 //! a real server does.
+//!
+//! It listens on loopback only, which every user of the machine reaches: so its root account has a password of
+//! its own, drawn from the system's random source when the server is laid out, and no account is open without
+//! one. [`LocalMariaDb::root_url`] carries it, for the tests and tools of this process. The password is set by an
+//! init file (mode 0600, read once by the server before it takes its first connection, then deleted), never on a
+//! command line, and is not written to the binary log, so that a replica of this server keeps its own.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -16,7 +22,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::LocalServerError;
-use super::scratch::{ScratchDir, Supervised, failed, find_binary, free_port, last_lines, read_from};
+use super::scratch::{
+    Password, ScratchDir, Supervised, failed, find_binary, free_port, last_lines, read_from, write_private,
+};
 
 /// A running private server; removed when the process exits.
 #[derive(Debug)]
@@ -26,6 +34,8 @@ pub struct LocalMariaDb {
     server_binary: std::path::PathBuf,
     /// Server options given at start, after the defaults (so they override them), at every launch.
     extra_options: Vec<String>,
+    /// Root's password (root@localhost and root@127.0.0.1, the only root accounts left).
+    root_password: Password,
     /// The server, while it runs.
     process: Supervised,
 }
@@ -86,22 +96,30 @@ impl LocalMariaDb {
         }
         let port = free_port()?;
         let pid_file = dir.join("mariadbd.pid");
+        let root_password = Password::generate()?;
+        let init_file = dir.join("init.sql");
+        write_private(&init_file, &closing_statements(&root_password)).map_err(failed("writing its init file"))?;
         let server = LocalMariaDb {
             dir,
             port,
             server_binary,
             extra_options: options,
+            root_password,
             // The server writes this file itself; supervised, it is also removed once the server is killed, so that
             // the guardian never signals a dead server's pid, which the system may have handed to another process.
             process: Supervised::new("mariadbd", Some(pid_file)),
         };
-        server.launch()?;
+        let launched = server.launch(Some(&init_file));
+        // Read by now (or never to be): the password lives on in the server's own tables, hashed.
+        let _ = fs::remove_file(&init_file);
+        launched?;
         Ok(server)
     }
 
-    /// The URL of the server's root account, with no database selected.
+    /// The URL of the server's root account, with its password and no database selected. Keep it to this
+    /// process: it opens every database of the server.
     pub fn root_url(&self) -> String {
-        format!("mysql://root@127.0.0.1:{}/", self.port)
+        format!("mysql://root:{}@127.0.0.1:{}/", self.root_password.as_str(), self.port)
     }
 
     /// The TCP port it listens on (loopback only).
@@ -128,10 +146,11 @@ impl LocalMariaDb {
     /// [`LocalServerError::StartFailed`] when it does not come up.
     pub fn restart(&self) -> Result<(), LocalServerError> {
         self.kill().map_err(failed("stopping the old server"))?;
-        self.launch()
+        self.launch(None)
     }
 
-    fn launch(&self) -> Result<(), LocalServerError> {
+    /// Starts the server, with `init_file` run before its first connection when given (the first launch).
+    fn launch(&self, init_file: Option<&Path>) -> Result<(), LocalServerError> {
         let log = self.dir.join("server.log");
         let log_offset = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let mut command = Command::new(&self.server_binary);
@@ -150,6 +169,7 @@ impl LocalMariaDb {
             .arg("--max-connections=2000")
             .arg("--innodb-buffer-pool-size=256M")
             .args(&self.extra_options)
+            .args(init_file.map(|file| format!("--init-file={}", file.display())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -180,6 +200,22 @@ impl LocalMariaDb {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// What closes a freshly laid out server: `mariadb-install-db` leaves root without a password at `localhost`,
+/// `127.0.0.1`, `::1` and the machine's name. Root keeps the two accounts this server can be reached by (its
+/// socket, and TCP on 127.0.0.1: names are not resolved), with `password`; the others go. Not binary-logged: a
+/// primary's replica must not take its root password, nor see these statements at all.
+fn closing_statements(password: &Password) -> String {
+    let password = password.as_str();
+    format!(
+        "SET sql_log_bin = 0;\n\
+         ALTER USER 'root'@'localhost' IDENTIFIED BY '{password}';\n\
+         ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{password}';\n\
+         DELETE FROM mysql.global_priv WHERE User = 'root' AND Host NOT IN ('localhost', '127.0.0.1');\n\
+         DELETE FROM mysql.proxies_priv WHERE User = 'root' AND Host NOT IN ('localhost', '127.0.0.1');\n\
+         FLUSH PRIVILEGES;\n"
+    )
 }
 
 /// mariadbd refuses to run as root unless told to; `/proc/self` is owned by the effective user.

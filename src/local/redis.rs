@@ -1,6 +1,11 @@
 //! A private, throwaway Redis server for tests and the demo, started from `redis-server` on this machine and
 //! removed when this process exits (by the guardian of [`super`]'s scratch folders). It keeps nothing on disk.
 //!
+//! It listens on loopback, which every user of the machine reaches, and what it holds decides answers (a
+//! balancer answers "sold out" from it): so it asks for a password of its own, drawn from the system's random
+//! source, which [`LocalRedis::url`] carries. The password is in a configuration file only its user reads,
+//! never on its command line.
+//!
 //! Fault tests need to do to it what happens to a production Redis: [`LocalRedis::pause`] and
 //! [`LocalRedis::resume`] stop and continue it (SIGSTOP/SIGCONT: connections stay open but nothing answers), and
 //! [`LocalRedis::restart`] kills it and starts an empty one on the same port, as a crash and a supervisor would.
@@ -14,7 +19,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::LocalServerError;
-use super::scratch::{ScratchDir, Supervised, failed, find_binary, free_port, wait_until_listening};
+use super::scratch::{
+    Password, ScratchDir, Supervised, failed, find_binary, free_port, wait_until_listening, write_private,
+};
 
 /// A running private Redis.
 #[derive(Debug)]
@@ -22,11 +29,16 @@ pub struct LocalRedis {
     dir: ScratchDir,
     port: u16,
     binary: PathBuf,
+    /// What clients must AUTH with (`requirepass`, in the configuration file).
+    password: Password,
     /// The running server; not running only after a kill, or after a restart failed to start it again.
     process: Supervised,
 }
 
 static SHARED: OnceLock<Result<LocalRedis, String>> = OnceLock::new();
+
+/// The configuration file in the server's folder: its password, and nothing else.
+const CONFIG_FILE: &str = "redis.conf";
 
 impl LocalRedis {
     /// The Redis shared by everything in this process, started on first use.
@@ -49,14 +61,18 @@ impl LocalRedis {
         let dir = ScratchDir::create("redis")?;
         let port = free_port()?;
         let process = Supervised::new("redis-server", Some(dir.join("redis.pid")));
-        let redis = LocalRedis { dir, port, binary, process };
+        let password = Password::generate()?;
+        // Read at every start, restarts included.
+        write_private(&dir.join(CONFIG_FILE), &format!("requirepass {}\n", password.as_str()))
+            .map_err(failed("writing its configuration"))?;
+        let redis = LocalRedis { dir, port, binary, password, process };
         redis.launch()?;
         Ok(redis)
     }
 
-    /// `redis://127.0.0.1:PORT/`
+    /// `redis://:PASSWORD@127.0.0.1:PORT/`: keep it to this process (and to children, in their environment).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        format!("redis://:{}@127.0.0.1:{}/", self.password.as_str(), self.port)
     }
 
     /// The TCP port it listens on (loopback only); the same across restarts.
@@ -107,6 +123,8 @@ impl LocalRedis {
 
     fn launch(&self) -> Result<(), LocalServerError> {
         let mut child = Command::new(&self.binary)
+            // The configuration file comes first; the options after it override it.
+            .arg(self.dir.join(CONFIG_FILE))
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])

@@ -5,7 +5,8 @@
 //! however this process exits, even on SIGKILL): the primary with `--server-id=1 --log-bin --gtid-strict-mode=1
 //! --binlog-format=ROW`, the replica with `--server-id=2 --read-only=1 --gtid-strict-mode=1`, replicating from
 //! the primary's first transaction (`gtid_slave_pos` empty, `master_use_gtid=slave_pos`) as a user that may
-//! only replicate. Both keep InnoDB's durable defaults (`innodb_flush_log_at_trx_commit=1`); the binary log is
+//! only replicate, with a password of the pair's own. Each server's root has its own password
+//! ([`LocalMariaDb::root_url`]), which the primary does not replicate. Both keep InnoDB's durable defaults (`innodb_flush_log_at_trx_commit=1`); the binary log is
 //! not synced at every commit (`sync_binlog=0`, the server's default), which a crash of the whole machine, not
 //! of a process, could tell.
 //!
@@ -28,11 +29,12 @@ use thiserror::Error;
 use crate::database::error::DatabaseError;
 use crate::database::gtid::{binlog_position, wait_for_position};
 use crate::database::{ConnectOptions, GtidPosition, acquire};
+use crate::local::scratch::Password;
 use crate::local::{LocalMariaDb, LocalServerError};
 
-/// The account the replica replicates as: `REPLICATION SLAVE` only. Loopback only, on throwaway servers.
+/// The account the replica replicates as: `REPLICATION SLAVE` only, with a password drawn for each pair (it
+/// reads every change the primary logs).
 const REPLICATION_USER: &str = "seckill_replication";
-const REPLICATION_PASSWORD: &str = "seckill-local-replication";
 
 /// How long starting the pair waits for the replica to connect to the primary.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -106,13 +108,13 @@ impl LocalReplicaPair {
         &self.replica
     }
 
-    /// The primary's root URL, with no database selected.
+    /// The primary's root URL (with root's password), with no database selected.
     pub fn primary_url(&self) -> String {
         self.primary.root_url()
     }
 
-    /// The replica's root URL, with no database selected. Root is not held back by `read_only`: read through an
-    /// ordinary account to see the replica as an application does.
+    /// The replica's root URL (with root's password, not the primary's), with no database selected. Root is not
+    /// held back by `read_only`: read through an ordinary account to see the replica as an application does.
     pub fn replica_url(&self) -> String {
         self.replica.root_url()
     }
@@ -186,8 +188,10 @@ impl LocalReplicaPair {
     }
 
     async fn set_up_replication(&self) -> Result<(), ReplicationError> {
+        let password = Password::generate()?;
+        let password = password.as_str();
         let create_user = format!(
-            "CREATE USER IF NOT EXISTS '{REPLICATION_USER}'@'%' IDENTIFIED BY '{REPLICATION_PASSWORD}'; \
+            "CREATE USER IF NOT EXISTS '{REPLICATION_USER}'@'%' IDENTIFIED BY '{password}'; \
              GRANT REPLICATION SLAVE ON *.* TO '{REPLICATION_USER}'@'%'"
         );
         on_server(&self.primary_url(), async |conn| Ok(conn.query_drop(&create_user).await?)).await?;
@@ -195,7 +199,7 @@ impl LocalReplicaPair {
         let change_master = format!(
             "SET GLOBAL gtid_slave_pos = ''; \
              CHANGE MASTER TO master_host = '127.0.0.1', master_port = {}, master_user = '{REPLICATION_USER}', \
-               master_password = '{REPLICATION_PASSWORD}', master_use_gtid = slave_pos, master_connect_retry = 1; \
+               master_password = '{password}', master_use_gtid = slave_pos, master_connect_retry = 1; \
              START SLAVE",
             self.primary.port()
         );

@@ -1,15 +1,18 @@
 //! What every throwaway server shares, written once: a scratch folder that a guardian removes however this
-//! process exits, programs looked up where Debian puts them, free loopback ports, a child process supervised
-//! by its pid, and the tail of a log for an error message.
+//! process exits, programs looked up where Debian puts them, free loopback ports, passwords drawn from the
+//! system's random source and files only their owner reads, a child process supervised by its pid, and the tail
+//! of a log for an error message.
 //!
 //! The guardian is a small shell process that waits for its stdin to close, which happens only when this
 //! process exits (the kernel closes the pipe even on SIGKILL). It then stops every process with a `*.pid` file
 //! in the folder and deletes the folder. So a server records its pid there while it runs, and removes the file
 //! once it has stopped: the system may hand a dead process's pid to an unrelated one.
 
+use std::fmt;
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -107,6 +110,39 @@ pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N], LocalServerError>
         *port = listener.local_addr().map_err(failed("finding a free port"))?.port();
     }
     Ok(ports)
+}
+
+/// A password of a throwaway server: 128 bits from the system's random source, as lowercase hex (safe in a URL,
+/// in SQL quotes and in a configuration file). Its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Password(String);
+
+impl Password {
+    /// A new one, from `/dev/urandom` (the kernel's generator, seeded once the system has booted).
+    pub(crate) fn generate() -> Result<Password, LocalServerError> {
+        let mut bytes = [0u8; 16];
+        fs::File::open("/dev/urandom")
+            .and_then(|mut random| random.read_exact(&mut bytes))
+            .map_err(failed("drawing a password from /dev/urandom"))?;
+        Ok(Password(hex::encode(bytes)))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// Writes `text` to a new file at `path` that only its owner may read (mode 0600 from its creation, so that no
+/// one else ever reads it, even briefly): where a secret goes that must not be on a command line.
+pub(crate) fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 /// A number that tells apart folders made in the same process.

@@ -18,12 +18,11 @@
 
 use std::sync::Arc;
 
-use mysql_async::Pool;
-
 use super::closed::{AllDrawn, AllDrawnFlags};
 use super::draw_lottery_batch::{DrawProcedure, DrawRequest, draw_lottery_batch};
 use super::outcome::DrawOutcome;
 use super::recorded::Drawn;
+use crate::database::ReadWriteSplit;
 use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Committing, Decided};
 
@@ -32,7 +31,8 @@ pub(crate) type DrawLane = (i64, DrawProcedure);
 
 /// Decides one campaign's batches in the database; every outcome carries its batch's commit GTID.
 pub(crate) struct DrawBatches {
-    pub(crate) pool: Pool,
+    /// Batches go to its primary, which it is told the commit of.
+    pub(crate) database: ReadWriteSplit,
     pub(crate) flags: Arc<AllDrawnFlags>,
     /// Who drew, for the answers of closed campaigns (one memory for both of a campaign's lanes).
     pub(crate) drawn: Drawn,
@@ -54,7 +54,9 @@ impl BatchRunner for DrawBatches {
             // Blanks are not ordered: the next batch may go now.
             committing.decided();
         }
-        let decided = draw_lottery_batch(&self.pool, procedure, campaign_id, &draws, committing).await;
+        let decided = draw_lottery_batch(self.database.primary(), procedure, campaign_id, &draws, committing).await;
+        // One transaction, one commit: every outcome carries the same GTID.
+        self.database.committed(decided.outcomes.first().and_then(|decided| decided.gtid));
         if decided.closed.as_ref().is_some_and(|closed| closed.outcome == DrawOutcome::AllDrawn) {
             self.flags.learnt(campaign_id, AllDrawn, 0);
         }

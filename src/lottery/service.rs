@@ -66,9 +66,14 @@ impl Lottery {
         prefix: String,
     ) -> Self {
         let flags = closed::flags(redis, prefix);
-        let pool = database.primary().clone();
-        let lanes =
-            GroupCommit::new(DrawBatches { drawn: Drawn::new(pool.clone()), pool, flags: flags.clone() }, config);
+        let lanes = GroupCommit::new(
+            DrawBatches {
+                drawn: Drawn::new(database.primary().clone()),
+                database: database.clone(),
+                flags: flags.clone(),
+            },
+            config,
+        );
         let wheels = Wheels::new(database.primary().clone());
         Lottery { database, lanes, wheels, flags, randomness, config }
     }

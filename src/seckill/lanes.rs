@@ -17,14 +17,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mysql_async::Pool;
-
 use super::closed::ItemState;
 use super::execute_seckill::execute_seckill;
 use super::execute_seckill_batch::execute_seckill_batch;
 use super::outcome::Outcome;
 use super::phone::Phone;
 use super::recorded::Winners;
+use crate::database::ReadWriteSplit;
 use crate::database::gtid::WithGtid;
 use crate::group_commit::{BatchRunner, Committing, Decided, GroupCommit, GroupCommitConfig, OutcomeFuture};
 use crate::prometheus::names::SHORT_CIRCUITS;
@@ -76,7 +75,8 @@ pub struct LaneStats {
 
 /// Decides one item's batches in the database; every outcome carries its batch's commit GTID.
 pub(crate) struct SeckillBatches {
-    pool: Pool,
+    /// Batches go to its primary, which it is told the commit of.
+    database: ReadWriteSplit,
     /// The shared closed state, told what batches learn.
     state: Option<Arc<ClosedState<ItemState>>>,
     /// Who bought, for the answers of closed items.
@@ -88,10 +88,13 @@ impl SeckillBatches {
     async fn decide(&self, seckill_id: i64, phones: &[Phone], committing: Committing) -> Decided<WithGtid<Outcome>> {
         // Read before the database observes anything: a reopening after this makes the fact unpublishable.
         let generation = self.state.as_ref().map(|state| state.generation(seckill_id));
+        let pool = self.database.primary();
         let decided = match phones {
-            [phone] => execute_seckill(&self.pool, seckill_id, *phone).await,
-            _ => execute_seckill_batch(&self.pool, seckill_id, phones, committing).await,
+            [phone] => execute_seckill(pool, seckill_id, *phone).await,
+            _ => execute_seckill_batch(pool, seckill_id, phones, committing).await,
         };
+        // One transaction, one commit: every outcome carries the same GTID.
+        self.database.committed(decided.outcomes.first().and_then(|decided| decided.gtid));
         if let (Some(state), Some(generation)) = (&self.state, generation)
             && let Some(closed) = decided.closed.as_ref().and_then(|closed| ItemState::of(&closed.outcome))
         {
@@ -144,7 +147,11 @@ pub(crate) struct Lanes {
 }
 
 impl Lanes {
-    pub(crate) fn new(pool: Pool, config: LaneConfig, state: Option<Arc<ClosedState<ItemState>>>) -> Self {
+    pub(crate) fn new(
+        database: ReadWriteSplit,
+        config: LaneConfig,
+        state: Option<Arc<ClosedState<ItemState>>>,
+    ) -> Self {
         let lanes = GroupCommitConfig {
             max_batch: config.max_batch,
             recheck_interval: config.recheck_interval,
@@ -152,7 +159,10 @@ impl Lanes {
             ..GroupCommitConfig::default()
         };
         Lanes {
-            lanes: GroupCommit::new(SeckillBatches { winners: Winners::new(pool.clone()), pool, state }, lanes),
+            lanes: GroupCommit::new(
+                SeckillBatches { winners: Winners::new(database.primary().clone()), database, state },
+                lanes,
+            ),
             batching: config.batching,
             direct_calls: Default::default(),
             closed_answers: Default::default(),

@@ -48,7 +48,7 @@ impl Seckill {
     /// A service with its own lane settings, e.g. `batching: false` for one procedure call per seckill.
     pub fn with_config(database: impl Into<ReadWriteSplit>, signer: Signer, config: LaneConfig) -> Self {
         let database = database.into();
-        let lanes = Lanes::new(database.primary().clone(), config, None);
+        let lanes = Lanes::new(database.clone(), config, None);
         Seckill { inner: Arc::new(Inner { database, signer, lanes, config }) }
     }
 
@@ -60,7 +60,7 @@ impl Seckill {
         let prefix = prefix.unwrap_or(closed::DEFAULT_KEY_PREFIX);
         let state = ClosedState::<ItemState>::new(Some(redis), prefix, Reopening::ByGeneration, closed::USER);
         let (database, signer, config) = (self.inner.database.clone(), self.inner.signer.clone(), self.inner.config);
-        let lanes = Lanes::new(database.primary().clone(), config, Some(state));
+        let lanes = Lanes::new(database.clone(), config, Some(state));
         Seckill { inner: Arc::new(Inner { database, signer, lanes, config }) }
     }
 

@@ -41,7 +41,7 @@ use mysql_async::prelude::Queryable;
 use thiserror::Error;
 
 use crate::database::error::DatabaseError;
-use crate::database::{ConnectOptions, acquire, url_with_database};
+use crate::database::{ConnectOptions, acquire, url_with_database, url_without_password};
 use crate::local::LocalMariaDb;
 use crate::migrate::{MigrateError, Migrator, sql_script::md5_hex};
 
@@ -186,7 +186,8 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("seckill::testing: the test failed; kept database `{}` for inspection: {}", self.name, self.url);
+            let url = url_without_password(&self.url);
+            eprintln!("seckill::testing: the test failed; kept database `{}` for inspection: {url}", self.name);
             return;
         }
         // Drop runs outside async, maybe on a runtime that is shutting down: use a thread and a runtime of its own.

@@ -1,16 +1,18 @@
 //! Lying clients, by property: random and mutated tokens, phones, path segments, cookies and bodies on every
-//! endpoint get the right outcome or a 4xx, never a panic or a 5xx, and never write a row.
+//! endpoint get the right outcome or a 4xx, never a panic or a 5xx, and never write a row; and bodies sent in
+//! chunks, which declare no length, are bounded like declared ones on every router.
 
 use axum::body::Body;
 use chrono::Utc;
-use hyper::Request;
+use hyper::{Method, Request, StatusCode};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use seckill::seckill::Phone;
 use seckill::seckill::signing::Signer;
 use tower::ServiceExt;
 
-use crate::common::{migrated_db, open_item, phone, service, signer, success_rows};
+use crate::common::http::{assert_error, call_chunked, serve, signed_in, user_cookies};
+use crate::common::{count, migrated_db, open_item, phone, service, signer, stock, success_rows};
 
 #[test]
 fn random_tokens_never_verify_and_never_panic() {
@@ -123,4 +125,82 @@ fn garbage_requests_get_a_4xx_and_write_nothing() {
     let rows = runtime.block_on(success_rows(db.pool(), id));
     assert!(rows <= 1, "{rows} rows");
     runtime.block_on(async move { drop(db) });
+}
+
+/// A body sent in chunks declares no length: every router reads at most its limit of it before any handler runs,
+/// and one over the limit (here 1 MiB, and the limit plus one byte) is a 413 that decides nothing: no sale, no
+/// exchange, no draw. A small chunked body is read and the request served as usual, so the refusals burnt
+/// nothing (the exchange's idempotency key included).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunked_body_over_the_limit_is_refused_by_every_router_and_changes_nothing() {
+    const MIB: usize = 1024 * 1024;
+    let over_the_limit = [MIB, seckill::http::DEFAULT_MAX_BODY as usize + 1];
+    let db = migrated_db().await;
+    let seckill = service(&db);
+    let item = open_item(&seckill, 5).await;
+    let exchange = seckill::exchange::Exchange::new(db.pool().clone());
+    exchange.grant(1, 100, "chunked bodies").await.unwrap();
+    let gift =
+        exchange.create_gift(&seckill::exchange::NewGift { name: "mug".into(), cost: 30, stock: 5 }).await.unwrap();
+    let lottery = seckill::lottery::Lottery::new(db.pool().clone());
+    let now = Utc::now();
+    let tiers = vec![seckill::lottery::NewTier { name: "mug".into(), stock: 5, weight: 1 }];
+    let spring = seckill::lottery::NewCampaign::new(
+        "chunked bodies",
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::hours(1),
+        tiers,
+    );
+    let campaign = lottery.create_campaign(&spring).await.unwrap().campaign_id;
+
+    let buyer = phone(1);
+    let token = signer().sign(item.seckill_id, buyer, Utc::now());
+    let (buyer_cookie, user) = (format!("killPhone={buyer}"), signed_in(1));
+    let execution = format!("/seckill/{}/{token}/execution", item.seckill_id);
+    let exchange_path = format!("/exchange/gifts/{}/exchange", gift.gift_id);
+    let draw = format!("/lottery/{campaign}/draw");
+    // (router, the request that would decide something, its headers)
+    let routers = [
+        (seckill::seckill::http::router(seckill.clone()), execution.as_str(), vec![("Cookie", buyer_cookie.as_str())]),
+        (
+            seckill::exchange::http::router(exchange.clone(), user_cookies()),
+            exchange_path.as_str(),
+            vec![("Cookie", user.as_str()), (seckill::http::IDEMPOTENCY_KEY, "k-1")],
+        ),
+        (
+            seckill::lottery::http::router(lottery.clone(), user_cookies()),
+            draw.as_str(),
+            vec![("Cookie", user.as_str())],
+        ),
+    ];
+    let mut served = Vec::new();
+    for (router, path, headers) in routers {
+        let at = serve(router).await;
+        for size in over_the_limit {
+            let answer = call_chunked(at.address, Method::POST, path, &headers, size).await;
+            assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, &format!("POST {path} with {size} bytes in chunks"));
+        }
+        served.push((at, path, headers));
+    }
+
+    assert_eq!((success_rows(db.pool(), item.seckill_id).await, stock(db.pool(), item.seckill_id).await), (0, 5));
+    assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM exchange_request").await, 0, "no exchange decided");
+    assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM credit_exchange").await, 0, "no exchange made");
+    assert_eq!(exchange.balance(1).await.unwrap(), Some(100), "no points spent");
+    assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM lottery_draw").await, 0, "nothing drawn");
+    assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM message_outbox").await, 0, "nothing to deliver");
+
+    // Within the limit, a chunked body is read and the request decided as without one.
+    for (at, path, headers) in &served {
+        let answer = call_chunked(at.address, Method::POST, path, headers, 100).await;
+        assert_eq!(
+            (answer.status, answer.json["success"].as_bool()),
+            (StatusCode::OK, Some(true)),
+            "{path}: {}",
+            answer.text
+        );
+    }
+    assert_eq!(success_rows(db.pool(), item.seckill_id).await, 1, "the buyer bought");
+    assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM credit_exchange").await, 1, "the user exchanged");
+    assert_eq!(count(db.pool(), "SELECT COUNT(*) FROM lottery_draw").await, 1, "the user drew");
 }

@@ -31,7 +31,7 @@ use seckill::seckill::http::balancer_interception;
 use seckill::seckill::{Phone, Seckill};
 use seckill::testing::TestDatabase;
 
-use crate::common::http::{JSON_UTF8, signed_in};
+use crate::common::http::{JSON_UTF8, call_chunked, signed_in};
 use crate::common::{SECRET, item_with_window, migrated_db, open_item, phone, service, signer, stock, success_rows};
 
 /// The execution route, as axum names it (and as `seckill_http_requests_total{route}` will).
@@ -287,8 +287,12 @@ async fn requests_the_app_would_refuse_pass_through_the_balancer_even_for_closed
         .body(Full::new(Bytes::from(vec![b'x'; 5000])))
         .unwrap();
     assert_eq!(http.0.request(large).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // And one sent in chunks, which declares no length: only the app, reading it, can tell it is too large.
+    let phone_cookie = format!("killPhone={}", phone(1));
+    let chunked = call_chunked(balancer(&cluster), Method::POST, &execution, &[("Cookie", &phone_cookie)], 5000).await;
+    assert_eq!(chunked.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", chunked.text);
     // Every execution reached the app, the GET too (answered by its method-not-allowed fallback).
-    let executions = execution_before + 6;
+    let executions = execution_before + 7;
     assert_eq!(app_requests(&cluster, EXECUTION_ROUTE).await, executions, "every execution reached the app");
     assert_eq!(app_requests(&cluster, DRAW_ROUTE).await, draw_before + 3, "every draw reached the app");
     // And the well-formed ones do not.
@@ -598,6 +602,7 @@ async fn seckill_cluster_prints_what_runs_where_serves_through_the_balancer_and_
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut cluster = command.spawn().unwrap();
+    let mut running = StopOnDrop(Some(cluster.id()));
     let stdout = cluster.stdout.take().unwrap();
     // What runs where, up to its last line (the folder); bounded by the command's own start timeouts.
     let described = tokio::task::spawn_blocking(move || {
@@ -618,8 +623,9 @@ async fn seckill_cluster_prints_what_runs_where_serves_through_the_balancer_and_
     assert!(described.last().is_some_and(|line| line.starts_with("folder")), "{text}");
     assert!(text.contains(&format!("balancer    http://127.0.0.1:{port}/seckill/list   nginx pid")), "{text}");
     assert_eq!(described.iter().filter(|line| line.starts_with("instance ")).count(), 2, "{text}");
-    assert!(text.contains("redis       redis://127.0.0.1:") && text.contains("private, pid"), "{text}");
-    assert!(text.contains(&format!("database    {}   primary, given", db.url())), "{text}");
+    assert!(text.contains("redis       redis://:***@127.0.0.1:") && text.contains("private, pid"), "{text}");
+    let shown = seckill::database::url_without_password(db.url());
+    assert!(text.contains(&format!("database    {shown}   primary, given")), "{text}");
     let pids: Vec<u32> = described
         .iter()
         .filter(|line| !line.starts_with("database") && !line.starts_with("folder"))
@@ -643,6 +649,8 @@ async fn seckill_cluster_prints_what_runs_where_serves_through_the_balancer_and_
     })
     .await
     .unwrap();
+    // Waited for: the pid is the system's again.
+    running.0 = None;
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("seckill: stopped"), "{stderr}");
     for pid in pids {
@@ -656,6 +664,19 @@ async fn seckill_cluster_prints_what_runs_where_serves_through_the_balancer_and_
     while std::path::Path::new(&folder).exists() {
         assert!(Instant::now() < deadline, "{folder} is still there");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stops a `seckill cluster` process (SIGTERM: it tears its topology down) when the test ends before it has
+/// waited for it, on a failed assertion, so that it does not run on with its servers. Its pid stays its own until
+/// it is waited for, so the signal cannot reach another process.
+struct StopOnDrop(Option<u32>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
     }
 }
 
@@ -767,4 +788,240 @@ async fn a_cluster_on_a_primary_and_replica_reads_its_writes_and_outlives_the_re
     assert!(matches!(&refused, mysql_async::Error::Server(e) if e.code == 1290), "{refused}");
     drop(conn);
     replica.disconnect().await.unwrap();
+}
+
+/// Operational endpoints are not public. An anonymous `GET /metrics` through the balancer, or on an instance's
+/// API listener, is answered as any unknown route is (the app's JSON 404, the same bytes from the balancer as
+/// from an instance) and shows no metric; spellings that nginx or axum might read as `/metrics` too. The
+/// instances' counters are still there for who may read them: `Cluster::app_requests` counts a request.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_not_public_through_the_balancer_nor_on_an_instances_api_listener() {
+    let db = migrated_db().await;
+    let service = service(&db);
+    let cluster = start_cluster(&db, 2).await;
+    let http = Http::new();
+    let mut listeners = vec![("the balancer", balancer(&cluster))];
+    listeners.extend(cluster.instances().iter().map(|instance| ("an instance", instance.address())));
+    let unknown = http.send(cluster.instances()[0].address(), Method::GET, "/no/such/route", "").await.unwrap();
+    for (who, address) in listeners {
+        for path in ["/metrics", "/metrics?format=text", "//metrics", "/%6Detrics", "/metrics/"] {
+            let reply = http.send(address, Method::GET, path, "").await.unwrap();
+            assert!(!reply.text().contains("seckill_"), "{who} GET {path}: {}", reply.text());
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{who} GET {path}: {}", reply.text());
+            assert_same_answer(&reply, &unknown, &format!("{who} GET {path}"));
+        }
+    }
+    let item = open_item(&service, 1).await.seckill_id;
+    let before = app_requests(&cluster, DETAIL_ROUTE).await;
+    let detail = http.send(balancer(&cluster), Method::GET, &format!("/seckill/{item}/detail.json"), "").await.unwrap();
+    assert_eq!((detail.status, app_requests(&cluster, DETAIL_ROUTE).await), (StatusCode::OK, before + 1));
+}
+
+/// A `seckillGtid` cookie is a hint a client can forge. Eighty anonymous clients reading with a far-future
+/// position (one the primary has not committed) must not slow the reads of an honest reader down, which stay on
+/// the replica at a latency within a small factor of the one measured in the same test before the flood; and
+/// read-your-writes still holds for honest buyers: one told success reads it again through every instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_far_future_gtid_cookies_never_stall_other_users_replica_reads() {
+    const FORGERS: i64 = 80;
+    const SAMPLES: usize = 30;
+    /// How slower the honest reader's median may be during the flood: the flood costs CPU on this machine's
+    /// few cores, never a wait on the replica.
+    const SLOWDOWN: f64 = 10.0;
+    let options = ClusterOptions::new(seckill::app::served(env!("CARGO_BIN_EXE_seckill")))
+        .instances(2)
+        .database(ClusterDatabase::PrivatePair)
+        .redis(ClusterRedis::Private)
+        .hmac_secret(SECRET);
+    let cluster = Cluster::start(options).await.expect("the cluster starts on a pair");
+    let database = cluster.database();
+    let pair = database.local_pair().expect("the cluster's own pair");
+    let shop = Seckill::new(database.pool().clone(), signer());
+    let item = open_item(&shop, 40).await.seckill_id;
+    pair.wait_until_caught_up(Duration::from_secs(10)).await.expect("the replica has the item");
+    let (http, balancer) = (Http::new(), cluster.balancer().address());
+    let result = format!("/seckill/{item}/result");
+
+    // A buyer told success through the balancer reads it through every instance, with the answer's cookie.
+    let buy_and_read_back = |n: i64| {
+        let (http, result) = (http.clone(), result.clone());
+        let cluster = &cluster;
+        async move {
+            let buyer = phone(70_000 + n);
+            let answer = http.execute(balancer, item, buyer).await.expect("an answer");
+            assert_eq!(answer.state(), Some(1), "buyer {n}: {}", answer.text());
+            let cookie = answer.set_cookies.iter().cloned().chain([format!("killPhone={buyer}")]).collect::<Vec<_>>();
+            let cookie = cookie.join("; ");
+            for instance in cluster.instances() {
+                let read = http.send(instance.address(), Method::GET, &result, &cookie).await.expect("a result");
+                assert_eq!(read.status, StatusCode::OK, "buyer {n}: {}", read.text());
+                assert!(read.json()["data"].is_object(), "buyer {n} won and is told nothing: {}", read.text());
+            }
+            cookie
+        }
+    };
+    // The honest reader: a winner asking again, with its own cookie (a read after its GTID, on the replica).
+    let honest = buy_and_read_back(0).await;
+    let replica_reads = || async {
+        let mut reads = 0;
+        for instance in cluster.instances() {
+            reads += instance.counter("seckill_replica_reads_total", &[]).await.unwrap();
+        }
+        reads
+    };
+    let sample = || async {
+        let mut took = Vec::with_capacity(SAMPLES);
+        for _ in 0..SAMPLES {
+            let started = Instant::now();
+            let read = http.send(balancer, Method::GET, &result, &honest).await.expect("a result");
+            took.push(started.elapsed());
+            assert!(read.json()["data"].is_object(), "the honest reader's own success: {}", read.text());
+        }
+        took.sort();
+        took[SAMPLES / 2]
+    };
+    let baseline = sample().await;
+
+    // The flood: each forger asks for its own result (it bought nothing) with a position far beyond the
+    // primary's, at most once per GTID wait, so that it asks as often before the fix as after.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut forgers = tokio::task::JoinSet::new();
+    for n in 0..FORGERS {
+        let (http, result, stop) = (http.clone(), result.clone(), stop.clone());
+        forgers.spawn(async move {
+            let cookie = format!("killPhone={}; seckillGtid=0-1-4000000000", phone(80_000 + n));
+            let mut wrong = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                match http.send(balancer, Method::GET, &result, &cookie).await {
+                    Ok(read) if read.status == StatusCode::OK && read.json()["data"].is_null() => {}
+                    Ok(read) => wrong.push(format!("{}: {}", read.status, read.text())),
+                    Err(error) => wrong.push(error),
+                }
+                tokio::time::sleep_until((started + Duration::from_millis(500)).into()).await;
+            }
+            wrong
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let reads_before = replica_reads().await;
+    let flooded = sample().await;
+    let replica_reads_during = replica_reads().await - reads_before;
+    // Honest buyers meanwhile: each told success reads it back through every instance.
+    for n in 1..=10 {
+        buy_and_read_back(n).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut wrong = Vec::new();
+    while let Some(done) = forgers.join_next().await {
+        wrong.extend(done.unwrap());
+    }
+    eprintln!("honest reader's median: {baseline:?} alone, {flooded:?} among {FORGERS} forgers");
+    assert!(
+        flooded.as_secs_f64() <= baseline.as_secs_f64() * SLOWDOWN,
+        "the honest reader's median went from {baseline:?} to {flooded:?} among {FORGERS} forgers"
+    );
+    assert!(replica_reads_during >= SAMPLES, "the honest reads were the replica's: {replica_reads_during}");
+    assert!(wrong.is_empty(), "every forger was told the truth (nothing bought): {wrong:?}");
+    let mut ahead = 0;
+    for instance in cluster.instances() {
+        ahead += instance.counter("seckill_replica_fallbacks_total", &[("reason", "ahead_of_primary")]).await.unwrap();
+    }
+    assert!(ahead > 0, "the forged positions were known for what they are");
+    assert_eq!(success_rows(database.pool(), item).await, 11);
+}
+
+/// The private pair `seckill cluster` starts has credentials of its own: root with an empty password is refused
+/// on both servers, over TCP and over their sockets (and so on a lone private server), and its private Redis
+/// takes no command without its password; and no process of the cluster holds a password on its command line,
+/// where every user of the machine can read it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clusters_private_servers_refuse_root_without_a_password_and_no_command_line_holds_a_password() {
+    let options = ClusterOptions::new(seckill::app::served(env!("CARGO_BIN_EXE_seckill")))
+        .instances(2)
+        .database(ClusterDatabase::PrivatePair)
+        .redis(ClusterRedis::Private)
+        .hmac_secret(SECRET);
+    let cluster = Cluster::start(options).await.expect("the cluster starts on a pair");
+    let pair = cluster.database().local_pair().expect("the cluster's own pair");
+    let lone = tokio::task::spawn_blocking(|| seckill::local::LocalMariaDb::shared().map(|server| server.port()))
+        .await
+        .unwrap()
+        .expect("the shared private server");
+    let servers = [
+        ("the primary", pair.primary().port(), pair.primary().pid()),
+        ("the replica", pair.replica().port(), pair.replica().pid()),
+    ];
+    for (which, port, _) in servers.iter().copied().chain([("a lone private server", lone, None)]) {
+        let over_tcp = format!("mysql://root@127.0.0.1:{port}/");
+        let pool = seckill::database::ConnectOptions::new(over_tcp).prefer_socket(false).build_pool().unwrap();
+        let refused = pool.get_conn().await.map(drop);
+        assert!(matches!(&refused, Err(mysql_async::Error::Server(e)) if e.code == 1045), "{which}: {refused:?}");
+        pool.disconnect().await.unwrap();
+    }
+    for (which, _, pid) in servers {
+        let socket = command_line(pid.expect("it runs"))
+            .into_iter()
+            .find_map(|arg| arg.strip_prefix("--socket=").map(str::to_string))
+            .expect("a socket on its command line");
+        let opts = mysql_async::OptsBuilder::default().socket(Some(socket)).user(Some("root"));
+        let refused = mysql_async::Conn::new(opts).await.map(drop);
+        assert!(matches!(&refused, Err(mysql_async::Error::Server(e)) if e.code == 1045), "{which}: {refused:?}");
+    }
+
+    // Nor is its Redis, whose closed states the balancer answers from.
+    let redis = cluster.local_redis().expect("the cluster's own Redis");
+    let anyone = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port())).unwrap();
+    let mut anyone = anyone.get_multiplexed_async_connection().await.unwrap();
+    let refused: redis::RedisResult<()> = anyone.set("seckill:item:1:state", "sold_out").await;
+    assert!(refused.as_ref().is_err_and(|e| e.code() == Some("NOAUTH")), "{refused:?}");
+
+    // Every process of the cluster, and their children (nginx's workers).
+    let mut pids: Vec<u32> = cluster.instances().iter().map(|instance| instance.pid()).collect();
+    pids.extend(cluster.balancer().pid());
+    pids.extend(cluster.local_redis().and_then(|redis| redis.pid()));
+    pids.extend(pair.primary().pid());
+    pids.extend(pair.replica().pid());
+    pids.extend(children_of(&pids));
+    assert!(pids.len() >= 7, "{pids:?}");
+    let database = cluster.database();
+    let mut urls = vec![database.primary_url().to_string(), pair.primary_url(), pair.replica_url(), redis.url()];
+    urls.extend(database.replica_urls().iter().cloned());
+    // `scheme://user:password@host...`
+    let password_of = |url: &str| {
+        let user_info = url.split("://").nth(1)?.split('/').next()?.rsplit_once('@')?.0;
+        user_info.split_once(':').map(|(_, password)| password.to_string()).filter(|password| !password.is_empty())
+    };
+    let passwords: Vec<String> = urls.iter().filter_map(|url| password_of(url)).collect();
+    assert_eq!(passwords.len(), urls.len(), "every account has a password: {urls:?}");
+    for pid in pids {
+        for arg in command_line(pid) {
+            for password in &passwords {
+                assert!(!arg.contains(password.as_str()), "pid {pid} has a password on its command line: {arg}");
+            }
+            let user_info = arg.split("://").nth(1).and_then(|rest| rest.split('/').next()?.split_once('@'));
+            assert!(!user_info.is_some_and(|(user, _)| user.contains(':')), "pid {pid}: a URL with a password: {arg}");
+        }
+    }
+}
+
+/// The arguments of process `pid`, as every user of the machine may read them.
+fn command_line(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|byte| *byte == 0).filter(|arg| !arg.is_empty()).map(|arg| String::from_utf8_lossy(arg).into()).collect()
+}
+
+/// The processes whose parent is one of `parents`.
+fn children_of(parents: &[u32]) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // `pid (name) state ppid ...`: the name may hold spaces, so read after its closing parenthesis.
+        let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if parent.is_some_and(|parent| parents.contains(&parent)) {
+            children.push(pid);
+        }
+    }
+    children
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics: `seckill serve` (a process of its own, so its counters count only this test's requests)
-//! serves `/metrics`, and after real requests the exposition's series moved by exactly what was done; in this
-//! process, the recorder installs once and a merged router serves it, with a relay's backlog gauges.
+//! serves `/metrics` on its metrics listener and not on its API's, and after real requests the exposition's
+//! series moved by exactly what was done; in this process, the recorder installs once and a router serves it,
+//! with a relay's backlog gauges.
 
 use std::collections::HashMap;
 use std::process::{Child, Stdio};
@@ -72,23 +73,31 @@ async fn seckill_serve_counts_what_was_done_in_its_exposition() {
     let id = open_item(&service, 3).await.seckill_id;
     // A Redis of this test's own: the served process shares closed state through it.
     let redis = LocalRedis::start().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("127.0.0.1:{port}");
+    // Two free ports, held together so that they differ.
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (api_port, metrics_port) = (free(), free());
+    let port = |listener: &std::net::TcpListener| listener.local_addr().unwrap().port();
+    let (base, metrics) = (format!("127.0.0.1:{}", port(&api_port)), format!("127.0.0.1:{}", port(&metrics_port)));
+    drop((api_port, metrics_port));
     // A buyer may make two executions, ever (the rate refills one every 100 s).
     let served = seckill_command(db.url())
-        .args(["serve", "--listen", &base, "--redis-url", &redis.url(), "--user-rate", "0.01", "--user-burst", "2"])
+        .args(["serve", "--listen", &base, "--metrics-listen", &metrics, "--redis-url", &redis.url()])
+        .args(["--user-rate", "0.01", "--user-burst", "2"])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let _served = Process(served);
     let client = serve(axum::Router::new()).await; // only for its HTTP client
     for _ in 0..200 {
-        if std::net::TcpStream::connect(&base).is_ok() {
+        if std::net::TcpStream::connect(&base).is_ok() && std::net::TcpStream::connect(&metrics).is_ok() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let before = scrape(&client, &base).await;
+    let before = scrape(&client, &metrics).await;
+    // Not on the API's listener: there it is an unknown route, and counted as one.
+    let public = client.request_to(&base, Method::GET, "/metrics", None, Vec::new()).await;
+    assert_eq!((public.status, public.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("no such route")));
 
     let execute = |buyer: Phone, token: Option<&str>| {
         let token = token.map_or_else(|| service.signer().sign(id, buyer, chrono::Utc::now()), str::to_string);
@@ -121,7 +130,7 @@ async fn seckill_serve_counts_what_was_done_in_its_exposition() {
     let unknown = client.request_to(&base, Method::GET, "/seckill/no/such/route/here", None, Vec::new()).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
-    let after = scrape(&client, &base).await;
+    let after = scrape(&client, &metrics).await;
     let moved = |name: &str, labels: &[(&str, &str)]| value(&after, name, labels) - value(&before, name, labels);
     let execution = "/seckill/{id}/{md5}/execution";
     let requests = "seckill_http_requests_total";
@@ -131,7 +140,7 @@ async fn seckill_serve_counts_what_was_done_in_its_exposition() {
     assert_eq!(moved(requests, &[("route", "/seckill/list.json"), ("outcome", "ok")]), 1.0);
     assert_eq!(moved(requests, &[("route", "/seckill/{id}/detail.json"), ("outcome", "client_error")]), 1.0);
     assert_eq!(moved(requests, &[("route", execution), ("outcome", "client_error")]), 1.0, "the GET's 405");
-    assert_eq!(moved(requests, &[("route", "unmatched"), ("outcome", "client_error")]), 1.0, "the 404");
+    assert_eq!(moved(requests, &[("route", "unmatched"), ("outcome", "client_error")]), 2.0, "the 404s");
     assert_eq!(moved("seckill_rate_limited_total", &[("scope", "buyer")]), 1.0);
     let short_circuits = "seckill_short_circuits_total";
     assert_eq!(moved(short_circuits, &[("domain", "seckill"), ("source", "shared_state")]), 4.0);
@@ -147,16 +156,17 @@ async fn seckill_serve_counts_what_was_done_in_its_exposition() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_recorder_installs_once_and_a_merged_router_serves_it_with_the_relays_gauges() {
+async fn the_recorder_installs_once_and_its_router_serves_it_with_the_relays_gauges() {
     let db = migrated_db().await;
     let first = prometheus::install().unwrap();
     let again = prometheus::install().unwrap();
-    let router = seckill::seckill::http::router(service(&db)).merge(prometheus::router(again));
-    let served = serve(router).await;
+    // As a host app does: the API on one listener, the metrics on another.
+    let api = serve(seckill::seckill::http::router(service(&db))).await;
+    let served = serve(prometheus::router(again)).await;
     let path = "/seckill/list.json";
     let before = parse(&served.get("/metrics").await.text);
-    assert_eq!(served.get(path).await.status, StatusCode::OK);
-    assert_eq!(served.get(path).await.status, StatusCode::OK);
+    assert_eq!(api.get(path).await.status, StatusCode::OK);
+    assert_eq!(api.get(path).await.status, StatusCode::OK);
     let after = parse(&first.render());
     let labels = [("route", path), ("outcome", "ok")];
     // Other tests of this binary record into the same recorder meanwhile: at least ours moved it.

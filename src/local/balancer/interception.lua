@@ -7,9 +7,9 @@
 -- instance.
 --
 -- Everything else, and every doubt, passes through untouched: any other value or no key, a request the app would
--- refuse before looking at the state (a missing or malformed cookie, a body over its limit, a request from
--- another site's page where the app refuses those, a path it would not parse the same way), Redis unreachable or
--- slow, or an error in this code.
+-- refuse before looking at the state (a missing or malformed cookie, a body over its limit or sent in chunks, a
+-- request from another site's page where the app refuses those, a path it would not parse the same way), Redis
+-- unreachable or slow, or an error in this code.
 --
 -- Lookups are cached in a shared dict for `cache_seconds` (negative answers too), so Redis sees one lookup per key
 -- per period, whatever the traffic. While one request looks a key up, the others for that key wait for its
@@ -174,8 +174,13 @@ local function cookie_values(name)
     return values
 end
 
--- A declared body the app would refuse (an unreadable or too large Content-Length) goes to the app.
+-- A declared body the app would refuse (an unreadable or too large Content-Length) goes to the app, and so
+-- does a body sent in chunks: it declares no length, and only reading it (the app does, bounded) tells whether
+-- the app accepts it.
 local function body_accepted()
+    if ngx.var.http_transfer_encoding ~= nil then
+        return false
+    end
     local length = ngx.var.http_content_length
     if length == nil then
         return true

@@ -11,10 +11,15 @@
 //! answers too); Redis unreachable or slow (every step bounded by [`ClosedStateConfig::redis_timeout`], then
 //! skipped for [`ClosedStateConfig::redis_backoff`]) means every request passes through: the balancer fails
 //! open, never refusing what the app would accept. A request the app would refuse before looking at the state
-//! (a malformed id or token, a missing or malformed cookie, a body over the app's limit, a request labelled
+//! (a malformed id or token, a missing or malformed cookie, a body over the app's limit or sent in chunks, whose
+//! size only reading it tells, a request labelled
 //! `Sec-Fetch-Site: cross-site` where the app refuses those) also passes through, so the app answers it. The
 //! balancer checks the shape of a request, not its signatures: a forged token or cookie for a closed thing
 //! hears the closed answer instead of the app's refusal.
+//!
+//! Operational paths ([`BalancerConfig::internal_paths`]: `/metrics`) are answered 404 by the balancer itself in
+//! the app's envelope, never passed on: the instances serve their metrics on a listener of their own anyway, and
+//! this keeps an instance that would serve them publicly (an older one, a host app that merged them) private.
 //!
 //! The packages: `nginx`, `libnginx-mod-http-lua` (with `libnginx-mod-http-ndk`) and `lua-nginx-redis`
 //! (lua-resty-redis); `.ci/install` installs them.
@@ -24,7 +29,6 @@ mod nginx_config;
 use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,8 +38,12 @@ use thiserror::Error;
 
 pub use crate::http::{ClosedAnswer, CookieShape, Interception, Shape};
 
-use super::scratch::{ScratchDir, Supervised, find_binary, free_port, last_lines_of, wait_until_listening};
+use super::scratch::{
+    ScratchDir, Supervised, find_binary, free_port, last_lines_of, wait_until_listening, write_private,
+};
 use crate::http::Envelope;
+use crate::http::fallbacks::NO_SUCH_ROUTE;
+use crate::prometheus::METRICS_PATH;
 
 /// The Debian packages the balancer needs, as one `apt-get install` line.
 pub const PACKAGES: &str = "nginx libnginx-mod-http-lua lua-nginx-redis";
@@ -85,6 +93,12 @@ pub struct BalancerConfig {
     pub worker_processes: u32,
     /// The body (JSON) of nginx's own answer when no instance answered (502, 504).
     pub gateway_error: String,
+    /// Paths answered 404 with [`Self::not_found`] by the balancer itself and never passed on: operational
+    /// endpoints, which are not public (by default [`crate::prometheus::METRICS_PATH`]). Matched as nginx reads a
+    /// path, once decoded and with repeated slashes merged.
+    pub internal_paths: Vec<String>,
+    /// The body (JSON) of the balancer's 404 for [`Self::internal_paths`]: the app's own for an unknown route.
+    pub not_found: String,
     /// How long connecting to an instance may take before the request goes to the next one.
     pub upstream_connect_timeout: Duration,
 }
@@ -98,6 +112,8 @@ impl BalancerConfig {
             closed_state: None,
             worker_processes: 2,
             gateway_error: default_gateway_error(),
+            internal_paths: vec![METRICS_PATH.to_string()],
+            not_found: default_not_found(),
             upstream_connect_timeout: Duration::from_millis(250),
         }
     }
@@ -120,6 +136,12 @@ fn default_gateway_error() -> String {
     let message = "no answer from the app: the outcome is unknown";
     // The envelope holds only strings, booleans and nulls: serializing it cannot fail.
     serde_json::to_string(&Envelope::error(message)).unwrap_or_default()
+}
+
+/// The app's error envelope for a route it does not have.
+fn default_not_found() -> String {
+    // As above: serializing the envelope cannot fail.
+    serde_json::to_string(&Envelope::error(NO_SUCH_ROUTE)).unwrap_or_default()
 }
 
 /// How long the balancer uses a lookup's answer by default before asking Redis again.
@@ -234,6 +256,7 @@ impl LocalBalancer {
         if let Some((closed, target)) = &redis {
             fs::write(dir.join(format!("{}.lua", nginx_config::LUA_MODULE)), include_str!("interception.lua"))
                 .map_err(failed("writing the Lua interception"))?;
+            // The settings may hold Redis's password: only this user reads them.
             let settings = nginx_config::settings_lua(closed, target, installation.redis_module);
             write_private(&dir.join(format!("{}.lua", nginx_config::SETTINGS_MODULE)), &settings)
                 .map_err(failed("writing the Lua settings"))?;
@@ -318,11 +341,4 @@ impl Drop for LocalBalancer {
     fn drop(&mut self) {
         let _ = self.stop();
     }
-}
-
-/// Writes `text` to a file only its owner can read (the settings may hold Redis's password).
-fn write_private(path: &Path, text: &str) -> io::Result<()> {
-    use std::io::Write as _;
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(text.as_bytes())
 }

@@ -15,6 +15,7 @@
 //!     upstream seckill_instances { server 127.0.0.1:P1 max_fails=1 fail_timeout=1s; ...; keepalive 64; }
 //!     server {
 //!         listen 127.0.0.1:PORT;
+//!         location = /metrics { return 404 '{"success":false,...}'; }   (internal paths, never passed on)
 //!         location / {
 //!             access_by_lua_block { require("seckill_balancer").intercept() }
 //!             proxy_pass http://seckill_instances; (HTTP/1.1, keepalive upstreams)
@@ -39,6 +40,7 @@ use std::time::Duration;
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use super::{BalancerConfig, ClosedAnswer, ClosedStateConfig, Installation, Interception, LocalBalancerError};
+use crate::database::url_without_password;
 use crate::http::DEFAULT_MAX_BODY;
 use crate::http::JSON_UTF8;
 
@@ -67,7 +69,7 @@ enum RedisAddress {
 impl RedisTarget {
     /// Reads a `redis://` (or `redis+unix://`) URL.
     pub(crate) fn parse(url: &str) -> Result<RedisTarget, LocalBalancerError> {
-        let invalid = |detail: String| LocalBalancerError::InvalidRedisUrl { url: url.to_string(), detail };
+        let invalid = |detail: String| LocalBalancerError::InvalidRedisUrl { url: url_without_password(url), detail };
         let info = url.into_connection_info().map_err(|e| invalid(e.to_string()))?;
         let address = match info.addr {
             ConnectionAddr::Tcp(host, port) => {
@@ -130,7 +132,16 @@ pub(crate) fn nginx_conf(
         let _ = writeln!(conf, "        server {upstream} max_fails=1 fail_timeout=1s;");
     }
     let _ = writeln!(conf, "        keepalive 64;\n    }}\n");
-    let _ = writeln!(conf, "    server {{\n        listen {listen};\n        location / {{");
+    let _ = writeln!(conf, "    server {{\n        listen {listen};");
+    for internal in &config.internal_paths {
+        // An exact location: nginx matches it on the decoded path with repeated slashes merged, so no spelling of
+        // it reaches an instance.
+        let _ = writeln!(conf, "        location = {} {{", quoted(internal));
+        let _ = writeln!(conf, "            default_type {};", quoted(JSON_UTF8));
+        let _ = writeln!(conf, "            return 404 {};", single_quoted(&config.not_found));
+        let _ = writeln!(conf, "        }}");
+    }
+    let _ = writeln!(conf, "        location / {{");
     if config.closed_state.is_some() {
         let _ = writeln!(conf, "            access_by_lua_block {{ require(\"{LUA_MODULE}\").intercept() }}");
     }

@@ -1,7 +1,8 @@
 //! How many requests the cluster's app instances answered, by route: the count that proves a closed item's
 //! traffic never reached an instance (the balancer answered it), and shows how the balancer spread the rest.
 //!
-//! Read from each instance's Prometheus `/metrics` (`seckill serve` serves it): the sum of
+//! Read from each instance's Prometheus `/metrics`, on its metrics listener ([`AppInstance::metrics_address`]:
+//! loopback, apart from the API; the balancer never passes `/metrics` on): the sum of
 //! `seckill_http_requests_total{route="..."}` over every outcome, where the route is axum's matched path. Tests,
 //! the bench and the demo only ever count through here, and read any other counter of an instance the same way
 //! ([`AppInstance::counter`]).
@@ -15,6 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::{AppInstance, Cluster, ClusterError};
+use crate::prometheus::METRICS_PATH;
 use crate::prometheus::names::HTTP_REQUESTS;
 
 /// How long reading one instance's metrics may take.
@@ -38,7 +40,8 @@ impl AppInstance {
     /// [`ClusterError::Metrics`] when its `/metrics` could not be read.
     pub async fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<usize, ClusterError> {
         let failed = |detail: String| ClusterError::Metrics { number: self.number(), detail };
-        let text = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(&format!("{}/metrics", self.url())))
+        let url = format!("http://{}{METRICS_PATH}", self.metrics_address());
+        let text = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(&url))
             .await
             .map_err(|_| failed(format!("no answer in {} s", SCRAPE_TIMEOUT.as_secs())))?
             .map_err(failed)?;

@@ -1,18 +1,24 @@
 //! The cluster's database: where the instances' primary and replicas are, started privately or given, and
 //! migrated once before any instance starts.
 //!
-//! Every instance gets the primary's URL (`DATABASE_URL`) and one `--replica-url` per replica. A private
+//! Every instance gets the primary's URL (`DATABASE_URL`) and the replicas' (`SECKILL_REPLICA_URLS`), in its
+//! environment. A private
 //! database is one throwaway MariaDB ([`LocalMariaDb`]), or a primary + replica pair ([`LocalReplicaPair`]) on
 //! which the cluster migrates as an owner account and the instances connect as an app account, neither with
 //! READ ONLY ADMIN: the procedures run with their owner's privileges, so the replica's `read_only` refuses any
-//! write that reached it by mistake (root would pass it).
+//! write that reached it by mistake (root would pass it). Both accounts get passwords drawn for this topology
+//! from the system's random source (as root of each server has its own), which reach the instances in their
+//! environment, never on a command line.
+
+use std::fmt;
 
 use mysql_async::Pool;
 use mysql_async::prelude::Queryable;
 
 use super::error::{ClusterError, local};
 use crate::database::error::DatabaseError;
-use crate::database::{self, ConnectOptions, url_with_database};
+use crate::database::{self, ConnectOptions, url_with_database, url_without_password as without_password};
+use crate::local::scratch::Password;
 use crate::local::{LocalMariaDb, LocalReplicaPair};
 use crate::migrate::Migrator;
 
@@ -27,12 +33,11 @@ pub enum ClusterDatabase {
     /// A private primary + replica pair with GTID replication, started for the cluster and removed with it.
     PrivatePair,
     /// A database of yours: the primary every write goes to, and replicas for reads that tolerate staleness
-    /// (each passed to every instance as `--replica-url`).
+    /// (passed to every instance in `SECKILL_REPLICA_URLS`).
     Given { primary_url: String, replica_urls: Vec<String> },
 }
 
 /// The database of a running cluster.
-#[derive(Debug)]
 pub struct RunningDatabase {
     primary_url: String,
     replica_urls: Vec<String>,
@@ -44,8 +49,8 @@ pub struct RunningDatabase {
 }
 
 /// The accounts of a private pair: the owner migrates (and so defines the procedures), the app serves.
-const OWNER: (&str, &str) = ("seckill_owner", "seckill-owner-pw");
-const APP: (&str, &str) = ("seckill_app", "seckill-app-pw");
+const OWNER: &str = "seckill_owner";
+const APP: &str = "seckill_app";
 
 impl ClusterDatabase {
     /// A database of yours at `primary_url`, without replicas.
@@ -90,10 +95,11 @@ async fn start_pair() -> Result<RunningDatabase, ClusterError> {
         .map_err(|e| local("starting a primary and replica")(std::io::Error::other(e.to_string())))?;
     let admin = database::connect(&pair.primary_url())?;
     let mut conn = database::acquire(&admin).await?;
-    let db = PRIVATE_DATABASE;
-    let (owner, owner_password) = OWNER;
-    let (app, app_password) = APP;
-    // Fixed names and passwords: a private pair listens on loopback only and lives as long as the cluster.
+    let (db, owner, app) = (PRIVATE_DATABASE, OWNER, APP);
+    // Loopback is every local user's: the passwords are this topology's own, and go no further than the
+    // instances' environment.
+    let (owner_password, app_password) = (password()?, password()?);
+    let (owner_password, app_password) = (owner_password.as_str(), app_password.as_str());
     let setup = [
         format!("CREATE DATABASE IF NOT EXISTS `{db}`"),
         format!("CREATE USER IF NOT EXISTS '{owner}'@'%' IDENTIFIED BY '{owner_password}'"),
@@ -109,29 +115,40 @@ async fn start_pair() -> Result<RunningDatabase, ClusterError> {
     drop(conn);
     admin.disconnect().await.map_err(DatabaseError::from)?;
     // Never root by mistake: root passes the replica's read_only, which these accounts exist to meet.
-    let as_account = |url: String, (user, password): (&str, &str)| {
-        let on_database = url_with_database(&url, db);
-        match on_database.strip_prefix("mysql://root@") {
-            Some(rest) => Ok(format!("mysql://{user}:{password}@{rest}")),
-            None => Err(ClusterError::Local {
-                step: "the accounts' URLs",
-                detail: format!("the pair's URL {url} does not name root"),
-            }),
-        }
+    let as_account = |server: &LocalMariaDb, user: &str, password: &str| {
+        format!("mysql://{user}:{password}@127.0.0.1:{}/{db}", server.port())
     };
-    let owner_pool = ConnectOptions::new(as_account(pair.primary_url(), OWNER)?).build_pool()?;
+    let owner_pool = ConnectOptions::new(as_account(pair.primary(), owner, owner_password)).build_pool()?;
     database::check_connection(&owner_pool).await?;
     Migrator::embedded()?.run(&owner_pool).await?;
     owner_pool.disconnect().await.map_err(DatabaseError::from)?;
-    let primary_url = as_account(pair.primary_url(), APP)?;
-    let replica_urls = vec![as_account(pair.replica_url(), APP)?];
+    let primary_url = as_account(pair.primary(), app, app_password);
+    let replica_urls = vec![as_account(pair.replica(), app, app_password)];
     let pool = ConnectOptions::new(primary_url.clone()).build_pool()?;
     database::check_connection(&pool).await?;
     Ok(RunningDatabase { primary_url, replica_urls, pool, server: None, pair: Some(pair) })
 }
 
+/// A password for an account of the private pair.
+fn password() -> Result<Password, ClusterError> {
+    Password::generate().map_err(ClusterError::DatabaseServer)
+}
+
+impl fmt::Debug for RunningDatabase {
+    // The URLs hold passwords: shown without them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let replica_urls: Vec<String> = self.replica_urls.iter().map(|url| without_password(url)).collect();
+        f.debug_struct("RunningDatabase")
+            .field("primary_url", &without_password(&self.primary_url))
+            .field("replica_urls", &replica_urls)
+            .field("server", &self.server)
+            .field("pair", &self.pair)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RunningDatabase {
-    /// The primary's URL, as the instances get it.
+    /// The primary's URL, as the instances get it (with its password: keep it to this process).
     pub fn primary_url(&self) -> &str {
         &self.primary_url
     }

@@ -33,7 +33,7 @@ pub enum ClusterError {
     #[error(transparent)]
     Balancer(#[from] LocalBalancerError),
     /// An instance's Prometheus metrics could not be read.
-    #[error("the metrics of app instance {number} (GET /metrics): {detail}")]
+    #[error("the metrics of app instance {number} (GET /metrics on its metrics listener): {detail}")]
     Metrics { number: usize, detail: String },
     /// The shared state in the cluster's Redis could not be read or written.
     #[error("the cluster's shared state ({key}) in Redis: {detail}")]

@@ -1,5 +1,6 @@
-//! One app instance: a `seckill serve` child process on a free loopback port, its log in the cluster's folder,
-//! its pid in a pid file there so that the cluster's guardian stops it even if this process dies.
+//! One app instance: a `seckill serve` child process on a free loopback port, with its metrics on another (never
+//! on the API's), its log in the cluster's folder, its pid in a pid file there so that the cluster's guardian
+//! stops it even if this process dies.
 
 use std::fs;
 use std::io;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::error::ClusterError;
 use super::options::ClusterOptions;
 use super::probe::status_of;
-use crate::local::scratch::{Supervised, free_port, last_lines_of};
+use crate::local::scratch::{Supervised, free_ports, last_lines_of};
 
 /// How long an instance may take to answer its first request.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,6 +37,8 @@ pub(crate) struct InstanceSetting<'a> {
 pub struct AppInstance {
     number: usize,
     address: SocketAddr,
+    /// Where its metrics are served (loopback, apart from the API).
+    metrics_address: SocketAddr,
     pid: u32,
     log: PathBuf,
     /// Ready path of the app, asked until it answers 200.
@@ -74,18 +77,19 @@ impl AppInstance {
         log: &Path,
     ) -> Result<AppInstance, ClusterError> {
         let instance_error = |detail: String| ClusterError::Instance { number, detail, log: log.display().to_string() };
-        let port = free_port().map_err(|e| instance_error(e.to_string()))?;
+        let [port, metrics_port] = free_ports().map_err(|e| instance_error(e.to_string()))?;
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let metrics_address = SocketAddr::from((Ipv4Addr::LOCALHOST, metrics_port));
         let output = fs::OpenOptions::new().create(true).append(true).open(log)?;
         let mut command = Command::new(&options.app.binary);
         command.arg("serve").arg("--listen").arg(address.to_string());
-        for replica in setting.replica_urls {
-            command.arg("--replica-url").arg(replica);
-        }
+        command.arg("--metrics-listen").arg(metrics_address.to_string());
         command
             .args(&options.serve_args)
-            // URLs in the environment: they may hold passwords, which a command line shows to every user.
+            // URLs in the environment: they hold passwords, which a command line shows to every user of the
+            // machine (/proc/PID/cmdline), and the environment only to the instance's own user.
             .env("DATABASE_URL", setting.primary_url)
+            .env("SECKILL_REPLICA_URLS", setting.replica_urls.join(","))
             .env("REDIS_URL", setting.redis_url)
             .env("RUST_LOG", &options.instance_log_filter)
             .env("NO_COLOR", "1");
@@ -107,7 +111,7 @@ impl AppInstance {
         let process = Supervised::new("app instance", Some(dir.join(format!("instance-{number}.pid"))));
         process.set(child)?;
         let ready_path = options.app.ready_path.clone();
-        Ok(AppInstance { number, address, pid, log: log.to_path_buf(), ready_path, process })
+        Ok(AppInstance { number, address, metrics_address, pid, log: log.to_path_buf(), ready_path, process })
     }
 
     async fn wait_until_ready(&self) -> Result<(), ClusterError> {
@@ -147,6 +151,12 @@ impl AppInstance {
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where its Prometheus metrics are served (`GET /metrics`, loopback): not on [`Self::address`], and never
+    /// through the balancer.
+    pub fn metrics_address(&self) -> SocketAddr {
+        self.metrics_address
     }
 
     /// Its process id (the one it had, once killed).

@@ -24,8 +24,10 @@
 //! process leaves nothing running.
 //!
 //! The instances share the HMAC secret and everything else given in [`ClusterOptions::instance_env`], read the
-//! database from `DATABASE_URL` (and replicas from `--replica-url`), and Redis from `REDIS_URL`; they log every
-//! request to `instance-N.log` in the cluster's folder.
+//! database from `DATABASE_URL` (and replicas from `SECKILL_REPLICA_URLS`), and Redis from `REDIS_URL`: every
+//! URL that may hold a password in their environment, none on a command line. They log every
+//! request to `instance-N.log` in the cluster's folder, and serve their metrics on a loopback listener of their
+//! own ([`AppInstance::metrics_address`]), which the balancer never passes requests to.
 
 mod app_requests;
 mod database;
@@ -44,6 +46,7 @@ pub use error::ClusterError;
 pub use instance::AppInstance;
 pub use options::{ClusterOptions, ClusterRedis, DEFAULT_INSTANCE_LOG_FILTER, MAX_INSTANCES, ServedApp};
 
+use crate::database::url_without_password as without_password;
 use crate::local::balancer::{BalancerConfig, ClosedStateConfig, LocalBalancer};
 use crate::local::redis::LocalRedis;
 use crate::local::scratch::ScratchDir;
@@ -79,6 +82,15 @@ impl Cluster {
         }
         let dir = ScratchDir::create("cluster")
             .map_err(|e| ClusterError::Local { step: "its folder", detail: e.to_string() })?;
+        if let ClusterDatabase::Given { replica_urls, .. } = &options.database
+            && let Some(at) = replica_urls.iter().position(|url| url.contains(','))
+        {
+            // They reach the instances as one comma-separated list.
+            return Err(ClusterError::InvalidOptions(format!(
+                "replica URL {} holds a comma; write it percent-encoded (%2C)",
+                at + 1
+            )));
+        }
         let database = options.database.start().await?;
         let (redis_url, redis) = match &options.redis {
             ClusterRedis::Url(url) => (url.clone(), None),
@@ -105,6 +117,8 @@ impl Cluster {
         config.listen = options.balancer_listen;
         config.closed_state = Some(closed_state);
         config.gateway_error = options.app.gateway_error.clone();
+        config.internal_paths = options.app.internal_paths.clone();
+        config.not_found = options.app.not_found.clone();
         let balancer = tokio::task::spawn_blocking(move || LocalBalancer::start(&config))
             .await
             .map_err(|e| local("starting the balancer")(std::io::Error::other(e)))??;
@@ -191,10 +205,11 @@ impl Cluster {
         for instance in &self.instances {
             let _ = writeln!(
                 text,
-                "instance {}  {}   pid {}, log {}",
+                "instance {}  {}   pid {}, metrics http://{}/metrics, log {}",
                 instance.number(),
                 instance.url(),
                 instance.pid(),
+                instance.metrics_address(),
                 instance.log_path().display()
             );
         }
@@ -248,33 +263,5 @@ impl Drop for Cluster {
         for instance in &self.instances {
             let _ = instance.stop();
         }
-    }
-}
-
-/// `url` with the password of its user info replaced by `***`.
-fn without_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|at| at + 3) else {
-        return url.to_string();
-    };
-    let authority_end = url[scheme_end..].find('/').map_or(url.len(), |at| scheme_end + at);
-    let authority = &url[scheme_end..authority_end];
-    match authority.rfind('@').and_then(|at| authority[..at].find(':').map(|colon| (colon, at))) {
-        Some((colon, at)) => {
-            format!("{}{}:***{}", &url[..scheme_end], &authority[..colon], &url[scheme_end + at..])
-        }
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_password;
-
-    #[test]
-    fn descriptions_hide_passwords() {
-        assert_eq!(without_password("mysql://shop:s3cret@db:3306/shop"), "mysql://shop:***@db:3306/shop");
-        assert_eq!(without_password("redis://:pw@127.0.0.1:6379/0"), "redis://:***@127.0.0.1:6379/0");
-        assert_eq!(without_password("mysql://root@127.0.0.1:3306/seckill"), "mysql://root@127.0.0.1:3306/seckill");
-        assert_eq!(without_password("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
     }
 }

@@ -8,7 +8,7 @@ use super::database::ClusterDatabase;
 use crate::local::balancer::{DEFAULT_KEY_PREFIX, Interception};
 
 /// The log filter of the instances: warnings, and a line for every request (to follow a request through the
-/// cluster; counts come from the instances' `/metrics`).
+/// cluster; counts come from the instances' metrics listeners).
 pub const DEFAULT_INSTANCE_LOG_FILTER: &str = "warn,tower_http=info";
 
 /// The most instances one cluster starts: each is a process with its own pools on a machine of few cores.
@@ -37,6 +37,10 @@ pub struct ServedApp {
     pub interceptions: Vec<Interception>,
     /// The balancer's JSON answer when no instance answered (502, 504).
     pub gateway_error: String,
+    /// Paths the balancer answers with [`Self::not_found`] itself and never passes on: operational endpoints.
+    pub internal_paths: Vec<String>,
+    /// The app's JSON answer for a route it does not have (404).
+    pub not_found: String,
 }
 
 /// A cluster to start: [`super::Cluster::start`].

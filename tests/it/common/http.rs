@@ -80,6 +80,95 @@ async fn answer(response: hyper::Response<hyper::body::Incoming>) -> Answer {
     Answer { status, content_type, text, json, set_cookies }
 }
 
+/// A request whose body is sent in chunks (`Transfer-Encoding: chunked`, so no `Content-Length` says how big it
+/// is), written by hand on a socket of its own: `body` bytes in 16 KiB chunks. A server may answer before the
+/// body is through and close the connection, so the answer is read while the body is still being written, and
+/// a write cut short by that close is no failure.
+pub async fn call_chunked(
+    address: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: usize,
+) -> Answer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let writing = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let mut left = body;
+        while left > 0 {
+            let size = left.min(16 * 1024);
+            let mut chunk = format!("{size:x}\r\n").into_bytes();
+            chunk.extend(std::iter::repeat_n(b'x', size));
+            chunk.extend(b"\r\n");
+            writer.write_all(&chunk).await?;
+            left -= size;
+        }
+        writer.write_all(b"0\r\n\r\n").await?;
+        // The read half waits for the server's close; this half stays open until then.
+        std::future::pending::<()>().await;
+        Ok::<_, std::io::Error>(())
+    });
+    let mut raw = Vec::new();
+    let read = async {
+        let mut buffer = [0u8; 8192];
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), read).await.expect("an answer within 30 s");
+    writing.abort();
+    raw_answer(&raw)
+}
+
+/// An HTTP/1.1 answer as read off the socket: the head, then a body of a declared length or in chunks.
+fn raw_answer(raw: &[u8]) -> Answer {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no answer: {raw:?}"));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let code: u16 = lines.next().and_then(|line| line.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let mut rest = &raw[end + 4..];
+    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..line_end]).trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body
+    } else {
+        let length = header("content-length").map_or(rest.len(), |v| v.parse().unwrap());
+        rest[..length].to_vec()
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    Answer {
+        status: StatusCode::from_u16(code).unwrap(),
+        content_type: header("content-type").unwrap_or_default(),
+        json: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        text,
+        set_cookies: headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v.clone()).collect(),
+    }
+}
+
 pub async fn serve(router: Router) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

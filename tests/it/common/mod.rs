@@ -93,6 +93,8 @@ pub async fn success_rows(pool: &Pool, seckill_id: i64) -> i64 {
 pub fn seckill_command(url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_seckill"));
     command.env("DATABASE_URL", url).env("SECKILL_SECRET", SECRET).env_remove("SECKILL_SIGNING");
+    // `seckill serve`'s metrics on a free port: tests run side by side, and another process may hold the default.
+    command.env("SECKILL_METRICS_LISTEN", "127.0.0.1:0");
     command
 }
 

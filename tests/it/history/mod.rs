@@ -44,10 +44,11 @@ fn scale() -> Scale {
     }
 }
 
-/// The port of a `mysql://user@host:port/db` URL.
-fn port_of(url: &str) -> u16 {
-    let authority = url.split('@').nth(1).unwrap_or(url);
-    authority.split(['/', '?']).next().unwrap().rsplit(':').next().unwrap().parse().unwrap()
+/// The same URL (credentials, database) through `proxy`, over TCP.
+fn through(url: &str, upstream: std::net::SocketAddr, proxy: std::net::SocketAddr) -> String {
+    let url = url.replacen(&format!("@{upstream}"), &format!("@{proxy}"), 1);
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}prefer_socket=false")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -56,9 +57,11 @@ async fn every_answer_of_a_crowd_under_faults_is_what_the_databases_hold() {
     let shop = migrated_db().await;
     let warehouse = TestDatabase::companion("warehouse", &Migrator::warehouse().unwrap()).await.unwrap();
     // The instances reach the database through a proxy the run can cut; the checker reads it directly.
-    let upstream = format!("127.0.0.1:{}", port_of(shop.url())).parse().unwrap();
+    let opts = mysql_async::Opts::from_url(shop.url()).unwrap();
+    let upstream = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()).parse().unwrap();
     let proxy = TcpProxy::start(upstream, Duration::ZERO).await.unwrap();
-    let proxied = format!("mysql://root@{}/{}?prefer_socket=false", proxy.address(), shop.name());
+    let proxied = through(shop.url(), upstream, proxy.address());
+    assert!(proxied.contains(&format!("@{}/", proxy.address())), "the instances go through the proxy: {proxied}");
     let options = ClusterOptions::new(seckill::app::served(env!("CARGO_BIN_EXE_seckill")))
         .instances(2)
         .database(ClusterDatabase::given(proxied))
