@@ -415,3 +415,87 @@ async fn messages_handled_later_come_again_from_the_relay_and_end_dead_only_if_n
     }
     assert_eq!(sends.get("never"), Some(&schedule.max_attempts), "one handling per send of the relay");
 }
+
+/// The relay's and the warehouse's database connections go silent mid-run (no FIN, no RST: a frozen host, a
+/// partition, a firewall dropping the flow) while new connections would get through: every call of theirs is
+/// bounded, a call past its bound drops its connection (so the pool never hands it out again) and the work is
+/// tried again on a new one. Nothing stalls, nothing ends dead, every fact is shipped once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_connections_going_silent_mid_run_stall_neither_the_relay_nor_the_warehouse() {
+    let sides = sides().await;
+    let url = broker();
+    let opts = mysql_async::Opts::from_url(sides.shop.url()).unwrap();
+    let upstream = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()).parse().unwrap();
+    let proxy = TcpProxy::start(upstream, Duration::ZERO).await.unwrap();
+    let through = |url: &str| seckill::database::ConnectOptions::new(url).via(proxy.address()).build_pool().unwrap();
+    let bound = Duration::from_secs(2);
+    let handler = ShipmentHandler::new(through(sides.warehouse.url())).with_answer_timeout(bound);
+    let config = RelayConfig { database_timeout: bound, ..relay_config(&sides.namespace) };
+    let relay = messaging::Relay::new(through(sides.shop.url()), &url, config).spawn();
+    let consumer = start_consumer(&sides, &url, &handler);
+    enqueue(&sides, 1, 200).await;
+    let before = wait_for(&sides, Duration::from_secs(30), |status| status.consumed >= 100).await;
+    assert!(before.consumed >= 100, "flowing before the silence: {before:?}");
+
+    proxy.silence();
+    enqueue(&sides, 201, 200).await;
+    reconcile(&sides, 400).await;
+    relay.stop().await;
+    consumer.stop().await;
+    assert!(proxy.silenced() >= 2, "the relay's and the warehouse's connections went silent: {}", proxy.silenced());
+    let dropped = proxy.silent_connections_closed_by_client();
+    assert!(dropped >= 2, "the relay and the warehouse each dropped a silent connection: {dropped}");
+}
+
+/// A relay's connection goes silent in the middle of a claim, the claimed rows locked by its transaction: the
+/// relay gives up at its bound, and the server, told by the claim to end a transaction left idle that long, rolls
+/// it back, so the next claim gets those messages (rather than skipping them, locked, until the server's
+/// `wait_timeout`, eight hours by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_whose_connection_goes_silent_frees_its_messages_after_the_bound() {
+    let sides = sides().await;
+    enqueue(&sides, 1, 20).await;
+    let opts = mysql_async::Opts::from_url(sides.shop.url()).unwrap();
+    let upstream = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()).parse().unwrap();
+    // Each round trip takes 300 ms: time to see the claim's locks taken before its next statement arrives.
+    let proxy = TcpProxy::start(upstream, Duration::from_millis(150)).await.unwrap();
+    let relay_pool =
+        seckill::database::ConnectOptions::new(sides.shop.url()).via(proxy.address()).build_pool().unwrap();
+    seckill::database::check_connection(&relay_pool).await.unwrap(); // connected before the claim's bound runs
+    let bound = Duration::from_secs(4);
+    let claiming = tokio::spawn(async move { outbox::claim_within(&relay_pool, &[], 1000, &schedule(), bound).await });
+    let mut conn = sides.shop.pool().get_conn().await.unwrap();
+    let mut locked = 0;
+    for _ in 0..100 {
+        let rows: Option<u64> = conn
+            .query_first(
+                "SELECT COALESCE(SUM(t.trx_rows_locked), 0) FROM information_schema.INNODB_TRX t \
+                   JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.DB = DATABASE()",
+            )
+            .await
+            .unwrap();
+        locked = rows.unwrap_or(0);
+        if locked >= 20 {
+            break;
+        }
+        // The server refreshes INNODB_TRX only when it was last read more than 100 ms ago.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    assert!(locked >= 20, "the claim locked the messages: {locked} rows");
+    proxy.silence();
+    drop(conn);
+
+    let skipped = outbox::claim(sides.shop.pool(), &[], 1000, &schedule()).await.unwrap();
+    assert!(skipped.is_empty(), "locked by the silent claim for now: {skipped:?}");
+    let silent = claiming.await.unwrap();
+    assert!(matches!(silent, Err(seckill::database::DatabaseError::NoAnswer { .. })), "{silent:?}");
+    let mut freed = Vec::new();
+    for _ in 0..200 {
+        freed = outbox::claim(sides.shop.pool(), &[], 1000, &schedule()).await.unwrap();
+        if !freed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(freed.len(), 20, "the server rolled the silent claim back");
+}
