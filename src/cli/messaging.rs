@@ -36,10 +36,11 @@ impl BrokerArgs {
 pub(crate) struct RelayArgs {
     #[command(flatten)]
     broker: BrokerArgs,
-    /// Seconds to wait for a consumer's callback before sending a message again (doubled at each attempt).
+    /// Seconds to wait for a consumer's callback before sending a message again (doubled at each send).
     #[arg(long, default_value_t = 10.0)]
     consume_timeout: f64,
-    /// Sends before a message is dead.
+    /// Times a consumer may refuse a message as poison before it is dead. A consumer answering "later" (its own
+    /// database or service is down) and a send nobody answered never count: such messages are late, not dead.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     max_attempts: u32,
     /// Seconds a claimed message is reserved for this relay: if it dies before the broker's ack, another relay
@@ -89,7 +90,7 @@ pub(crate) enum MessagesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Give dead messages (all, or one) a fresh set of attempts.
+    /// Give dead messages (all, or one) a fresh start: sent again at once, no refusal counted.
     Retry {
         /// Only this message.
         #[arg(long)]
@@ -166,11 +167,12 @@ pub(crate) async fn messages(target: &DatabaseTarget, command: MessagesCommand) 
             } else {
                 for message in dead {
                     println!(
-                        "{}  {}  {}  {} attempts  {}",
+                        "{}  {}  {}  refused {} times, sent {} times  {}",
                         message.message_id,
                         message.topic,
                         message.business_key,
                         message.attempts,
+                        message.sends,
                         message.last_error.unwrap_or_default()
                     );
                 }

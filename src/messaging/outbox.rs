@@ -2,7 +2,16 @@
 //!
 //! Business procedures insert rows; everything here happens after their commit: claiming due messages (safe
 //! with several relays at once: `FOR UPDATE SKIP LOCKED`), marking them sent on the broker's ack, consumed on
-//! the consumer's callback, dead when attempts run out, and retrying dead ones for an operator.
+//! the consumer's callback, recording a consumer's "later" and its refusals, dead when refusals reach the limit,
+//! and retrying dead ones for an operator.
+//!
+//! ## What makes a message dead
+//!
+//! Dead is for poison: a message a consumer refused ([`super::Handled::Poison`]) `max_attempts` times (the
+//! `attempts` column counts refusals). A consumer answering "later" (its own database or service is down: an
+//! outage) and a send nobody answered (no consumer running, a callback lost) never count: the message is only
+//! late, sent again after a wait that doubles with its `sends` up to `max_consume_timeout`, for as long as it
+//! takes, and the relay's lag shows it (`seckill_relay_lag_seconds`).
 //!
 //! Every function here is bounded on the client side ([`crate::database::bounded`]): past its bound (the `_within`
 //! and relay functions take it, the others use [`DEFAULT_ANSWER_TIMEOUT`]) it answers
@@ -65,11 +74,12 @@ pub struct Schedule {
     /// How long a claimed message is reserved for the relay that claimed it: if that relay dies before the
     /// broker acks, another one sends it again after this.
     pub claim_lease: Duration,
-    /// How long to wait for the consumer's callback after the first send; doubled at each attempt.
+    /// How long to wait for the consumer's callback after the first send; doubled at each send.
     pub consume_timeout: Duration,
-    /// The longest wait for a callback, however many attempts.
+    /// The longest wait for a callback, however many sends.
     pub max_consume_timeout: Duration,
-    /// Sends the broker acked, without a callback, before a message is dead.
+    /// Refusals by a consumer (poison answers) before a message is dead. Answers "later" and sends nobody
+    /// answered never count.
     pub max_attempts: u32,
 }
 
@@ -89,9 +99,10 @@ fn micros(duration: Duration) -> u64 {
 }
 
 /// Claims up to `limit` due messages of `topics` (empty: of every topic) for sending, each reserved for
-/// `claim_lease`: new messages first, then re-sends. Messages already sent `max_attempts` times without a callback
-/// are marked dead instead. Several relays (and a relay's publishing loops) claim at once without waiting for each
-/// other, and no business transaction ever waits for a claim (it runs at READ COMMITTED: see `begin_relay_transaction`).
+/// `claim_lease`: new messages first, then re-sends. Messages already refused `max_attempts` times (a limit
+/// lowered since their last refusal) are marked dead instead. Several relays (and a relay's publishing loops)
+/// claim at once without waiting for each other, and no business transaction ever waits for a claim (it runs at
+/// READ COMMITTED: see `begin_relay_transaction`).
 ///
 /// Two reads. First the candidates of both states, from the `(state, due_at)` index in its order, without a lock
 /// (a consistent read): only committed messages, and no wait for the index entries the relay's own updates
@@ -163,11 +174,11 @@ async fn claim_on(
         "due messages",
     )
     .await?;
-    let mut due: Vec<(i64, String, String, String, u32)> = Vec::new();
+    let mut due: Vec<(i64, String, String, String, u32, u32)> = Vec::new();
     for chunk in candidates[..candidates.len().min(limit)].chunks(IDS_PER_STATEMENT) {
         let rows: Vec<mysql_async::Row> = conn
             .query(format!(
-                "SELECT message_id, topic, business_key, payload, attempts \
+                "SELECT message_id, topic, business_key, payload, attempts, sends \
                    FROM message_outbox FORCE INDEX (PRIMARY) \
                   WHERE message_id IN ({}) AND state IN ('pending', 'sent') AND due_at <= NOW(3) \
                   ORDER BY message_id FOR UPDATE SKIP LOCKED",
@@ -179,7 +190,7 @@ async fn claim_on(
         }
     }
     let (dead, live): (Vec<_>, Vec<_>) = due.into_iter().partition(|row| row.4 >= schedule.max_attempts);
-    let reason = format!("sent {} times without a callback from its consumer", schedule.max_attempts);
+    let reason = format!("refused {} times by its consumer", schedule.max_attempts);
     update_by_ids(
         conn,
         "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'dead', last_error = ? WHERE message_id IN ({ids})",
@@ -198,12 +209,12 @@ async fn claim_on(
     conn.query_drop(END_RELAY_TRANSACTION).await?;
     Ok(live
         .into_iter()
-        .map(|(message_id, topic, business_key, payload, attempts)| OutboxMessage {
+        .map(|(message_id, topic, business_key, payload, _refusals, sends)| OutboxMessage {
             message_id,
             topic,
             business_key,
             payload,
-            attempt: attempts + 1,
+            attempt: sends.saturating_add(1),
         })
         .collect())
 }
@@ -286,10 +297,11 @@ async fn update_by_ids_committed(
     .await
 }
 
-/// Marks messages the broker acked as sent, counting the attempt, and due again (for a re-send) if the
-/// consumer has not called back by then: `consume_timeout` after the first send, doubling with each attempt up
-/// to `max_consume_timeout`. Only sends the broker took count: a claim lost to a broken connection costs no
-/// attempt. A message already consumed (a fast consumer's callback can beat this) stays consumed.
+/// Marks messages the broker acked as sent, counting the send, and due again (for a re-send) if the consumer
+/// has not called back by then: `consume_timeout` after the first send, doubling with each send up to
+/// `max_consume_timeout`. Only sends the broker took count: a claim lost to a broken connection costs none. A
+/// message already consumed (a fast consumer's callback can beat this) stays consumed. Sends never make a
+/// message dead.
 ///
 /// # Errors
 /// The database's error, or [`DatabaseError::NoAnswer`] past `bound`; the messages then stay claimed and are sent
@@ -300,14 +312,15 @@ pub async fn mark_sent(
     schedule: &Schedule,
     bound: Duration,
 ) -> Result<(), DatabaseError> {
-    // `due_at` is assigned before `attempts` and reads its old value under both MySQL's left-to-right and
-    // MariaDB's simultaneous assignment: the first send waits `consume_timeout`, the next twice that.
+    // `due_at` is assigned before `sends` and reads its old value under both MySQL's left-to-right and
+    // MariaDB's simultaneous assignment: the first send waits `consume_timeout`, the next twice that. Sends have
+    // no limit (a consumer may be down for days), so the exponent is capped: POW(2, 1024) is out of range.
     update_by_ids_committed(
         pool,
         &format!(
             "UPDATE message_outbox FORCE INDEX (PRIMARY) \
-                SET due_at = TIMESTAMPADD(MICROSECOND, LEAST({} * POW(2, attempts), {}), NOW(3)), \
-                    attempts = attempts + 1, state = 'sent', sent_at = NOW(3) \
+                SET due_at = TIMESTAMPADD(MICROSECOND, LEAST({} * POW(2, LEAST(sends, 62)), {}), NOW(3)), \
+                    sends = sends + 1, state = 'sent', sent_at = NOW(3) \
               WHERE message_id IN ({{ids}}) AND state IN ('pending', 'sent')",
             micros(schedule.consume_timeout),
             micros(schedule.max_consume_timeout)
@@ -319,27 +332,88 @@ pub async fn mark_sent(
     .await
 }
 
-/// Marks messages dead at once, with the reason: for what no attempt can fix (a topic no queue takes). Each
-/// update is its own transaction at READ COMMITTED.
+/// Marks messages dead at once, with the reason: for what no attempt can fix (a topic no queue takes).
 ///
 /// # Errors
 /// The database's error, or [`DatabaseError::NoAnswer`] past `bound`.
 pub async fn mark_dead(pool: &Pool, message_ids: &[i64], reason: &str, bound: Duration) -> Result<(), DatabaseError> {
+    update_with_reason(
+        pool,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'dead', last_error = ? \
+          WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')",
+        message_ids,
+        reason,
+        "marking messages dead",
+        bound,
+    )
+    .await
+}
+
+/// Records that consumers answered "later" for messages (not done for now, not poison: their own database or
+/// service is down): `last_error` says why, for operators; nothing else changes. The message is sent again when its
+/// wait ends, and this never counts toward its death. A message consumed or dead meanwhile is left as it is.
+///
+/// # Errors
+/// The database's error, or [`DatabaseError::NoAnswer`] past `bound`.
+pub async fn mark_later(pool: &Pool, message_ids: &[i64], reason: &str, bound: Duration) -> Result<(), DatabaseError> {
+    update_with_reason(
+        pool,
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) SET last_error = ? \
+          WHERE message_id IN ({ids}) AND state IN ('pending', 'sent')",
+        message_ids,
+        reason,
+        "recording answers",
+        bound,
+    )
+    .await
+}
+
+/// Records that consumers refused messages as poison: each refusal counts one attempt, and a message refused
+/// `schedule.max_attempts` times is dead, its last reason in `last_error`. Until then it is sent again when its
+/// wait ends (a consumer fixed meanwhile may take it). A message consumed or dead meanwhile is left as it is.
+///
+/// # Errors
+/// The database's error, or [`DatabaseError::NoAnswer`] past `bound` (the refusal may have been recorded then; if
+/// the relay records it again, the message dies one refusal early, never for an outage).
+pub async fn mark_refused(
+    pool: &Pool,
+    message_ids: &[i64],
+    reason: &str,
+    schedule: &Schedule,
+    bound: Duration,
+) -> Result<(), DatabaseError> {
+    // `state` is assigned before `attempts` and reads its old value under both MySQL's left-to-right and
+    // MariaDB's simultaneous assignment.
+    let statement = format!(
+        "UPDATE message_outbox FORCE INDEX (PRIMARY) \
+            SET state = IF(attempts + 1 >= {}, 'dead', state), last_error = ?, attempts = attempts + 1 \
+          WHERE message_id IN ({{ids}}) AND state IN ('pending', 'sent')",
+        schedule.max_attempts
+    );
+    update_with_reason(pool, &statement, message_ids, reason, "recording answers", bound).await
+}
+
+/// Runs `statement`, whose one parameter is `reason` (cut to 255 characters) and whose `{ids}` is replaced by a
+/// list of ids, for every 500 of `ids`, each its own transaction at READ COMMITTED.
+async fn update_with_reason(
+    pool: &Pool,
+    statement: &str,
+    message_ids: &[i64],
+    reason: &str,
+    work: &'static str,
+    bound: Duration,
+) -> Result<(), DatabaseError> {
     if message_ids.is_empty() {
         return Ok(());
     }
     let reason: String = reason.chars().take(255).collect();
-    within(bound, "marking messages dead", async {
+    within(bound, work, async {
         let mut conn = Checkout::take(pool).await?;
         for chunk in message_ids.chunks(IDS_PER_STATEMENT) {
             // Two round trips (a prepared statement cannot follow another in one), but no lock held between them:
             // the isolation level waits for the update, which is its own transaction.
             conn.query_drop("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
-            let update = format!(
-                "UPDATE message_outbox FORCE INDEX (PRIMARY) SET state = 'dead', last_error = ? \
-                  WHERE message_id IN ({}) AND state IN ('pending', 'sent')",
-                id_list(chunk.iter().copied())
-            );
+            let update = statement.replace("{ids}", &id_list(chunk.iter().copied()));
             conn.exec_drop(update, (reason.as_str(),)).await?;
         }
         conn.release();
@@ -462,8 +536,12 @@ pub struct MessageRecord {
     pub topic: String,
     pub business_key: String,
     pub state: MessageState,
+    /// Times a consumer refused it as poison.
     pub attempts: u32,
+    /// Sends the broker acked.
+    pub sends: u32,
     pub created_at: Option<DateTime<Utc>>,
+    /// Why it was last refused, answered "later", or made dead.
     pub last_error: Option<String>,
 }
 
@@ -472,12 +550,13 @@ pub struct MessageRecord {
 /// # Errors
 /// The database's error, or [`DatabaseError::NoAnswer`] past [`DEFAULT_ANSWER_TIMEOUT`].
 pub async fn list(pool: &Pool, state: MessageState, limit: u32) -> Result<Vec<MessageRecord>, DatabaseError> {
-    type Row = (i64, String, String, String, u32, Value, Option<String>);
+    type Row = (i64, String, String, String, u32, u32, Value, Option<String>);
     let rows: Vec<Row> = within(DEFAULT_ANSWER_TIMEOUT, "listing messages", async {
         let mut conn = Checkout::take(pool).await?;
         let rows = exec_all(
             &mut conn,
-            "SELECT message_id, topic, business_key, state, attempts, created_at, last_error FROM message_outbox \
+            "SELECT message_id, topic, business_key, state, attempts, sends, created_at, last_error \
+               FROM message_outbox \
               WHERE state = ? ORDER BY message_id LIMIT ?",
             (state.as_str(), limit),
             "messages",
@@ -488,7 +567,7 @@ pub async fn list(pool: &Pool, state: MessageState, limit: u32) -> Result<Vec<Me
     })
     .await?;
     rows.into_iter()
-        .map(|(message_id, topic, business_key, state, attempts, created_at, last_error)| {
+        .map(|(message_id, topic, business_key, state, attempts, sends, created_at, last_error)| {
             Ok(MessageRecord {
                 message_id,
                 topic,
@@ -496,6 +575,7 @@ pub async fn list(pool: &Pool, state: MessageState, limit: u32) -> Result<Vec<Me
                 state: MessageState::parse(&state)
                     .ok_or_else(|| DatabaseError::UnexpectedAnswer(format!("message state {state:?}")))?,
                 attempts,
+                sends,
                 created_at: instant(created_at, "a message's creation time")?,
                 last_error,
             })
@@ -503,13 +583,15 @@ pub async fn list(pool: &Pool, state: MessageState, limit: u32) -> Result<Vec<Me
         .collect()
 }
 
-/// Gives dead messages (all, or the one named) a fresh set of attempts, to be sent at once. Returns how many.
+/// Gives dead messages (all, or the one named) a fresh start (no refusal, no send), to be sent at once. Returns
+/// how many.
 ///
 /// # Errors
 /// The database's error, or [`DatabaseError::NoAnswer`] past [`DEFAULT_ANSWER_TIMEOUT`] (the retry may have been
 /// made: `seckill messages dead` shows what is still dead).
 pub async fn retry_dead(pool: &Pool, message_id: Option<i64>) -> Result<u64, DatabaseError> {
-    let retry = "UPDATE message_outbox SET state = 'pending', attempts = 0, due_at = NOW(3), last_error = NULL \
+    let retry = "UPDATE message_outbox \
+                    SET state = 'pending', attempts = 0, sends = 0, due_at = NOW(3), last_error = NULL \
                   WHERE state = 'dead'";
     within(DEFAULT_ANSWER_TIMEOUT, "retrying dead messages", async {
         let mut conn = Checkout::take(pool).await?;

@@ -4,8 +4,10 @@
 //! claims skip rows another relay holds), publishes each as a persistent message with publisher confirms,
 //! all of a claim at once, and then collects the confirms as they come; only the messages the broker acked
 //! are marked sent. A nack, a confirm that does not come, or a broken connection leaves a message claimed,
-//! and it is sent again when the claim's lease ends. The callback loop reads consumers' "consumed" callbacks
-//! and marks those messages consumed, a batch per update.
+//! and it is sent again when the claim's lease ends. The callback loop reads consumers' answers
+//! ([`super::callback`]) and records them, a batch per update: consumed; later (the consumer's own downstream is
+//! down: only the reason is kept, the message is sent again after its wait); refused as poison (counted, dead at
+//! `Schedule::max_attempts`).
 //!
 //! Whatever breaks (the broker restarting, a connection cut), the relay reconnects by itself; the outbox, not
 //! the broker connection, remembers what is still to be sent. Every database call is bounded too
@@ -25,10 +27,11 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use mysql_async::Pool;
 
+use super::callback::{Answers, REASON_HEADER};
 use super::error::{MessagingError, bounded};
 use super::outbox::{self, OutboxMessage, Schedule};
 use super::topology::Topology;
-use crate::database::DEFAULT_ANSWER_TIMEOUT;
+use crate::database::{DEFAULT_ANSWER_TIMEOUT, DatabaseError};
 use crate::prometheus::BACKLOG_SAMPLE_INTERVAL;
 use crate::prometheus::names::{OUTBOX_MESSAGES, RELAY_LAG};
 
@@ -191,7 +194,8 @@ impl Relay {
         }
     }
 
-    /// Marks consumed the messages consumers called back for, a batch at a time, acking the callbacks after.
+    /// Records the answers consumers called back with (consumed, later, refused), a batch at a time, acking the
+    /// callbacks after.
     async fn callback_loop(&self, mut callbacks: Consumer) -> Result<(), MessagingError> {
         loop {
             let Some(first) = callbacks.next().await else {
@@ -205,24 +209,45 @@ impl Relay {
                     Ok(None) | Err(_) => break,
                 }
             }
-            // Each callback names the messages a consumer's batch committed, comma-separated.
-            let ids: Vec<i64> = deliveries
-                .iter()
-                .filter_map(|delivery| std::str::from_utf8(&delivery.data).ok())
-                .flat_map(|text| text.split(',').filter_map(|id| id.trim().parse().ok()))
-                .collect();
+            let mut answers = Answers::default();
+            for delivery in &deliveries {
+                answers.read(&delivery.data, reason(delivery));
+            }
             let Some(last) = deliveries.last() else { continue };
-            match outbox::mark_consumed(&self.pool, &ids, self.config.database_timeout).await {
+            match self.record(&answers).await {
                 Ok(()) => {
                     bounded(last.ack(BasicAckOptions { multiple: true })).await?;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "relay: cannot mark messages consumed; the callbacks will come again");
+                    tracing::warn!(%error, "relay: cannot record consumers' answers; the callbacks will come again");
                     bounded(last.nack(BasicNackOptions { multiple: true, requeue: true })).await?;
                     tokio::time::sleep(self.config.reconnect_delay).await;
                 }
             }
         }
+    }
+
+    /// Records what consumers answered: consumed, later, refused. Refusals go last, as the only answers that are
+    /// not idempotent: if an earlier update fails, the callbacks come again and no refusal was counted yet.
+    async fn record(&self, answers: &Answers) -> Result<(), DatabaseError> {
+        let bound = self.config.database_timeout;
+        outbox::mark_consumed(&self.pool, &answers.consumed, bound).await?;
+        for (reason, ids) in &answers.later {
+            outbox::mark_later(&self.pool, ids, reason, bound).await?;
+        }
+        for (reason, ids) in &answers.refused {
+            outbox::mark_refused(&self.pool, ids, reason, &self.config.schedule, bound).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The reason a callback carries for its "later" or "poison" answers, if any.
+fn reason(delivery: &lapin::message::Delivery) -> Option<&str> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get(REASON_HEADER)? {
+        AMQPValue::LongString(reason) => std::str::from_utf8(reason.as_bytes()).ok(),
+        _ => None,
     }
 }
 

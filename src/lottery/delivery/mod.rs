@@ -31,9 +31,9 @@
 //!    (backlog / rate) to keep these rare; they are harmless either way.
 //!
 //! A message still failing after its calls is left for the message service to send again later
-//! ([`Handled::Later`](crate::messaging::Handled::Later)); a refusal (4xx but 409) is poison. Either way a
-//! message that never succeeds ends dead after its attempts, visible to operators (`seckill messages dead`)
-//! and re-triable (`seckill messages retry`).
+//! ([`Handled::Later`](crate::messaging::Handled::Later)), however long the gift service stays down: late, never
+//! dead. A refusal (4xx but 409) is poison: a message refused on every send ends dead, visible to
+//! operators (`seckill messages dead`) and re-triable (`seckill messages retry`).
 
 mod consumer;
 mod error;
