@@ -1,7 +1,7 @@
 //! `seckill gift-worker` and `seckill gift-stub`: the lottery's prize delivery from the shell.
 
 use clap::Args;
-use seckill::local::gift_service::{GiftServiceStub, StubConfig};
+use seckill::local::gift_service::{GiftServiceStub, RateLimit, StubConfig};
 use seckill::lottery::PRIZE_TOPIC;
 use seckill::lottery::delivery::{GiftWorker, GiftWorkerConfig};
 use seckill::lottery::read_gift_call;
@@ -53,6 +53,12 @@ pub(crate) struct GiftStubArgs {
     /// Chooses which calls fail (the same seed fails the same calls).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Calls per second taken; calls above are answered 429 with Retry-After (default: no limit).
+    #[arg(long)]
+    rate_limit: Option<f64>,
+    /// Calls the rate limit takes at once after a quiet spell.
+    #[arg(long, default_value_t = 1, requires = "rate_limit")]
+    rate_limit_burst: u32,
 }
 
 /// Delivers lottery wins through the gift service until Ctrl-C or SIGTERM.
@@ -88,6 +94,7 @@ pub(crate) async fn gift_stub(args: GiftStubArgs) -> Result<(), Failure> {
         lost_answer_share: args.lost_answer_share,
         seed: args.seed,
         latency: std::time::Duration::from_millis(args.latency_ms),
+        rate_limit: args.rate_limit.map(|rate| RateLimit { rate, burst: args.rate_limit_burst }),
         ..StubConfig::new(read_gift_call)
     };
     let stub = GiftServiceStub::listen(&args.listen, config).await?;
