@@ -66,11 +66,11 @@ impl Checkout {
     /// The work is done: the connection goes back to the pool, unless the server says a transaction is still open
     /// on it (then it is closed, which rolls that back). Costs no round trip.
     pub fn release(mut self) {
-        if let Some(conn) = self.0.take() {
-            if in_transaction(&conn) {
-                discard(conn);
-            }
-            // Dropping a pooled connection returns it to its pool.
+        // Otherwise the connection drops here, which returns it to its pool.
+        if let Some(conn) = self.0.take()
+            && in_transaction(&conn)
+        {
+            discard(conn);
         }
     }
 }
