@@ -34,6 +34,7 @@
 //! | `seckill_http_requests_total` | counter | `route`, `outcome` | requests answered by the crate's routers and by the fallbacks of `http::with_json_fallbacks`. `route` is axum's matched path (`/seckill/{id}/{md5}/execution`), `unmatched` for none (a 404); `outcome` is the domain's where the handler knows it (execution: `success`, `sold_out`, `ended`, `not_started`, `repeat`, `tampered`, `not_found`, `inner_error`; draw: `won`, `no_prize`, `all_drawn`, `not_started`, `ended`, `unknown_campaign`; exchange: `exchanged`, `not_enough_points`, `out_of_stock`, `unknown_user`, `unknown_gift`), `rate_limited` (429) and `in_doubt` (503 in doubt), else from the status: `ok`, `client_error`, `server_error` |
 //! | `seckill_batch_requests` | histogram | `domain` | requests decided per batch by the group-commit lanes (`seckill`, `exchange`, `lottery`) |
 //! | `seckill_database_call_duration_seconds` | histogram | `procedure` | one stored-procedure call, from asking the pool for a connection to its last result, failed calls included |
+//! | `seckill_database_unanswered_total` | counter | `work` | database work given up on its client-side bound (`database::bounded`), its connection closed: `claiming messages`, `marking messages sent`, `marking messages consumed`, `recording answers`, `marking messages dead`, `sampling the outbox`, `inserting shipment requests` … |
 //! | `seckill_short_circuits_total` | counter | `domain`, `source` | requests answered without the database: `source` `lanes` (the lanes' memory of a closed key) or `shared_state` (the closed state, from memory or Redis) |
 //! | `seckill_rate_limited_total` | counter | `scope` | executions refused by a rate limit: `buyer` or `item` |
 //! | `seckill_outbox_messages` | gauge | `state` | messages in the outbox by state (`pending`, `sent`, `consumed`, `dead`), sampled by each relay every [`BACKLOG_SAMPLE_INTERVAL`] |
@@ -63,6 +64,8 @@ pub mod names {
     pub const BATCH_REQUESTS: &str = "seckill_batch_requests";
     /// Histogram, label `procedure`.
     pub const DATABASE_CALL_DURATION: &str = "seckill_database_call_duration_seconds";
+    /// Counter, label `work`.
+    pub const DATABASE_UNANSWERED: &str = "seckill_database_unanswered_total";
     /// Counter, labels `domain`, `source`.
     pub const SHORT_CIRCUITS: &str = "seckill_short_circuits_total";
     /// Counter, label `scope`.
@@ -139,6 +142,10 @@ fn describe() {
         names::DATABASE_CALL_DURATION,
         metrics::Unit::Seconds,
         "Stored-procedure calls, connection wait included, by procedure."
+    );
+    describe_counter!(
+        names::DATABASE_UNANSWERED,
+        "Database work given up on its client-side bound, its connection closed, by work."
     );
     describe_counter!(names::SHORT_CIRCUITS, "Requests answered without the database, by domain and source.");
     describe_counter!(names::RATE_LIMITED, "Executions refused by a rate limit, by scope.");

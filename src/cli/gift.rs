@@ -1,7 +1,7 @@
 //! `seckill gift-worker` and `seckill gift-stub`: the lottery's prize delivery from the shell.
 
 use clap::Args;
-use seckill::local::gift_service::{GiftServiceStub, StubConfig};
+use seckill::local::gift_service::{GiftServiceStub, RateLimit, StubConfig};
 use seckill::lottery::PRIZE_TOPIC;
 use seckill::lottery::delivery::{GiftWorker, GiftWorkerConfig};
 use seckill::lottery::read_gift_call;
@@ -30,10 +30,14 @@ pub(crate) struct GiftWorkerArgs {
     /// Seconds a call may take, answer included.
     #[arg(long, default_value_t = 5.0)]
     call_timeout: f64,
-    /// Calls for one message in one delivery (5xx, timeouts and connection errors are tried again with a
-    /// doubling wait); a message still failing is sent again later by the relay.
+    /// Calls for one message in one delivery (408, 429, 5xx, timeouts and connection errors are tried again,
+    /// after the service's Retry-After or a doubling wait); a message still failing is sent again later by the
+    /// relay.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     attempts: u32,
+    /// The longest pause, in seconds, a service's Retry-After may impose on the worker's calls.
+    #[arg(long, default_value_t = 60.0)]
+    max_retry_after: f64,
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +57,12 @@ pub(crate) struct GiftStubArgs {
     /// Chooses which calls fail (the same seed fails the same calls).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Calls per second taken; calls above are answered 429 with Retry-After (default: no limit).
+    #[arg(long)]
+    rate_limit: Option<f64>,
+    /// Calls the rate limit takes at once after a quiet spell.
+    #[arg(long, default_value_t = 1, requires = "rate_limit")]
+    rate_limit_burst: u32,
 }
 
 /// Delivers lottery wins through the gift service until Ctrl-C or SIGTERM.
@@ -63,6 +73,7 @@ pub(crate) async fn gift_worker(args: GiftWorkerArgs) -> Result<(), Failure> {
         concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
         call_timeout: seconds("--call-timeout", args.call_timeout)?,
         attempts: args.attempts,
+        max_retry_after: seconds("--max-retry-after", args.max_retry_after)?,
         ..GiftWorkerConfig::default()
     };
     let worker = GiftWorker::new(&args.gift_url, config)?;
@@ -75,8 +86,9 @@ pub(crate) async fn gift_worker(args: GiftWorkerArgs) -> Result<(), Failure> {
     messaging::consume(&url, &consumer, &worker, shutdown_signal()).await;
     let stats = worker.stats();
     eprintln!(
-        "seckill: stopped ({} delivered, {} duplicates absorbed, {} retries, {} left for a re-send, {} poison)",
-        stats.delivered, stats.duplicates, stats.retries, stats.failures, stats.poison
+        "seckill: stopped ({} delivered, {} duplicates absorbed, {} retries ({} told when), {} left for a re-send, \
+         {} poison)",
+        stats.delivered, stats.duplicates, stats.retries, stats.throttled, stats.failures, stats.poison
     );
     Ok(())
 }
@@ -88,6 +100,7 @@ pub(crate) async fn gift_stub(args: GiftStubArgs) -> Result<(), Failure> {
         lost_answer_share: args.lost_answer_share,
         seed: args.seed,
         latency: std::time::Duration::from_millis(args.latency_ms),
+        rate_limit: args.rate_limit.map(|rate| RateLimit { rate, burst: args.rate_limit_burst }),
         ..StubConfig::new(read_gift_call)
     };
     let stub = GiftServiceStub::listen(&args.listen, config).await?;

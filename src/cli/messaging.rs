@@ -1,7 +1,7 @@
 //! `seckill relay`, `seckill warehouse` and `seckill messages`: the reliable message service from the shell.
 
 use clap::{Args, Subcommand};
-use seckill::database::{self, ConnectOptions};
+use seckill::database::{self, ConnectOptions, DEFAULT_ANSWER_TIMEOUT};
 use seckill::exchange::SHIPMENT_TOPIC;
 use seckill::exchange::warehouse::ShipmentHandler;
 use seckill::local::rabbitmq::rabbitmq_url;
@@ -35,16 +35,21 @@ impl BrokerArgs {
 pub(crate) struct RelayArgs {
     #[command(flatten)]
     broker: BrokerArgs,
-    /// Seconds to wait for a consumer's callback before sending a message again (doubled at each attempt).
+    /// Seconds to wait for a consumer's callback before sending a message again (doubled at each send).
     #[arg(long, default_value_t = 10.0)]
     consume_timeout: f64,
-    /// Sends before a message is dead.
+    /// Times a consumer may refuse a message as poison before it is dead. A consumer answering "later" (its own
+    /// database or service is down) and a send nobody answered never count: such messages are late, not dead.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     max_attempts: u32,
     /// Seconds a claimed message is reserved for this relay: if it dies before the broker's ack, another relay
     /// sends the message again after this.
     #[arg(long, default_value_t = 10.0)]
     claim_lease: f64,
+    /// Seconds any one call to the outbox's database may wait for its answers before its connection is closed and
+    /// the call tried again on a new one (a frozen server, a network path gone silent).
+    #[arg(long, default_value_t = DEFAULT_ANSWER_TIMEOUT.as_secs_f64())]
+    database_timeout: f64,
 }
 
 pub(crate) fn seconds(flag: &str, value: f64) -> Result<std::time::Duration, Failure> {
@@ -61,6 +66,10 @@ pub(crate) struct WarehouseArgs {
     /// The warehouse's own database, mysql://user:password@host:port/database (migrated on start).
     #[arg(long, env = "WAREHOUSE_DATABASE_URL", hide_env_values = true)]
     warehouse_database_url: String,
+    /// Seconds a batch's insert may wait for the warehouse's database before its connection is closed and the
+    /// batch tried again later (a frozen server, a network path gone silent).
+    #[arg(long, default_value_t = DEFAULT_ANSWER_TIMEOUT.as_secs_f64())]
+    database_timeout: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,7 +89,7 @@ pub(crate) enum MessagesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Give dead messages (all, or one) a fresh set of attempts.
+    /// Give dead messages (all, or one) a fresh start: sent again at once, no refusal counted.
     Retry {
         /// Only this message.
         #[arg(long)]
@@ -92,11 +101,13 @@ pub(crate) enum MessagesCommand {
 pub(crate) async fn relay(target: &DatabaseTarget, args: RelayArgs) -> Result<(), Failure> {
     let consume_timeout = seconds("--consume-timeout", args.consume_timeout)?;
     let claim_lease = seconds("--claim-lease", args.claim_lease)?;
+    let database_timeout = seconds("--database-timeout", args.database_timeout)?;
     let url = args.broker.url()?;
     let pool = target.connect().await?;
     let mut config = RelayConfig {
         topology: Topology::new(&args.broker.namespace),
         topics: seckill::app::message_topics(),
+        database_timeout,
         ..RelayConfig::default()
     };
     config.schedule.consume_timeout = consume_timeout;
@@ -110,11 +121,12 @@ pub(crate) async fn relay(target: &DatabaseTarget, args: RelayArgs) -> Result<()
 
 /// Consumes shipment requests into the warehouse's own database until Ctrl-C or SIGTERM.
 pub(crate) async fn warehouse(args: WarehouseArgs) -> Result<(), Failure> {
+    let database_timeout = seconds("--database-timeout", args.database_timeout)?;
     let url = args.broker.url()?;
     let pool = ConnectOptions::new(&args.warehouse_database_url).build_pool()?;
     database::check_connection(&pool).await?;
     Migrator::warehouse()?.run(&pool).await?;
-    let handler = ShipmentHandler::new(pool);
+    let handler = ShipmentHandler::new(pool).with_answer_timeout(database_timeout);
     let config =
         ConsumerConfig { topology: Topology::new(&args.broker.namespace), ..ConsumerConfig::new(SHIPMENT_TOPIC) };
     eprintln!("seckill: consuming {SHIPMENT_TOPIC} into the warehouse (Ctrl-C to stop)");
@@ -154,11 +166,12 @@ pub(crate) async fn messages(target: &DatabaseTarget, command: MessagesCommand) 
             } else {
                 for message in dead {
                     println!(
-                        "{}  {}  {}  {} attempts  {}",
+                        "{}  {}  {}  refused {} times, sent {} times  {}",
                         message.message_id,
                         message.topic,
                         message.business_key,
                         message.attempts,
+                        message.sends,
                         message.last_error.unwrap_or_default()
                     );
                 }

@@ -52,6 +52,14 @@ pub enum DatabaseError {
     #[error("no database connection became free within {0:?}; the pool is exhausted or the server is down")]
     PoolTimeout(Duration),
 
+    /// Work bounded on the client side got no answer in time (see [`super::bounded`]): its connection was closed,
+    /// and the next try takes a new one.
+    #[error(
+        "the database did not answer {work} within {bound:?}: its connection was closed and the next try takes a \
+         new one (a frozen server, or a network path that drops packets without closing the connection)"
+    )]
+    NoAnswer { work: &'static str, bound: Duration },
+
     /// Any other error the server answered with.
     #[error("the database server answered error {code}: {message}")]
     Server { code: u16, message: String },
@@ -68,7 +76,7 @@ pub enum DatabaseError {
 impl DatabaseError {
     /// True when the server may be fine but could not be reached or answer: retrying later can help.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, DatabaseError::Unreachable(_) | DatabaseError::PoolTimeout(_))
+        matches!(self, DatabaseError::Unreachable(_) | DatabaseError::PoolTimeout(_) | DatabaseError::NoAnswer { .. })
     }
 }
 

@@ -10,12 +10,14 @@
 //! Replicas are given besides the primary ([`ConnectOptions::replica`]); [`ConnectOptions::build_split`] then
 //! builds a [`ReadWriteSplit`] that sends writes to the primary and reads where their freshness allows.
 //!
+//! - [`bounded`]: work bounded on the client side, whose connection is closed, never reused, past its bound.
 //! - [`call`]: calling a procedure, and whether its failure means "rolled back" or "in doubt".
 //! - [`gtid`]: GTIDs, which writes return so that later reads can wait for them on a replica.
 //! - [`read_write_split`]: the primary, the replicas, and which one a read goes to; `primary_position`: what the
 //!   primary is known to have committed, so that no read waits on a replica for a position it has not.
 //! - [`rows`]: rows into Rust types without panicking.
 
+pub mod bounded;
 pub mod call;
 pub mod error;
 pub mod gtid;
@@ -23,6 +25,7 @@ mod primary_position;
 pub mod read_write_split;
 pub mod rows;
 
+pub use bounded::{Checkout, DEFAULT_ANSWER_TIMEOUT, within};
 pub use error::DatabaseError;
 pub use gtid::{Gtid, GtidPosition, InvalidGtid, WithGtid};
 pub use read_write_split::{Consistency, FallbackReason, ReadWriteSplit, ReplicaConfig, ReplicaPool, SplitStats};
@@ -35,6 +38,10 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 /// How long to wait for a free pooled connection before giving up (mysql_async itself waits forever).
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a pooled connection may sit idle before TCP keepalive starts probing its peer, unless told otherwise
+/// ([`ConnectOptions::tcp_keepalive`]).
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+
 /// How to connect: a URL plus the few settings the toolkit needs to choose itself.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -44,6 +51,7 @@ pub struct ConnectOptions {
     statement_timeout: Option<Duration>,
     prefer_socket: Option<bool>,
     via: Option<std::net::SocketAddr>,
+    tcp_keepalive: Option<Duration>,
     replica_urls: Vec<String>,
     replica_config: ReplicaConfig,
 }
@@ -58,6 +66,7 @@ impl ConnectOptions {
             statement_timeout: None,
             prefer_socket: None,
             via: None,
+            tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             replica_urls: Vec::new(),
             replica_config: ReplicaConfig::default(),
         }
@@ -119,6 +128,18 @@ impl ConnectOptions {
         self
     }
 
+    /// TCP keepalive on every connection (default [`DEFAULT_TCP_KEEPALIVE`]; `None`: off, mysql_async's default):
+    /// once a connection has been idle this long, the kernel probes its peer, and closes it when the peer is gone
+    /// (after the system's probe interval and count: on Linux `net.ipv4.tcp_keepalive_intvl` × `_probes`, 75 s ×
+    /// 9 unless tuned), so that a pooled connection to a host that vanished without a word is not kept for hours.
+    /// It does not bound a call waiting for an answer: the kernel does not probe while data is unacknowledged, and
+    /// a silent peer's host may still acknowledge; that is what [`bounded::within`] is for. A `tcp_keepalive`
+    /// parameter in the URL (milliseconds) wins over this setting.
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.tcp_keepalive = idle;
+        self
+    }
+
     /// The URL these options connect to.
     pub fn url(&self) -> &str {
         &self.url
@@ -147,7 +168,13 @@ impl ConnectOptions {
     }
 
     fn pool_for(&self, url: &str, via: Option<std::net::SocketAddr>) -> Result<Pool, DatabaseError> {
+        Ok(Pool::new(self.opts_for(url, via)?))
+    }
+
+    /// The connection options of a pool for `url`.
+    fn opts_for(&self, url: &str, via: Option<std::net::SocketAddr>) -> Result<Opts, DatabaseError> {
         let opts = Opts::from_url(url).map_err(DatabaseError::InvalidUrl)?;
+        let keepalive = opts.tcp_keepalive().or(self.tcp_keepalive);
         let mut setup = vec!["SET time_zone = '+00:00'".to_string()];
         if let Some(timeout) = self.lock_wait_timeout {
             setup.push(format!("SET SESSION innodb_lock_wait_timeout = {}", timeout.as_secs().max(1)));
@@ -163,14 +190,14 @@ impl ConnectOptions {
             .with_constraints(constraints)
             .with_inactive_connection_ttl(Duration::from_secs(60))
             .with_reset_connection(false);
-        let mut builder = OptsBuilder::from_opts(opts).setup(setup).pool_opts(pool_opts);
+        let mut builder = OptsBuilder::from_opts(opts).setup(setup).pool_opts(pool_opts).tcp_keepalive(keepalive);
         if let Some(prefer) = self.prefer_socket {
             builder = builder.prefer_socket(prefer);
         }
         if let Some(address) = via {
             builder = builder.ip_or_hostname(address.ip().to_string()).tcp_port(address.port());
         }
-        Ok(Pool::new(builder))
+        Ok(builder.into())
     }
 }
 
@@ -256,7 +283,9 @@ pub fn url_without_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{url_with_database, url_without_password};
+    use std::time::Duration;
+
+    use super::{ConnectOptions, DEFAULT_TCP_KEEPALIVE, url_with_database, url_without_password};
 
     #[test]
     fn urls_are_shown_without_their_passwords() {
@@ -265,6 +294,17 @@ mod tests {
         assert_eq!(url_without_password("mysql://root@127.0.0.1:3306/seckill"), "mysql://root@127.0.0.1:3306/seckill");
         assert_eq!(url_without_password("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
         assert_eq!(url_without_password("not a url"), "not a url");
+    }
+
+    #[test]
+    fn pools_probe_idle_connections_unless_told_otherwise() {
+        let keepalive = |options: ConnectOptions| options.opts_for(options.url(), None).unwrap().tcp_keepalive();
+        assert_eq!(keepalive(ConnectOptions::new("mysql://h/db")), Some(DEFAULT_TCP_KEEPALIVE));
+        let custom = ConnectOptions::new("mysql://h/db").tcp_keepalive(Some(Duration::from_secs(5)));
+        assert_eq!(keepalive(custom), Some(Duration::from_secs(5)));
+        assert_eq!(keepalive(ConnectOptions::new("mysql://h/db").tcp_keepalive(None)), None);
+        // The URL's own parameter (milliseconds) wins.
+        assert_eq!(keepalive(ConnectOptions::new("mysql://h/db?tcp_keepalive=7000")), Some(Duration::from_secs(7)));
     }
 
     #[test]

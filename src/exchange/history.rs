@@ -3,8 +3,8 @@
 //!
 //! The message is the `message_outbox` row the exchange wrote (topic `warehouse.shipment`, business key the
 //! exchange id). `pending`: not yet sent; `sent`: handed to the broker, the warehouse has not called back;
-//! `consumed`: the warehouse recorded the shipment request; `dead`: attempts ran out, an operator must look
-//! (`seckill messages dead`).
+//! `consumed`: the warehouse recorded the shipment request; `dead`: the warehouse refused it as poison, an
+//! operator must look (`seckill messages dead`).
 
 use chrono::{DateTime, Utc};
 use mysql_async::{Conn, Value};

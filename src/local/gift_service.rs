@@ -4,6 +4,8 @@
 //! It reads each call's body by the contract it is given ([`StubConfig::new`]: the id of what the body asks to
 //! deliver, and the key the call must carry; the lottery's is `lottery::delivery::read_gift_call`), so it
 //! knows no domain. What it does with `POST /gifts` (any path is taken):
+//! - with a rate limit set ([`StubConfig::rate_limit`]), a call above it: 429 with `Retry-After` (whole seconds
+//!   until the limit takes a call again, at least 1), and nothing delivered, as a service protecting itself does;
 //! - no `Idempotency-Key`, or a body the contract does not read: 400; a key that is not the one the contract
 //!   names for the body, or an id it is told to refuse: 422 (the poison answers);
 //! - the call is one of the failures chosen for it: 503, and nothing delivered;
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
@@ -64,6 +67,17 @@ pub struct StubConfig {
     pub latency: Duration,
     /// Ids answered 422 (refused) whatever the call, until [`GiftServiceStub::refuse_ids`] changes them.
     pub refused_ids: HashSet<i64>,
+    /// The most calls it takes (default none): above it, 429 with `Retry-After`.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket: `burst` calls at once, refilled at `rate` calls a second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Calls per second taken in the long run.
+    pub rate: f64,
+    /// Calls taken at once after a quiet spell (at least 1).
+    pub burst: u32,
 }
 
 impl StubConfig {
@@ -76,6 +90,7 @@ impl StubConfig {
             seed: 0,
             latency: Duration::ZERO,
             refused_ids: HashSet::new(),
+            rate_limit: None,
         }
     }
 
@@ -84,6 +99,12 @@ impl StubConfig {
             if !(0.0..=1.0).contains(&share) {
                 return Err(GiftServiceError::InvalidSetting { setting, why: format!("{share} (expected 0 to 1)") });
             }
+        }
+        if let Some(limit) = self.rate_limit
+            && !(limit.rate > 0.0 && limit.rate <= 1_000_000.0 && limit.burst >= 1)
+        {
+            let why = format!("{} calls/s, burst {} (expected a rate > 0 and a burst >= 1)", limit.rate, limit.burst);
+            return Err(GiftServiceError::InvalidSetting { setting: "rate limit", why });
         }
         Ok(())
     }
@@ -102,6 +123,8 @@ pub enum CallOutcome {
     LostAnswer,
     /// Refused (400 or 422).
     Refused,
+    /// Above the rate limit: answered 429 with `Retry-After`, nothing delivered.
+    RateLimited,
 }
 
 /// One call the stub answered.
@@ -188,6 +211,33 @@ struct StubState {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     book: Mutex<Book>,
+    bucket: Mutex<Bucket>,
+}
+
+/// The rate limit's state: tokens left, as of `at`.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl StubState {
+    /// Takes a token for a call arriving now, or answers how long until one is there.
+    fn admit(&self) -> Result<(), Duration> {
+        let Some(limit) = self.config.rate_limit else { return Ok(()) };
+        // A poisoned lock means a handler panicked between two assignments of plain numbers: still a bucket.
+        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let refilled = bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * limit.rate;
+        bucket.tokens = refilled.min(f64::from(limit.burst));
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / limit.rate))
+        }
+    }
 }
 
 /// What the stub has delivered and heard.
@@ -251,6 +301,8 @@ impl GiftServiceStub {
         let listen_error = |source| GiftServiceError::Listen { address: address.to_string(), source };
         let listener = tokio::net::TcpListener::bind(address).await.map_err(listen_error)?;
         let bound = listener.local_addr().map_err(listen_error)?;
+        let bucket =
+            Bucket { tokens: config.rate_limit.map_or(0.0, |limit| f64::from(limit.burst)), at: Instant::now() };
         let state = Arc::new(StubState {
             config,
             started: Instant::now(),
@@ -258,6 +310,7 @@ impl GiftServiceStub {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             book: Mutex::new(book),
+            bucket: Mutex::new(bucket),
         });
         let router = Router::new().fallback(answer).with_state(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -367,7 +420,9 @@ async fn answer(State(state): State<Arc<StubState>>, headers: HeaderMap, body: B
         tokio::time::sleep(state.config.latency).await;
     }
     let config = &state.config;
+    let admitted = state.admit();
     let (outcome, status, why) = match (&key, &read) {
+        _ if admitted.is_err() => (CallOutcome::RateLimited, StatusCode::TOO_MANY_REQUESTS, "slow down".to_string()),
         (None, _) => (CallOutcome::Refused, StatusCode::BAD_REQUEST, "no Idempotency-Key".to_string()),
         (_, Err(why)) => (CallOutcome::Refused, StatusCode::BAD_REQUEST, why.clone()),
         (Some(key), Ok((id, expected))) if key != expected => {
@@ -399,6 +454,11 @@ async fn answer(State(state): State<Arc<StubState>>, headers: HeaderMap, body: B
     if outcome == CallOutcome::Replayed {
         response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
+    if let Err(wait) = admitted {
+        // Whole seconds, rounded up: a call made when told is taken.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
     response
 }
 
@@ -414,6 +474,34 @@ mod tests {
         assert_eq!(picked, again);
         assert_eq!((0..1000).filter(|n| chosen(7, *n, 0.0)).count(), 0);
         assert_eq!((0..1000).filter(|n| chosen(7, *n, 1.0)).count(), 1000);
+    }
+
+    #[test]
+    fn the_rate_limit_takes_its_burst_then_says_when_to_come_back() {
+        let config = StubConfig {
+            rate_limit: Some(RateLimit { rate: 10.0, burst: 3 }),
+            ..StubConfig::new(|_| Err("no contract".into()))
+        };
+        let state = StubState {
+            config,
+            started: Instant::now(),
+            next_call: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            book: Mutex::new(Book::default()),
+            bucket: Mutex::new(Bucket { tokens: 3.0, at: Instant::now() }),
+        };
+        assert!((0..3).all(|_| state.admit().is_ok()), "the burst");
+        let wait = state.admit().unwrap_err();
+        assert!(wait > Duration::from_millis(50) && wait <= Duration::from_millis(100), "{wait:?}");
+        std::thread::sleep(wait + Duration::from_millis(1));
+        assert!(state.admit().is_ok(), "taken when told");
+        let unlimited = StubConfig::new(|_| Err("no contract".into()));
+        assert!(unlimited.check().is_ok());
+        for (rate, burst) in [(0.0, 1), (-1.0, 1), (f64::NAN, 1), (10.0, 0)] {
+            let config = StubConfig { rate_limit: Some(RateLimit { rate, burst }), ..unlimited.clone() };
+            assert!(config.check().is_err(), "{rate} {burst}");
+        }
     }
 
     #[test]

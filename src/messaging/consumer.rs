@@ -5,10 +5,14 @@
 //! seen before is "already done", e.g. a duplicate key), then the consumer publishes its callbacks with
 //! publisher confirms, and only after the broker confirmed them does it ack the deliveries. A crash anywhere
 //! before the ack is a redelivery, absorbed by the handler's idempotency; a lost callback is a re-send by the
-//! relay, absorbed the same way. A message the handler calls poison is rejected without a callback, so the
-//! relay re-sends it later and, after its last attempt, marks it dead: it never loops forever. A message the
-//! handler could not finish for now ([`Handled::Later`], say its downstream service is unavailable) takes the
-//! same path without being called poison: the relay's re-send, after its growing wait, is the retry.
+//! relay, absorbed the same way.
+//!
+//! Every message is answered ([`super::callback`]): done, poison, or later. A message the handler calls poison is
+//! rejected and answered "poison": the relay counts the refusal, sends it again later and, once it has been
+//! refused `max_attempts` times, marks it dead: it never loops forever. A message the handler could not finish
+//! for now ([`Handled::Later`], say its downstream service is unavailable), and a whole batch whose handler
+//! failed (say its database is down), are rejected and answered "later": the relay's re-send, after its growing
+//! wait, is the retry, and it never counts toward the message's death.
 
 use std::time::Duration;
 
@@ -17,12 +21,13 @@ use futures_util::stream::FuturesUnordered;
 use lapin::Confirmation;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
+use super::callback::{Callback, REASON_HEADER, Verdict};
 use super::error::{MessagingError, bounded};
 use super::topology::Topology;
 
@@ -46,18 +51,19 @@ pub struct Incoming {
 pub enum Handled {
     /// Its effect is committed (now or earlier: a duplicate is done too).
     Done,
-    /// It can never be handled (say, a payload that does not parse): no callback, so it ends dead.
+    /// It can never be handled (say, a payload that does not parse): answered "poison", one refusal counted;
+    /// refused `max_attempts` times, it ends dead, visible and re-triable.
     Poison(String),
-    /// Not done yet, and not poison (say, the service it calls is unavailable): no callback, so the relay
-    /// sends it again after its growing wait; a message still not done after its last attempt ends dead, like
-    /// poison, visible and re-triable.
+    /// Not done yet, and not poison (say, the service it calls is unavailable): answered "later", so the relay
+    /// sends it again after its growing wait, for as long as it takes. It never ends dead for this.
     Later(String),
 }
 
 /// Commits the effects of a batch of messages, idempotently.
 pub trait Handler: Send + Sync + 'static {
     /// Handles the batch and answers one [`Handled`] per message, in order. An error means nothing of the
-    /// batch can be trusted to be done (say, the handler's database is down): the whole batch is redelivered.
+    /// batch can be trusted to be done (say, the handler's database is down): the whole batch is answered
+    /// [`Handled::Later`], and sent again by the relay after its wait.
     fn handle(&self, batch: &[Incoming]) -> impl Future<Output = Result<Vec<Handled>, String>> + Send;
 }
 
@@ -199,44 +205,31 @@ async fn handle_batch<H: Handler>(
         return Ok(());
     }
     let messages: Vec<Incoming> = readable.iter().map(|(_, message)| message.clone()).collect();
-    let handled = match handler.handle(&messages).await {
-        Ok(handled) if handled.len() == messages.len() => handled,
+    let (handled, failed) = match handler.handle(&messages).await {
+        Ok(handled) if handled.len() == messages.len() => (handled, false),
         Ok(handled) => {
             return Err(MessagingError::Handler(format!("{} answers for {} messages", handled.len(), messages.len())));
         }
+        // Nothing of the batch is known done, and nothing says it is poison: the handler's own database or
+        // service failed (down, or silent past its bound). Requeued, the batch would come straight back to the
+        // same failure, and the broker's delivery limit would drop it within seconds; answered "later", the relay
+        // sends it again after its growing wait, and an outage never makes it dead.
         Err(error) => {
-            for (delivery, _) in &readable {
-                bounded(delivery.nack(BasicNackOptions { multiple: false, requeue: true })).await?;
-            }
-            tokio::time::sleep(config.reconnect_delay).await;
-            return Err(MessagingError::Handler(error));
+            tracing::warn!(
+                %error,
+                topic = %config.topic,
+                messages = messages.len(),
+                "consumer: the handler failed; the batch is answered later and will be sent again by the relay"
+            );
+            (vec![Handled::Later(format!("the handler failed: {error}")); messages.len()], true)
         }
     };
-    // One callback for the whole batch: the ids of the messages done, comma-separated.
-    let done: Vec<String> = readable
-        .iter()
-        .zip(&handled)
-        .filter(|(_, outcome)| **outcome == Handled::Done)
-        .map(|((_, message), _)| message.message_id.to_string())
-        .collect();
-    if !done.is_empty() {
-        let callback_queue = config.topology.callback_queue();
-        let confirm = bounded(channel.basic_publish(
-            "".into(),
-            callback_queue.as_str().into(),
-            BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
-            done.join(",").as_bytes(),
-            BasicProperties::default().with_delivery_mode(2),
-        ))
-        .await?;
-        match tokio::time::timeout(config.confirm_timeout, confirm).await {
-            Ok(Ok(Confirmation::Ack(None))) => {}
-            // Without a confirmed callback the deliveries are not acked: they come again, and are absorbed.
-            Ok(Ok(other)) => return Err(MessagingError::Handler(format!("the callback was not taken: {other:?}"))),
-            Ok(Err(error)) => return Err(error.into()),
-            Err(_) => return Err(MessagingError::ConfirmTimeout(config.confirm_timeout)),
-        }
-    }
+    let callbacks = Callback::grouped(readable.iter().zip(&handled).map(|((_, message), outcome)| match outcome {
+        Handled::Done => (message.message_id, Verdict::Consumed, ""),
+        Handled::Later(why) => (message.message_id, Verdict::Later, why.as_str()),
+        Handled::Poison(why) => (message.message_id, Verdict::Poison, why.as_str()),
+    }));
+    call_back(channel, config, &callbacks).await?;
     if !ack_each && handled.iter().all(|outcome| *outcome == Handled::Done) {
         // The common case: one ack for the whole batch, and every earlier delivery is in it.
         if let Some((last, _)) = readable.last() {
@@ -254,11 +247,52 @@ async fn handle_batch<H: Handler>(
                 bounded(delivery.reject(BasicRejectOptions { requeue: false })).await?;
             }
             // Not requeued: an immediate redelivery would hit the same failure at once; the relay's re-send
-            // comes after a wait that grows with each attempt.
+            // comes after a wait that grows with each send.
             Handled::Later(why) => {
-                tracing::info!(message_id = message.message_id, %why, "consumer: not done, left for a re-send");
+                if !failed {
+                    tracing::info!(message_id = message.message_id, %why, "consumer: not done, left for a re-send");
+                }
                 bounded(delivery.reject(BasicRejectOptions { requeue: false })).await?;
             }
+        }
+    }
+    if failed {
+        // A pause before the next batch, so that a database that is down is not hammered.
+        tokio::time::sleep(config.reconnect_delay).await;
+    }
+    Ok(())
+}
+
+/// Publishes the batch's callbacks and waits for the broker to confirm them all. Until it has, no delivery of the
+/// batch is acked: a callback not taken means the deliveries come again, and are absorbed.
+async fn call_back(channel: &Channel, config: &ConsumerConfig, callbacks: &[Callback]) -> Result<(), MessagingError> {
+    let callback_queue = config.topology.callback_queue();
+    let mut confirms = Vec::with_capacity(callbacks.len());
+    for callback in callbacks {
+        let mut properties = BasicProperties::default().with_delivery_mode(2);
+        if let Some(reason) = &callback.reason {
+            let mut headers = FieldTable::default();
+            headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.as_str().into()));
+            properties = properties.with_headers(headers);
+        }
+        confirms.push(
+            bounded(channel.basic_publish(
+                "".into(),
+                callback_queue.as_str().into(),
+                BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                callback.body().as_bytes(),
+                properties,
+            ))
+            .await?,
+        );
+    }
+    let deadline = tokio::time::Instant::now() + config.confirm_timeout;
+    for confirm in confirms {
+        match tokio::time::timeout_at(deadline, confirm).await {
+            Ok(Ok(Confirmation::Ack(None))) => {}
+            Ok(Ok(other)) => return Err(MessagingError::Handler(format!("the callback was not taken: {other:?}"))),
+            Ok(Err(error)) => return Err(error.into()),
+            Err(_) => return Err(MessagingError::ConfirmTimeout(config.confirm_timeout)),
         }
     }
     Ok(())

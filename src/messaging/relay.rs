@@ -4,11 +4,15 @@
 //! claims skip rows another relay holds), publishes each as a persistent message with publisher confirms,
 //! all of a claim at once, and then collects the confirms as they come; only the messages the broker acked
 //! are marked sent. A nack, a confirm that does not come, or a broken connection leaves a message claimed,
-//! and it is sent again when the claim's lease ends. The callback loop reads consumers' "consumed" callbacks
-//! and marks those messages consumed, a batch per update.
+//! and it is sent again when the claim's lease ends. The callback loop reads consumers' answers
+//! ([`super::callback`]) and records them, a batch per update: consumed; later (the consumer's own downstream is
+//! down: only the reason is kept, the message is sent again after its wait); refused as poison (counted, dead at
+//! `Schedule::max_attempts`).
 //!
 //! Whatever breaks (the broker restarting, a connection cut), the relay reconnects by itself; the outbox, not
-//! the broker connection, remembers what is still to be sent.
+//! the broker connection, remembers what is still to be sent. Every database call is bounded too
+//! ([`RelayConfig::database_timeout`]): a connection to the outbox that goes silent is closed after the bound,
+//! the relay says so in its log, and the claim or mark is tried again on a new connection.
 //!
 //! Besides, every relay samples the outbox's backlog by state and its lag (the age of the oldest message not
 //! yet consumed) into gauges every [`BACKLOG_SAMPLE_INTERVAL`], broker or not (see [`crate::prometheus`]).
@@ -23,9 +27,11 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use mysql_async::Pool;
 
+use super::callback::{Answers, REASON_HEADER};
 use super::error::{MessagingError, bounded};
 use super::outbox::{self, OutboxMessage, Schedule};
 use super::topology::Topology;
+use crate::database::{DEFAULT_ANSWER_TIMEOUT, DatabaseError};
 use crate::prometheus::BACKLOG_SAMPLE_INTERVAL;
 use crate::prometheus::names::{OUTBOX_MESSAGES, RELAY_LAG};
 
@@ -49,6 +55,11 @@ pub struct RelayConfig {
     pub confirm_timeout: Duration,
     /// How long to wait before reconnecting after the broker failed (default 500 ms).
     pub reconnect_delay: Duration,
+    /// How long any one database call (a claim, a mark, a sample of the backlog) may wait for the database's
+    /// answers before its connection is closed and the call tried again on a new one (default
+    /// [`DEFAULT_ANSWER_TIMEOUT`]). A claim that got no answer may still have been made: its messages are then
+    /// sent when their lease ends.
+    pub database_timeout: Duration,
     /// Leases, callback waits and attempts.
     pub schedule: Schedule,
 }
@@ -63,6 +74,7 @@ impl Default for RelayConfig {
             idle_poll: Duration::from_millis(20),
             confirm_timeout: Duration::from_secs(10),
             reconnect_delay: Duration::from_millis(500),
+            database_timeout: DEFAULT_ANSWER_TIMEOUT,
             schedule: Schedule::default(),
         }
     }
@@ -89,7 +101,7 @@ impl Relay {
     /// it stops are sent again after their lease, by this relay or another.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let sampling = sample_backlog(&self.pool);
+        let sampling = sample_backlog(&self.pool, self.config.database_timeout);
         tokio::pin!(sampling);
         loop {
             let session = async {
@@ -147,16 +159,17 @@ impl Relay {
     /// Claims, publishes and marks sent, until the broker fails.
     async fn publish_loop(&self, channel: &Channel) -> Result<(), MessagingError> {
         loop {
-            let claimed =
-                match outbox::claim(&self.pool, &self.config.topics, self.config.batch, &self.config.schedule).await {
-                    Ok(claimed) => claimed,
-                    Err(error) => {
-                        // The outbox's database is down: nothing can be claimed, so nothing is lost by waiting.
-                        tracing::warn!(%error, "relay: cannot claim messages");
-                        tokio::time::sleep(self.config.reconnect_delay).await;
-                        continue;
-                    }
-                };
+            let (topics, schedule, bound) = (&self.config.topics, &self.config.schedule, self.config.database_timeout);
+            let claimed = match outbox::claim_within(&self.pool, topics, self.config.batch, schedule, bound).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    // The outbox's database is down or silent: nothing can be claimed, so nothing is lost by
+                    // waiting.
+                    tracing::warn!(%error, "relay: cannot claim messages");
+                    tokio::time::sleep(self.config.reconnect_delay).await;
+                    continue;
+                }
+            };
             if claimed.is_empty() {
                 tokio::time::sleep(self.config.idle_poll).await;
                 continue;
@@ -167,12 +180,12 @@ impl Relay {
                 Ok(confirmed) => (confirmed, None),
                 Err((confirmed, error)) => (confirmed, Some(error)),
             };
-            if let Err(error) = outbox::mark_sent(&self.pool, &confirmed.acked, &self.config.schedule).await {
+            if let Err(error) = outbox::mark_sent(&self.pool, &confirmed.acked, schedule, bound).await {
                 // They stay claimed and are sent again after the lease: a duplicate, never a loss.
                 tracing::warn!(%error, "relay: cannot mark messages sent");
             }
             let reason = "no queue takes this topic: declare it in the relay's topics, then retry";
-            if let Err(error) = outbox::mark_dead(&self.pool, &confirmed.unroutable, reason).await {
+            if let Err(error) = outbox::mark_dead(&self.pool, &confirmed.unroutable, reason, bound).await {
                 tracing::warn!(%error, "relay: cannot mark unroutable messages dead");
             }
             if let Some(error) = failure {
@@ -181,7 +194,8 @@ impl Relay {
         }
     }
 
-    /// Marks consumed the messages consumers called back for, a batch at a time, acking the callbacks after.
+    /// Records the answers consumers called back with (consumed, later, refused), a batch at a time, acking the
+    /// callbacks after.
     async fn callback_loop(&self, mut callbacks: Consumer) -> Result<(), MessagingError> {
         loop {
             let Some(first) = callbacks.next().await else {
@@ -195,36 +209,57 @@ impl Relay {
                     Ok(None) | Err(_) => break,
                 }
             }
-            // Each callback names the messages a consumer's batch committed, comma-separated.
-            let ids: Vec<i64> = deliveries
-                .iter()
-                .filter_map(|delivery| std::str::from_utf8(&delivery.data).ok())
-                .flat_map(|text| text.split(',').filter_map(|id| id.trim().parse().ok()))
-                .collect();
+            let mut answers = Answers::default();
+            for delivery in &deliveries {
+                answers.read(&delivery.data, reason(delivery));
+            }
             let Some(last) = deliveries.last() else { continue };
-            match outbox::mark_consumed(&self.pool, &ids).await {
+            match self.record(&answers).await {
                 Ok(()) => {
                     bounded(last.ack(BasicAckOptions { multiple: true })).await?;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "relay: cannot mark messages consumed; the callbacks will come again");
+                    tracing::warn!(%error, "relay: cannot record consumers' answers; the callbacks will come again");
                     bounded(last.nack(BasicNackOptions { multiple: true, requeue: true })).await?;
                     tokio::time::sleep(self.config.reconnect_delay).await;
                 }
             }
         }
     }
+
+    /// Records what consumers answered: consumed, later, refused. Refusals go last, as the only answers that are
+    /// not idempotent: if an earlier update fails, the callbacks come again and no refusal was counted yet.
+    async fn record(&self, answers: &Answers) -> Result<(), DatabaseError> {
+        let bound = self.config.database_timeout;
+        outbox::mark_consumed(&self.pool, &answers.consumed, bound).await?;
+        for (reason, ids) in &answers.later {
+            outbox::mark_later(&self.pool, ids, reason, bound).await?;
+        }
+        for (reason, ids) in &answers.refused {
+            outbox::mark_refused(&self.pool, ids, reason, &self.config.schedule, bound).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The reason a callback carries for its "later" or "poison" answers, if any.
+fn reason(delivery: &lapin::message::Delivery) -> Option<&str> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get(REASON_HEADER)? {
+        AMQPValue::LongString(reason) => std::str::from_utf8(reason.as_bytes()).ok(),
+        _ => None,
+    }
 }
 
 /// Sets the backlog and lag gauges from the outbox every [`BACKLOG_SAMPLE_INTERVAL`], for as long as it is
-/// polled: on a timer, never per message, and whether the broker is up or not.
-async fn sample_backlog(pool: &Pool) {
+/// polled: on a timer, never per message, and whether the broker is up or not; each sample within `bound`.
+async fn sample_backlog(pool: &Pool, bound: Duration) {
     let mut tick = tokio::time::interval(BACKLOG_SAMPLE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         // A failed sample leaves the gauges as they were; the claim loop already says the database is down.
-        let Ok(status) = outbox::status(pool).await else { continue };
+        let Ok(status) = outbox::status_within(pool, bound).await else { continue };
         for (state, count) in
             [("pending", status.pending), ("sent", status.sent), ("consumed", status.consumed), ("dead", status.dead)]
         {

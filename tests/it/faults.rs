@@ -1,6 +1,7 @@
 //! Faults against real servers: the database killed mid-sale, connections cut at random points, lock storms.
 //! After each, the books must balance, every buyer told "success" must have a row, and every row must belong
-//! to a buyer told "success" or told "in doubt" (never to one told anything else).
+//! to a buyer told "success" or told "in doubt" (never to one told anything else). And a connection that goes
+//! silent: bounded work closes it, and the pool never hands it out again.
 //!
 //! Set `SECKILL_SOAK=1` for longer runs (about ten times the load).
 
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use seckill::database::ConnectOptions;
+use seckill::database::{Checkout, ConnectOptions, DatabaseError, within};
 use seckill::local::tcp_proxy::TcpProxy;
 use seckill::seckill::{Books, Outcome, Phone, Seckill};
 
@@ -217,4 +218,77 @@ async fn a_lock_storm_leaves_no_transaction_open_and_the_books_balance() {
         told.success.insert(phone(9_999_999));
     }
     assert_books(&service, db.pool(), id, i64::from(stock), &told).await;
+}
+
+/// A pooled connection goes silent (no FIN, no RST) while new connections would get through: bounded work on it
+/// ends at its bound, the connection is closed rather than returned, and the next call, in a pool allowed only
+/// one connection, gets a new one that answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_gone_silent_is_closed_at_the_bound_and_never_handed_out_again() {
+    let db = migrated_db().await;
+    let opts = mysql_async::Opts::from_url(db.url()).unwrap();
+    let upstream = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()).parse().unwrap();
+    let proxy = TcpProxy::start(upstream, Duration::ZERO).await.unwrap();
+    let pool = ConnectOptions::new(db.url()).via(proxy.address()).max_connections(1).build_pool().unwrap();
+    let select_one = |bound: Duration| {
+        let pool = pool.clone();
+        within(bound, "a test query", async move {
+            let mut conn = Checkout::take(&pool).await?;
+            let one: Option<i64> = conn.query_first("SELECT 1").await?;
+            conn.release();
+            Ok(one)
+        })
+    };
+    assert_eq!(select_one(Duration::from_secs(5)).await.unwrap(), Some(1));
+    assert_eq!(proxy.silenced(), 0);
+
+    proxy.silence(); // the pool's one connection, idle now, goes silent
+    assert_eq!(proxy.silenced(), 1);
+    // Without the bound this would wait for the kernel: the outer limit only keeps a failure from hanging the run.
+    let silent = tokio::time::timeout(Duration::from_secs(30), select_one(Duration::from_millis(500))).await;
+    assert!(matches!(silent, Ok(Err(DatabaseError::NoAnswer { .. }))), "{silent:?}");
+    let again = tokio::time::timeout(Duration::from_secs(30), select_one(Duration::from_secs(5))).await;
+    assert!(matches!(again, Ok(Ok(Some(1)))), "a new connection answers: {again:?}");
+    for _ in 0..100 {
+        if proxy.silent_connections_closed_by_client() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(proxy.silent_connections_closed_by_client(), 1, "the client closed the silent connection");
+    pool.disconnect().await.unwrap();
+}
+
+/// Work past its bound between two statements, a transaction open (the pool's client library cannot know it:
+/// the work began it with a statement): the connection is closed, so the transaction is rolled back by the server
+/// and the next caller, in a pool allowed only one connection, gets a fresh session, not the open transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn work_cut_short_by_its_bound_never_hands_its_open_transaction_to_the_next_caller() {
+    let db = migrated_db().await;
+    let pool = ConnectOptions::new(db.url()).max_connections(1).build_pool().unwrap();
+    let cut_short = within(Duration::from_millis(300), "a test transaction", async {
+        let mut conn = Checkout::take(&pool).await?;
+        conn.query_drop("START TRANSACTION").await?;
+        conn.query_drop(
+            "INSERT INTO seckill (name, number, start_time, end_time) VALUES ('x', 1, NOW(), NOW() + INTERVAL 1 HOUR)",
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_secs(5)).await; // the caller's own delay, between statements
+        conn.release();
+        Ok(())
+    })
+    .await;
+    assert!(matches!(cut_short, Err(DatabaseError::NoAnswer { .. })), "{cut_short:?}");
+    let next = within(Duration::from_secs(5), "a test query", async {
+        let mut conn = Checkout::take(&pool).await?;
+        let open: Option<i64> = conn.query_first("SELECT @@in_transaction").await?;
+        conn.release();
+        Ok(open)
+    })
+    .await;
+    assert_eq!(next.unwrap(), Some(0), "a fresh session, no transaction left open");
+    let rows: Option<i64> =
+        db.pool().get_conn().await.unwrap().query_first("SELECT COUNT(*) FROM seckill").await.unwrap();
+    assert_eq!(rows, Some(0), "the cut-short transaction was rolled back");
+    pool.disconnect().await.unwrap();
 }

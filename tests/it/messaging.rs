@@ -383,11 +383,11 @@ impl Handler for NotYet {
     }
 }
 
-/// `Handled::Later`: no callback and no immediate redelivery; the relay sends the message again after its
-/// wait, and the handler's later success consumes it. A message never done ends dead after its attempts,
-/// like poison.
+/// `Handled::Later`: no immediate redelivery; the relay sends the message again after its wait, and the
+/// handler's later success consumes it. A message never done is sent again and again past the attempt budget,
+/// and never ends dead: "later" is an outage downstream of the consumer, not poison.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn messages_handled_later_come_again_from_the_relay_and_end_dead_only_if_never_done() {
+async fn messages_handled_later_come_again_from_the_relay_and_never_end_dead() {
     let sides = sides().await;
     let url = broker();
     let handler = NotYet::default();
@@ -404,14 +404,165 @@ async fn messages_handled_later_come_again_from_the_relay_and_end_dead_only_if_n
     }
     let never = outbox::enqueue(sides.shop.pool(), SHIPMENT_TOPIC, "never", &shipment(21)).await.unwrap().unwrap();
 
-    let status = wait_for(&sides, Duration::from_secs(40), |status| status.consumed == 20 && status.dead == 1).await;
-    assert_eq!((status.consumed, status.dead, status.in_flight()), (20, 1, 0), "{status:?}");
-    assert_eq!(outbox::state_of(sides.shop.pool(), never).await.unwrap(), Some(MessageState::Dead));
+    let status = wait_for(&sides, Duration::from_secs(40), |status| status.consumed == 20).await;
+    assert_eq!((status.consumed, status.dead), (20, 0), "{status:?}");
+    let sends_of_never = || handler.sends.lock().unwrap().get("never").copied().unwrap_or(0);
+    let past_the_budget = schedule.max_attempts + 2;
+    for _ in 0..400 {
+        if sends_of_never() >= past_the_budget {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let state = outbox::state_of(sides.shop.pool(), never).await.unwrap();
     relay.stop().await;
     consumer.stop().await;
+    assert!(sends_of_never() >= past_the_budget, "sent again past the budget: {}", sends_of_never());
+    assert!(matches!(state, Some(MessageState::Pending | MessageState::Sent)), "late, not dead: {state:?}");
+    let mut conn = sides.shop.pool().get_conn().await.unwrap();
+    let (attempts, sends, last_error): (u32, u32, Option<String>) = conn
+        .exec_first("SELECT attempts, sends, last_error FROM message_outbox WHERE message_id = ?", (never,))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(attempts, 0, "no refusal counted");
+    assert!(sends >= past_the_budget, "{sends} sends");
+    assert!(last_error.is_some_and(|error| error.contains("not yet")), "the consumer's reason is kept");
     let sends = handler.sends.lock().unwrap().clone();
     for n in 1..=20 {
         assert_eq!(sends.get(&n.to_string()), Some(&3), "message {n}: twice later, then done");
     }
-    assert_eq!(sends.get("never"), Some(&schedule.max_attempts), "one handling per send of the relay");
+}
+
+/// The relay's and the warehouse's database connections go silent mid-run (no FIN, no RST: a frozen host, a
+/// partition, a firewall dropping the flow) while new connections would get through: every call of theirs is
+/// bounded, a call past its bound drops its connection (so the pool never hands it out again) and the work is
+/// tried again on a new one. Nothing stalls, nothing ends dead, every fact is shipped once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_connections_going_silent_mid_run_stall_neither_the_relay_nor_the_warehouse() {
+    let sides = sides().await;
+    let url = broker();
+    let opts = mysql_async::Opts::from_url(sides.shop.url()).unwrap();
+    let upstream = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()).parse().unwrap();
+    let proxy = TcpProxy::start(upstream, Duration::ZERO).await.unwrap();
+    let through = |url: &str| seckill::database::ConnectOptions::new(url).via(proxy.address()).build_pool().unwrap();
+    let bound = Duration::from_secs(2);
+    let handler = ShipmentHandler::new(through(sides.warehouse.url())).with_answer_timeout(bound);
+    let config = RelayConfig { database_timeout: bound, ..relay_config(&sides.namespace) };
+    let relay = messaging::Relay::new(through(sides.shop.url()), &url, config).spawn();
+    let consumer = start_consumer(&sides, &url, &handler);
+    enqueue(&sides, 1, 200).await;
+    let before = wait_for(&sides, Duration::from_secs(30), |status| status.consumed >= 100).await;
+    assert!(before.consumed >= 100, "flowing before the silence: {before:?}");
+
+    proxy.silence();
+    enqueue(&sides, 201, 200).await;
+    reconcile(&sides, 400).await;
+    relay.stop().await;
+    consumer.stop().await;
+    assert!(proxy.silenced() >= 2, "the relay's and the warehouse's connections went silent: {}", proxy.silenced());
+    let dropped = proxy.silent_connections_closed_by_client();
+    assert!(dropped >= 2, "the relay and the warehouse each dropped a silent connection: {dropped}");
+}
+
+/// A relay's connection goes silent in the middle of a claim, the claimed rows locked by its transaction: the
+/// relay gives up at its bound, and the server, told by the claim to end a transaction left idle that long, rolls
+/// it back, so the next claim gets those messages (rather than skipping them, locked, until the server's
+/// `wait_timeout`, eight hours by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_whose_connection_goes_silent_frees_its_messages_after_the_bound() {
+    let sides = sides().await;
+    enqueue(&sides, 1, 20).await;
+    let opts = mysql_async::Opts::from_url(sides.shop.url()).unwrap();
+    let upstream = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()).parse().unwrap();
+    // Each round trip takes 300 ms: time to see the claim's locks taken before its next statement arrives.
+    let proxy = TcpProxy::start(upstream, Duration::from_millis(150)).await.unwrap();
+    let relay_pool =
+        seckill::database::ConnectOptions::new(sides.shop.url()).via(proxy.address()).build_pool().unwrap();
+    seckill::database::check_connection(&relay_pool).await.unwrap(); // connected before the claim's bound runs
+    let bound = Duration::from_secs(4);
+    let claiming = tokio::spawn(async move { outbox::claim_within(&relay_pool, &[], 1000, &schedule(), bound).await });
+    let mut conn = sides.shop.pool().get_conn().await.unwrap();
+    let mut locked = 0;
+    for _ in 0..100 {
+        let rows: Option<u64> = conn
+            .query_first(
+                "SELECT COALESCE(SUM(t.trx_rows_locked), 0) FROM information_schema.INNODB_TRX t \
+                   JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.DB = DATABASE()",
+            )
+            .await
+            .unwrap();
+        locked = rows.unwrap_or(0);
+        if locked >= 20 {
+            break;
+        }
+        // The server refreshes INNODB_TRX only when it was last read more than 100 ms ago.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    assert!(locked >= 20, "the claim locked the messages: {locked} rows");
+    proxy.silence();
+    drop(conn);
+
+    let skipped = outbox::claim(sides.shop.pool(), &[], 1000, &schedule()).await.unwrap();
+    assert!(skipped.is_empty(), "locked by the silent claim for now: {skipped:?}");
+    let silent = claiming.await.unwrap();
+    assert!(matches!(silent, Err(seckill::database::DatabaseError::NoAnswer { .. })), "{silent:?}");
+    let mut freed = Vec::new();
+    for _ in 0..200 {
+        freed = outbox::claim(sides.shop.pool(), &[], 1000, &schedule()).await.unwrap();
+        if !freed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(freed.len(), 20, "the server rolled the silent claim back");
+}
+
+/// The warehouse's database unreachable (every connection to it cut at once) for several times the relay's whole
+/// attempt budget, then back: a consumer whose downstream is down answers "later", which never counts toward a
+/// message's death. Every message is consumed once in effect after the outage, none dead; a poison message among
+/// them still ends dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_warehouse_database_outage_longer_than_the_attempt_budget_makes_messages_late_not_dead() {
+    let sides = sides().await;
+    let url = broker();
+    let opts = mysql_async::Opts::from_url(sides.warehouse.url()).unwrap();
+    let upstream = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()).parse().unwrap();
+    let proxy = TcpProxy::start(upstream, Duration::ZERO).await.unwrap();
+    let warehouse = seckill::database::ConnectOptions::new(sides.warehouse.url()).via(proxy.address()).build_pool();
+    let handler = ShipmentHandler::new(warehouse.unwrap());
+    // Three sends, 200 ms then 400 ms apart: the whole budget is spent in about a second.
+    let schedule = messaging::Schedule {
+        claim_lease: Duration::from_millis(600),
+        consume_timeout: Duration::from_millis(200),
+        max_consume_timeout: Duration::from_millis(600),
+        max_attempts: 3,
+    };
+    let relay = start_relay_with(&sides, &url, RelayConfig { schedule, ..relay_config(&sides.namespace) });
+    let consumer = start_consumer(&sides, &url, &handler);
+
+    proxy.set_cut_probability(1.0);
+    enqueue(&sides, 1, 200).await;
+    let poison = outbox::enqueue(sides.shop.pool(), SHIPMENT_TOPIC, "poison", "{\"not\": \"a shipment\"}")
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let during = outbox::status(sides.shop.pool()).await.unwrap();
+    assert_eq!(during.consumed, 0, "the warehouse's database was down: {during:?}");
+    proxy.set_cut_probability(0.0);
+
+    let status = wait_for(&sides, Duration::from_secs(30), |status| status.consumed == 200 && status.dead == 1).await;
+    relay.stop().await;
+    consumer.stop().await;
+    assert_eq!((status.consumed, status.dead, status.in_flight()), (200, 1, 0), "late, not dead: {status:?}");
+    assert_eq!(outbox::state_of(sides.shop.pool(), poison).await.unwrap(), Some(MessageState::Dead));
+    let mut conn = sides.warehouse.pool().get_conn().await.unwrap();
+    let (rows, distinct): (u64, u64) = conn
+        .query_first("SELECT COUNT(*), COUNT(DISTINCT credit_exchange_id) FROM shipment_request")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rows, distinct), (200, 200), "exactly one shipment request per exchange");
+    assert!(proxy.cuts() > 0, "connections to the warehouse's database were cut");
 }

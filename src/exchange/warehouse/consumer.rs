@@ -1,13 +1,18 @@
 //! Shipment requests from the message service: the warehouse consumer's [`Handler`], which turns each
 //! [`ShipmentRequest`] into a `shipment_request` row of the warehouse's own database.
+//!
+//! Each batch's insert is bounded on the client side ([`ShipmentHandler::with_answer_timeout`]): a connection to
+//! the warehouse's database that goes silent is closed after the bound, and the batch fails, so that the message
+//! service tries it again later on a new connection (the insert is idempotent on `credit_exchange_id`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, Value};
 
-use crate::database::acquire;
+use crate::database::{Checkout, DEFAULT_ANSWER_TIMEOUT, within};
 use crate::exchange::message::ShipmentRequest;
 use crate::messaging::{Handled, Handler, Incoming};
 
@@ -33,14 +38,21 @@ struct Counters {
 #[derive(Debug, Clone)]
 pub struct ShipmentHandler {
     pool: Pool,
+    answer_timeout: Duration,
     counters: Arc<Counters>,
 }
 
 impl ShipmentHandler {
     /// A handler writing to the warehouse database in `pool` (migrated with
-    /// [`crate::migrate::Migrator::warehouse`]).
+    /// [`crate::migrate::Migrator::warehouse`]), each batch's insert bounded by [`DEFAULT_ANSWER_TIMEOUT`].
     pub fn new(pool: Pool) -> Self {
-        ShipmentHandler { pool, counters: Arc::default() }
+        ShipmentHandler { pool, answer_timeout: DEFAULT_ANSWER_TIMEOUT, counters: Arc::default() }
+    }
+
+    /// Bounds each batch's insert by `bound` instead: past it the connection is closed and the batch fails.
+    pub fn with_answer_timeout(mut self, bound: Duration) -> Self {
+        self.answer_timeout = bound;
+        self
     }
 
     /// What it has done so far.
@@ -79,9 +91,15 @@ impl Handler for ShipmentHandler {
                 "INSERT INTO shipment_request (type, credit_exchange_id, product_id, user_id, message_id) \
                  VALUES {values} ON DUPLICATE KEY UPDATE id = id"
             );
-            let mut conn = acquire(&self.pool).await.map_err(|error| error.to_string())?;
-            conn.exec_drop(insert, params).await.map_err(|error| error.to_string())?;
-            let inserted = conn.affected_rows();
+            let inserted = within(self.answer_timeout, "inserting shipment requests", async {
+                let mut conn = Checkout::take(&self.pool).await?;
+                conn.exec_drop(insert, params).await?;
+                let inserted = conn.affected_rows();
+                conn.release();
+                Ok(inserted)
+            })
+            .await
+            .map_err(|error| error.to_string())?;
             self.counters.inserted.fetch_add(inserted, Ordering::Relaxed);
             self.counters.duplicates.fetch_add((rows as u64).saturating_sub(inserted), Ordering::Relaxed);
         }

@@ -2,10 +2,12 @@
 //! never faster than its rate nor with more calls at once than its concurrency.
 //!
 //! Every call waits first for a permit (at most `concurrency` calls in flight), then for its slot in the
-//! [`Pacer`] (at most `rate` calls a second, `burst` at once), and is bounded by `call_timeout`. A 5xx, a
-//! timeout or a connection error is tried again within the same delivery, after a wait that doubles each time
-//! (without holding a permit), up to `attempts` calls; a message still failing then is answered
-//! [`Handled::Later`]: the message service sends it again later. A refusal (4xx but 409) is poison at once.
+//! [`Pacer`] (at most `rate` calls a second, `burst` at once), and is bounded by `call_timeout`. A "not now"
+//! (408, 429, a 5xx, a timeout or a connection error) is tried again within the same delivery, up to `attempts`
+//! calls: after the service's `Retry-After` when it sent one (bounded by `max_retry_after`), for which the whole
+//! worker pauses, since the service asked the caller, not the call, to wait; otherwise after a wait that doubles
+//! each time (without holding a permit). A message still failing then is answered [`Handled::Later`]: the
+//! message service sends it again later, however long that takes. A refusal (another 4xx) is poison at once.
 //!
 //! The effect happens once because every call for a draw carries the same `Idempotency-Key`: a retry, a
 //! redelivery after a crash or a re-send of the relay is answered "already delivered" by the gift service.
@@ -39,6 +41,8 @@ pub struct GiftWorkerConfig {
     pub first_backoff: Duration,
     /// The longest wait between two retries (default 2 s).
     pub max_backoff: Duration,
+    /// The longest pause a service's `Retry-After` may impose (default 60 s): a longer one is cut to this.
+    pub max_retry_after: Duration,
 }
 
 impl Default for GiftWorkerConfig {
@@ -51,6 +55,7 @@ impl Default for GiftWorkerConfig {
             attempts: 4,
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
+            max_retry_after: Duration::from_secs(60),
         }
     }
 }
@@ -71,11 +76,13 @@ pub struct GiftStats {
     /// Messages the service answered "already delivered" (409, or a 2xx marked replayed): duplicates absorbed,
     /// whether they came from a redelivery, a re-send or a retry after a lost answer.
     pub duplicates: u64,
-    /// Calls made again within a delivery after a 5xx, a timeout or a connection error.
+    /// Calls made again within a delivery after a "not now" (408, 429, 5xx, a timeout or a connection error).
     pub retries: u64,
+    /// "Not now" answers that said when (`Retry-After`): the worker paused all its calls until then.
+    pub throttled: u64,
     /// Messages still failing after their attempts, left for the message service to send again.
     pub failures: u64,
-    /// Messages refused: a payload that is no prize, or a 4xx from the service.
+    /// Messages refused: a payload that is no prize, or a 4xx from the service (but 408, 409 and 429).
     pub poison: u64,
     /// Calls made to the gift service.
     pub calls: u64,
@@ -86,6 +93,7 @@ struct Counters {
     delivered: AtomicU64,
     duplicates: AtomicU64,
     retries: AtomicU64,
+    throttled: AtomicU64,
     failures: AtomicU64,
     poison: AtomicU64,
     calls: AtomicU64,
@@ -139,6 +147,7 @@ impl GiftWorker {
             delivered: load(&counters.delivered),
             duplicates: load(&counters.duplicates),
             retries: load(&counters.retries),
+            throttled: load(&counters.throttled),
             failures: load(&counters.failures),
             poison: load(&counters.poison),
             calls: load(&counters.calls),
@@ -202,11 +211,20 @@ impl GiftWorker {
                         prize.draw_id
                     ));
                 }
-                GiftAnswer::Unavailable(why) if call >= self.config.attempts => {
+                GiftAnswer::Unavailable { why, .. } if call >= self.config.attempts => {
                     count(&self.counters.failures);
                     return Handled::Later(format!("draw {} not delivered after {call} calls: {why}", prize.draw_id));
                 }
-                GiftAnswer::Unavailable(_) => {
+                GiftAnswer::Unavailable { retry_after: Some(wait), .. } => {
+                    count(&self.counters.retries);
+                    count(&self.counters.throttled);
+                    // No call of the worker's before then, this delivery's next one included: it waits for its
+                    // slot in the pacer like any other.
+                    let wait = wait.min(self.config.max_retry_after);
+                    self.pacer.hold_until(tokio::time::Instant::now() + wait);
+                    call += 1;
+                }
+                GiftAnswer::Unavailable { retry_after: None, .. } => {
                     count(&self.counters.retries);
                     tokio::time::sleep(self.config.backoff(call)).await;
                     call += 1;

@@ -11,7 +11,8 @@
 //!   writes for each win ([`super::message`]), which the gift service is sent as it is.
 //! - [`GiftWorker`]: the message service's [`Handler`](crate::messaging::Handler) that calls the gift service,
 //!   paced by a [`Pacer`] (GCRA: at most `rate` calls a second, `burst` at once) and a concurrency bound,
-//!   every call with a timeout, 5xx, timeouts and connection errors retried with a doubling wait.
+//!   every call with a timeout; 408, 429, 5xx, timeouts and connection errors retried after the service's
+//!   `Retry-After` (which pauses the whole worker) or a doubling wait.
 //! - [`GiftClient`]: one call and how its answer is read ([`GiftAnswer`]).
 //! - A real gift service on loopback for tests, the demo and the benchmark is a local server
 //!   ([`crate::local::gift_service::GiftServiceStub`]), checking calls by [`read_gift_call`](super::read_gift_call).
@@ -31,9 +32,9 @@
 //!    (backlog / rate) to keep these rare; they are harmless either way.
 //!
 //! A message still failing after its calls is left for the message service to send again later
-//! ([`Handled::Later`](crate::messaging::Handled::Later)); a refusal (4xx but 409) is poison. Either way a
-//! message that never succeeds ends dead after its attempts, visible to operators (`seckill messages dead`)
-//! and re-triable (`seckill messages retry`).
+//! ([`Handled::Later`](crate::messaging::Handled::Later)), however long the gift service stays down: late, never
+//! dead. A refusal (4xx but 408, 409 and 429) is poison: a message refused on every send ends dead, visible to
+//! operators (`seckill messages dead`) and re-triable (`seckill messages retry`).
 
 mod consumer;
 mod error;

@@ -6,6 +6,10 @@
 //! callers: in any interval of length `w`, at most `burst + w × rate` calls are let through (rounded down, plus
 //! the one on the boundary). A caller that gives up while waiting (a shutdown) leaves its slot unused: the
 //! rate can only come out lower, never higher.
+//!
+//! A service can also ask for a pause (its `Retry-After`): [`Pacer::hold_until`] gives no slot before then to
+//! anyone. The schedule restarts from the end of the pause as if the calls had asked then, so the guarantee above
+//! still holds: the pause cannot be made up for by a flood after it.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,8 +23,15 @@ pub struct Pacer {
     interval: Duration,
     /// How far ahead of the schedule a call may go: `(burst - 1) × interval`.
     tolerance: Duration,
+    schedule: Mutex<Schedule>,
+}
+
+#[derive(Debug, Default)]
+struct Schedule {
     /// The theoretical arrival time of the next call (GCRA's TAT).
-    next: Mutex<Option<Instant>>,
+    next: Option<Instant>,
+    /// No slot before this: a pause the service asked for.
+    hold: Option<Instant>,
 }
 
 /// A rate that cannot pace anything.
@@ -38,7 +49,8 @@ impl Pacer {
             return Err(InvalidRate(rate));
         }
         let interval = Duration::from_secs_f64(1.0 / rate);
-        Ok(Pacer { interval, tolerance: interval * burst.max(1).saturating_sub(1), next: Mutex::new(None) })
+        let tolerance = interval * burst.max(1).saturating_sub(1);
+        Ok(Pacer { interval, tolerance, schedule: Mutex::new(Schedule::default()) })
     }
 
     /// The time between two calls at the configured rate.
@@ -52,14 +64,27 @@ impl Pacer {
         tokio::time::sleep_until(slot).await;
     }
 
-    /// Reserves the next slot for a call asking at `now`, and returns when it may go.
-    fn reserve(&self, now: Instant) -> Instant {
+    /// Gives no slot before `until` (a later hold than one already set wins; an earlier one changes nothing).
+    /// Calls already waiting for a slot before then wait until then too.
+    pub fn hold_until(&self, until: Instant) {
+        let mut schedule = self.schedule();
+        schedule.hold = Some(schedule.hold.map_or(until, |hold| hold.max(until)));
+    }
+
+    fn schedule(&self) -> std::sync::MutexGuard<'_, Schedule> {
         // A poisoned lock only means another caller panicked between two assignments of an Instant: the
         // value is still one of them, and pacing goes on from it.
-        let mut next = self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let theoretical = next.map_or(now, |next| next.max(now));
-        let allowed = theoretical.checked_sub(self.tolerance).map_or(now, |at| at.max(now));
-        *next = Some(theoretical + self.interval);
+        self.schedule.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reserves the next slot for a call asking at `now`, and returns when it may go.
+    fn reserve(&self, now: Instant) -> Instant {
+        let mut schedule = self.schedule();
+        // A call asking during a hold is scheduled as if it asked when the hold ends.
+        let asked = schedule.hold.map_or(now, |hold| hold.max(now));
+        let theoretical = schedule.next.map_or(asked, |next| next.max(asked));
+        let allowed = theoretical.checked_sub(self.tolerance).map_or(asked, |at| at.max(asked));
+        schedule.next = Some(theoretical + self.interval);
         allowed
     }
 }
@@ -95,6 +120,30 @@ mod tests {
             let asked = start + Duration::from_millis(n * 7 % 13 + n * 11 + if n > 200 { 3000 } else { 0 });
             granted.push(pacer.reserve(asked));
         }
+        granted.sort();
+        for window in [Duration::from_millis(10), Duration::from_millis(100), Duration::from_secs(1)] {
+            let bound = f64::from(burst) + window.as_secs_f64() * rate + 1.0;
+            for (i, first) in granted.iter().enumerate() {
+                let within = granted[i..].iter().take_while(|slot| **slot - *first <= window).count();
+                assert!(within as f64 <= bound, "{within} calls within {window:?} (bound {bound})");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hold_gives_no_slot_before_it_ends_and_no_flood_after() {
+        let (rate, burst) = (50.0, 3);
+        let pacer = Pacer::new(rate, burst).unwrap();
+        let start = Instant::now();
+        let mut granted = slots(&pacer, start, 10);
+        let hold = start + Duration::from_secs(2);
+        pacer.hold_until(hold);
+        pacer.hold_until(start + Duration::from_secs(1)); // an earlier hold changes nothing
+        let during = slots(&pacer, start + Duration::from_millis(500), 40);
+        assert!(during.iter().all(|slot| *slot >= hold), "nobody goes before the hold ends");
+        assert_eq!(during.iter().filter(|slot| **slot == hold).count(), burst as usize, "the burst at its end");
+        granted.extend(during);
+        granted.extend(slots(&pacer, hold + Duration::from_secs(3), 20));
         granted.sort();
         for window in [Duration::from_millis(10), Duration::from_millis(100), Duration::from_secs(1)] {
             let bound = f64::from(burst) + window.as_secs_f64() * rate + 1.0;

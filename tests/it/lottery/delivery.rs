@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use seckill::local::gift_service::{CallOutcome, GiftServiceStub, StubConfig};
+use seckill::local::gift_service::{CallOutcome, GiftServiceStub, RateLimit, StubConfig};
 use seckill::lottery::read_gift_call;
 
 use seckill::lottery::PRIZE_TOPIC;
@@ -121,6 +121,38 @@ async fn a_gift_service_failing_30_percent_of_calls_gets_every_win_delivered_onc
     assert!(stats.retries > 0, "failed calls were tried again: {stats:?}");
     assert!(stats.duplicates > 0, "lost answers were asked again and absorbed by the key: {stats:?}");
     assert_eq!(stats.poison, 0);
+}
+
+/// A gift service that protects itself: above 25 calls/s (a second's worth at once) it answers 429 with
+/// `Retry-After`, and the worker is set to call faster than that. A 429 is "not now", never a refusal: the worker
+/// waits as told and calls again, and every win is delivered once in effect, none dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gift_service_answering_429_above_its_rate_gets_every_win_delivered_once_none_dead() {
+    let sides = sides().await;
+    let url = broker();
+    let stub = GiftServiceStub::start(StubConfig {
+        rate_limit: Some(RateLimit { rate: 25.0, burst: 25 }),
+        latency: Duration::from_millis(5),
+        ..StubConfig::new(read_gift_call)
+    })
+    .await
+    .unwrap();
+    let worker =
+        worker(&stub, GiftWorkerConfig { rate: 60.0, burst: 5, concurrency: 8, ..GiftWorkerConfig::default() });
+    // Few refusals make a message dead, and re-sends come soon: a 429 taken for poison kills wins within the run.
+    let schedule = Schedule { consume_timeout: Duration::from_millis(1500), max_attempts: 3, ..schedule() };
+    let relay = relay(&sides, &url, schedule);
+    let consumer = start_worker(&sides, &url, &worker);
+    win(&sides, 1, 200).await;
+    reconcile(&sides, &stub, 1..201, &[], Duration::from_secs(60)).await;
+    relay.stop().await;
+    consumer.stop().await;
+
+    let limited = stub.call_log().calls.iter().filter(|call| call.outcome == CallOutcome::RateLimited).count();
+    assert!(limited > 0, "the service's limit was reached");
+    let stats = worker.stats();
+    assert_eq!(stats.poison, 0, "a 429 is never poison: {stats:?}");
+    assert!(stats.throttled > 0, "the worker waited as it was told: {stats:?}");
 }
 
 /// The limiter's guarantees as the gift service sees them. Calls granted in any interval of length `w` are at
