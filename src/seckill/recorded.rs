@@ -10,6 +10,7 @@
 //! `success_killed` by its primary key.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use mysql_async::Pool;
@@ -31,18 +32,33 @@ const MOST_WINNERS: usize = 1_000_000;
 #[derive(Debug, Default)]
 struct ItemWinners {
     /// Each winner, with the GTID of the commit of their win when this instance saw it.
-    phones: HashMap<Phone, Option<Gtid>>,
+    phones: HashMap<Phone, Option<Gtid>, foldhash::fast::RandomState>,
     /// A batch has found the item closed since it was last reopened.
     closed: bool,
     /// `phones` holds every success row of the item (checked while it is closed).
     complete: bool,
+    /// Which life of the item's memory this is (a new one begins when it is reopened, or forgotten and learnt
+    /// again): a count taken in one says nothing of another.
+    life: u64,
+}
+
+impl ItemWinners {
+    fn new() -> Self {
+        ItemWinners { life: new_life(), ..ItemWinners::default() }
+    }
+}
+
+/// A number no memory of an item had before in this process.
+fn new_life() -> u64 {
+    static LIVES: AtomicU64 = AtomicU64::new(0);
+    LIVES.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The winners of the items this instance sells.
 #[derive(Debug)]
 pub(crate) struct Winners {
     pool: Pool,
-    items: Mutex<HashMap<i64, ItemWinners>>,
+    items: Mutex<HashMap<i64, ItemWinners, foldhash::fast::RandomState>>,
 }
 
 impl Winners {
@@ -50,7 +66,7 @@ impl Winners {
         Winners { pool, items: Mutex::default() }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<i64, ItemWinners>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, ItemWinners, foldhash::fast::RandomState>> {
         // Nothing that can panic runs under this lock; a poisoned map is consistent.
         self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -59,12 +75,12 @@ impl Winners {
     /// known are all its winners (again after each batch until they are: a batch that committed before the
     /// closing one may still be on its way back).
     pub(crate) async fn learn(&self, seckill_id: i64, phones: &[Phone], decided: &Decided<WithGtid<Outcome>>) {
-        let (known, check) = {
+        let (known, life, check) = {
             let mut items = self.lock();
             if items.len() >= MOST_ITEMS && !items.contains_key(&seckill_id) {
                 items.clear();
             }
-            let item = items.entry(seckill_id).or_default();
+            let item = items.entry(seckill_id).or_insert_with(ItemWinners::new);
             for (phone, decided) in phones.iter().zip(&decided.outcomes) {
                 if item.phones.len() >= MOST_WINNERS {
                     break;
@@ -81,7 +97,7 @@ impl Winners {
                 }
             }
             item.closed |= decided.closed.is_some();
-            (item.phones.len(), item.closed && !item.complete && item.phones.len() < MOST_WINNERS)
+            (item.phones.len(), item.life, item.closed && !item.complete && item.phones.len() < MOST_WINNERS)
         };
         if !check {
             return;
@@ -90,10 +106,12 @@ impl Winners {
             let mut items = self.lock();
             if let Some(item) = items.get_mut(&seckill_id)
                 && item.closed
+                && item.life == life
             {
                 // Rows counted after the batch's commit: every winner the count includes had committed, and
-                // `known` of them were known here when it was taken.
-                item.complete = u64::try_from(known).is_ok_and(|known| known == rows);
+                // `known` of them were known here when it was taken. A count that falls short of complete says
+                // nothing: another batch's check, answered in between, may have found it complete.
+                item.complete |= u64::try_from(known).is_ok_and(|known| known == rows);
             }
         }
     }
@@ -150,6 +168,7 @@ impl Winners {
         if let Some(item) = self.lock().get_mut(&seckill_id) {
             item.closed = false;
             item.complete = false;
+            item.life = new_life();
         }
     }
 }
