@@ -87,7 +87,8 @@ struct CampaignDraws {
 }
 
 impl CampaignDraws {
-    fn new() -> Self {
+    /// A campaign's memory in a life of its own.
+    fn begin() -> Self {
         static LIVES: AtomicU64 = AtomicU64::new(0);
         CampaignDraws { life: LIVES.fetch_add(1, Ordering::Relaxed), ..CampaignDraws::default() }
     }
@@ -123,7 +124,7 @@ impl Drawn {
             if campaigns.len() >= MOST_CAMPAIGNS && !campaigns.contains_key(&campaign_id) {
                 campaigns.clear();
             }
-            let campaign = campaigns.entry(campaign_id).or_insert_with(CampaignDraws::new);
+            let campaign = campaigns.entry(campaign_id).or_insert_with(CampaignDraws::begin);
             for (draw, decided) in draws.iter().zip(&decided.outcomes) {
                 campaign.learn(draw.user_id, &decided.outcome);
             }

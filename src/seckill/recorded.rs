@@ -29,7 +29,7 @@ const MOST_ITEMS: usize = 10_000;
 const MOST_WINNERS: usize = 1_000_000;
 
 /// One item's winners, as far as this instance knows them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ItemWinners {
     /// Each winner, with the GTID of the commit of their win when this instance saw it.
     phones: HashMap<Phone, Option<Gtid>, foldhash::fast::RandomState>,
@@ -42,9 +42,9 @@ struct ItemWinners {
     life: u64,
 }
 
-impl ItemWinners {
-    fn new() -> Self {
-        ItemWinners { life: new_life(), ..ItemWinners::default() }
+impl Default for ItemWinners {
+    fn default() -> Self {
+        ItemWinners { phones: HashMap::default(), closed: false, complete: false, life: new_life() }
     }
 }
 
@@ -80,7 +80,7 @@ impl Winners {
             if items.len() >= MOST_ITEMS && !items.contains_key(&seckill_id) {
                 items.clear();
             }
-            let item = items.entry(seckill_id).or_insert_with(ItemWinners::new);
+            let item = items.entry(seckill_id).or_default();
             for (phone, decided) in phones.iter().zip(&decided.outcomes) {
                 if item.phones.len() >= MOST_WINNERS {
                     break;

@@ -45,13 +45,12 @@ struct Model {
     reused_a_key: bool,
 }
 
+/// The expected (outcome, repeat, balance_after, stock_left, first_gift_id) of one request.
+type Expected = (String, bool, Option<i64>, Option<i64>, Option<i64>);
+
 impl Model {
-    /// The expected (outcome, repeat, balance_after, stock_left, first_gift_id) of each request, in order.
-    fn decide(
-        &mut self,
-        gift: i64,
-        requests: &[(i64, String)],
-    ) -> Vec<(String, bool, Option<i64>, Option<i64>, Option<i64>)> {
+    /// The expected answer of each request, in order.
+    fn decide(&mut self, gift: i64, requests: &[(i64, String)]) -> Vec<Expected> {
         let mut answers = Vec::new();
         let mut paid = std::collections::HashSet::new();
         for (user, request) in requests {

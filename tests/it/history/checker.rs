@@ -73,13 +73,13 @@ async fn seckill(events: &[Event], ground: &Ground<'_>, report: &mut Report) {
     }
     for (&(item, buyer), heard) in &answers {
         let has_row = rows.contains(&(item, buyer));
-        let mut doubt = false;
+        let mut doubt = 0;
         let mut told_success = false;
         for heard in heard {
             report.answers_checked += 1;
             if in_doubt(heard) {
                 report.in_doubt += 1;
-                doubt = true;
+                doubt += 1;
                 continue;
             }
             match (heard.status(), heard.data().and_then(|data| data["state"].as_i64())) {
@@ -92,20 +92,20 @@ async fn seckill(events: &[Event], ground: &Ground<'_>, report: &mut Report) {
                 (Some(200), Some(-1)) if !has_row => {
                     report.violation("a repeat has the first success's row", format!("item {item}, buyer {buyer}"));
                 }
-                (Some(200), Some(-1 | 0 | -2)) | (Some(429), _) => {}
+                (Some(200), Some(-2..=0)) | (Some(429), _) => {}
                 _ => report.violation("an answer of the API", format!("item {item}, buyer {buyer}: {heard:?}")),
             }
         }
-        if has_row && !told_success && !doubt {
+        if has_row && !told_success && doubt == 0 {
             report.violation("a row's buyer was told", format!("item {item}, buyer {buyer}: {heard:?}"));
         }
-        if doubt {
-            // Settled by the result endpoint: it shows the row exactly when there is one.
+        if doubt > 0 {
+            // Each settled by the result endpoint: it shows the row exactly when there is one.
             let path = format!("/seckill/{item}/result");
             let result =
                 ground.client.send(Method::GET, &path, &[(COOKIE.as_str(), format!("killPhone={buyer}"))]).await;
             match result.data() {
-                Some(data) if data.is_null() == !has_row => report.resolved += 1,
+                Some(data) if data.is_null() != has_row => report.resolved += doubt,
                 _ => report
                     .violation("an execution in doubt resolves", format!("item {item}, buyer {buyer}: {result:?}")),
             }
@@ -253,13 +253,13 @@ async fn lottery(events: &[Event], ground: &Ground<'_>, report: &mut Report) {
     }
     for (user, heard) in &answers {
         let draw = draws.get(user);
-        let mut doubt = false;
+        let mut doubt = 0;
         let mut told = false;
         for heard in heard {
             report.answers_checked += 1;
             if in_doubt(heard) {
                 report.in_doubt += 1;
-                doubt = true;
+                doubt += 1;
                 continue;
             }
             let Some(data) = heard.data() else {
@@ -281,16 +281,16 @@ async fn lottery(events: &[Event], ground: &Ground<'_>, report: &mut Report) {
                 _ => report.violation("an answer of the API", format!("user {user}: {data}")),
             }
         }
-        if draw.is_some() && !told && !doubt {
+        if draw.is_some() && !told && doubt == 0 {
             report.violation("a draw's user was told", format!("user {user}: {heard:?}"));
         }
-        if doubt {
-            // Settled by the user's draws, which list the draw exactly when it went through.
+        if doubt > 0 {
+            // Each settled by the user's draws, which list the draw exactly when it went through.
             let path = format!("/lottery/{campaign}/mine.json");
             let mine = ground.client.send(Method::GET, &path, &[(COOKIE.as_str(), signed_in(*user))]).await;
             let listed = mine.data().and_then(|data| data["draws"].as_array().map(|draws| draws.len()));
             if listed == Some(usize::from(draw.is_some())) {
-                report.resolved += 1;
+                report.resolved += doubt;
             } else {
                 report.violation("a draw in doubt resolves", format!("user {user}: {mine:?}, row {draw:?}"));
             }

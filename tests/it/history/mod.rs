@@ -119,7 +119,7 @@ async fn every_answer_of_a_crowd_under_faults_is_what_the_databases_hold() {
         ..ConsumerConfig::new(topic)
     };
     let shipments = messaging::spawn_consumer(
-        &broker.url(),
+        broker.url(),
         consumer(SHIPMENT_TOPIC),
         ShipmentHandler::new(warehouse.pool().clone()),
     );
@@ -133,7 +133,7 @@ async fn every_answer_of_a_crowd_under_faults_is_what_the_databases_hold() {
         ..GiftWorkerConfig::default()
     };
     let prizes = messaging::spawn_consumer(
-        &broker.url(),
+        broker.url(),
         consumer(PRIZE_TOPIC),
         GiftWorker::new(&stub.url(), worker_config).unwrap(),
     );
