@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::http::fallbacks::NO_SUCH_ROUTE;
+use crate::http::health::{HEALTH_PATH, READY_PATH};
 use crate::http::{Envelope, Interception};
 use crate::local::cluster::ServedApp;
 use crate::prometheus::METRICS_PATH;
@@ -38,9 +39,9 @@ pub fn not_found() -> String {
 }
 
 /// The paths a balancer must never pass on: operational endpoints, which `seckill serve` does not serve on its
-/// API's listener anyway (metrics have a listener of their own).
+/// API's listener anyway (metrics and probes have a listener of their own).
 pub fn internal_paths() -> Vec<String> {
-    vec![METRICS_PATH.to_string()]
+    vec![METRICS_PATH.to_string(), HEALTH_PATH.to_string(), READY_PATH.to_string()]
 }
 
 /// The app served by `binary`'s `seckill serve`, as a cluster of its instances needs to know it.

@@ -4,15 +4,9 @@ use clap::Args;
 use seckill::seckill::{Exposure, Outcome, Phone, Seckill};
 use serde_json::json;
 
+use super::exit_code::{IN_DOUBT, NOT_FOUND, REFUSED};
 use super::signing_args::SigningArgs;
 use super::{DatabaseTarget, Failure};
-
-/// Exit code of `execute` when the seckill ran but did not succeed (sold out, repeat, ...).
-const REFUSED: u8 = 4;
-/// Exit code of `execute` when the outcome is unknown: the call was sent and may have committed.
-const IN_DOUBT: u8 = 5;
-/// Exit code of `result` when the buyer has no seckill of the item.
-const NO_RECORD: u8 = 4;
 
 #[derive(Debug, Args)]
 pub(crate) struct ExposeArgs {
@@ -71,11 +65,12 @@ pub(crate) async fn expose(target: &DatabaseTarget, args: ExposeArgs) -> Result<
     if args.json {
         let mut value = value;
         value["seckillId"] = json!(args.seckill_id);
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{line}");
+        outln!("{line}");
     }
-    Ok(())
+    // A script asking for the URL must not take "not open" for one.
+    if matches!(exposure, Exposure::Open { .. }) { Ok(()) } else { Err(Failure::quiet(REFUSED)) }
 }
 
 pub(crate) async fn execute(target: &DatabaseTarget, args: ExecuteArgs) -> Result<(), Failure> {
@@ -108,9 +103,9 @@ pub(crate) async fn execute(target: &DatabaseTarget, args: ExecuteArgs) -> Resul
             _ => serde_json::Value::Null,
         };
         let value = json!({"seckillId": args.seckill_id, "state": outcome.state(), "stateInfo": outcome.state_info(), "reason": outcome.reason(), "successKilled": kill});
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{} ({}, state {})", outcome.state_info(), outcome.reason(), outcome.state());
+        outln!("{} ({}, state {})", outcome.state_info(), outcome.reason(), outcome.state());
     }
     if outcome.is_success() { Ok(()) } else { Err(Failure::quiet(REFUSED)) }
 }
@@ -125,15 +120,15 @@ pub(crate) async fn result(target: &DatabaseTarget, args: ResultArgs) -> Result<
         Seckill::new(target.connect().await?, seckill::seckill::signing::Signer::classic("unused-by-result")?);
     let record = service.kill_record(args.seckill_id, args.phone).await?;
     match (&record, args.json) {
-        (_, true) => println!("{}", serde_json::to_string(&record)?),
-        (Some(kill), false) => println!(
+        (_, true) => outln!("{}", serde_json::to_string(&record)?),
+        (Some(kill), false) => outln!(
             "{} has item {} (state {}, at {})",
             args.phone,
             args.seckill_id,
             kill.state,
             kill.create_time.map_or_else(|| "an unknown time".to_string(), |at| at.to_rfc3339())
         ),
-        (None, false) => println!("{} has no seckill of item {}", args.phone, args.seckill_id),
+        (None, false) => outln!("{} has no seckill of item {}", args.phone, args.seckill_id),
     }
-    if record.is_some() { Ok(()) } else { Err(Failure::quiet(NO_RECORD)) }
+    if record.is_some() { Ok(()) } else { Err(Failure::quiet(NOT_FOUND)) }
 }

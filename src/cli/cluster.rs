@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use seckill::local::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis, MAX_INSTANCES};
 
-use super::serve::{InstanceArgs, shutdown_signal};
+use super::serve::{InstanceArgs, listen_address, shutdown_signal};
 use super::{DatabaseTarget, Failure};
 
 #[derive(Debug, Args)]
@@ -17,7 +17,7 @@ pub(crate) struct ClusterArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=MAX_INSTANCES as i64))]
     instances: u16,
     /// Address the load balancer listens on (the instances take free loopback ports).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
     listen: SocketAddr,
     #[command(flatten)]
     instance: InstanceArgs,
@@ -53,7 +53,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: ClusterArgs) -> Result<()
     options.instance_env = args.instance.signing.environment();
     eprintln!("seckill: starting {} instances behind nginx ...", args.instances);
     let cluster = Cluster::start(options).await?;
-    println!("{}", cluster.describe());
+    outln!("{}", cluster.describe());
     eprintln!("seckill: serving {}/seckill/list through the balancer (Ctrl-C to stop)", cluster.balancer_url());
     let all_ended = tokio::select! {
         () = stop => false,

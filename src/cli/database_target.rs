@@ -74,7 +74,7 @@ impl DatabaseTarget {
             };
         }
         let split = options.build_split()?;
-        database::check_connection(split.primary()).await?;
+        check(split.primary(), url).await?;
         for replica in split.replica_names() {
             eprintln!("seckill: reading from replica {replica}");
         }
@@ -144,6 +144,28 @@ impl DatabaseTarget {
 
 async fn connect_checked(options: ConnectOptions) -> Result<Pool, Failure> {
     let pool = options.build_pool()?;
-    database::check_connection(&pool).await?;
+    check(&pool, options.url()).await?;
     Ok(pool)
+}
+
+/// One connection and a trivial query on `pool`, whose server is `url`'s; a failure names the server
+/// (host:port, never the password) and what to look at.
+async fn check(pool: &Pool, url: &str) -> Result<(), Failure> {
+    let Err(error) = database::check_connection(pool).await else { return Ok(()) };
+    let server = database::server_name(url).unwrap_or_else(|_| "the database server".into());
+    let failure = match &error {
+        // Nothing else uses the pool yet: the wait was for the server.
+        DatabaseError::PoolTimeout(waited) => {
+            return Err(Failure::new(format!("no answer from the database server at {server} within {waited:?}"))
+                .hint(
+                    "check the host and port; a host that is down or a firewall that drops packets looks like this",
+                ));
+        }
+        _ => Failure::new(format!("cannot use the database at {server}: {error}")),
+    };
+    Err(match error {
+        DatabaseError::Unreachable(_) => failure.hint("check that the server runs and listens on that host and port"),
+        DatabaseError::AccessDenied(_) => failure.hint("check the user name and password in the URL"),
+        _ => failure,
+    })
 }

@@ -12,14 +12,8 @@ use seckill::exchange::{
 };
 use serde_json::json;
 
+use super::exit_code::{IN_DOUBT, NOT_FOUND, REFUSED};
 use super::{DatabaseTarget, Failure};
-
-/// Exit code of `exchange` when the request was refused (not enough points, out of stock, unknown user or gift).
-const REFUSED: u8 = 4;
-/// Exit code when the outcome is unknown: the call was sent and may have committed.
-const IN_DOUBT: u8 = 5;
-/// Exit code of `credit balance` for a user who was never granted points.
-const NO_ACCOUNT: u8 = 4;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CreditCommand {
@@ -164,9 +158,9 @@ async fn grant(target: &DatabaseTarget, args: GrantArgs) -> Result<(), Failure> 
         Err(error) => return Err(error.into()),
     };
     if args.json {
-        println!("{}", json!({"user_id": args.user, "granted": args.amount, "balance": balance}));
+        outln!("{}", json!({"user_id": args.user, "granted": args.amount, "balance": balance}));
     } else {
-        println!("granted {} points to user {}: balance {balance}", args.amount, args.user);
+        outln!("granted {} points to user {}: balance {balance}", args.amount, args.user);
     }
     Ok(())
 }
@@ -175,22 +169,22 @@ async fn balance(target: &DatabaseTarget, args: UserArgs) -> Result<(), Failure>
     check_user(args.user)?;
     let balance = service(target).await?.balance(args.user).await?;
     match (balance, args.json) {
-        (_, true) => println!("{}", json!({"user_id": args.user, "balance": balance})),
-        (Some(balance), false) => println!("user {} has {balance} points", args.user),
-        (None, false) => println!("user {} has never been granted points", args.user),
+        (_, true) => outln!("{}", json!({"user_id": args.user, "balance": balance})),
+        (Some(balance), false) => outln!("user {} has {balance} points", args.user),
+        (None, false) => outln!("user {} has never been granted points", args.user),
     }
-    if balance.is_some() { Ok(()) } else { Err(Failure::quiet(NO_ACCOUNT)) }
+    if balance.is_some() { Ok(()) } else { Err(Failure::quiet(NOT_FOUND)) }
 }
 
 async fn ledger(target: &DatabaseTarget, args: ListUserArgs) -> Result<(), Failure> {
     check_user(args.user)?;
     let entries = service(target).await?.ledger(args.user, args.limit).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&entries)?);
+        outln!("{}", serde_json::to_string(&entries)?);
     } else if entries.is_empty() {
-        println!("no ledger entries for user {}", args.user);
+        outln!("no ledger entries for user {}", args.user);
     } else {
-        entries.iter().for_each(|entry| println!("{}", describe_entry(entry)));
+        entries.iter().for_each(|entry| outln!("{}", describe_entry(entry)));
     }
     Ok(())
 }
@@ -211,11 +205,11 @@ async fn history(target: &DatabaseTarget, args: ListUserArgs) -> Result<(), Fail
     check_user(args.user)?;
     let records = service(target).await?.history(args.user, args.limit).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&records)?);
+        outln!("{}", serde_json::to_string(&records)?);
     } else if records.is_empty() {
-        println!("no exchanges for user {}", args.user);
+        outln!("no exchanges for user {}", args.user);
     } else {
-        records.iter().for_each(|record| println!("{}", describe_record(record)));
+        records.iter().for_each(|record| outln!("{}", describe_record(record)));
     }
     Ok(())
 }
@@ -240,9 +234,9 @@ async fn create_gift(target: &DatabaseTarget, args: CreateGiftArgs) -> Result<()
     new_gift.validate()?;
     let gift = service(target).await?.create_gift(&new_gift).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&gift)?);
+        outln!("{}", serde_json::to_string(&gift)?);
     } else {
-        println!("created gift {}", describe_gift(&gift));
+        outln!("created gift {}", describe_gift(&gift));
     }
     Ok(())
 }
@@ -250,11 +244,11 @@ async fn create_gift(target: &DatabaseTarget, args: CreateGiftArgs) -> Result<()
 async fn list_gifts(target: &DatabaseTarget, args: JsonArg) -> Result<(), Failure> {
     let gifts = service(target).await?.gifts().await?;
     if args.json {
-        println!("{}", serde_json::to_string(&gifts)?);
+        outln!("{}", serde_json::to_string(&gifts)?);
     } else if gifts.is_empty() {
-        println!("no gifts");
+        outln!("no gifts");
     } else {
-        gifts.iter().for_each(|gift| println!("{}", describe_gift(gift)));
+        gifts.iter().for_each(|gift| outln!("{}", describe_gift(gift)));
     }
     Ok(())
 }
@@ -305,9 +299,9 @@ pub(crate) async fn exchange(target: &DatabaseTarget, args: ExchangeArgs) -> Res
             "exchange_id": exchange_id,
             "balance_after": balance_after,
         });
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{}", describe_outcome(&outcome, args.user, args.gift, &request_id));
+        outln!("{}", describe_outcome(&outcome, args.user, args.gift, &request_id));
     }
     if outcome.is_exchanged() { Ok(()) } else { Err(Failure::quiet(REFUSED)) }
 }

@@ -104,7 +104,7 @@ pub(crate) async fn gift_stub(args: GiftStubArgs) -> Result<(), Failure> {
         ..StubConfig::new(read_gift_call)
     };
     let stub = GiftServiceStub::listen(&args.listen, config).await?;
-    println!("{}", stub.url());
+    outln!("{}", stub.url());
     eprintln!("seckill: gift service stub at {} (Ctrl-C to stop)", stub.url());
     shutdown_signal().await;
     let log = stub.call_log();

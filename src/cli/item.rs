@@ -73,9 +73,9 @@ async fn create(target: &DatabaseTarget, args: CreateArgs) -> Result<(), Failure
     new_item.validate()?;
     let item = service(target).await?.create(&new_item).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&item)?);
+        outln!("{}", serde_json::to_string(&item)?);
     } else {
-        println!("created item {}", describe(&item));
+        outln!("created item {}", describe(&item));
     }
     Ok(())
 }
@@ -83,12 +83,12 @@ async fn create(target: &DatabaseTarget, args: CreateArgs) -> Result<(), Failure
 async fn list(target: &DatabaseTarget, args: ListArgs) -> Result<(), Failure> {
     let items = service(target).await?.list(args.limit).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&items)?);
+        outln!("{}", serde_json::to_string(&items)?);
     } else if items.is_empty() {
-        println!("no items");
+        outln!("no items");
     } else {
         for item in &items {
-            println!("{}", describe(item));
+            outln!("{}", describe(item));
         }
     }
     Ok(())

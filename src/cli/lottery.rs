@@ -9,15 +9,9 @@ use clap::{Args, Subcommand};
 use seckill::lottery::{CampaignPhase, CampaignStatus, DrawOutcome, DrawOutcomeView, Lottery, NewCampaign, NewTier};
 use serde_json::json;
 
+use super::exit_code::{IN_DOUBT, NOT_FOUND, REFUSED};
 use super::time_arg::parse_time;
 use super::{DatabaseTarget, Failure};
-
-/// Exit code of `draw` when the draw was refused.
-const REFUSED: u8 = 4;
-/// Exit code when the outcome is unknown: the call was sent and may have committed.
-const IN_DOUBT: u8 = 5;
-/// Exit code of `status` for an unknown campaign.
-const UNKNOWN: u8 = 4;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum LotteryCommand {
@@ -120,9 +114,9 @@ async fn create(target: &DatabaseTarget, args: CreateArgs) -> Result<(), Failure
     new_campaign.validate()?;
     let campaign = service(target).await?.create_campaign(&new_campaign).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&campaign)?);
+        outln!("{}", serde_json::to_string(&campaign)?);
     } else {
-        println!(
+        outln!(
             "created campaign {} {:?}: {} prizes in {} tiers, {} to {}",
             campaign.campaign_id,
             campaign.name,
@@ -163,9 +157,9 @@ async fn draw(target: &DatabaseTarget, args: DrawArgs) -> Result<(), Failure> {
         });
     }
     if args.json {
-        println!("{}", serde_json::to_string(&DrawOutcomeView::from(&outcome))?);
+        outln!("{}", serde_json::to_string(&DrawOutcomeView::from(&outcome))?);
     } else {
-        println!("{}", describe_outcome(&outcome, args.user));
+        outln!("{}", describe_outcome(&outcome, args.user));
     }
     if outcome.draw_id().is_some() { Ok(()) } else { Err(Failure::quiet(REFUSED)) }
 }
@@ -187,16 +181,16 @@ async fn status(target: &DatabaseTarget, args: StatusArgs) -> Result<(), Failure
     check_ids(args.campaign, None)?;
     let Some(status) = service(target).await?.status(args.campaign).await? else {
         if args.json {
-            println!("{}", json!(null));
+            outln!("{}", json!(null));
         } else {
-            println!("no campaign {}", args.campaign);
+            outln!("no campaign {}", args.campaign);
         }
-        return Err(Failure::quiet(UNKNOWN));
+        return Err(Failure::quiet(NOT_FOUND));
     };
     if args.json {
-        println!("{}", serde_json::to_string(&status)?);
+        outln!("{}", serde_json::to_string(&status)?);
     } else {
-        print!("{}", describe_status(&status));
+        super::write_out(format_args!("{}", describe_status(&status)));
     }
     Ok(())
 }

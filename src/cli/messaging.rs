@@ -145,9 +145,9 @@ pub(crate) async fn messages(target: &DatabaseTarget, command: MessagesCommand) 
         MessagesCommand::Status { json } => {
             let status = outbox::status(&pool).await?;
             if json {
-                println!("{}", serde_json::to_string(&status)?);
+                outln!("{}", serde_json::to_string(&status)?);
             } else {
-                println!(
+                outln!(
                     "pending {}  sent {}  consumed {}  dead {}  oldest not consumed: {}",
                     status.pending,
                     status.sent,
@@ -160,12 +160,12 @@ pub(crate) async fn messages(target: &DatabaseTarget, command: MessagesCommand) 
         MessagesCommand::Dead { limit, json } => {
             let dead = outbox::list(&pool, MessageState::Dead, limit).await?;
             if json {
-                println!("{}", serde_json::to_string(&dead)?);
+                outln!("{}", serde_json::to_string(&dead)?);
             } else if dead.is_empty() {
-                println!("no dead messages");
+                outln!("no dead messages");
             } else {
                 for message in dead {
-                    println!(
+                    outln!(
                         "{}  {}  {}  refused {} times, sent {} times  {}",
                         message.message_id,
                         message.topic,
@@ -182,7 +182,7 @@ pub(crate) async fn messages(target: &DatabaseTarget, command: MessagesCommand) 
             if id.is_some() && retried == 0 {
                 return Err(Failure::new(format!("no dead message with id {}", id.unwrap_or_default())));
             }
-            println!("{retried} dead messages will be sent again");
+            outln!("{retried} dead messages will be sent again");
         }
     }
     Ok(())

@@ -5,10 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 use seckill::migrate::{MigrateError, Migrator, SqlSource};
 
+use super::exit_code::NOT_IN_SYNC;
 use super::{DatabaseTarget, Failure};
-
-/// Exit code of `status` when the database is reachable but not in sync with the files.
-const NOT_IN_SYNC: u8 = 3;
 
 /// Which SQL to apply.
 #[derive(Debug, Args)]
@@ -56,13 +54,13 @@ pub(crate) async fn migrate(target: &DatabaseTarget, args: MigrateArgs) -> Resul
         other => Failure::new(other),
     })?;
     if report.migrations.is_empty() && report.procedures.is_empty() {
-        println!("nothing to do: the database is up to date");
+        outln!("nothing to do: the database is up to date");
     }
     for name in &report.migrations {
-        println!("applied migration {name}");
+        outln!("applied migration {name}");
     }
     for name in &report.procedures {
-        println!("applied procedure {name}");
+        outln!("applied procedure {name}");
     }
     Ok(())
 }
@@ -71,9 +69,9 @@ pub(crate) async fn status(target: &DatabaseTarget, args: StatusArgs) -> Result<
     let pool = target.connect_or_throwaway("seckill").await?;
     let status = args.sql.migrator()?.status(&pool).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&status)?);
+        outln!("{}", serde_json::to_string(&status)?);
     } else {
-        println!("{status}");
+        outln!("{status}");
     }
     if status.is_in_sync() {
         Ok(())

@@ -3,6 +3,18 @@
 //! Each subcommand lives in a file of its own; this one only dispatches. Errors are printed once, as one line
 //! behind the tool's name, with a hint on a second line when there is a fix.
 
+/// `println!` for a command's output: a closed stdout (`seckill item list | head -n 1`) never panics, as it would
+/// with `println!`; the rest of the output is dropped and the command goes on to its end, so that what it started
+/// (a throwaway server, a crowd) is stopped and removed as usual.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod attempt;
 pub(crate) mod bench;
 mod cluster;
@@ -22,6 +34,22 @@ mod time_arg;
 
 use std::process::ExitCode;
 
+/// What a command's exit code says, the same for every command (clap's usage errors exit 2). Scripts branch on
+/// these; `docs/operations.md` lists them.
+pub(crate) mod exit_code {
+    /// It could not be done: a bad option or value, a database that cannot be reached, a server error.
+    pub(crate) const FAILED: u8 = 1;
+    /// The database's schema is not this build's: `status` found it, or `serve` refused to start on it.
+    pub(crate) const NOT_IN_SYNC: u8 = 3;
+    /// The command ran and the answer is no: a seckill, exchange or draw refused (sold out, repeat, not enough
+    /// points, all drawn), or an item not open to `expose`.
+    pub(crate) const REFUSED: u8 = 4;
+    /// The command ran and found nothing: no seckill record, no points account, no such campaign.
+    pub(crate) const NOT_FOUND: u8 = 4;
+    /// The outcome is unknown: the call was sent and may have committed; the message says how to find out.
+    pub(crate) const IN_DOUBT: u8 = 5;
+}
+
 use clap::{Parser, Subcommand};
 
 pub(crate) use database_target::DatabaseTarget;
@@ -32,7 +60,7 @@ pub(crate) use database_target::DatabaseTarget;
 pub(crate) struct Cli {
     /// Database to work on, mysql://user:password@host:port/database. Without it, `migrate` and `status` use a
     /// private throwaway MariaDB that is removed on exit.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true, help_heading = GLOBAL)]
     database_url: Option<String>,
 
     /// A replica of that database to read from (repeatable; the environment variable takes a comma-separated
@@ -43,12 +71,28 @@ pub(crate) struct Cli {
         env = "SECKILL_REPLICA_URLS",
         value_delimiter = ',',
         global = true,
-        hide_env_values = true
+        hide_env_values = true,
+        help_heading = GLOBAL
     )]
     replica_urls: Vec<String>,
 
+    /// How logs are written to stderr: text (coloured only on a terminal) or json (one object per line, for log
+    /// shippers). RUST_LOG filters them.
+    #[arg(long, env = "SECKILL_LOG_FORMAT", value_enum, default_value = "text", global = true, help_heading = GLOBAL)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// The heading the options every command takes are listed under, apart from the command's own.
+const GLOBAL: &str = "Global options";
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,7 +159,7 @@ pub(crate) struct Failure {
 impl Failure {
     /// A failure with exit code 1.
     pub(crate) fn new(message: impl ToString) -> Self {
-        Failure { message: Some(message.to_string()), hint: None, exit_code: 1 }
+        Failure { message: Some(message.to_string()), hint: None, exit_code: exit_code::FAILED }
     }
 
     /// A non-zero exit with nothing more to say: the command already printed its answer.
@@ -156,7 +200,15 @@ pub(crate) fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour codes only for a person at a terminal: in a file or a pipe they are noise to every tool that reads it.
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -191,6 +243,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::GiftWorker(args) => gift::gift_worker(args).await,
         Command::GiftStub(args) => gift::gift_stub(args).await,
         Command::Messages(command) => messaging::messages(&target, command).await,
+    }
+}
+
+/// Set once stdout cannot be written to: whoever read the output has gone.
+static OUTPUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes a command's output to stdout (see [`outln`]), or nothing once stdout is closed. A failure other than
+/// a closed pipe (a full disk under a redirect) is said once on stderr.
+pub(crate) fn write_out(output: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if OUTPUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(output).and_then(|()| stdout.flush()) {
+        OUTPUT_CLOSED.store(true, Ordering::Relaxed);
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("seckill: warning: the output is lost: {error}");
+        }
     }
 }
 

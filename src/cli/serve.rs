@@ -1,6 +1,6 @@
 //! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages, with
-//! request logs and graceful shutdown; Prometheus metrics at `/metrics` on a listener of their own (loopback by
-//! default), never on the API's. With `--replica-url`, reads go to the replicas as
+//! request logs and graceful shutdown; Prometheus metrics at `/metrics` and the probes `/healthz` and `/readyz`
+//! on a management listener of their own (loopback by default), never on the API's. With `--replica-url`, reads go to the replicas as
 //! [`seckill::database::ReadWriteSplit`] says.
 
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use seckill::database::ReadWriteSplit;
 use seckill::exchange::Exchange;
 use seckill::exchange::http::ExchangeHttp;
+use seckill::http::health::{self, HEALTH_PATH, READY_PATH, Readiness};
 use seckill::http::{SignedUserCookie, USER_COOKIE, with_json_fallbacks};
 use seckill::lottery::Lottery;
 use seckill::lottery::http::LotteryHttp;
@@ -24,7 +25,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use super::signing_args::SigningArgs;
-use super::{DatabaseTarget, Failure};
+use super::{DatabaseTarget, Failure, exit_code};
 
 /// Where metrics are served unless told otherwise: loopback, so that only this machine can scrape them, on a fixed
 /// port because Prometheus names a target by its address (a port that changed at every start would split every
@@ -34,12 +35,17 @@ pub(crate) const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
     listen: SocketAddr,
-    /// Address Prometheus metrics (GET /metrics) are served on, apart from the API: keep it on loopback or an
-    /// interface only your monitoring reaches. Port 0 takes a free port (the address is printed at start).
-    #[arg(long, env = "SECKILL_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
+    /// Address Prometheus metrics (GET /metrics) and the probes (GET /healthz, /readyz) are served on, apart from
+    /// the API: keep it on loopback or an interface only your monitoring reaches. Port 0 takes a free port (the
+    /// address is printed at start).
+    #[arg(long, env = "SECKILL_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN, value_parser = listen_address)]
     metrics_listen: SocketAddr,
+    /// Apply pending migrations and procedures before serving. Without it, serve refuses a database whose
+    /// schema is not the one this seckill was built with (`seckill status` shows the difference).
+    #[arg(long)]
+    migrate: bool,
     #[command(flatten)]
     instance: InstanceArgs,
 }
@@ -102,18 +108,25 @@ impl LimitArgs {
 
 pub(crate) async fn run(
     target: &DatabaseTarget,
-    ServeArgs { listen, metrics_listen, instance: args }: ServeArgs,
+    ServeArgs { listen, metrics_listen, migrate, instance: args }: ServeArgs,
 ) -> Result<(), Failure> {
     let signer = args.signing.signer()?;
     let database = target.split_or_throwaway("seckill").await?;
-    if target.is_throwaway() {
-        Migrator::embedded()?.run(database.primary()).await?;
+    let migrator = Migrator::embedded()?;
+    if migrate || target.is_throwaway() {
+        migrator.run(database.primary()).await?;
+    } else {
+        check_schema(&migrator, database.primary()).await?;
     }
     // One connection for everything shared through Redis: its health (and back-off) is then one too.
     let redis = match args.redis_url.as_deref() {
         Some(url) => Some(connect_redis(url).await?),
         None => None,
     };
+    let mut readiness = Readiness::new(database.primary().clone(), migrator);
+    if let Some(redis) = &redis {
+        readiness = readiness.with_redis(redis.clone());
+    }
     let signed_in = signed_in_routes(&database, args.signing.hmac_secret(), redis.clone())?;
     let mut service = Seckill::new(database, signer);
     if let Some(redis) = &redis {
@@ -126,8 +139,12 @@ pub(crate) async fn run(
         failure
             .hint("metrics have a listener of their own: pass --metrics-listen with another port (0 for any free one)")
     })?;
-    eprintln!("seckill: Prometheus metrics at http://{}{METRICS_PATH}", metrics_listener.local_addr()?);
-    let metrics = serve_metrics(metrics_listener, metrics);
+    let management = metrics_listener.local_addr()?;
+    eprintln!(
+        "seckill: Prometheus metrics at http://{management}{METRICS_PATH}, probes at http://{management}{HEALTH_PATH} \
+         and {READY_PATH}"
+    );
+    let metrics = serve_management(metrics_listener, metrics, readiness);
     let app = host(match signed_in {
         Some(signed_in) => {
             let address = listener.local_addr()?;
@@ -144,11 +161,38 @@ pub(crate) async fn run(
     served
 }
 
-/// Serves the metrics on their own listener until the process stops; a failure is logged, and the API goes on.
-fn serve_metrics(listener: TcpListener, handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
+/// Refuses a database whose schema is not this build's: on a database never migrated every call would fail
+/// (and a failure there says nothing a user can act on), and on one behind or drifted the procedures would
+/// answer in shapes the code does not expect. An account that cannot read the procedures' definitions (an app
+/// account with EXECUTE only) cannot check: that is said, and serving goes on (a call to a procedure that is
+/// missing is then answered as not done).
+async fn check_schema(migrator: &Migrator, pool: &mysql_async::Pool) -> Result<(), Failure> {
+    let status = match migrator.status(pool).await {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("seckill: warning: the schema is not checked: {error}");
+            return Ok(());
+        }
+    };
+    if status.is_in_sync() {
+        return Ok(());
+    }
+    Err(Failure::new(format!("the database's schema is not this seckill's: {}", status.summary()))
+        .hint("run `seckill migrate` with the same --database-url first (`seckill status` shows each difference), or serve with --migrate")
+        .exit_code(exit_code::NOT_IN_SYNC))
+}
+
+/// Serves the metrics and the probes on their own listener until the process stops; a failure is logged, and
+/// the API goes on.
+fn serve_management(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    readiness: Readiness,
+) -> tokio::task::JoinHandle<()> {
+    let routes = seckill::prometheus::router(handle).merge(health::router(readiness));
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, seckill::prometheus::router(handle)).await {
-            tracing::error!(%error, "the metrics listener stopped");
+        if let Err(error) = axum::serve(listener, routes).await {
+            tracing::error!(%error, "the management listener stopped");
         }
     })
 }
@@ -201,6 +245,24 @@ pub(crate) fn host(routes: Router) -> Router {
             .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
             .on_response(DefaultOnResponse::new().level(Level::INFO)),
     )
+}
+
+/// A `host:port` to listen on: an IP address, or a name that resolves (`localhost:8080`: its IPv4 address when
+/// it has one, where most clients of the name look first).
+pub(crate) fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let expected = "expected host:port, e.g. 127.0.0.1:8080 or localhost:8080";
+    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("cannot resolve {text}: {e} ({expected})"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address ({expected})"))
 }
 
 pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {

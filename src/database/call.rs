@@ -18,7 +18,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Pool, Row};
 
 use super::acquire;
-use crate::database::error::DatabaseError;
+use crate::database::error::{DatabaseError, ROUTINE_DOES_NOT_EXIST, WRONG_ARGUMENT_COUNT};
 use crate::group_commit::Committing;
 use crate::prometheus::names::DATABASE_CALL_DURATION;
 
@@ -31,7 +31,9 @@ pub const ROLLED_BACK_SQLSTATE: &str = "45RB0";
 pub enum CallFailure {
     /// No connection could be had: nothing was sent, nothing written.
     NotSent(DatabaseError),
-    /// The procedure rolled its transaction back and said so: nothing was written.
+    /// The procedure rolled its transaction back and said so, or the server refused the call before the
+    /// procedure ran (no such procedure, the wrong number of arguments: a schema behind the code): nothing was
+    /// written.
     RolledBack(DatabaseError),
     /// The call was sent and then failed without that proof: it may or may not have committed.
     InDoubt(DatabaseError),
@@ -45,11 +47,32 @@ impl CallFailure {
         }
     }
 
-    /// The failure of a call that was sent: rolled back when the procedure said so, in doubt otherwise.
-    pub fn from_sent(error: mysql_async::Error) -> Self {
-        let proven = matches!(&error, mysql_async::Error::Server(server) if server.state == ROLLED_BACK_SQLSTATE);
+    /// The failure of `statement`, a call that was sent: rolled back when the procedure said so or when the
+    /// server refused to run the procedure it calls, in doubt otherwise.
+    pub fn from_sent(statement: &str, error: mysql_async::Error) -> Self {
+        let proven = match &error {
+            mysql_async::Error::Server(server) => {
+                server.state == ROLLED_BACK_SQLSTATE || refused_before_running(statement, server.code, &server.message)
+            }
+            _ => false,
+        };
         if proven { CallFailure::RolledBack(error.into()) } else { CallFailure::InDoubt(error.into()) }
     }
+}
+
+/// Whether the server refused `statement`'s own procedure before running it: it does not exist, or takes
+/// another number of arguments. The same errors about a procedure it calls in turn prove nothing (the toolkit's
+/// procedures call one after their COMMIT), so the procedure the error names must be the one called.
+fn refused_before_running(statement: &str, code: u16, message: &str) -> bool {
+    if !matches!(code, ROUTINE_DOES_NOT_EXIST | WRONG_ARGUMENT_COUNT) {
+        return false;
+    }
+    let Some(called) = called_procedure(statement) else { return false };
+    // The server names it `database.procedure`, followed by a space, a semicolon or the end.
+    message.match_indices(&format!(".{called}")).any(|(at, found)| {
+        let after = message.get(at + found.len()..).unwrap_or_default();
+        !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// Sends `statement` (one `CALL`, text protocol: one round trip) and returns every result set it produced, in
@@ -80,7 +103,7 @@ pub async fn call_committing(
             collect_all(result, committing).await
         };
         let read = read.await;
-        settle(conn, read).await
+        settle(statement, conn, read).await
     })
     .await
 }
@@ -102,7 +125,7 @@ pub async fn call_prepared(
             collect_all(result, &mut Committing::unobserved()).await
         };
         let read = read.await;
-        settle(conn, read).await
+        settle(statement, conn, read).await
     })
     .await
 }
@@ -120,17 +143,26 @@ async fn timed<T>(statement: &str, call: impl Future<Output = T>) -> T {
 /// The procedure a `CALL name(...)` statement calls, or `other`. Only the toolkit's own statements come here,
 /// so the names are few.
 fn procedure_name(statement: &str) -> String {
+    called_procedure(statement).unwrap_or("other").to_string()
+}
+
+/// The procedure a `CALL name(...)` statement calls.
+fn called_procedure(statement: &str) -> Option<&str> {
     let statement = statement.trim_start();
     let rest = match statement.get(..4) {
-        Some(keyword) if keyword.eq_ignore_ascii_case("call") => &statement[4..],
-        _ => return "other".into(),
+        Some(keyword) if keyword.eq_ignore_ascii_case("call") => statement.get(4..)?.trim_start(),
+        _ => return None,
     };
-    let name: String = rest.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-    if name.is_empty() { "other".into() } else { name }
+    let name = rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next()?;
+    (!name.is_empty()).then_some(name)
 }
 
 /// The connection back to the pool after a success; closed after an error, whose meaning is classified.
-async fn settle(conn: Conn, read: Result<Vec<Vec<Row>>, mysql_async::Error>) -> Result<Vec<Vec<Row>>, CallFailure> {
+async fn settle(
+    statement: &str,
+    conn: Conn,
+    read: Result<Vec<Vec<Row>>, mysql_async::Error>,
+) -> Result<Vec<Vec<Row>>, CallFailure> {
     match read {
         Ok(result_sets) => {
             return_clean(conn).await;
@@ -138,7 +170,7 @@ async fn settle(conn: Conn, read: Result<Vec<Vec<Row>>, mysql_async::Error>) -> 
         }
         Err(error) => {
             let _ = conn.disconnect().await;
-            Err(CallFailure::from_sent(error))
+            Err(CallFailure::from_sent(statement, error))
         }
     }
 }
@@ -216,5 +248,22 @@ mod tests {
         assert_eq!(name("SELECT 1"), "other");
         assert_eq!(name("CALL"), "other");
         assert_eq!(name("ca"), "other");
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_called_procedure_itself_proves_nothing_ran() {
+        let refused = super::refused_before_running;
+        let call = "CALL draw_lottery_batch(1, '[]')";
+        assert!(refused(call, 1305, "PROCEDURE shop.draw_lottery_batch does not exist"));
+        assert!(refused(
+            call,
+            1318,
+            "Incorrect number of arguments for PROCEDURE shop.draw_lottery_batch; expected 2, got 1"
+        ));
+        // Another procedure (one it calls after its COMMIT), a longer name, another error.
+        assert!(!refused(call, 1305, "PROCEDURE shop.answer_commit_gtid does not exist"));
+        assert!(!refused(call, 1305, "PROCEDURE shop.draw_lottery_batch_v2 does not exist"));
+        assert!(!refused(call, 1146, "Table 'shop.draw_lottery_batch' doesn't exist"));
+        assert!(!refused("SELECT 1", 1305, "PROCEDURE shop.other does not exist"));
     }
 }

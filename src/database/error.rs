@@ -20,6 +20,8 @@ pub const ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
 pub const UNKNOWN_DATABASE: u16 = 1049;
 /// ER_SP_DOES_NOT_EXIST: no such procedure or function.
 pub const ROUTINE_DOES_NOT_EXIST: u16 = 1305;
+/// ER_SP_WRONG_NO_OF_ARGS: a procedure called with another number of arguments than it takes.
+pub const WRONG_ARGUMENT_COUNT: u16 = 1318;
 
 /// A failure to talk to the database, or an error the server answered with.
 #[derive(Debug, Error)]

@@ -1,7 +1,7 @@
 //! What every router of the crate shares, and nothing of any domain: the error type and the envelope every answer
 //! is written in, the user seam through which a host app says who a request is for, cookies, the GTID cookie
-//! that lets a reader see its own writes, the common layers, the embedded page helper, request metrics and the
-//! JSON fallbacks for a whole app.
+//! that lets a reader see its own writes, the common layers, the embedded page helper, request metrics, the
+//! JSON fallbacks for a whole app, and the [`health`] probes for its management listener.
 //!
 //! Each domain owns its router ([`crate::seckill::http`], [`crate::exchange::http`], [`crate::lottery::http`]);
 //! a host app merges the ones it wants, then calls [`with_json_fallbacks`] on the whole. Every router answers in
@@ -20,6 +20,7 @@ mod envelope;
 mod error;
 pub(crate) mod fallbacks;
 pub(crate) mod gtid_cookie;
+pub mod health;
 mod idempotency;
 pub(crate) mod ids;
 mod interception;

@@ -43,6 +43,36 @@ impl Status {
             && self.procedures.iter().all(|p| matches!(p.state, ProcedureState::UpToDate | ProcedureState::FileRemoved))
     }
 
+    /// What is out of sync, in one line: how many migrations are pending or differ, and which procedures are
+    /// not up to date. Empty when in sync.
+    pub fn summary(&self) -> String {
+        let migrations = |state: MigrationState| self.migrations.iter().filter(|m| m.state == state).count();
+        let mut parts = Vec::new();
+        for (state, what) in [
+            (MigrationState::Pending, "pending"),
+            (MigrationState::Divergent, "changed since applied"),
+            (MigrationState::FileMissing, "applied but unknown to this build"),
+        ] {
+            match migrations(state) {
+                0 => {}
+                1 => parts.push(format!("1 migration {what}")),
+                n => parts.push(format!("{n} migrations {what}")),
+            }
+        }
+        let mut behind = self
+            .procedures
+            .iter()
+            .filter(|p| !matches!(p.state, ProcedureState::UpToDate | ProcedureState::FileRemoved));
+        if let Some(first) = behind.next() {
+            let first = format!("{} {}", first.name, first.state.describe());
+            match behind.count() {
+                0 => parts.push(format!("procedure {first}")),
+                more => parts.push(format!("{} procedures not up to date ({first}, …)", more + 1)),
+            }
+        }
+        parts.join("; ")
+    }
+
     /// The procedures whose state is `state`.
     pub fn procedures_in(&self, state: ProcedureState) -> Vec<&str> {
         self.procedures.iter().filter(|p| p.state == state).map(|p| p.name.as_str()).collect()

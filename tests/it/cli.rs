@@ -15,16 +15,57 @@ fn stdout(output: &Output) -> String {
 }
 
 #[test]
-fn connection_problems_are_one_line_errors() {
-    let cases =
-        [("not a url", "invalid database URL"), ("mysql://root@127.0.0.1:1/x", "cannot talk to the database server")];
-    for (url, expected) in cases {
+fn connection_problems_are_one_line_errors_that_name_the_server() {
+    let cases = [
+        ("not a url", "invalid database URL", None),
+        (
+            "mysql://root:secret@127.0.0.1:1/x",
+            "cannot use the database at 127.0.0.1:1: cannot talk to the database server",
+            Some("hint: check that the server runs and listens on that host and port"),
+        ),
+    ];
+    for (url, expected, hint) in cases {
         let output = seckill_command(url).arg("status").output().unwrap();
         assert_eq!(output.status.code(), Some(1), "{url}");
         let err = stderr(&output);
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.starts_with(&format!("seckill: error: {expected}")), "{url}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(lines[0].starts_with(&format!("seckill: error: {expected}")), "{url}: {err}");
+        assert_eq!(lines.get(1).copied(), hint, "{err}");
+        assert_eq!(lines.len(), 1 + usize::from(hint.is_some()), "{err}");
+        assert!(!err.contains("secret"), "a password is never shown: {err}");
     }
+}
+
+#[tokio::test]
+async fn a_closed_stdout_ends_a_command_quietly_with_exit_code_0() {
+    let db = migrated_db().await;
+    for args in [&["status"][..], &["item", "list"][..]] {
+        let mut child = seckill_command(db.url())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command has connected, so its first line meets a closed pipe.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+        assert_eq!(stderr(&output), "", "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn expose_of_an_item_not_open_prints_why_and_exits_4() {
+    let db = migrated_db().await;
+    let created = seckill_command(db.url())
+        .args(["item", "create", "--name", "later", "--stock", "1", "--start", "+1h", "--end", "+2h", "--json"])
+        .output()
+        .unwrap();
+    let item: serde_json::Value = serde_json::from_str(&stdout(&created)).unwrap();
+    let id = item["seckillId"].as_i64().unwrap().to_string();
+    let exposed = seckill_command(db.url()).args(["expose", &id, "--phone", "13800000001"]).output().unwrap();
+    assert_eq!(exposed.status.code(), Some(4), "{}", stderr(&exposed));
+    assert!(stdout(&exposed).starts_with("not open: "), "{}", stdout(&exposed));
 }
 
 #[tokio::test]
@@ -34,11 +75,16 @@ async fn wrong_credentials_are_a_one_line_error() {
     let url = format!("mysql://no_such_user:wrong@{}:{}/{}", opts.ip_or_hostname(), opts.tcp_port(), db.name());
     let output = seckill_command(&url).arg("status").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let server = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
     assert!(
-        stderr(&output).starts_with("seckill: error: the database server refused the login"),
-        "{}",
-        stderr(&output)
+        err.starts_with(&format!(
+            "seckill: error: cannot use the database at {server}: the database server refused the login"
+        )),
+        "{err}"
     );
+    assert!(err.ends_with("hint: check the user name and password in the URL\n"), "{err}");
+    assert!(!err.contains("wrong"), "the password is never shown: {err}");
 }
 
 #[tokio::test]
@@ -159,4 +205,92 @@ async fn serve_logs_requests_answers_unknown_routes_in_json_and_stops_on_sigterm
     assert!(output.0.success(), "{}", output.1);
     assert!(output.1.contains("/seckill/time/now"), "request logs: {}", output.1);
     assert!(output.1.contains("seckill: stopped"), "{}", output.1);
+}
+
+#[tokio::test]
+async fn serve_refuses_a_database_never_migrated_and_says_how_to_fix_it() {
+    let db = seckill::testing::TestDatabase::new().await.unwrap();
+    let output = seckill_command(db.url()).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let err = stderr(&output);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].starts_with("seckill: error: the database's schema is not this seckill's: "), "{err}");
+    assert!(lines[0].contains("migrations pending"), "{err}");
+    assert!(lines[1].starts_with("hint: run `seckill migrate`") && lines[1].contains("--migrate"), "{err}");
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(db.url()).unwrap()).await.unwrap();
+    let tables: Option<i64> = mysql_async::prelude::Queryable::query_first(
+        &mut conn,
+        format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}'", db.name()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tables, Some(0), "nothing was created");
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_migrates_when_asked_answers_its_probes_and_logs_json_without_colour() {
+    let db = seckill::testing::TestDatabase::new().await.unwrap();
+    let (port, management) = (free_port(), free_port());
+    let mut server = seckill_command(db.url())
+        .args(["serve", "--migrate", "--log-format", "json"])
+        .args(["--listen", &format!("localhost:{port}"), "--metrics-listen", &format!("localhost:{management}")])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = crate::common::http::serve(axum::Router::new()).await; // only for its HTTP client
+    let (base, probes) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{management}"));
+    let mut ready = None;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(&base).is_ok() {
+            ready = Some(client.request_to(&probes, hyper::Method::GET, "/readyz", None, Vec::new()).await);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ready = ready.expect("the server came up on localhost");
+    assert_eq!(ready.status, hyper::StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.json["checks"]["database"], "ok", "{}", ready.text);
+    assert_eq!(ready.json["checks"]["schema"], "in sync", "{}", ready.text);
+    assert_eq!(ready.json["checks"]["redis"], "not configured", "{}", ready.text);
+    let health = client.request_to(&probes, hyper::Method::GET, "/healthz", None, Vec::new()).await;
+    assert_eq!((health.status, health.json["status"].as_str()), (hyper::StatusCode::OK, Some("up")));
+    let public = client.request_to(&base, hyper::Method::GET, "/readyz", None, Vec::new()).await;
+    assert_eq!(public.status, hyper::StatusCode::NOT_FOUND, "the probes are not on the public listener");
+    let answer = client.request_to(&base, hyper::Method::GET, "/seckill/time/now", None, Vec::new()).await;
+    assert_eq!(answer.status, hyper::StatusCode::OK);
+
+    // A procedure dropped by hand: the instance is no longer ready, and says why.
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(db.url()).unwrap()).await.unwrap();
+    mysql_async::prelude::Queryable::query_drop(&mut conn, "DROP PROCEDURE execute_seckill_batch").await.unwrap();
+    let unready = client.request_to(&probes, hyper::Method::GET, "/readyz", None, Vec::new()).await;
+    assert_eq!(unready.status, hyper::StatusCode::SERVICE_UNAVAILABLE, "{}", unready.text);
+    assert_eq!(unready.json["ready"], false);
+    let schema = unready.json["checks"]["schema"].as_str().unwrap_or_default();
+    assert!(schema.starts_with("not in sync: procedure execute_seckill_batch"), "{schema}");
+
+    let terminated = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(terminated.success());
+    let (status, logs) = tokio::task::spawn_blocking(move || {
+        let status = server.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "no colour codes in a pipe: {logs}");
+    // The tool's own lines say `seckill: …`; every log line is one JSON object, the request's among them.
+    let json: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|line| !line.starts_with("seckill: "))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(json.iter().any(|line| line.to_string().contains("/seckill/time/now")), "{logs}");
 }

@@ -362,3 +362,41 @@ async fn reapplying_a_procedure_never_fails_the_calls_running_meanwhile() {
     // The calls ran while the definition changed: both versions answered.
     assert!(answered[0] > 0 && answered[1] > 0, "answers (2, 3): {answered:?}");
 }
+
+#[tokio::test]
+async fn a_decision_whose_procedure_is_missing_is_not_done_never_in_doubt() {
+    use seckill::exchange::{Exchange, ExchangeOutcome, NewGift};
+    use seckill::lottery::{DrawOutcome, Lottery, NewCampaign, NewTier};
+
+    let db = TestDatabase::migrated().await.unwrap();
+    let exchange = Exchange::new(db.pool().clone());
+    exchange.grant(1, 100, "test").await.unwrap();
+    let gift = exchange.create_gift(&NewGift { name: "mug".into(), cost: 10, stock: 5 }).await.unwrap();
+    let lottery = Lottery::new(db.pool().clone());
+    let now = chrono::Utc::now();
+    let tiers = vec![NewTier { name: "mug".into(), stock: 5, weight: 1 }];
+    let campaign = lottery
+        .create_campaign(&NewCampaign::new(
+            "draw",
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::hours(1),
+            tiers,
+        ))
+        .await
+        .unwrap();
+    // A schema behind the code: the server refuses the CALL itself (1305), before anything could run.
+    let mut conn = db.pool().get_conn().await.unwrap();
+    conn.query_drop("DROP PROCEDURE exchange_credit_batch").await.unwrap();
+    conn.query_drop("DROP PROCEDURE draw_lottery_batch").await.unwrap();
+
+    match exchange.exchange(1, gift.gift_id, "first-try").await.unwrap() {
+        ExchangeOutcome::InnerError(error) => assert!(!error.in_doubt, "nothing ran: {error:?}"),
+        other => panic!("an exchange without its procedure: {other:?}"),
+    }
+    match lottery.draw(campaign.campaign_id, 1).await.unwrap() {
+        DrawOutcome::InnerError(error) => assert!(!error.in_doubt, "nothing ran: {error:?}"),
+        other => panic!("a draw without its procedure: {other:?}"),
+    }
+    assert_eq!(query_i64(&db, "SELECT COUNT(*) FROM exchange_request").await, 0);
+    assert_eq!(query_i64(&db, "SELECT COUNT(*) FROM lottery_draw").await, 0);
+}

@@ -105,13 +105,13 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
     let json = args.json;
     let seckill_workloads = config.workloads.iter().any(|workload| workload.is_seckill());
     if !json && seckill_workloads {
-        println!("{}", header());
+        outln!("{}", header());
     }
     hot::run(&url, &config, |report| {
         if json {
-            println!("{}", serde_json::to_string(report).unwrap_or_default());
+            outln!("{}", serde_json::to_string(report).unwrap_or_default());
         } else {
-            println!("{}", row(report));
+            outln!("{}", row(report));
         }
     })
     .await?;
@@ -125,7 +125,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
         };
         let report = exchange_workload(&url, &_pool, &exchange).await?;
         if json {
-            println!("{}", serde_json::to_string(&report)?);
+            outln!("{}", serde_json::to_string(&report)?);
         } else {
             print_exchange(&report);
         }
@@ -164,16 +164,20 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
 
 fn print_cluster(r: &ClusterReport) {
     let (d, b, c) = (&r.direct, &r.balanced, &r.closed);
-    println!(
+    outln!(
         "cluster workload: {} instances behind nginx, {} keep-alive connections, {:.1} s per phase; the load \
          generator does {:.0} requests/s against a trivial server in its own process ({:.0} µs of CPU per request, \
          server included)",
-        r.instances, r.connections, d.seconds, r.generator_ceiling_per_s, r.generator_cpu_us_per_request
+        r.instances,
+        r.connections,
+        d.seconds,
+        r.generator_ceiling_per_s,
+        r.generator_cpu_us_per_request
     );
-    println!("{}", r.topology.lines().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n"));
-    println!("  {:<40} {:>16} {:>16} {:>14}", "", "instance 1", "balancer", "balancer/direct");
+    outln!("{}", r.topology.lines().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n"));
+    outln!("  {:<40} {:>16} {:>16} {:>14}", "", "instance 1", "balancer", "balancer/direct");
     let line = |what: &str, direct: String, balanced: String, ratio: String| {
-        println!("  {what:<40} {direct:>16} {balanced:>16} {ratio:>14}");
+        outln!("  {what:<40} {direct:>16} {balanced:>16} {ratio:>14}");
     };
     line(
         "successful seckills/s",
@@ -207,9 +211,9 @@ fn print_cluster(r: &ClusterReport) {
         format!("{:.2}", b.generator_cores),
         String::new(),
     );
-    println!("  books, instance 1: {}", d.books);
-    println!("  books, balancer:   {}", b.books);
-    println!(
+    outln!("  books, instance 1: {}", d.books);
+    outln!("  books, balancer:   {}", b.books);
+    outln!(
         "  closed item {} ({} sold, sold_out published by an instance): {:.0} requests/s answered at the balancer, \
          p50 / p99 \
          {:.2} / {:.2} ms, {} unexpected, load generator on {:.2} cores; execution requests reaching the instances \
@@ -224,12 +228,12 @@ fn print_cluster(r: &ClusterReport) {
         c.app_execution_requests,
         c.balancer_redis_failures
     );
-    println!("  books, closed item: {}", c.books);
+    outln!("  books, closed item: {}", c.books);
     for (phase, error) in
         [("instance 1", &d.first_error), ("balancer", &b.first_error), ("closed", &c.first_unexpected)]
     {
         if let Some(error) = error {
-            println!("  first error, {phase}: {error}");
+            outln!("  first error, {phase}: {error}");
         }
     }
 }
@@ -262,7 +266,7 @@ fn print_report<R: serde::Serialize>(
         return table(report);
     }
     match serde_json::to_string(report) {
-        Ok(line) => println!("{line}"),
+        Ok(line) => outln!("{line}"),
         Err(error) if printed.is_ok() => *printed = Err(error),
         Err(_) => {}
     }
@@ -276,7 +280,7 @@ fn odds_in_words(win_share: f64) -> String {
 fn print_lottery(r: &LotteryReport) {
     let (d, b) = (&r.durable, &r.redis);
     let tiers = r.tiers.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
-    println!(
+    outln!(
         "lottery workload: {} users, {} prizes in tiers of {tiers}, a draw wins {} while prizes last, {} callers, \
          {:.0} ms burst after all drawn",
         r.users,
@@ -285,9 +289,9 @@ fn print_lottery(r: &LotteryReport) {
         r.concurrency,
         r.burst_ms
     );
-    println!("  {:<40} {:>16} {:>16} {:>14}", "", "durable (MariaDB)", "Redis Lua", "durable/Redis");
+    outln!("  {:<40} {:>16} {:>16} {:>14}", "", "durable (MariaDB)", "Redis Lua", "durable/Redis");
     let line = |what: &str, durable: String, redis: String, ratio: String| {
-        println!("  {what:<40} {durable:>16} {redis:>16} {ratio:>14}");
+        outln!("  {what:<40} {durable:>16} {redis:>16} {ratio:>14}");
     };
     let ratio = |durable: f64, redis: f64| if redis > 0.0 { format!("{:.2}x", durable / redis) } else { "-".into() };
     line(
@@ -337,9 +341,9 @@ fn print_lottery(r: &LotteryReport) {
         String::new(),
     );
     line("errors", d.errors.to_string(), b.errors.to_string(), String::new());
-    println!("  books, durable: {}", d.books);
+    outln!("  books, durable: {}", d.books);
     if let Some(delivery) = &r.delivery {
-        println!(
+        outln!(
             "  delivery: {} wins delivered once in effect in {:.0} ms ({} calls, {:.0}% failing on purpose); the \
              gift service saw {:.0} calls/s while the backlog lasted (middle 80% of calls) against {:.0} configured \
              ({:+.1}%), {:.0} calls/s from first call to last",
@@ -353,10 +357,10 @@ fn print_lottery(r: &LotteryReport) {
             delivery.achieved_rate
         );
     }
-    println!("  books, Redis:   {}", b.books);
+    outln!("  books, Redis:   {}", b.books);
     for (design, error) in [("durable", &d.first_error), ("Redis", &b.first_error)] {
         if let Some(error) = error {
-            println!("  first error, {design}: {error}");
+            outln!("  first error, {design}: {error}");
         }
     }
 }
@@ -407,29 +411,29 @@ fn win_share(text: &str) -> Result<f64, String> {
 }
 
 fn print_exchange(r: &ExchangeReport) {
-    println!("exchange workload, {} callers", r.concurrency);
-    println!("  {:<44} {:>12.0}", "exchanges committed per second", r.exchanges_per_s);
-    println!("  {:<44} {:>12}", "exchanges (errors)", format!("{} ({})", r.exchanges, r.exchange_errors));
-    println!("  {:<44} {:>12.0}", "messages relayed with confirms per second", r.messages_per_s);
-    println!("  {:<44} {:>12.0}", "messages then consumed per second", r.messages_consumed_per_s);
-    println!(
+    outln!("exchange workload, {} callers", r.concurrency);
+    outln!("  {:<44} {:>12.0}", "exchanges committed per second", r.exchanges_per_s);
+    outln!("  {:<44} {:>12}", "exchanges (errors)", format!("{} ({})", r.exchanges, r.exchange_errors));
+    outln!("  {:<44} {:>12.0}", "messages relayed with confirms per second", r.messages_per_s);
+    outln!("  {:<44} {:>12.0}", "messages then consumed per second", r.messages_consumed_per_s);
+    outln!(
         "  {:<44} {:>12.1}",
         format!("exchange-to-shipment p50 ms at {}/s", r.sustained_rate),
         r.shipment_latency_p50_ms
     );
-    println!(
+    outln!(
         "  {:<44} {:>12.1}",
         format!("exchange-to-shipment p99 ms at {}/s", r.sustained_rate),
         r.shipment_latency_p99_ms
     );
     match (r.backlog_after_broker_restart, r.drain_after_broker_restart_ms) {
         (Some(backlog), Some(ms)) => {
-            println!("  {:<44} {:>12}", "backlog drained after a broker restart", format!("{backlog} in {ms:.0} ms"))
+            outln!("  {:<44} {:>12}", "backlog drained after a broker restart", format!("{backlog} in {ms:.0} ms"))
         }
-        _ => println!("  {:<44} {:>12}", "backlog drained after a broker restart", "- (shared broker)"),
+        _ => outln!("  {:<44} {:>12}", "backlog drained after a broker restart", "- (shared broker)"),
     }
-    println!("  {:<44} {:>12}", "duplicates absorbed by the warehouse", r.duplicates_absorbed);
-    println!("  books balance: every exchange paid and shipped exactly once");
+    outln!("  {:<44} {:>12}", "duplicates absorbed by the warehouse", r.duplicates_absorbed);
+    outln!("  books balance: every exchange paid and shipped exactly once");
 }
 
 fn header() -> String {

@@ -17,11 +17,11 @@ impl Check {
 
 /// Prints the table under `heading`.
 pub(super) fn print(heading: &str, checks: &[Check]) {
-    println!("\n  {heading}");
+    outln!("\n  {heading}");
     for check in checks {
-        println!("  {:<4} {}", if check.passed { "ok" } else { "FAIL" }, check.what);
+        outln!("  {:<4} {}", if check.passed { "ok" } else { "FAIL" }, check.what);
     }
-    println!();
+    outln!();
 }
 
 /// Every check passed, or a failure naming those that did not, whose books they are (`whose`: "the exchange's").

@@ -61,7 +61,7 @@ pub(super) async fn run(context: &Context<'_>, args: &ExchangeActArgs) -> Result
     let warehouse_target = DatabaseTarget::named_by(args.warehouse_database_url.clone(), "--warehouse-database-url");
     let (_, warehouse) = warehouse_target.url_or_throwaway("seckill_demo_warehouse").await?;
     Migrator::warehouse()?.run(&warehouse).await?;
-    println!("migrated the shop's database and the warehouse's");
+    outln!("migrated the shop's database and the warehouse's");
 
     let exchange = Exchange::new(shop.clone());
     let (hot, others) = stock_gifts(&exchange, args).await?;
@@ -97,7 +97,7 @@ pub(super) async fn run(context: &Context<'_>, args: &ExchangeActArgs) -> Result
     }
     checks::all_passed("the exchange's", &checks)?;
     let exchanged = crowd.attempts.iter().filter(|attempt| attempt.exchanged()).count();
-    println!("exchange books balance: {exchanged} exchanged = {exchanged} paid = {exchanged} shipped, nothing twice");
+    outln!("exchange books balance: {exchanged} exchanged = {exchanged} paid = {exchanged} shipped, nothing twice");
     let first_user = users.first().map_or(1, |user| user.user_id);
     let page = format!(
         "the exchange page: {{base}}/exchange (signed in as user {first_user} with the cookie {USER_COOKIE}={})",
@@ -122,7 +122,7 @@ async fn stock_gifts(exchange: &Exchange, args: &ExchangeActArgs) -> Result<(Gif
         created.push(exchange.create_gift(gift).await?);
     }
     for gift in std::iter::once(&hot).chain(&created) {
-        println!("gift {} {:?}: cost {}, stock {}", gift.gift_id, gift.name, gift.cost, gift.stock);
+        outln!("gift {} {:?}: cost {}, stock {}", gift.gift_id, gift.name, gift.cost, gift.stock);
     }
     Ok((hot, created))
 }
@@ -156,7 +156,7 @@ async fn grant_points(exchange: &Exchange, shop: &Pool, count: u32) -> Result<Ve
     for grant in grants {
         grant.await.map_err(|e| Failure::new(format!("granting points: {e}")))??;
     }
-    println!(
+    outln!(
         "granted points to users {}..={}: {POINTS} each, {FEW_POINTS} to every tenth",
         first,
         first + i64::from(count) - 1
@@ -188,16 +188,16 @@ async fn drain(shop: &Pool, gifts: &[Gift]) -> Result<Duration, Failure> {
 fn print_crowd(crowd: &CrowdReport, users: usize) {
     let unavailable: u32 = crowd.attempts.iter().map(|attempt| attempt.unavailable).sum();
     let undecided: u32 = crowd.attempts.iter().map(|attempt| attempt.undecided).sum();
-    println!("\n  {users} users, {} exchanges meant, {} HTTP requests", crowd.attempts.len(), crowd.requests);
-    println!("  {:<40} {:>10}", "exchanged (兑换成功)", crowd.count("exchanged"));
-    println!("  {:<40} {:>10}", "not enough points (积分不足)", crowd.count("not_enough_points"));
-    println!("  {:<40} {:>10}", "out of stock (库存不足)", crowd.count("out_of_stock"));
-    println!("  {:<40} {:>10}", "unknown user or gift", crowd.count("unknown_user") + crowd.count("unknown_gift"));
-    println!("  {:<40} {:>10}", "resends answered with the first outcome", crowd.resends_answered());
-    println!("  {:<40} {:>10}", "503s sent again with the same key", unavailable);
-    println!("  {:<40} {:>10}", "undecided after retries", undecided);
-    println!("  {:<40} {:>10}", "unexpected answers", crowd.unexpected.len());
-    println!("  {:<40} {:>10.0}", "exchange requests/s", crowd.requests as f64 / crowd.seconds);
-    println!("  {:<40} {:>10.2}", "exchange p50 ms", crowd.latencies.quantile_ms(0.5));
-    println!("  {:<40} {:>10.2}", "exchange p99 ms", crowd.latencies.quantile_ms(0.99));
+    outln!("\n  {users} users, {} exchanges meant, {} HTTP requests", crowd.attempts.len(), crowd.requests);
+    outln!("  {:<40} {:>10}", "exchanged (兑换成功)", crowd.count("exchanged"));
+    outln!("  {:<40} {:>10}", "not enough points (积分不足)", crowd.count("not_enough_points"));
+    outln!("  {:<40} {:>10}", "out of stock (库存不足)", crowd.count("out_of_stock"));
+    outln!("  {:<40} {:>10}", "unknown user or gift", crowd.count("unknown_user") + crowd.count("unknown_gift"));
+    outln!("  {:<40} {:>10}", "resends answered with the first outcome", crowd.resends_answered());
+    outln!("  {:<40} {:>10}", "503s sent again with the same key", unavailable);
+    outln!("  {:<40} {:>10}", "undecided after retries", undecided);
+    outln!("  {:<40} {:>10}", "unexpected answers", crowd.unexpected.len());
+    outln!("  {:<40} {:>10.0}", "exchange requests/s", crowd.requests as f64 / crowd.seconds);
+    outln!("  {:<40} {:>10.2}", "exchange p50 ms", crowd.latencies.quantile_ms(0.5));
+    outln!("  {:<40} {:>10.2}", "exchange p99 ms", crowd.latencies.quantile_ms(0.99));
 }

@@ -97,7 +97,7 @@ fn share(text: &str) -> Result<f64, String> {
 }
 
 pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<Finished, Failure> {
-    println!(
+    outln!(
         "{} users draw through the library service Lottery, not HTTP: {RUSH_INSTANCES} instances stand for app \
          instances sharing Redis for \"all drawn\"; every fifth user draws twice at once, every tenth comes back \
          later through a fourth instance",
@@ -108,7 +108,7 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
     let redis = tokio::task::spawn_blocking(redis_url);
     let (url, shop) = context.target.url_or_throwaway("seckill_demo").await?;
     Migrator::embedded()?.run(&shop).await?;
-    println!("migrated the shop's database");
+    outln!("migrated the shop's database");
 
     let stub = GiftServiceStub::start(StubConfig {
         fail_share: args.gift_fail_share,
@@ -127,7 +127,7 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
         ..GiftWorkerConfig::default()
     };
     let worker = GiftWorker::new(&stub.url(), gift_config)?;
-    println!(
+    outln!(
         "gift service stub at {}: fails {:.0}% of calls with 503, and loses {:.0}% of answers after delivering",
         stub.url(),
         args.gift_fail_share * 100.0,
@@ -154,7 +154,7 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
     consumer.reconnect_delay = RECONNECT_DELAY;
     let delivering: Vec<Running> =
         (0..GIFT_CONSUMERS).map(|_| messaging::spawn_consumer(&amqp_url, consumer.clone(), worker.clone())).collect();
-    println!(
+    outln!(
         "relay and gift worker running in-process: {} calls/s, {GIFT_CONCURRENCY} at once, up to {GIFT_ATTEMPTS} \
          calls per win, {GIFT_CONSUMERS} consumers",
         args.gift_rate
@@ -188,7 +188,7 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
         stats: worker.stats(),
         config: worker.config().clone(),
     };
-    println!(
+    outln!(
         "gift worker caught up {:.1} s after the crowd: {} calls for {} wins, {} tried again, {} duplicates \
          absorbed by the key",
         drained.saturating_duration_since(crowd_done).as_secs_f64(),
@@ -209,7 +209,7 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
     }
     checks::all_passed("the lottery's", &checks)?;
     let told = crowd.count(|outcome| outcome.draw_id().is_some() && !outcome.is_repeat());
-    println!(
+    outln!(
         "lottery books balance: {} draws recorded = {told} users told, {wins} won = {wins} prizes taken = {wins} \
          gifts delivered once",
         books.draws,
@@ -235,7 +235,7 @@ async fn create_campaign(lottery: &Lottery, prizes: u32) -> Result<Campaign, Fai
     };
     let campaign = lottery.create_campaign(&campaign).await?;
     let tiers: Vec<String> = campaign.tiers.iter().map(|tier| format!("{} {:?}", tier.stock, tier.name)).collect();
-    println!(
+    outln!(
         "campaign {} with {} prizes ({}) opens at {}; a draw wins one time in five while prizes last",
         campaign.campaign_id,
         campaign.prizes_left(),
@@ -294,21 +294,21 @@ async fn drain(shop: &Pool, stub: &GiftServiceStub, campaign_id: i64, wins: i64)
 fn print_crowd(crowd: &CrowdReport, users: u32) {
     let first = |outcome: &DrawOutcome| !outcome.is_repeat();
     let inner_errors = crowd.count(|outcome| matches!(outcome, DrawOutcome::InnerError(_)));
-    println!("\n  {users} users, {} draws asked", crowd.asked.iter().sum::<u64>());
-    println!("  {:<40} {:>10}", "won (中奖)", crowd.count(|o| o.is_win() && first(o)));
-    println!(
+    outln!("\n  {users} users, {} draws asked", crowd.asked.iter().sum::<u64>());
+    outln!("  {:<40} {:>10}", "won (中奖)", crowd.count(|o| o.is_win() && first(o)));
+    outln!(
         "  {:<40} {:>10}",
         "no prize (未中奖)",
         crowd.count(|o| matches!(o, DrawOutcome::NoPrize { .. }) && first(o))
     );
-    println!("  {:<40} {:>10}", "repeats answered with the first result", crowd.count(DrawOutcome::is_repeat));
-    println!("  {:<40} {:>10}", "all drawn (奖品已抽完)", crowd.count(|o| *o == DrawOutcome::AllDrawn));
-    println!("  {:<40} {:>10}", "not started yet, drawn again", crowd.not_started);
-    println!("  {:<40} {:>10}", "inner errors", inner_errors);
+    outln!("  {:<40} {:>10}", "repeats answered with the first result", crowd.count(DrawOutcome::is_repeat));
+    outln!("  {:<40} {:>10}", "all drawn (奖品已抽完)", crowd.count(|o| *o == DrawOutcome::AllDrawn));
+    outln!("  {:<40} {:>10}", "not started yet, drawn again", crowd.not_started);
+    outln!("  {:<40} {:>10}", "inner errors", inner_errors);
     let rush_draws = crowd.told.iter().filter(|told| told.at.as_secs_f64() <= crowd.rush_seconds).count();
-    println!("  {:<40} {:>10.0}", "rush draws/s", rush_draws as f64 / crowd.rush_seconds);
-    println!("  {:<40} {:>10.3}", "draw p50 ms", crowd.latencies.quantile_ms(0.5));
-    println!("  {:<40} {:>10.3}", "draw p99 ms", crowd.latencies.quantile_ms(0.99));
+    outln!("  {:<40} {:>10.0}", "rush draws/s", rush_draws as f64 / crowd.rush_seconds);
+    outln!("  {:<40} {:>10.3}", "draw p50 ms", crowd.latencies.quantile_ms(0.5));
+    outln!("  {:<40} {:>10.3}", "draw p99 ms", crowd.latencies.quantile_ms(0.99));
 }
 
 /// The "all drawn" moment, and who turned the crowd away: the instances' flags (memory, or Redis) before the
@@ -320,7 +320,7 @@ fn print_all_drawn(
     published: Option<&str>,
 ) {
     let Some(at) = crowd.all_drawn_at() else {
-        println!("\n  not all drawn: prizes are left after the whole crowd drew");
+        outln!("\n  not all drawn: prizes are left after the whole crowd drew");
         return;
     };
     let all_drawn = crowd.count(|outcome| *outcome == DrawOutcome::AllDrawn) as u64;
@@ -328,31 +328,31 @@ fn print_all_drawn(
         crowd.asked.iter().zip(stats).map(|(asked, stats)| asked.saturating_sub(stats.requests)).collect();
     let flags: u64 = before_lanes.iter().sum();
     let lanes: u64 = stats.iter().map(|stats| stats.short_circuited).sum();
-    println!("\n  all drawn {:.2} s after the opening (the first \"all drawn\" answer)", at.as_secs_f64());
-    println!("  {all_drawn} answers \"all drawn\", no draw recorded for them; answered");
-    println!("  {:<56} {:>8}", "  by the instances' flags, before their lanes", flags);
-    println!("  {:<56} {:>8}", "  by the lanes' memory of the campaign", lanes);
-    println!(
+    outln!("\n  all drawn {:.2} s after the opening (the first \"all drawn\" answer)", at.as_secs_f64());
+    outln!("  {all_drawn} answers \"all drawn\", no draw recorded for them; answered");
+    outln!("  {:<56} {:>8}", "  by the instances' flags, before their lanes", flags);
+    outln!("  {:<56} {:>8}", "  by the lanes' memory of the campaign", lanes);
+    outln!(
         "  {:<56} {:>8}",
         "  by the database (a batch that found no prize left)",
         all_drawn.saturating_sub(flags + lanes)
     );
-    println!("\n  {:<12} {:>8} {:>10} {:>9} {:>14}", "instance", "draws", "to lanes", "batches", "turned away");
+    outln!("\n  {:<12} {:>8} {:>10} {:>9} {:>14}", "instance", "draws", "to lanes", "batches", "turned away");
     for (index, ((asked, stats), away)) in crowd.asked.iter().zip(stats).zip(&before_lanes).enumerate() {
         let late = if index >= RUSH_INSTANCES { " (late)" } else { "" };
         let name = format!("app {}{late}", index + 1);
-        println!("  {name:<12} {asked:>8} {:>10} {:>9} {away:>14}", stats.requests, stats.batches);
+        outln!("  {name:<12} {asked:>8} {:>10} {:>9} {away:>14}", stats.requests, stats.batches);
     }
     let late_lanes: u64 =
         stats.iter().zip(rush_stats).skip(RUSH_INSTANCES).map(|(s, r)| s.requests.saturating_sub(r.requests)).sum();
     let late_asked: u64 = crowd.asked.iter().skip(RUSH_INSTANCES).sum();
     match published {
-        Some(value) => println!(
+        Some(value) => outln!(
             "  Redis said {value:?} before app {} joined: {} of its {late_asked} draws reached its lanes{}",
             RUSH_INSTANCES + 1,
             late_lanes,
             if late_lanes == 0 { ", it knew from Redis alone" } else { "" }
         ),
-        None => println!("  Redis did not say \"all drawn\" in time: app {} asked its database", RUSH_INSTANCES + 1),
+        None => outln!("  Redis did not say \"all drawn\" in time: app {} asked its database", RUSH_INSTANCES + 1),
     }
 }

@@ -38,7 +38,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
     /// Address for the HTTP server (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:0")]
+    #[arg(long, default_value = "127.0.0.1:0", value_parser = super::serve::listen_address)]
     listen: SocketAddr,
     /// Keep serving every act's API and pages after the last act, until Ctrl-C.
     #[arg(long)]
@@ -95,7 +95,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
     let mut finished = Vec::new();
     for act in acts {
         let gap = if finished.is_empty() { "" } else { "\n" };
-        println!("{gap}== {} act ==", act.name());
+        outln!("{gap}== {} act ==", act.name());
         finished.push(match act {
             Act::Seckill => seckill_act::run(&context, &args.seckill).await?,
             Act::Exchange => exchange_act::run(&context, &args.exchange).await?,
@@ -120,7 +120,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
     let mut routes = Router::new();
     for act in &finished {
         routes = routes.merge(act.routes.clone());
-        act.pages.iter().for_each(|page| println!("{}", page.replace("{base}", &base)));
+        act.pages.iter().for_each(|page| outln!("{}", page.replace("{base}", &base)));
     }
     stage.serve_until_signal(routes).await
 }

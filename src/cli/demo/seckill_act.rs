@@ -94,7 +94,7 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
             let (url, pool) = context.target.url_or_throwaway("seckill_demo").await?;
             let report = Migrator::embedded()?.run(&pool).await?;
             let (migrations, procedures) = (report.migrations.len(), report.procedures.len());
-            println!("migrated: {migrations} migrations, {procedures} procedures applied");
+            outln!("migrated: {migrations} migrations, {procedures} procedures applied");
             let front = match cluster {
                 Some(instances) => {
                     let database = ClusterDatabase::given(url);
@@ -122,7 +122,7 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
             end_time: now + opens_in + chrono::Duration::minutes(30),
         })
         .await?;
-    println!("item {} with stock {} opens at {}", item.seckill_id, item.number, item.start_time.to_rfc3339());
+    outln!("item {} with stock {} opens at {}", item.seckill_id, item.number, item.start_time.to_rfc3339());
     let client = ApiClient::new(front.base_url(context));
 
     let progress =
@@ -172,7 +172,7 @@ pub(super) async fn run(context: &Context<'_>, args: &SeckillActArgs) -> Result<
     books
         .check(i64::from(args.stock), tally.sold)
         .map_err(|why| Failure::new(format!("the books do NOT balance: {why}")))?;
-    println!(
+    outln!(
         "books balance: {} sold = {} success rows = {} stock taken, no buyer twice, stock left {}",
         tally.sold,
         books.rows,
@@ -205,9 +205,9 @@ impl Front {
             .database(database)
             .redis(ClusterRedis::Private)
             .hmac_secret(secret);
-        println!("starting {instances} seckill serve instances behind nginx for the crowd ...");
+        outln!("starting {instances} seckill serve instances behind nginx for the crowd ...");
         let cluster = Cluster::start(options).await?;
-        println!("{}", cluster.describe());
+        outln!("{}", cluster.describe());
         let pool = cluster.database().pool().clone();
         Ok((Front::Cluster(Box::new(cluster)), pool))
     }
@@ -234,7 +234,7 @@ impl Front {
                 let by_instances = by_instance.iter().sum::<usize>() as u64;
                 let key = cluster.state_key(seckill::seckill::closed::KEY_KIND, seckill_id);
                 let state = cluster.shared_state(&key).await?;
-                println!(
+                outln!(
                     "execution requests answered: {}; the balancer itself: {} (of the crowd's {executions}; {} = \
                      {})",
                     answered.join(", "),
@@ -243,7 +243,7 @@ impl Front {
                     state.as_deref().unwrap_or("none")
                 );
                 cluster.stop().await?;
-                println!("the cluster is stopped and removed");
+                outln!("the cluster is stopped and removed");
             }
         }
         Ok(())
@@ -295,13 +295,13 @@ async fn buyer(
 
 fn print_table(tally: &Tally, seconds: f64, buyers: u32) {
     let p = |q: f64| tally.executions.quantile_ms(q);
-    println!("\n  {buyers} buyers, {} execution requests", tally.requests);
-    println!("  {:<32} {:>10}", "sold (秒杀成功)", tally.sold);
-    println!("  {:<32} {:>10}", "repeats (重复秒杀)", tally.repeats);
-    println!("  {:<32} {:>10}", "sold-out answers (秒杀结束)", tally.sold_out);
-    println!("  {:<32} {:>10}", "tampered URLs rejected (数据篡改)", tally.tampered_rejected);
-    println!("  {:<32} {:>10}", "inner errors", tally.inner_errors);
-    println!("  {:<32} {:>10.0}", "execution requests/s", tally.requests as f64 / seconds);
-    println!("  {:<32} {:>10.2}", "execution p50 ms", p(0.5));
-    println!("  {:<32} {:>10.2}\n", "execution p99 ms", p(0.99));
+    outln!("\n  {buyers} buyers, {} execution requests", tally.requests);
+    outln!("  {:<32} {:>10}", "sold (秒杀成功)", tally.sold);
+    outln!("  {:<32} {:>10}", "repeats (重复秒杀)", tally.repeats);
+    outln!("  {:<32} {:>10}", "sold-out answers (秒杀结束)", tally.sold_out);
+    outln!("  {:<32} {:>10}", "tampered URLs rejected (数据篡改)", tally.tampered_rejected);
+    outln!("  {:<32} {:>10}", "inner errors", tally.inner_errors);
+    outln!("  {:<32} {:>10.0}", "execution requests/s", tally.requests as f64 / seconds);
+    outln!("  {:<32} {:>10.2}", "execution p50 ms", p(0.5));
+    outln!("  {:<32} {:>10.2}\n", "execution p99 ms", p(0.99));
 }
