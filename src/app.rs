@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::http::fallbacks::NO_SUCH_ROUTE;
+use crate::http::front_door::{Entrance, FrontDoor};
 use crate::http::health::{HEALTH_PATH, READY_PATH};
 use crate::http::{Envelope, Interception};
 use crate::local::cluster::ServedApp;
@@ -15,6 +16,21 @@ use crate::prometheus::METRICS_PATH;
 /// was recorded for them, which is false of a user who drew before, and only an instance can tell them apart.
 pub fn balancer_interceptions() -> Vec<Interception> {
     vec![crate::seckill::http::balancer_interception()]
+}
+
+/// The landing page's links: the three domains' pages (see [`crate::http::front_door`]).
+pub fn front_door() -> FrontDoor {
+    FrontDoor::new(vec![
+        Entrance {
+            title: "秒杀 · Flash sale", path: "/seckill/list", about: "items on sale, a countdown, one click"
+        },
+        Entrance {
+            title: "积分兑换 · Points exchange",
+            path: "/exchange",
+            about: "your balance, gifts, your exchanges",
+        },
+        Entrance { title: "抽奖 · Lottery", path: "/lottery/{id}", about: "a campaign by its id: draw, your draws" },
+    ])
 }
 
 /// The topics of every message the domains produce, which a relay of the app's outbox carries: the points

@@ -31,6 +31,7 @@ mod migrate;
 mod serve;
 mod signing_args;
 mod time_arg;
+mod user;
 
 use std::process::ExitCode;
 
@@ -123,6 +124,9 @@ enum Command {
     /// The lottery: create a campaign of prize tiers, draw for a user, show a campaign.
     #[command(subcommand)]
     Lottery(lottery::LotteryCommand),
+    /// Users: the signed cookie that signs a user in, for scripts.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Compare strategies on one hot item (naive client transaction, one CALL per seckill, batched) and check
     /// the books after every run; exits non-zero if they do not balance.
     Bench(bench::BenchArgs),
@@ -234,6 +238,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Gift(command) => exchange::gift(&target, command).await,
         Command::Exchange(args) => exchange::exchange(&target, args).await,
         Command::Lottery(command) => lottery::run(&target, command).await,
+        Command::User(command) => user::run(command),
         Command::Bench(args) => bench::run(&target, args).await,
         Command::Serve(args) => serve::run(&target, args).await,
         Command::Cluster(args) => cluster::run(&target, args).await,

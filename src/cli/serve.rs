@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use seckill::database::ReadWriteSplit;
 use seckill::exchange::Exchange;
 use seckill::exchange::http::ExchangeHttp;
+use seckill::http::front_door::SIGN_IN_PATH;
 use seckill::http::health::{self, HEALTH_PATH, READY_PATH, Readiness};
 use seckill::http::{SignedUserCookie, USER_COOKIE, with_json_fallbacks};
 use seckill::lottery::Lottery;
@@ -42,6 +43,10 @@ pub(crate) struct ServeArgs {
     /// address is printed at start).
     #[arg(long, env = "SECKILL_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN, value_parser = listen_address)]
     metrics_listen: SocketAddr,
+    /// Serve a sign-in page at /signin where anyone signs in as any user id: for development and demos only, never
+    /// in production (a shop signs its users in with its own identity). Needs hmac signing (SECKILL_SECRET).
+    #[arg(long)]
+    dev_sign_in: bool,
     /// Apply pending migrations and procedures before serving. Without it, serve refuses a database whose
     /// schema is not the one this seckill was built with (`seckill status` shows the difference).
     #[arg(long)]
@@ -108,9 +113,17 @@ impl LimitArgs {
 
 pub(crate) async fn run(
     target: &DatabaseTarget,
-    ServeArgs { listen, metrics_listen, migrate, instance: args }: ServeArgs,
+    ServeArgs { listen, metrics_listen, dev_sign_in, migrate, instance: args }: ServeArgs,
 ) -> Result<(), Failure> {
     let signer = args.signing.signer()?;
+    let front_door = match (dev_sign_in, args.signing.hmac_secret()) {
+        (false, _) => seckill::app::front_door(),
+        (true, Some(secret)) => seckill::app::front_door().development_sign_in(SignedUserCookie::new(secret)?),
+        (true, None) => {
+            return Err(Failure::new("--dev-sign-in signs users in with the hmac secret, and there is none")
+                .hint("set SECKILL_SECRET (hmac signing)"));
+        }
+    };
     let database = target.split_or_throwaway("seckill").await?;
     let migrator = Migrator::embedded()?;
     if migrate || target.is_throwaway() {
@@ -145,6 +158,13 @@ pub(crate) async fn run(
          and {READY_PATH}"
     );
     let metrics = serve_management(metrics_listener, metrics, readiness);
+    if dev_sign_in {
+        eprintln!(
+            "seckill: development sign-in at http://{}{SIGN_IN_PATH}: anyone signs in as anyone",
+            listener.local_addr()?
+        );
+    }
+    let routes = routes.merge(front_door.router());
     let app = host(match signed_in {
         Some(signed_in) => {
             let address = listener.local_addr()?;

@@ -1,7 +1,8 @@
 //! What every router of the crate shares, and nothing of any domain: the error type and the envelope every answer
 //! is written in, the user seam through which a host app says who a request is for, cookies, the GTID cookie
 //! that lets a reader see its own writes, the common layers, the embedded page helper, request metrics, the
-//! JSON fallbacks for a whole app, and the [`health`] probes for its management listener.
+//! JSON fallbacks for a whole app, the [`health`] probes for its management listener, and the [`front_door`]: a
+//! landing page and a development sign-in.
 //!
 //! Each domain owns its router ([`crate::seckill::http`], [`crate::exchange::http`], [`crate::lottery::http`]);
 //! a host app merges the ones it wants, then calls [`with_json_fallbacks`] on the whole. Every router answers in
@@ -19,6 +20,7 @@ pub(crate) mod cookies;
 mod envelope;
 mod error;
 pub(crate) mod fallbacks;
+pub mod front_door;
 pub(crate) mod gtid_cookie;
 pub mod health;
 mod idempotency;

@@ -99,3 +99,88 @@ async fn once_the_sale_is_over_the_page_shows_the_buyer_their_own_record() {
     client.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);
 }
+
+/// Clicks the element `id` once it is there and enabled.
+async fn click_when_enabled(client: &Client, id: &str) {
+    eventually(Duration::from_secs(10), id, || async {
+        match client.find(Locator::Id(id)).await {
+            Ok(element) => element.is_enabled().await.unwrap_or(false),
+            Err(_) => false,
+        }
+    })
+    .await;
+    client.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_user_signs_in_from_a_page_then_exchanges_and_draws() {
+    use seckill::exchange::{Exchange, NewGift};
+    use seckill::lottery::{Lottery, NewCampaign, NewTier};
+
+    let db = migrated_db().await;
+    let exchange = Exchange::new(db.pool().clone());
+    exchange.grant(7, 100, "welcome").await.unwrap();
+    let mug = exchange.create_gift(&NewGift { name: "马克杯 Mug".into(), cost: 30, stock: 5 }).await.unwrap().gift_id;
+    let lottery = Lottery::new(db.pool().clone());
+    let now = chrono::Utc::now();
+    let tiers = vec![NewTier { name: "笔 Pen".into(), stock: 5, weight: 1 }];
+    let campaign = lottery
+        .create_campaign(&NewCampaign::new(
+            "春节抽奖",
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::hours(1),
+            tiers,
+        ))
+        .await
+        .unwrap()
+        .campaign_id;
+    let cookie = crate::common::http::user_cookies();
+    let app = seckill::app::front_door()
+        .development_sign_in(cookie.clone())
+        .router()
+        .merge(seckill::exchange::http::router(exchange.clone(), cookie.clone()))
+        .merge(seckill::lottery::http::router(lottery, cookie));
+    let served = serve(app).await;
+    let driver = ChromeDriver::start_when_alone().await;
+    let profile = profile_dir("sign-in");
+    let client = browser(&driver, &profile).await;
+    let origin = format!("http://{}", served.address);
+
+    // Signed out, the exchange's page says so and links to the sign-in, which comes back to it.
+    client.goto(&format!("{origin}/exchange")).await.unwrap();
+    click_when_enabled(&client, "sign-in").await;
+    eventually(Duration::from_secs(10), "the sign-in page", || async {
+        client.current_url().await.is_ok_and(|url| url.path() == "/signin")
+    })
+    .await;
+    client.find(Locator::Id("user")).await.unwrap().send_keys("7").await.unwrap();
+    client.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    eventually(Duration::from_secs(10), "user 7's balance", || async { text_of(&client, "balance").await == "100" })
+        .await;
+    click_when_enabled(&client, &format!("exchange-{mug}")).await;
+    eventually(Duration::from_secs(10), "the exchange", || async {
+        text_of(&client, "result").await.contains("兑换成功")
+    })
+    .await;
+
+    // From the landing page to the campaign by its id, signed in already: a draw.
+    client.goto(&format!("{origin}/")).await.unwrap();
+    let form = client.find(Locator::Css("form[data-path] input")).await.unwrap();
+    form.send_keys(&format!("{campaign}\n")).await.unwrap();
+    click_when_enabled(&client, "draw").await;
+    eventually(Duration::from_secs(10), "the prize", || async { text_of(&client, "result").await.contains("笔 Pen") })
+        .await;
+    client.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+
+    let count = |sql: &'static str| {
+        let pool = db.pool().clone();
+        async move {
+            let mut conn = pool.get_conn().await.unwrap();
+            mysql_async::prelude::Queryable::query_first::<i64, _>(&mut conn, sql).await.unwrap().unwrap_or(0)
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM credit_exchange WHERE user_id = 7").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM lottery_draw WHERE user_id = 7").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM credit_exchange").await, 1, "no one else was signed in");
+}

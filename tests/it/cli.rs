@@ -264,6 +264,11 @@ async fn serve_migrates_when_asked_answers_its_probes_and_logs_json_without_colo
     assert_eq!(public.status, hyper::StatusCode::NOT_FOUND, "the probes are not on the public listener");
     let answer = client.request_to(&base, hyper::Method::GET, "/seckill/time/now", None, Vec::new()).await;
     assert_eq!(answer.status, hyper::StatusCode::OK);
+    let landing = client.request_to(&base, hyper::Method::GET, "/", None, Vec::new()).await;
+    assert_eq!(landing.status, hyper::StatusCode::OK, "a landing page at /");
+    assert!(landing.text.contains("/exchange") && !landing.text.contains("signin"), "{}", landing.text);
+    let sign_in = client.request_to(&base, hyper::Method::GET, "/signin", None, Vec::new()).await;
+    assert_eq!(sign_in.status, hyper::StatusCode::NOT_FOUND, "no development sign-in unless asked for");
 
     // A procedure dropped by hand: the instance is no longer ready, and says why.
     let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(db.url()).unwrap()).await.unwrap();
@@ -293,4 +298,22 @@ async fn serve_migrates_when_asked_answers_its_probes_and_logs_json_without_colo
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
     assert!(json.iter().any(|line| line.to_string().contains("/seckill/time/now")), "{logs}");
+}
+
+#[test]
+fn user_token_prints_the_cookie_serve_checks() {
+    let output = seckill_command("mysql://unused@127.0.0.1:1/x").args(["user", "token", "7"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let line = stdout(&output);
+    let value = line.trim().strip_prefix("seckillUser=").unwrap_or_default();
+    assert_eq!(crate::common::http::user_cookies().verify(value), Some(7), "{line}");
+    let no_secret = seckill_command("mysql://unused@127.0.0.1:1/x")
+        .args(["user", "token", "7"])
+        .env_remove("SECKILL_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(no_secret.status.code(), Some(1));
+    assert!(stderr(&no_secret).contains("SECKILL_SECRET"), "{}", stderr(&no_secret));
+    let bad = seckill_command("mysql://unused@127.0.0.1:1/x").args(["user", "token", "0"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
 }

@@ -17,6 +17,7 @@ mod cli;
 mod cluster;
 mod demo;
 mod faults;
+mod front_door;
 mod history;
 mod layout;
 mod messaging;

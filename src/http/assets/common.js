@@ -42,5 +42,14 @@ var seckillPage = (function () {
     result.setAttribute('data-outcome', outcome || '');
   }
 
-  return { $: $, api: api, element: element, when: when, show: show };
+  // Says in `note` that the user must sign in, with a link to the site's sign-in (/signin, the path the host's
+  // sign-in is at by convention; `seckill serve --dev-sign-in` serves one) that comes back to this page.
+  function signedOut(note, message) {
+    note.hidden = false;
+    note.textContent = '请先登录 · Please sign in first' + (message ? ' (' + message + ')' : '') + ' ';
+    var next = window.location.pathname + window.location.search;
+    note.appendChild(element('a', { id: 'sign-in', href: '/signin?next=' + encodeURIComponent(next) }, '登录 · Sign in'));
+  }
+
+  return { $: $, api: api, element: element, when: when, show: show, signedOut: signedOut };
 })();

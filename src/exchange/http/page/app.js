@@ -48,9 +48,7 @@
 
   function showSignedOut(message) {
     signedIn = false;
-    var note = $('signed-out');
-    note.hidden = false;
-    note.textContent = '请先登录 · Please sign in first' + (message ? ' (' + message + ')' : '');
+    page.signedOut($('signed-out'), message);
     $('balance').textContent = '—';
     $('who').textContent = '';
     Object.keys(giftRows).forEach(function (id) { giftRows[id].button.disabled = true; });

@@ -92,9 +92,7 @@
 
   function showSignedOut(message) {
     signedIn = false;
-    var note = $('signed-out');
-    note.hidden = false;
-    note.textContent = '请先登录 · Please sign in first' + (message ? ' (' + message + ')' : '');
+    page.signedOut($('signed-out'), message);
     $('who').textContent = '';
     updateButton();
   }
