@@ -183,6 +183,8 @@ async fn the_demo_runs_every_act_in_turn() {
     let exchange = out.find("exchange books balance:").expect("the exchange act balanced");
     let lottery = out.find("lottery books balance:").expect("the lottery act balanced");
     assert!(seckill < exchange && exchange < lottery, "the acts run in order: {out}");
+    let verdict = out.lines().last().unwrap_or_default();
+    assert_eq!(verdict, "demo: seckill, exchange, lottery played; every answer was expected and every book balances");
 
     let unknown = seckill_command(sides.shop.url()).args(["demo", "lottery-draw"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(2), "an unknown act is a usage error: {}", stderr(&unknown));

@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use clap::{Args, ValueEnum};
+use seckill::http::SignedUserCookie;
 use seckill::messaging::Running;
 
 use super::signing_args::random_secret;
@@ -93,6 +94,7 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
     let context =
         Context { target, stage: &stage, concurrency: args.concurrency, secret: &secret, messages: Default::default() };
     let mut finished = Vec::new();
+    let names: Vec<&str> = acts.iter().map(|act| act.name()).collect();
     for act in acts {
         let gap = if finished.is_empty() { "" } else { "\n" };
         outln!("{gap}== {} act ==", act.name());
@@ -102,6 +104,8 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
             Act::Lottery => lottery_act::run(&context, &args.lottery).await?,
         });
     }
+    // An act that meets an unexpected answer or a check that fails has ended the demo with an error already.
+    outln!("\ndemo: {} played; every answer was expected and every book balances", names.join(", "));
     // Stopped after the acts' consumers, so that their last callbacks are still marked consumed; with `--serve`,
     // kept until serving ends.
     let relay = context.messages.into_relay();
@@ -117,7 +121,9 @@ pub(crate) async fn run(target: &DatabaseTarget, args: DemoArgs) -> Result<(), F
         return Ok(());
     }
     let base = stage.base_url();
-    let mut routes = Router::new();
+    // Pages you can sign in to: anyone as anyone, as a demo should.
+    let mut routes = seckill::app::front_door().development_sign_in(SignedUserCookie::new(&secret)?).router();
+    outln!("sign in as any user at {base}/signin, or start at {base}/");
     for act in &finished {
         routes = routes.merge(act.routes.clone());
         act.pages.iter().for_each(|page| outln!("{}", page.replace("{base}", &base)));
