@@ -36,7 +36,7 @@ async fn a_buyer_counts_down_buys_and_a_second_click_after_reload_is_a_repeat() 
     client.find(Locator::Id("phone-submit")).await.unwrap().click().await.unwrap();
 
     eventually(Duration::from_secs(5), "the countdown", || async {
-        text_of(&client, "countdown").await.starts_with("Opens in")
+        text_of(&client, "countdown").await.contains("Opens in")
     })
     .await;
     assert!(!buy_button_enabled(&client).await, "no buying before the sale opens");
@@ -44,6 +44,10 @@ async fn a_buyer_counts_down_buys_and_a_second_click_after_reload_is_a_repeat() 
     client.find(Locator::Id("buy")).await.unwrap().click().await.unwrap();
     eventually(Duration::from_secs(10), "the outcome", || async {
         text_of(&client, "result").await.contains("秒杀成功")
+    })
+    .await;
+    eventually(Duration::from_secs(5), "the stock after the buy", || async {
+        text_of(&client, "stock").await == "库存 · Stock: 2"
     })
     .await;
 
@@ -56,6 +60,14 @@ async fn a_buyer_counts_down_buys_and_a_second_click_after_reload_is_a_repeat() 
         text_of(&client, "result").await.contains("重复秒杀")
     })
     .await;
+
+    // An item that does not exist: said in words, with the way back, never a raw error.
+    client.goto(&format!("http://{}/seckill/424242/detail", served.address)).await.unwrap();
+    eventually(Duration::from_secs(10), "the unknown item", || async {
+        text_of(&client, "name").await == "找不到这个商品 · No such item"
+    })
+    .await;
+    assert_eq!(text_of(&client, "back").await, "返回列表 · Back to the list");
 
     client.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);

@@ -7,12 +7,13 @@
   var base = path.slice(0, path.lastIndexOf('/seckill/') + '/seckill'.length);
   var app = document.getElementById('app');
   var WORDS = {
-    success: 'You got it! 秒杀成功',
-    sold_out: 'Sold out. 秒杀结束',
-    ended: 'The sale is over. 秒杀结束',
-    repeat: 'You already bought this one. 重复秒杀',
-    inner_error: 'Something went wrong, nothing was charged; try again. 系统异常',
-    tampered: 'This link is not valid for you. 数据篡改'
+    success: '秒杀成功 · You got it!',
+    sold_out: '秒杀结束 · Sold out',
+    ended: '秒杀结束 · The sale is over',
+    repeat: '重复秒杀 · You already bought this one',
+    inner_error: '系统异常 · Something went wrong, nothing was charged; try again',
+    tampered: '数据篡改 · This link is not valid for you',
+    unavailable: '暂不可用 · Unavailable'
   };
 
   var page = window.seckillPage;
@@ -39,7 +40,7 @@
         event.preventDefault();
         var value = document.getElementById('phone-input').value.trim();
         if (!/^\d{11}$/.test(value)) {
-          document.getElementById('phone-error').textContent = 'Please enter 11 digits.';
+          document.getElementById('phone-error').textContent = '请输入 11 位数字 · Please enter 11 digits';
           return;
         }
         document.cookie = 'killPhone=' + value + '; path=' + base + '; max-age=' + 7 * 24 * 3600 + '; SameSite=Lax';
@@ -60,10 +61,10 @@
   function showList() {
     api('GET', '/list.json').then(function (answer) {
       var items = answer.body.data || [];
-      if (!items.length) { app.appendChild(element('p', {}, 'No sales yet.')); return; }
+      if (!items.length) { app.appendChild(element('p', {}, '暂无秒杀 · No sales yet')); return; }
       var table = element('table');
       var head = element('tr');
-      ['Item', 'Stock', 'Opens', 'Closes', ''].forEach(function (title) { head.appendChild(element('th', {}, title)); });
+      ['商品 · Item', '库存 · Stock', '开始 · Opens', '结束 · Closes', ''].forEach(function (title) { head.appendChild(element('th', {}, title)); });
       table.appendChild(head);
       items.forEach(function (item) {
         var row = element('tr');
@@ -72,7 +73,7 @@
         row.appendChild(element('td', {}, new Date(item.startTime).toLocaleString()));
         row.appendChild(element('td', {}, new Date(item.endTime).toLocaleString()));
         var cell = element('td');
-        cell.appendChild(element('a', { href: item.seckillId + '/detail', 'data-id': String(item.seckillId) }, 'Details'));
+        cell.appendChild(element('a', { href: item.seckillId + '/detail', 'data-id': String(item.seckillId) }, '详情 · Details'));
         row.appendChild(cell);
         table.appendChild(row);
       });
@@ -81,20 +82,34 @@
   }
 
   function showDetail(id) {
-    var title = element('h1', {}, 'Loading…');
-    var stock = element('p');
+    var title = element('h1', { id: 'name' }, '加载中 · Loading…');
+    var stock = element('p', { id: 'stock' });
     var status = element('div', { id: 'countdown', class: 'countdown' });
-    var button = element('button', { id: 'buy', type: 'button', disabled: '' }, 'Buy 秒杀');
+    var button = element('button', { id: 'buy', type: 'button', disabled: '' }, '秒杀 · Buy');
     var result = element('div', { id: 'result', class: 'result', role: 'status' });
     var mine = element('div', { id: 'mine', class: 'result success', hidden: '' });
     [title, stock, status, button, result, mine].forEach(function (node) { app.appendChild(node); });
 
-    api('GET', '/' + id + '/detail.json').then(function (answer) {
-      if (!answer.body.success) { title.textContent = answer.body.error; return; }
-      title.textContent = answer.body.data.name;
-      stock.textContent = 'Stock: ' + answer.body.data.number;
-      return api('GET', '/time/now').then(function (now) { countdown(now.body.data, answer.body.data.startTime, answer.body.data.endTime); });
+    loadDetail().then(function (item) {
+      if (!item) { return; }
+      return api('GET', '/time/now').then(function (now) { countdown(now.body.data, item.startTime, item.endTime); });
     });
+
+    // The item's name and stock; an unknown item says so, with the way back to the list.
+    function loadDetail() {
+      return api('GET', '/' + id + '/detail.json').then(function (answer) {
+        var item = answer.body && answer.body.success ? answer.body.data : null;
+        if (!item) {
+          title.textContent = answer.status === 404 ? '找不到这个商品 · No such item' : WORDS.unavailable;
+          stock.textContent = '';
+          stock.appendChild(element('a', { href: 'list', id: 'back' }, '返回列表 · Back to the list'));
+          return null;
+        }
+        title.textContent = item.name;
+        stock.textContent = '库存 · Stock: ' + item.number;
+        return item;
+      }, function () { return null; });
+    }
 
     // Counts down by the server's clock: the offset between it and this browser's clock is measured once per sync.
     function countdown(serverNow, start, end) {
@@ -102,9 +117,9 @@
       if (serverNow >= end) { status.textContent = WORDS.ended; ownRecord(); return; }
       var timer = setInterval(function () {
         var left = start - (Date.now() + offset);
-        if (left > 0) { status.textContent = 'Opens in ' + clock(left); return; }
+        if (left > 0) { status.textContent = '距开始 · Opens in ' + clock(left); return; }
         clearInterval(timer);
-        status.textContent = 'Opening…';
+        status.textContent = '即将开始 · Opening…';
         expose();
       }, 200);
     }
@@ -112,13 +127,13 @@
     function expose() {
       api('POST', '/' + id + '/exposer').then(function (answer) {
         var exposer = answer.body.data;
-        if (!answer.body.success || !exposer) { status.textContent = answer.body.error || 'Unavailable'; return; }
+        if (!answer.body.success || !exposer) { status.textContent = WORDS.unavailable; return; }
         if (!exposer.exposed) {
           // Not yet by the server's clock (or already over): re-sync and count down again.
           countdown(exposer.now, exposer.start, exposer.end);
           return;
         }
-        status.textContent = 'The sale is open!';
+        status.textContent = '秒杀开始 · The sale is open!';
         button.disabled = false;
         button.addEventListener('click', function () {
           button.disabled = true;
@@ -136,13 +151,16 @@
         : execution.state === -1 ? 'repeat'
         : execution.state === -3 ? 'tampered'
         : execution.state === -2 ? 'inner_error' : 'sold_out';
-      result.textContent = reason ? WORDS[reason] : (answer.body.error || 'Unavailable');
+      result.textContent = reason ? WORDS[reason] : WORDS.unavailable;
       result.className = 'result ' + (reason === 'success' ? 'success' : 'refused');
       result.setAttribute('data-state', execution ? String(execution.state) : '');
       // "秒杀结束" speaks of the item, not of this buyer: whoever answered it (the balancer answers closed items
       // without asking who is buying) cannot have known that this buyer holds a unit, so the page asks. So does
       // an answer in doubt (503), which may have committed.
       if ((execution && execution.state === 0) || answer.status === 503) { ownRecord(); }
+      // The stock after this buy; again once the detail cache (a second at most) has let it go.
+      loadDetail();
+      setTimeout(loadDetail, 1200);
     }
 
     // Shows this buyer's committed record of the item, if there is one; shows nothing otherwise (no record yet
@@ -151,7 +169,8 @@
       api('GET', '/' + id + '/result').then(function (answer) {
         var record = answer.body && answer.body.data;
         if (!record) { return; }
-        mine.textContent = 'You hold one, bought ' + page.when(record.createTime) + '. 秒杀成功';
+        var when = page.when(record.createTime);
+        mine.textContent = '您已抢到，' + when + ' · You hold one, bought ' + when;
         mine.hidden = false;
       }, function () {});
     }
