@@ -1,6 +1,8 @@
 //! Ids in a path, read the same way by every router: digits only, within `i64`, so that a malformed id is the
 //! router's own JSON answer rather than axum's plain-text rejection.
 
+use super::ApiError;
+
 /// The longest id in decimal (`i64::MAX`).
 const MAX_ID_DIGITS: usize = 19;
 
@@ -11,10 +13,15 @@ pub(crate) fn parse_id(segment: &str) -> Result<i64, String> {
     digits.then(|| segment.parse::<i64>().ok()).flatten().ok_or_else(|| shorten(segment))
 }
 
-/// A positive id (a gift's, a campaign's) from a path segment: as [`parse_id`], above 0. Anything else names
-/// nothing, so the routers answer 404.
-pub(crate) fn parse_positive_id(segment: &str) -> Result<i64, String> {
-    parse_id(segment).ok().filter(|id| *id > 0).ok_or_else(|| shorten(segment))
+/// A positive id (a gift's, a campaign's) from a path segment, `what` naming its kind: what is not an id at all
+/// (not digits, past `i64`) is a 400, as every router answers a malformed id, and an id that cannot name
+/// anything (0) a 404, as an unknown one.
+pub(crate) fn positive_id(segment: &str, what: &str) -> Result<i64, ApiError> {
+    match parse_id(segment) {
+        Ok(id) if id > 0 => Ok(id),
+        Ok(id) => Err(ApiError::NotFound(format!("no {what} with id {id}"))),
+        Err(shown) => Err(ApiError::BadRequest(format!("invalid {what} id {shown:?}"))),
+    }
 }
 
 /// The first characters of what a client sent, for an error message that must not echo a whole request.
@@ -34,8 +41,9 @@ mod tests {
         for bad in ["", "-1", "+1", "1.0", " 1", "abc"] {
             assert!(parse_id(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(parse_positive_id("0"), Err("0".to_string()));
-        assert_eq!(parse_positive_id("17"), Ok(17));
+        assert!(matches!(positive_id("17", "gift"), Ok(17)));
+        assert!(matches!(positive_id("0", "gift"), Err(ApiError::NotFound(m)) if m == "no gift with id 0"));
+        assert!(matches!(positive_id("-1", "gift"), Err(ApiError::BadRequest(m)) if m == "invalid gift id \"-1\""));
         assert_eq!(parse_id(&"9".repeat(100)).unwrap_err().len(), 32);
     }
 }

@@ -15,7 +15,7 @@ use super::views::{BalanceView, ExchangeAnswer, GiftView, MineView};
 use crate::database::WithGtid;
 use crate::exchange::{ExchangeError, ExchangeOutcome};
 use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
-use crate::http::ids::parse_positive_id;
+use crate::http::ids::positive_id;
 use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome};
 
 /// What a client whose exchange is in doubt must do; the answer to that retry is the first outcome.
@@ -42,7 +42,7 @@ fn api_error(error: ExchangeError) -> ApiError {
 /// A gift id from the path: digits only, positive, within `i64`; anything else names no gift.
 fn parse_gift_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
     let segment = path.map_err(|_| ApiError::NotFound("no such gift".into()))?.0;
-    parse_positive_id(&segment).map_err(|shown| ApiError::NotFound(format!("no gift with id {shown:?}")))
+    positive_id(&segment, "gift")
 }
 
 /// `GET /exchange/gifts.json`: the catalogue, in id order. Needs no user.

@@ -15,7 +15,7 @@
 //! `out_of_stock`, `unknown_user`, `unknown_gift`), refusals included, as in the seckill API; a retry with the
 //! same key answers the first outcome with `repeat: true` and never pays twice. What decided nothing is a JSON
 //! error in the same envelope with a real status: a missing or invalid key 400, a missing or invalid identity
-//! 401, a gift id that is not a number 404, a body over the limit 413, the database unreachable or the
+//! 401, a gift id that is not a number 400 (0: 404), a body over the limit 413, the database unreachable or the
 //! exchange rolled back 503, and an outcome in doubt 503 saying "retry with the same Idempotency-Key". So a
 //! client's rule is short: on a network error or a 503, send the same request with the same key again. The
 //! required header also keeps other sites from spending a signed-in user's points: a cross-site form cannot set

@@ -12,7 +12,7 @@ use super::LotteryState;
 use super::views::{DrawAnswer, DrawView, MineView, StatusView};
 use crate::database::WithGtid;
 use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
-use crate::http::ids::parse_positive_id;
+use crate::http::ids::positive_id;
 use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome};
 use crate::lottery::{DrawOutcome, LotteryError};
 
@@ -21,7 +21,7 @@ type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;
 /// A campaign id from the path: digits only, positive, within `i64`; anything else names no campaign.
 pub(super) fn parse_campaign_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
     let segment = path.map_err(|_| ApiError::NotFound("no such campaign".into()))?.0;
-    parse_positive_id(&segment).map_err(|shown| ApiError::NotFound(format!("no campaign with id {shown:?}")))
+    positive_id(&segment, "campaign")
 }
 
 /// The answer for an error of a read or of input checked before sending: client errors as they are, the

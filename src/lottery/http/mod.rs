@@ -14,7 +14,7 @@
 //! recorded. Once every prize is drawn, draws are answered `all_drawn` from memory without reaching the database
 //! (see [`crate::lottery::closed`]). What decided nothing is a JSON error in the same envelope with a real
 //! status: a missing or invalid identity 401, a draw from another site's page 403, a campaign id that is not a
-//! positive number 404 (an unknown campaign's status too), a body over the limit 413, the database unreachable or
+//! number 400, 0 or an unknown campaign's status 404, a body over the limit 413, the database unreachable or
 //! the draw not made (rolled back: nothing recorded) 503, and a draw in doubt 503 whose error says to look at
 //! `mine.json`, which lists the draw if it went through. A client does not simply draw again after one in doubt:
 //! with more than one draw per user, that would be a second draw. JSON says `charset=utf-8`. The router sets no

@@ -179,9 +179,17 @@ async fn missing_or_bad_identity_keys_and_gift_ids_are_json_errors_and_write_not
     .await;
     assert_error(&two_keys, StatusCode::BAD_REQUEST, "two keys");
 
-    for not_a_gift in ["abc", "0", "-1", "1.5", "99999999999999999999", "%E7%A4%BC"] {
+    // Not an id at all is a 400, as for a seckill item; 0 is an id that names nothing, a 404.
+    for (not_a_gift, status) in [
+        ("abc", StatusCode::BAD_REQUEST),
+        ("0", StatusCode::NOT_FOUND),
+        ("-1", StatusCode::BAD_REQUEST),
+        ("1.5", StatusCode::BAD_REQUEST),
+        ("99999999999999999999", StatusCode::BAD_REQUEST),
+        ("%E7%A4%BC", StatusCode::BAD_REQUEST),
+    ] {
         let answer = exchange(at, 1, not_a_gift, "k-1").await;
-        assert_error(&answer, StatusCode::NOT_FOUND, &format!("gift {not_a_gift:?}"));
+        assert_error(&answer, status, &format!("gift {not_a_gift:?}"));
     }
     let oversized =
         call(at, Method::POST, &exchange_path, &[("Cookie", &me), (IDEMPOTENCY_KEY, "k-1")], vec![b'x'; 8192]).await;

@@ -190,15 +190,23 @@ async fn missing_or_bad_identity_and_campaign_ids_are_json_errors_and_write_noth
         call(at, Method::POST, &draw_path, &[("Cookie", &me), ("Sec-Fetch-Site", "cross-site")], vec![]).await;
     assert_error(&cross_site, StatusCode::FORBIDDEN, "a draw from another site's page");
 
-    for not_a_campaign in ["abc", "0", "-1", "1.5", "99999999999999999999", "%E7%A4%BC"] {
+    // Not an id at all is a 400, as for a seckill item; 0 is an id that names nothing, a 404.
+    for (not_a_campaign, status) in [
+        ("abc", StatusCode::BAD_REQUEST),
+        ("0", StatusCode::NOT_FOUND),
+        ("-1", StatusCode::BAD_REQUEST),
+        ("1.5", StatusCode::BAD_REQUEST),
+        ("99999999999999999999", StatusCode::BAD_REQUEST),
+        ("%E7%A4%BC", StatusCode::BAD_REQUEST),
+    ] {
         let answer = draw(at, not_a_campaign, 1).await;
-        assert_error(&answer, StatusCode::NOT_FOUND, &format!("draw in {not_a_campaign:?}"));
+        assert_error(&answer, status, &format!("draw in {not_a_campaign:?}"));
         for read in ["status.json", "mine.json", ""] {
             let answer = get_as(at, &format!("/lottery/{not_a_campaign}/{read}"), 1).await;
-            assert_error(&answer, StatusCode::NOT_FOUND, &format!("{read:?} of {not_a_campaign:?}"));
+            assert_error(&answer, status, &format!("{read:?} of {not_a_campaign:?}"));
         }
         let page = call(at, Method::GET, &format!("/lottery/{not_a_campaign}"), &[], Vec::new()).await;
-        assert_error(&page, StatusCode::NOT_FOUND, &format!("the page of {not_a_campaign:?}"));
+        assert_error(&page, status, &format!("the page of {not_a_campaign:?}"));
     }
     let unknown = call(at, Method::GET, "/lottery/999999/status.json", &[], Vec::new()).await;
     assert_error(&unknown, StatusCode::NOT_FOUND, "an unknown campaign's status");
