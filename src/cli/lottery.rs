@@ -29,12 +29,12 @@ pub(crate) struct CreateArgs {
     /// The campaign's name (at most 120 characters).
     #[arg(long)]
     name: String,
-    /// When draws open: RFC 3339, `now`, or an offset such as +5m.
-    #[arg(long, allow_hyphen_values = true)]
-    starts: String,
+    /// When draws open: RFC 3339, `now`, or an offset such as +5m (as `item create --start`).
+    #[arg(long, alias = "starts", allow_hyphen_values = true)]
+    start: String,
     /// When draws close (the first instant refused).
-    #[arg(long, allow_hyphen_values = true)]
-    ends: String,
+    #[arg(long, alias = "ends", allow_hyphen_values = true)]
+    end: String,
     /// A prize tier as NAME:STOCK:WEIGHT (e.g. "Gold mug:10:1"); repeat for each tier, in wheel order.
     #[arg(long = "tier", required = true)]
     tiers: Vec<String>,
@@ -100,8 +100,8 @@ fn parse_tier(text: &str) -> Result<NewTier, Failure> {
 
 async fn create(target: &DatabaseTarget, args: CreateArgs) -> Result<(), Failure> {
     let now = chrono::Utc::now();
-    let start_time = parse_time(&args.starts, now).map_err(|error| Failure::new(format!("--starts: {error}")))?;
-    let end_time = parse_time(&args.ends, now).map_err(|error| Failure::new(format!("--ends: {error}")))?;
+    let start_time = parse_time(&args.start, now).map_err(|error| Failure::new(format!("--start: {error}")))?;
+    let end_time = parse_time(&args.end, now).map_err(|error| Failure::new(format!("--end: {error}")))?;
     let tiers = args.tiers.iter().map(|tier| parse_tier(tier)).collect::<Result<Vec<_>, _>>()?;
     let new_campaign = NewCampaign {
         name: args.name,

@@ -538,7 +538,7 @@ async fn the_cli_creates_draws_and_shows_a_campaign() {
     let now = Utc::now();
     let (starts, ends) =
         ((now - chrono::Duration::hours(1)).to_rfc3339(), (now + chrono::Duration::hours(1)).to_rfc3339());
-    let created = run(&["create", "--name", "CLI", "--starts", &starts, "--ends", &ends, "--tier", "Gold mug:1:1"]);
+    let created = run(&["create", "--name", "CLI", "--start", &starts, "--end", &ends, "--tier", "Gold mug:1:1"]);
     let stdout = String::from_utf8_lossy(&created.stdout);
     assert!(created.status.success(), "{stdout} {}", String::from_utf8_lossy(&created.stderr));
     let id = Lottery::new(db.pool().clone()).status(1).await.unwrap().expect("campaign 1 exists").campaign.campaign_id;
