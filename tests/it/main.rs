@@ -23,6 +23,7 @@ mod layout;
 mod messaging;
 mod metrics;
 mod migrate;
+mod monitoring;
 mod rabbitmq;
 mod redis_faults;
 mod replicas;
