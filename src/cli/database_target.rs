@@ -129,16 +129,21 @@ impl DatabaseTarget {
             .map_err(|e| Failure::new(e).hint(format!("or pass {} to use your own server", self.named_by)))?;
         // Said once per database: a command that opens it again (each act of the demo) has said it already.
         static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-        let mut said = SAID.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !said.iter().any(|database| database == name) {
-            said.push(name.to_string());
+        let first = {
+            let mut said = SAID.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let first = !said.iter().any(|database| database == name);
+            if first {
+                said.push(name.to_string());
+            }
+            first
+        };
+        if first {
             eprintln!(
                 "seckill: no {}; using `{name}` in a private throwaway MariaDB on 127.0.0.1:{} (removed on exit)",
                 self.named_by,
                 server.port()
             );
         }
-        drop(said);
         let admin = database::connect(&server.root_url())?;
         let mut conn = database::acquire(&admin).await?;
         conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{name}`")).await.map_err(DatabaseError::from)?;

@@ -19,6 +19,7 @@ mod demo;
 mod faults;
 mod front_door;
 mod history;
+mod java_doc;
 mod layout;
 mod messaging;
 mod metrics;
