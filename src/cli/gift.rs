@@ -16,7 +16,7 @@ pub(crate) struct GiftWorkerArgs {
     #[command(flatten)]
     broker: BrokerArgs,
     /// The gift service, http://host:port/path: each win is POSTed there with an Idempotency-Key.
-    #[arg(long, env = "GIFT_URL")]
+    #[arg(long, env = "GIFT_URL", hide_env_values = true)]
     gift_url: String,
     /// Calls per second to the gift service, retries included.
     #[arg(long, default_value_t = 100.0)]

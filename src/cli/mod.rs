@@ -18,6 +18,7 @@ macro_rules! outln {
 mod attempt;
 pub(crate) mod bench;
 mod cluster;
+mod config_file;
 mod database_target;
 mod demo;
 mod exchange;
@@ -51,7 +52,7 @@ pub(crate) mod exit_code {
     pub(crate) const IN_DOUBT: u8 = 5;
 }
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub(crate) use database_target::DatabaseTarget;
 
@@ -77,9 +78,22 @@ pub(crate) struct Cli {
     )]
     replica_urls: Vec<String>,
 
+    /// A settings file (TOML) beneath the environment and the command line; without it, `seckill.toml` in the
+    /// current directory when there is one. See docs/operations.md.
+    #[arg(long, env = "SECKILL_CONFIG", global = true, hide_env_values = true, help_heading = GLOBAL)]
+    config: Option<std::path::PathBuf>,
+
     /// How logs are written to stderr: text (coloured only on a terminal) or json (one object per line, for log
     /// shippers). RUST_LOG filters them.
-    #[arg(long, env = "SECKILL_LOG_FORMAT", value_enum, default_value = "text", global = true, help_heading = GLOBAL)]
+    #[arg(
+        long,
+        env = "SECKILL_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true,
+        hide_env_values = true,
+        help_heading = GLOBAL
+    )]
     log_format: LogFormat,
 
     #[command(subcommand)]
@@ -192,7 +206,11 @@ impl<E: std::error::Error> From<E> for Failure {
 
 /// Parses the arguments, runs the command, and turns the outcome into an exit code.
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match config_file::command_line(&Cli::command(), std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(failure) => return report(failure),
+    };
+    let cli = Cli::parse_from(args);
     // Logs go to stderr, filtered by RUST_LOG; by default warnings, plus request logs for `serve` (the demo
     // serves thousands of requests and would drown its own report).
     let default_filter = match cli.command {

@@ -41,7 +41,7 @@ pub(crate) struct ServeArgs {
     /// Address Prometheus metrics (GET /metrics) and the probes (GET /healthz, /readyz) are served on, apart from
     /// the API: keep it on loopback or an interface only your monitoring reaches. Port 0 takes a free port (the
     /// address is printed at start).
-    #[arg(long, env = "SECKILL_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN, value_parser = listen_address)]
+    #[arg(long, env = "SECKILL_METRICS_LISTEN", hide_env_values = true, default_value = DEFAULT_METRICS_LISTEN, value_parser = listen_address)]
     metrics_listen: SocketAddr,
     /// Serve a sign-in page at /signin where anyone signs in as any user id: for development and demos only, never
     /// in production (a shop signs its users in with its own identity). Needs hmac signing (SECKILL_SECRET).
@@ -62,7 +62,7 @@ pub(crate) struct InstanceArgs {
     /// A Redis to serve item details through (cache-aside, 1 s TTL) and to share closed state through (items
     /// sold out or ended, lotteries all drawn; the balancer reads it), e.g. redis://127.0.0.1:6379/.
     /// `seckill cluster` starts a private one without it.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub(crate) redis_url: Option<String>,
     #[command(flatten)]
     pub(crate) signing: SigningArgs,

@@ -16,7 +16,7 @@ pub(crate) enum SigningMode {
 #[derive(Debug, Args)]
 pub(crate) struct SigningArgs {
     /// How seckill URLs are signed.
-    #[arg(long, env = "SECKILL_SIGNING", value_enum, default_value = "hmac")]
+    #[arg(long, env = "SECKILL_SIGNING", hide_env_values = true, value_enum, default_value = "hmac")]
     signing: SigningMode,
     /// The HMAC key, at least 16 bytes (hmac mode).
     #[arg(long, env = "SECKILL_SECRET", hide_env_values = true)]

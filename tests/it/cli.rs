@@ -317,3 +317,69 @@ fn user_token_prints_the_cookie_serve_checks() {
     let bad = seckill_command("mysql://unused@127.0.0.1:1/x").args(["user", "token", "0"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn a_settings_file_lies_beneath_the_environment_and_the_command_line() {
+    let db = migrated_db().await;
+    let dir = std::env::temp_dir().join(format!("seckill-settings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("seckill.toml"), format!("database_url = \"{}\"\n\n[serve]\nuser_rate = 2.5\n", db.url()))
+        .unwrap();
+    let in_dir = |args: &[&str]| {
+        let mut command = seckill_command("unused");
+        command.env_remove("DATABASE_URL").current_dir(&dir).args(args);
+        command
+    };
+    // The file alone: found in the current directory, for a command and for a command of commands.
+    let status = in_dir(&["status"]).output().unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    assert!(stdout(&status).ends_with("in sync\n"), "{}", stdout(&status));
+    let items = in_dir(&["item", "list"]).output().unwrap();
+    assert_eq!(stdout(&items).trim(), "no items", "{}", stderr(&items));
+    // The environment overrides the file, and the command line both.
+    let by_env = in_dir(&["status"]).env("DATABASE_URL", "mysql://root@127.0.0.1:1/x").output().unwrap();
+    assert!(
+        stderr(&by_env).starts_with("seckill: error: cannot use the database at 127.0.0.1:1:"),
+        "{}",
+        stderr(&by_env)
+    );
+    let by_flag = in_dir(&["status", "--database-url", "mysql://root@127.0.0.1:2/x"])
+        .env("DATABASE_URL", "mysql://root@127.0.0.1:1/x")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&by_flag).starts_with("seckill: error: cannot use the database at 127.0.0.1:2:"),
+        "{}",
+        stderr(&by_flag)
+    );
+    // A key that names no option is an error naming it, and a value the option refuses is the option's error.
+    std::fs::write(dir.join("typo.toml"), "databse_url = \"x\"\n").unwrap();
+    let typo = in_dir(&["--config", "typo.toml", "status"]).output().unwrap();
+    assert_eq!(typo.status.code(), Some(1));
+    assert_eq!(stderr(&typo), "seckill: error: typo.toml: `databse_url` is not an option of `seckill`\n");
+    std::fs::write(dir.join("bad.toml"), "[serve]\nlisten = 5\n").unwrap();
+    let bad = in_dir(&["--config", "bad.toml", "serve"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("invalid value '5' for '--listen"), "{}", stderr(&bad));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_annotated_settings_file_holds_only_options_their_commands_take() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/seckill.toml");
+    // Each table with its command: clap checks every value once the file is read, before any work starts; the
+    // unreachable database given on the command line then ends each run.
+    for command in [&["serve"][..], &["cluster"][..], &["relay"][..], &["status"][..]] {
+        let output = seckill_command("unused")
+            .env_remove("DATABASE_URL")
+            .args(["--config", example])
+            .args(command)
+            .args(["--database-url", "mysql://root@127.0.0.1:1/x"])
+            .env("SECKILL_SECRET", crate::common::SECRET)
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert!(!err.contains("is not an option") && !err.contains("invalid value"), "{command:?}: {err}");
+        assert_ne!(output.status.code(), Some(0), "{command:?}: {err}");
+    }
+}
