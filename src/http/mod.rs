@@ -31,7 +31,7 @@ pub(crate) mod request_metrics;
 mod signed_user_cookie;
 mod user;
 
-pub(crate) use assets::Page;
+pub(crate) use assets::{Page, error_page};
 pub use envelope::Envelope;
 pub use error::ApiError;
 pub use fallbacks::with_json_fallbacks;

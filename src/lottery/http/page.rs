@@ -4,10 +4,10 @@
 
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::response::{Html, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::handlers::parse_campaign_id;
-use crate::http::{ApiError, Page};
+use crate::http::{ApiError, Page, error_page};
 
 static PAGE: Page = Page::new(
     "抽奖 · Lottery",
@@ -16,17 +16,21 @@ static PAGE: Page = Page::new(
     include_str!("page/style.css"),
 );
 
-/// `GET /lottery/{campaign}`. Links are relative, so the page works wherever the host app nests the router; from
+/// `GET /lottery/{campaign}`; a path that names no campaign is a page saying so. Links are relative, so the page works wherever the host app nests the router; from
 /// `/lottery/{campaign}` the assets are in the same folder's `assets/`.
-pub(super) async fn page(path: Result<Path<String>, PathRejection>) -> Result<Html<String>, ApiError> {
-    parse_campaign_id(path)?;
-    Ok(PAGE.html(""))
+pub(super) async fn page(path: Result<Path<String>, PathRejection>) -> Response {
+    match parse_campaign_id(path) {
+        Ok(_) => PAGE.html("").into_response(),
+        Err(error) => error_page(&error),
+    }
 }
 
 /// `GET /lottery/{campaign}/`
-pub(super) async fn page_in_folder(path: Result<Path<String>, PathRejection>) -> Result<Html<String>, ApiError> {
-    parse_campaign_id(path)?;
-    Ok(PAGE.html("../"))
+pub(super) async fn page_in_folder(path: Result<Path<String>, PathRejection>) -> Response {
+    match parse_campaign_id(path) {
+        Ok(_) => PAGE.html("../").into_response(),
+        Err(error) => error_page(&error),
+    }
 }
 
 /// `GET /lottery/assets/{name}`

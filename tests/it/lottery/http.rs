@@ -156,7 +156,7 @@ async fn the_api_draws_once_per_user_and_answers_all_drawn_from_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn missing_or_bad_identity_and_campaign_ids_are_json_errors_and_write_nothing() {
+async fn missing_or_bad_identity_and_campaign_ids_are_refused_and_write_nothing() {
     let db = migrated_db().await;
     let lottery = Lottery::new(db.pool().clone());
     let spring = open_campaign(&lottery, vec![tier("mug", 5, 1)]).await;
@@ -201,12 +201,21 @@ async fn missing_or_bad_identity_and_campaign_ids_are_json_errors_and_write_noth
     ] {
         let answer = draw(at, not_a_campaign, 1).await;
         assert_error(&answer, status, &format!("draw in {not_a_campaign:?}"));
-        for read in ["status.json", "mine.json", ""] {
+        for read in ["status.json", "mine.json"] {
             let answer = get_as(at, &format!("/lottery/{not_a_campaign}/{read}"), 1).await;
             assert_error(&answer, status, &format!("{read:?} of {not_a_campaign:?}"));
         }
-        let page = call(at, Method::GET, &format!("/lottery/{not_a_campaign}"), &[], Vec::new()).await;
-        assert_error(&page, status, &format!("the page of {not_a_campaign:?}"));
+        // A browser's page, with or without the trailing slash: the error in words, with the way home.
+        for page in [format!("/lottery/{not_a_campaign}"), format!("/lottery/{not_a_campaign}/")] {
+            let answer = call(at, Method::GET, &page, &[], Vec::new()).await;
+            assert_eq!(answer.status, status, "{page}");
+            assert!(answer.content_type.starts_with("text/html"), "{page}: {}", answer.content_type);
+            assert!(
+                answer.text.contains("There is no such page") && answer.text.contains("href=\"/\""),
+                "{}",
+                answer.text
+            );
+        }
     }
     let unknown = call(at, Method::GET, "/lottery/999999/status.json", &[], Vec::new()).await;
     assert_error(&unknown, StatusCode::NOT_FOUND, "an unknown campaign's status");
