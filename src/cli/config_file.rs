@@ -69,8 +69,8 @@ pub(crate) fn command_line(command: &Command, args: Vec<OsString>) -> Result<Vec
     Ok(line)
 }
 
-/// `args` with the file's global options beneath them, for a command of commands: the globals are given by
-/// environment (which the options read, and which the file must not override).
+/// `args` with the file's global options beneath them, for a command of commands (whose own options the file
+/// does not hold): the file's globals the user did not set go before the command line given.
 fn globals_only(
     command: &Command,
     matches: &ArgMatches,
