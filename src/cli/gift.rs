@@ -9,7 +9,7 @@ use seckill::messaging::{self, Topology};
 
 use super::Failure;
 use super::messaging::{BrokerArgs, seconds};
-use super::serve::shutdown_signal;
+use super::serve::{MetricsArgs, shutdown_signal};
 
 #[derive(Debug, Args)]
 pub(crate) struct GiftWorkerArgs {
@@ -38,6 +38,8 @@ pub(crate) struct GiftWorkerArgs {
     /// The longest pause, in seconds, a service's Retry-After may impose on the worker's calls.
     #[arg(long, default_value_t = 60.0)]
     max_retry_after: f64,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -79,11 +81,13 @@ pub(crate) async fn gift_worker(args: GiftWorkerArgs) -> Result<(), Failure> {
     let worker = GiftWorker::new(&args.gift_url, config)?;
     let url = args.broker.url()?;
     let consumer = worker.consumer_config(Topology::new(&args.broker.namespace));
+    let metrics = args.metrics.serve().await?;
     eprintln!(
         "seckill: delivering {PRIZE_TOPIC} to {} at {} calls/s, {} at once (Ctrl-C to stop)",
         args.gift_url, args.rate, args.concurrency
     );
     messaging::consume(&url, &consumer, &worker, shutdown_signal()).await;
+    metrics.inspect(tokio::task::JoinHandle::abort);
     let stats = worker.stats();
     eprintln!(
         "seckill: stopped ({} delivered, {} duplicates absorbed, {} retries ({} told when), {} left for a re-send, \

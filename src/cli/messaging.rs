@@ -8,7 +8,7 @@ use seckill::local::rabbitmq::rabbitmq_url;
 use seckill::messaging::{self, ConsumerConfig, MessageState, Relay, RelayConfig, Topology, outbox};
 use seckill::migrate::Migrator;
 
-use super::serve::shutdown_signal;
+use super::serve::{MetricsArgs, shutdown_signal};
 use super::{DatabaseTarget, Failure};
 
 /// Where the broker is.
@@ -50,6 +50,8 @@ pub(crate) struct RelayArgs {
     /// the call tried again on a new one (a frozen server, a network path gone silent).
     #[arg(long, default_value_t = DEFAULT_ANSWER_TIMEOUT.as_secs_f64())]
     database_timeout: f64,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 pub(crate) fn seconds(flag: &str, value: f64) -> Result<std::time::Duration, Failure> {
@@ -70,6 +72,8 @@ pub(crate) struct WarehouseArgs {
     /// batch tried again later (a frozen server, a network path gone silent).
     #[arg(long, default_value_t = DEFAULT_ANSWER_TIMEOUT.as_secs_f64())]
     database_timeout: f64,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,8 +117,10 @@ pub(crate) async fn relay(target: &DatabaseTarget, args: RelayArgs) -> Result<()
     config.schedule.consume_timeout = consume_timeout;
     config.schedule.max_attempts = args.max_attempts;
     config.schedule.claim_lease = claim_lease;
+    let metrics = args.metrics.serve().await?;
     eprintln!("seckill: relaying the outbox to RabbitMQ (Ctrl-C to stop)");
     Relay::new(pool, url, config).run(shutdown_signal()).await;
+    metrics.inspect(tokio::task::JoinHandle::abort);
     eprintln!("seckill: stopped");
     Ok(())
 }
@@ -129,8 +135,10 @@ pub(crate) async fn warehouse(args: WarehouseArgs) -> Result<(), Failure> {
     let handler = ShipmentHandler::new(pool).with_answer_timeout(database_timeout);
     let config =
         ConsumerConfig { topology: Topology::new(&args.broker.namespace), ..ConsumerConfig::new(SHIPMENT_TOPIC) };
+    let metrics = args.metrics.serve().await?;
     eprintln!("seckill: consuming {SHIPMENT_TOPIC} into the warehouse (Ctrl-C to stop)");
     messaging::consume(&url, &config, &handler, shutdown_signal()).await;
+    metrics.inspect(tokio::task::JoinHandle::abort);
     let stats = handler.stats();
     eprintln!(
         "seckill: stopped ({} shipment requests, {} duplicates absorbed, {} poison)",

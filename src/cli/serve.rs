@@ -202,6 +202,32 @@ async fn check_schema(migrator: &Migrator, pool: &mysql_async::Pool) -> Result<(
         .exit_code(exit_code::NOT_IN_SYNC))
 }
 
+/// `--metrics-listen` for the message service's commands (relay, warehouse, gift worker): off unless given, so that
+/// several of them and `serve` on one machine never fight over a port.
+#[derive(Debug, Args)]
+pub(crate) struct MetricsArgs {
+    /// Serve Prometheus metrics (GET /metrics) on this address (loopback or a monitoring interface only; port 0
+    /// takes a free one, printed at start): the outbox's messages by state and the age of the oldest not yet
+    /// consumed, which the alert rules in docs/monitoring/ watch.
+    #[arg(long, value_parser = listen_address)]
+    metrics_listen: Option<SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// Starts serving the metrics when asked to; the returned task ends with the process.
+    pub(crate) async fn serve(&self) -> Result<Option<tokio::task::JoinHandle<()>>, Failure> {
+        let Some(address) = self.metrics_listen else { return Ok(None) };
+        let handle = seckill::prometheus::install().map_err(|e| Failure::new(e.to_string()))?;
+        let listener = bind(address).await?;
+        eprintln!("seckill: Prometheus metrics at http://{}{METRICS_PATH}", listener.local_addr()?);
+        Ok(Some(tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, seckill::prometheus::router(handle)).await {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        })))
+    }
+}
+
 /// Serves the metrics and the probes on their own listener until the process stops; a failure is logged, and
 /// the API goes on.
 fn serve_management(

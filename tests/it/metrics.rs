@@ -197,3 +197,37 @@ async fn the_recorder_installs_once_and_its_router_serves_it_with_the_relays_gau
     relay.stop().await;
     assert!(sampled, "the relay's backlog and lag gauges are in the exposition");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seckill_relay_serves_the_outbox_gauges_the_alert_rules_watch_when_asked() {
+    let db = migrated_db().await;
+    // A message that waits (no consumer runs): the relay samples it as pending or sent, and its age as the lag.
+    outbox::enqueue(db.pool(), seckill::exchange::SHIPMENT_TOPIC, "k-1", "{}").await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("127.0.0.1:{port}");
+    let relay = seckill_command(db.url())
+        .env("RABBITMQ_URL", crate::common::messaging::broker())
+        .args(["relay", "--namespace", &format!("metrics-{port}"), "--metrics-listen", &metrics])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _relay = Process(relay);
+    let client = serve(axum::Router::new()).await; // only for its HTTP client
+    let mut sampled = None;
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(&metrics).is_ok() {
+            let series = scrape(&client, &metrics).await;
+            if series.keys().any(|(name, _)| name == "seckill_outbox_messages") {
+                sampled = Some(series);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let series = sampled.expect("the relay's gauges within 30 s");
+    let waiting = value(&series, "seckill_outbox_messages", &[("state", "pending")])
+        + value(&series, "seckill_outbox_messages", &[("state", "sent")]);
+    assert_eq!(waiting, 1.0, "{series:?}");
+    assert_eq!(value(&series, "seckill_outbox_messages", &[("state", "dead")]), 0.0);
+    assert!(series.keys().any(|(name, _)| name == "seckill_relay_lag_seconds"), "{series:?}");
+}
