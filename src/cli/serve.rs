@@ -1,7 +1,7 @@
 //! `seckill serve`: the HTTP API and the sale page, the points exchange's and the lottery's APIs and pages, with
 //! request logs and graceful shutdown; Prometheus metrics at `/metrics` and the probes `/healthz` and `/readyz`
-//! on a management listener of their own (loopback by default), never on the API's. With `--replica-url`, reads go to the replicas as
-//! [`seckill::database::ReadWriteSplit`] says.
+//! on a management listener of their own (loopback by default), never on the API's. With `--replica-url`, reads
+//! go to the replicas as [`seckill::database::ReadWriteSplit`] says.
 
 use std::net::SocketAddr;
 
@@ -41,7 +41,13 @@ pub(crate) struct ServeArgs {
     /// Address Prometheus metrics (GET /metrics) and the probes (GET /healthz, /readyz) are served on, apart from
     /// the API: keep it on loopback or an interface only your monitoring reaches. Port 0 takes a free port (the
     /// address is printed at start).
-    #[arg(long, env = "SECKILL_METRICS_LISTEN", hide_env_values = true, default_value = DEFAULT_METRICS_LISTEN, value_parser = listen_address)]
+    #[arg(
+        long,
+        env = "SECKILL_METRICS_LISTEN",
+        hide_env_values = true,
+        default_value = DEFAULT_METRICS_LISTEN,
+        value_parser = listen_address
+    )]
     metrics_listen: SocketAddr,
     /// Serve a sign-in page at /signin where anyone signs in as any user id: for development and demos only, never
     /// in production (a shop signs its users in with its own identity). Needs hmac signing (SECKILL_SECRET).
@@ -198,7 +204,10 @@ async fn check_schema(migrator: &Migrator, pool: &mysql_async::Pool) -> Result<(
         return Ok(());
     }
     Err(Failure::new(format!("the database's schema is not this seckill's: {}", status.summary()))
-        .hint("run `seckill migrate` with the same --database-url first (`seckill status` shows each difference), or serve with --migrate")
+        .hint(
+            "run `seckill migrate` with the same --database-url first (`seckill status` shows each difference), or \
+             serve with --migrate",
+        )
         .exit_code(exit_code::NOT_IN_SYNC))
 }
 

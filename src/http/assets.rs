@@ -14,6 +14,8 @@ use super::ApiError;
 const SHELL: &str = include_str!("assets/shell.html");
 const COMMON_JS: &str = include_str!("assets/common.js");
 const COMMON_CSS: &str = include_str!("assets/common.css");
+/// The document of [`error_page`].
+const ERROR_PAGE: &str = include_str!("assets/error.html");
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -62,15 +64,9 @@ impl Page {
 /// words, with the way to the site's front page, and the status an API would answer. An API's own paths answer
 /// JSON; only a page's answer HTML.
 pub(crate) fn error_page(error: &ApiError) -> Response {
-    let (status, words) = match error {
-        ApiError::NotFound(_) | ApiError::BadRequest(_) => (error.status(), "找不到这个页面 · There is no such page"),
-        _ => (error.status(), "暂不可用 · This page is not available now"),
+    let words = match error {
+        ApiError::NotFound(_) | ApiError::BadRequest(_) => "找不到这个页面 · There is no such page",
+        _ => "暂不可用 · This page is not available now",
     };
-    let body = format!(
-        "<!doctype html>\n<html lang=\"zh-CN\">\n<head>\n  <meta charset=\"utf-8\">\n  <meta name=\"viewport\" \
-         content=\"width=device-width, initial-scale=1\">\n  <title>{words}</title>\n</head>\n<body style=\"font: \
-         16px/1.5 system-ui, sans-serif; max-width: 40em; margin: 48px auto; padding: 0 24px\">\n  <h1 id=\"error\">{words}\
-         </h1>\n  <p><a id=\"home\" href=\"/\">首页 · Home</a></p>\n</body>\n</html>\n"
-    );
-    (status, Html(body)).into_response()
+    (error.status(), Html(ERROR_PAGE.replace("{{WORDS}}", words))).into_response()
 }

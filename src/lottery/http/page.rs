@@ -16,8 +16,9 @@ static PAGE: Page = Page::new(
     include_str!("page/style.css"),
 );
 
-/// `GET /lottery/{campaign}`; a path that names no campaign is a page saying so. Links are relative, so the page works wherever the host app nests the router; from
-/// `/lottery/{campaign}` the assets are in the same folder's `assets/`.
+/// `GET /lottery/{campaign}`; a path that names no campaign is a page saying so. Links are relative, so the page
+/// works wherever the host app nests the router; from `/lottery/{campaign}` the assets are in the same folder's
+/// `assets/`.
 pub(super) async fn page(path: Result<Path<String>, PathRejection>) -> Response {
     match parse_campaign_id(path) {
         Ok(_) => PAGE.html("").into_response(),
