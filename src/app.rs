@@ -33,6 +33,44 @@ pub fn front_door() -> FrontDoor {
     ])
 }
 
+/// The OpenAPI 3.1 description of the JSON API `seckill serve` answers (served at [`OPENAPI_PATH`]): the three
+/// domains' routes, their answers in the `{success, data, error}` envelope, and the `seckillUser` cookie the
+/// exchange and the lottery read. Clients are generated from it (openapi-generator, for a Java shop).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+    let mut api = crate::seckill::http::openapi();
+    api.merge(crate::exchange::http::openapi());
+    api.merge(crate::lottery::http::openapi());
+    api.info.title = "seckill".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some(
+        "Flash sales, points exchanges and lotteries. Every answer is the envelope {success, data, error}; what \
+         decided nothing is an error with a real status. The exchange and the lottery know the user from the \
+         seckillUser cookie: <user id>.<hex HMAC-MD5 of \"seckillUser:<user id>\" keyed with the server's secret>."
+            .into(),
+    );
+    let components = api.components.get_or_insert_with(Default::default);
+    let cookie = ApiKey::Cookie(ApiKeyValue::new(crate::http::USER_COOKIE));
+    components.add_security_scheme(crate::http::USER_COOKIE, SecurityScheme::ApiKey(cookie));
+    api
+}
+
+/// Where `seckill serve` answers [`openapi`].
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// `GET /openapi.json`: [`openapi`], written once.
+pub fn openapi_router() -> axum::Router {
+    // The document holds strings, numbers and maps only: writing it cannot fail.
+    let json = openapi().to_json().unwrap_or_default();
+    axum::Router::new().route(
+        OPENAPI_PATH,
+        axum::routing::get(move || {
+            let json = json.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, crate::http::JSON_UTF8)], json) }
+        }),
+    )
+}
+
 /// The topics of every message the domains produce, which a relay of the app's outbox carries: the points
 /// exchange's shipments and the lottery's prizes.
 pub fn message_topics() -> Vec<String> {

@@ -170,7 +170,7 @@ pub(crate) async fn run(
             listener.local_addr()?
         );
     }
-    let routes = routes.merge(front_door.router());
+    let routes = routes.merge(front_door.router()).merge(seckill::app::openapi_router());
     let app = host(match signed_in {
         Some(signed_in) => {
             let address = listener.local_addr()?;

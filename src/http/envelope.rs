@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// `SeckillResult<T>`: every answer of the API, errors included.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Envelope<T> {
     pub success: bool,
     pub data: Option<T>,

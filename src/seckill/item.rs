@@ -23,7 +23,7 @@ pub const MAX_NAME_CHARS: usize = 120;
 pub const LAST_INSTANT_SECONDS: i64 = i32::MAX as i64;
 
 /// One seckill item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Item {
     pub seckill_id: i64,
@@ -32,11 +32,14 @@ pub struct Item {
     pub number: i32,
     /// The sale opens at this instant (inclusive).
     #[serde(with = "chrono::serde::ts_milliseconds")]
+    #[schema(value_type = i64)]
     pub start_time: DateTime<Utc>,
     /// The sale closes at this instant (exclusive).
     #[serde(with = "chrono::serde::ts_milliseconds")]
+    #[schema(value_type = i64)]
     pub end_time: DateTime<Utc>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
+    #[schema(value_type = i64)]
     pub create_time: DateTime<Utc>,
 }
 

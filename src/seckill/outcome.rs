@@ -8,16 +8,18 @@ pub use crate::database::call::InnerError;
 use crate::database::error::DatabaseError;
 
 /// The record of a successful seckill: a row of `success_killed`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SuccessKilled {
     pub seckill_id: i64,
+    #[schema(value_type = i64)]
     pub user_phone: Phone,
     /// The classic row state: 0 success (later 1 paid, 2 shipped).
     pub state: i8,
     /// When the seckill was decided, by the database's clock (`None` for a row written by hand with the zero
     /// date).
     #[serde(with = "chrono::serde::ts_milliseconds_option")]
+    #[schema(value_type = Option<i64>)]
     pub create_time: Option<DateTime<Utc>>,
 }
 

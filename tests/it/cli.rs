@@ -269,6 +269,8 @@ async fn serve_migrates_when_asked_answers_its_probes_and_logs_json_without_colo
     assert!(landing.text.contains("/exchange") && !landing.text.contains("signin"), "{}", landing.text);
     let sign_in = client.request_to(&base, hyper::Method::GET, "/signin", None, Vec::new()).await;
     assert_eq!(sign_in.status, hyper::StatusCode::NOT_FOUND, "no development sign-in unless asked for");
+    let openapi = client.request_to(&base, hyper::Method::GET, "/openapi.json", None, Vec::new()).await;
+    assert_eq!((openapi.status, openapi.json["openapi"].as_str()), (hyper::StatusCode::OK, Some("3.1.0")));
 
     // A procedure dropped by hand: the instance is no longer ready, and says why.
     let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(db.url()).unwrap()).await.unwrap();

@@ -25,6 +25,7 @@ mod messaging;
 mod metrics;
 mod migrate;
 mod monitoring;
+mod openapi;
 mod rabbitmq;
 mod redis_faults;
 mod replicas;

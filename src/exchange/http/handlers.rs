@@ -46,6 +46,8 @@ fn parse_gift_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiEr
 }
 
 /// `GET /exchange/gifts.json`: the catalogue, in id order. Needs no user.
+#[utoipa::path(get, path = "/exchange/gifts.json", tag = "exchange",
+    responses((status = 200, description = "the catalogue", body = Envelope<Vec<GiftView>>)))]
 pub(super) async fn gifts(State(state): State<ExchangeState>) -> ApiResult<Vec<GiftView>> {
     let gifts = state.service.gifts().await.map_err(api_error)?;
     Ok(Json(Envelope::ok(gifts.into_iter().map(GiftView::from).collect())))
@@ -53,6 +55,9 @@ pub(super) async fn gifts(State(state): State<ExchangeState>) -> ApiResult<Vec<G
 
 /// `GET /exchange/balance.json`: the user's balance, `null` when never granted; showing every exchange in the
 /// `seckillGtid` cookie.
+#[utoipa::path(get, path = "/exchange/balance.json", tag = "exchange", security(("seckillUser" = [])),
+    responses((status = 200, description = "the user's balance, null when never granted", body = Envelope<BalanceView>),
+        (status = 401, description = "no or an invalid seckillUser cookie")))]
 pub(super) async fn balance(
     State(state): State<ExchangeState>,
     CurrentUser(user_id): CurrentUser,
@@ -65,6 +70,9 @@ pub(super) async fn balance(
 /// `GET /exchange/mine.json`: the balance, the user's exchanges with their shipment states, and recent ledger
 /// entries, newest first. Three reads, run at once; each is consistent on its own, shows every exchange in the
 /// `seckillGtid` cookie, and the page shows them again a few seconds later.
+#[utoipa::path(get, path = "/exchange/mine.json", tag = "exchange", security(("seckillUser" = [])),
+    responses((status = 200, description = "the user's exchanges and ledger", body = Envelope<MineView>),
+        (status = 401, description = "no or an invalid seckillUser cookie")))]
 pub(super) async fn mine(
     State(state): State<ExchangeState>,
     CurrentUser(user_id): CurrentUser,
@@ -92,6 +100,14 @@ pub(super) async fn mine(
 /// the outcome in doubt, whose error says to retry with the same key; the retry answers what the database
 /// decided, or decides it now. The answer sets the `seckillGtid` cookie to the batch's commit GTID (or clears it
 /// when the outcome is in doubt without one), for `balance.json` and `mine.json`.
+#[utoipa::path(post, path = "/exchange/gifts/{id}/exchange", tag = "exchange", security(("seckillUser" = [])),
+    params(("id" = i64, Path, description = "the gift"),
+        ("Idempotency-Key" = String, Header, description = "one per request; the same to retry it")),
+    responses((status = 200, description = "a decided exchange (exchanged, out_of_stock, not_enough_points, ...); repeat for a retry", body = Envelope<ExchangeAnswer>),
+        (status = 400, description = "a missing or invalid key, or a malformed gift id"),
+        (status = 401, description = "no or an invalid seckillUser cookie"),
+        (status = 422, description = "the key was first used for another gift: nothing was done"),
+        (status = 503, description = "nothing was done, or in doubt: retry with the same key")))]
 pub(super) async fn exchange(
     State(state): State<ExchangeState>,
     CurrentUser(user_id): CurrentUser,

@@ -150,3 +150,12 @@ impl ExchangeHttp {
         with_common_layers(routes, CrossSite::Allowed).with_state(self.state)
     }
 }
+
+/// The OpenAPI description of this router's JSON API, from its handlers and the types of their answers (the page
+/// and its assets are left out). [`crate::app::openapi`] puts the three domains' together.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(handlers::gifts, handlers::balance, handlers::mine, handlers::exchange))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}

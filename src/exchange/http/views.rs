@@ -7,7 +7,7 @@ use crate::exchange::{ExchangeOutcome, ExchangeRecord, Gift, LedgerEntry, Ledger
 use crate::messaging::MessageState;
 
 /// One gift of the catalogue.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GiftView {
     pub gift_id: i64,
@@ -36,7 +36,7 @@ impl From<Gift> for GiftView {
 
 /// A user's balance: `null` for a user who was never granted points (whose exchanges answer `unknown_user`),
 /// which is not the same as 0 (granted once, all spent).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BalanceView {
     pub user_id: i64,
@@ -44,7 +44,7 @@ pub struct BalanceView {
 }
 
 /// One exchange that went through, with where its shipment stands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExchangeView {
     pub exchange_id: i64,
@@ -57,6 +57,7 @@ pub struct ExchangeView {
     /// The shipment message: `pending` (not yet sent to the warehouse), `sent` (the warehouse has not answered
     /// yet), `consumed` (the warehouse recorded the shipment request), `dead` (delivery gave up; an operator
     /// looks), or `null` if its row was removed by hand.
+    #[schema(value_type = Option<String>)]
     pub shipment: Option<MessageState>,
 }
 
@@ -74,7 +75,7 @@ impl From<ExchangeRecord> for ExchangeView {
 }
 
 /// One change of the balance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerView {
     pub id: i64,
@@ -82,6 +83,7 @@ pub struct LedgerView {
     pub delta: i64,
     pub balance_after: i64,
     /// `grant` or `exchange`.
+    #[schema(value_type = String)]
     pub reason: LedgerReason,
     /// The exchange id for an exchange, the note for a grant.
     pub reference: String,
@@ -102,8 +104,9 @@ impl From<LedgerEntry> for LedgerView {
 }
 
 /// The user's page data: balance, exchanges and recent ledger entries, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ExchangeMine)]
 pub struct MineView {
     pub user_id: i64,
     /// As in [`BalanceView`]: `null` when never granted.
@@ -115,7 +118,7 @@ pub struct MineView {
 /// A decided exchange of gift `giftId`: `outcome` is `exchanged`, `not_enough_points`, `out_of_stock`,
 /// `unknown_user` or `unknown_gift`; `exchangeId` and `balanceAfter` are set only for `exchanged`; `repeat` says
 /// this is the first answer to the same `Idempotency-Key`, given again.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExchangeAnswer {
     pub outcome: &'static str,

@@ -40,6 +40,9 @@ fn api_error(error: LotteryError) -> ApiError {
 
 /// `GET /lottery/{campaign}/status.json`: the campaign now, at most the router's status max age old. Needs no
 /// user. An unknown campaign is a 404.
+#[utoipa::path(get, path = "/lottery/{campaign}/status.json", tag = "lottery", params(("campaign" = i64, Path, description = "the campaign")),
+    responses((status = 200, description = "the campaign now: window, tiers (the published odds), units left", body = Envelope<StatusView>),
+        (status = 400, description = "a malformed campaign id"), (status = 404, description = "no such campaign")))]
 pub(super) async fn status(
     State(state): State<LotteryState>,
     path: Result<Path<String>, PathRejection>,
@@ -53,6 +56,9 @@ pub(super) async fn status(
 /// `GET /lottery/{campaign}/mine.json`: the user's draws in the campaign, in draw order (none for a campaign that
 /// does not exist). Read after the `seckillGtid` cookie's GTIDs when it has them (on a replica that applied them,
 /// else the primary), on the primary otherwise: it settles a draw that was in doubt.
+#[utoipa::path(get, path = "/lottery/{campaign}/mine.json", tag = "lottery", security(("seckillUser" = [])), params(("campaign" = i64, Path, description = "the campaign")),
+    responses((status = 200, description = "the user's draws", body = Envelope<MineView>),
+        (status = 400, description = "a malformed campaign id"), (status = 401, description = "no or an invalid seckillUser cookie")))]
 pub(super) async fn mine(
     State(state): State<LotteryState>,
     CurrentUser(user_id): CurrentUser,
@@ -69,6 +75,11 @@ pub(super) async fn mine(
 /// draw rolled back (nothing written), or the draw in doubt, whose error says where to look: the user's draws
 /// list it if it went through. The answer sets the `seckillGtid` cookie to the batch's commit GTID (or clears it
 /// when the draw is in doubt without one), for `mine.json`.
+#[utoipa::path(post, path = "/lottery/{campaign}/draw", tag = "lottery", security(("seckillUser" = [])), params(("campaign" = i64, Path, description = "the campaign")),
+    responses((status = 200, description = "a decided draw (won, no_prize, all_drawn, not_started, ended, unknown_campaign); repeat once the user's draws are used", body = Envelope<DrawAnswer>),
+        (status = 400, description = "a malformed campaign id"), (status = 401, description = "no or an invalid seckillUser cookie"),
+        (status = 403, description = "a draw from another site's page"),
+        (status = 503, description = "nothing was done, or in doubt: mine.json tells")))]
 pub(super) async fn draw(
     State(state): State<LotteryState>,
     CurrentUser(user_id): CurrentUser,

@@ -128,3 +128,12 @@ impl LotteryHttp {
         with_common_layers(routes, CrossSite::Refused).with_state(state)
     }
 }
+
+/// The OpenAPI description of this router's JSON API, from its handlers and the types of their answers (the page
+/// and its assets are left out). [`crate::app::openapi`] puts the three domains' together.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(handlers::status, handlers::mine, handlers::draw))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}

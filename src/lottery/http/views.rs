@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::lottery::{CampaignPhase, CampaignStatus, DrawOutcome, DrawRecord, Tier};
 
 /// A campaign now: its window, the wheel (weights are the published odds), the units left in each tier.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusView {
     pub campaign_id: i64,
@@ -19,6 +19,7 @@ pub struct StatusView {
     /// The database's clock when this was read, epoch ms.
     pub now: i64,
     /// `not_started`, `open` or `ended`, by the database's clock.
+    #[schema(value_type = String)]
     pub phase: CampaignPhase,
     pub draws_per_user: i32,
     /// The wheel's "no prize" share.
@@ -58,7 +59,7 @@ impl From<CampaignStatus> for StatusView {
 }
 
 /// One prize tier.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TierView {
     pub tier_id: i64,
@@ -88,7 +89,7 @@ impl From<Tier> for TierView {
 }
 
 /// One of the user's recorded draws.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DrawView {
     pub draw_id: i64,
@@ -114,8 +115,9 @@ impl From<DrawRecord> for DrawView {
 }
 
 /// The user's draws in a campaign, in draw order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LotteryMine)]
 pub struct MineView {
     pub user_id: i64,
     pub campaign_id: i64,
@@ -125,7 +127,7 @@ pub struct MineView {
 /// A decided draw: `outcome` is `won`, `no_prize`, `all_drawn`, `not_started`, `ended` or `unknown_campaign`;
 /// `drawId` is set for `won` and `no_prize`, `tierId` and `prize` only for `won`; `repeat` says the user had
 /// used all their draws and this is their last result, given again (nothing was recorded).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DrawAnswer {
     pub outcome: &'static str,

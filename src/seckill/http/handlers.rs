@@ -28,11 +28,16 @@ fn path_error(rejection: PathRejection) -> ApiError {
 }
 
 /// `GET /seckill/list.json`
+#[utoipa::path(get, path = "/seckill/list.json", tag = "seckill",
+    responses((status = 200, description = "the items, newest first", body = Envelope<Vec<Item>>)))]
 pub async fn list(State(app): State<AppState>) -> ApiResult<Vec<Item>> {
     Ok(Json(Envelope::ok(app.service.list(LIST_LIMIT).await?)))
 }
 
 /// `GET /seckill/{id}/detail.json`
+#[utoipa::path(get, path = "/seckill/{id}/detail.json", tag = "seckill", params(("id" = i64, Path, description = "the item")),
+    responses((status = 200, description = "the item", body = Envelope<Item>),
+        (status = 400, description = "a malformed id"), (status = 404, description = "no such item")))]
 pub async fn detail(State(app): State<AppState>, path: Result<Path<String>, PathRejection>) -> ApiResult<Item> {
     let seckill_id = parse_item_id(&path.map_err(path_error)?.0)?;
     match app.item(seckill_id).await? {
@@ -42,12 +47,18 @@ pub async fn detail(State(app): State<AppState>, path: Result<Path<String>, Path
 }
 
 /// `GET /seckill/time/now`: the database's clock in epoch ms, which the page counts down with.
+#[utoipa::path(get, path = "/seckill/time/now", tag = "seckill",
+    responses((status = 200, description = "the database's clock, epoch ms", body = Envelope<i64>)))]
 pub async fn now(State(app): State<AppState>) -> ApiResult<i64> {
     Ok(Json(Envelope::ok(app.service.now().await?.timestamp_millis())))
 }
 
 /// `POST /seckill/{id}/exposer`, the buyer from the `killPhone` cookie. In classic signing mode the token is
 /// the same for everyone, so, as in the classic API, no cookie is needed.
+#[utoipa::path(post, path = "/seckill/{id}/exposer", tag = "seckill", params(("id" = i64, Path, description = "the item")),
+    responses((status = 200, description = "the signed URL's md5 when the sale is open", body = Envelope<Exposer>),
+        (status = 400, description = "a malformed id"), (status = 401, description = "no killPhone cookie (hmac signing)"),
+        (status = 404, description = "no such item")))]
 pub async fn exposer(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -70,6 +81,9 @@ pub async fn exposer(
 /// How a buyer whose execution was in doubt (a 503 during an outage) learns whether it went through. Read after
 /// the `seckillGtid` cookie's GTIDs when it has them (on a replica that applied them, else the primary), on the
 /// primary otherwise.
+#[utoipa::path(get, path = "/seckill/{id}/result", tag = "seckill", params(("id" = i64, Path, description = "the item")),
+    responses((status = 200, description = "the buyer's committed record of the item, or null", body = Envelope<Option<SuccessKilled>>),
+        (status = 400, description = "a malformed id or killPhone cookie")))]
 pub async fn result(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -87,6 +101,12 @@ pub async fn result(
 /// or item over its rate limit 429, an unreachable database 503, and an outcome in doubt 503 naming
 /// `/seckill/{id}/result`. The answer sets the `seckillGtid` cookie to the commit's GTID (or clears it when the
 /// outcome is in doubt without one), for `/result`.
+#[utoipa::path(post, path = "/seckill/{id}/{md5}/execution", tag = "seckill",
+    params(("id" = i64, Path, description = "the item"), ("md5" = String, Path, description = "the exposer's md5")),
+    responses((status = 200, description = "a decided seckill: state 1 success, 0 ended, -1 repeat, -2 inner error, -3 tampered", body = Envelope<Execution>),
+        (status = 400, description = "a malformed id"), (status = 401, description = "no killPhone cookie"),
+        (status = 429, description = "over a rate limit: nothing was done"),
+        (status = 503, description = "nothing was done, or in doubt: GET /seckill/{id}/result tells")))]
 pub async fn execution(
     State(app): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -193,3 +193,19 @@ impl From<SeckillError> for ApiError {
         }
     }
 }
+
+/// The OpenAPI description of this router's JSON API, from its handlers and the types of their answers (the page
+/// and its assets are left out). [`crate::app::openapi`] puts the three domains' together.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        handlers::list,
+        handlers::now,
+        handlers::detail,
+        handlers::exposer,
+        handlers::result,
+        handlers::execution
+    ))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::seckill::{Exposure, Item, Outcome, SuccessKilled};
 
 /// The exposer's answer (`Exposer`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Exposer {
     pub exposed: bool,
@@ -38,7 +38,7 @@ impl Exposer {
 }
 
 /// A success record with its item, as the classic `SuccessKilled` carries it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SuccessKilledView {
     #[serde(flatten)]
@@ -47,7 +47,7 @@ pub struct SuccessKilledView {
 }
 
 /// The execution's answer (`SeckillExecution`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
     pub seckill_id: i64,
