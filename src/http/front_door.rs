@@ -9,7 +9,7 @@
 use axum::Form;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, RawQuery};
 use axum::http::StatusCode;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::response::{Html, IntoResponse, Response};
@@ -68,9 +68,13 @@ impl FrontDoor {
     /// `GET /`, `GET /assets/{name}`, and the sign-in's routes when enabled.
     pub fn router(self) -> Router {
         let landing = landing_html(&self.entrances, self.sign_in.is_some());
-        let mut router = Router::new()
-            .route("/", get(move || async move { Html(landing) }))
-            .route("/assets/{name}", get(|Path(name): Path<String>| async move { LANDING.asset(&name) }));
+        let mut router =
+            Router::new().route("/", get(move || async move { Html(landing) })).route(
+                "/assets/{name}",
+                get(|Path(name): Path<String>, RawQuery(query): RawQuery| async move {
+                    LANDING.asset(&name, query.as_deref())
+                }),
+            );
         if let Some(cookie) = self.sign_in {
             router = router.route(
                 SIGN_IN_PATH,

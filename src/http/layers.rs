@@ -48,6 +48,7 @@ where
     routes
         .layer(axum::middleware::from_fn_with_state(DEFAULT_MAX_BODY, bound_bodies))
         .layer(axum::middleware::map_response(utf8_json))
+        .layer(axum::middleware::from_fn(super::assets::not_modified))
         .layer(axum::middleware::from_fn(count_requests))
 }
 

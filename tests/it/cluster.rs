@@ -1025,3 +1025,68 @@ fn children_of(parents: &[u32]) -> Vec<u32> {
     }
     children
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn during_a_sale_pages_and_assets_come_from_the_balancers_cache_and_no_instance_serves_them() {
+    const LOADS: usize = 300;
+    let db = migrated_db().await;
+    let service = service(&db);
+    let cluster = start_cluster(&db, 2).await;
+    let http = Arc::new(Http::new());
+    let id = open_item(&service, 5).await.seckill_id;
+    let (page_route, asset_route) = ("/seckill/{id}/detail", "/seckill/assets/{name}");
+
+    // A first load fills the balancer's cache: the page, then each asset by the versioned URL the page links.
+    let page_path = format!("/seckill/{id}/detail");
+    let page = http.send(balancer(&cluster), Method::GET, &page_path, "").await.unwrap();
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    let assets: Vec<String> = html
+        .split('"')
+        .filter_map(|link| link.strip_prefix("../assets/"))
+        .map(|asset| format!("/seckill/assets/{asset}"))
+        .collect();
+    assert_eq!(assets.len(), 4, "two styles and two scripts, each with its version: {html}");
+    assert!(assets.iter().all(|asset| asset.contains("?v=")), "{assets:?}");
+    let mut bodies = HashMap::new();
+    for asset in &assets {
+        let answer = http.send(balancer(&cluster), Method::GET, asset, "").await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{asset}");
+        bodies.insert(asset.clone(), answer.body);
+    }
+    let (pages, files) = (app_requests(&cluster, page_route).await, app_requests(&cluster, asset_route).await);
+    assert!(pages >= 1 && files >= 4, "the first load reached an instance: {pages} pages, {files} assets");
+
+    // A crowd loads the page as a sale opens: every byte from the balancer, none from an instance.
+    let (page_body, bodies) = (Arc::new(page.body), Arc::new(bodies));
+    let mut loads = tokio::task::JoinSet::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let address = balancer(&cluster);
+    for _ in 0..16 {
+        let (http, page_path, page_body, bodies, next) =
+            (http.clone(), page_path.clone(), page_body.clone(), bodies.clone(), next.clone());
+        loads.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < LOADS {
+                let page = http.send(address, Method::GET, &page_path, "").await.unwrap();
+                assert_eq!((page.status, &page.body), (StatusCode::OK, &*page_body));
+                for (asset, body) in bodies.iter() {
+                    let answer = http.send(address, Method::GET, asset, "").await.unwrap();
+                    assert_eq!((answer.status, &answer.body), (StatusCode::OK, body), "{asset}");
+                }
+            }
+        });
+    }
+    while let Some(load) = loads.join_next().await {
+        load.unwrap();
+    }
+    assert_eq!(app_requests(&cluster, page_route).await, pages, "no page load reached an instance");
+    assert_eq!(app_requests(&cluster, asset_route).await, files, "no asset load reached an instance");
+
+    // The API's JSON is never kept: each read reaches an instance.
+    let details = app_requests(&cluster, DETAIL_ROUTE).await;
+    for _ in 0..2 {
+        let detail = http.send(address, Method::GET, &format!("/seckill/{id}/detail.json"), "").await.unwrap();
+        assert_eq!(detail.status, StatusCode::OK);
+    }
+    assert_eq!(app_requests(&cluster, DETAIL_ROUTE).await, details + 2);
+}

@@ -9,6 +9,7 @@
 //! load_module .../ndk_http_module.so; load_module .../ngx_http_lua_module.so;
 //! http {
 //!     *_temp_path DIR/...; access_log off;
+//!     proxy_cache_path DIR/cache keys_zone=seckill_static:10m ...;   (what the instances say may be kept)
 //!     lua_package_path "DIR/?.lua;/usr/share/lua/5.1/?.lua;;";   (the interception, lua-resty-redis)
 //!     lua_shared_dict seckill_closed_state 10m;                  (the ~100 ms cache of the Redis state)
 //!     init_by_lua_block { require("seckill_balancer") }
@@ -19,6 +20,7 @@
 //!         location / {
 //!             access_by_lua_block { require("seckill_balancer").intercept() }
 //!             proxy_pass http://seckill_instances; (HTTP/1.1, keepalive upstreams)
+//!             proxy_cache seckill_static;          (pages and assets, as long as their Cache-Control says)
 //!             proxy_connect_timeout 250ms; proxy_next_upstream error timeout;
 //!             error_page 502 @bad_gateway; error_page 504 @gateway_timeout;   (JSON, as the app's errors)
 //!         }
@@ -117,6 +119,14 @@ pub(crate) fn nginx_conf(
         let _ = writeln!(conf, "    {directive} {};", path(folder));
     }
     let _ = writeln!(conf, "    access_log off;\n    server_tokens off;");
+    // Pages and assets, kept as long as their Cache-Control says (a page 10 s, a versioned asset for good): during
+    // a sale the instances serve no static byte. Only answers that say they may be kept are: the API's JSON says
+    // nothing of the kind (and a user's answers set cookies), so it always reaches an instance.
+    let _ = writeln!(
+        conf,
+        "    proxy_cache_path {} levels=1:2 keys_zone=seckill_static:10m max_size=256m inactive=10m use_temp_path=off;",
+        path("cache")
+    );
     if config.closed_state.is_some() {
         let lua_path = format!("{}/?.lua;{}/?.lua;;", dir.display(), installation.lua_path.display());
         let _ = writeln!(conf, "    lua_package_path {};", quoted(&lua_path));
@@ -146,6 +156,12 @@ pub(crate) fn nginx_conf(
         let _ = writeln!(conf, "            access_by_lua_block {{ require(\"{LUA_MODULE}\").intercept() }}");
     }
     let _ = writeln!(conf, "            proxy_pass http://seckill_instances;");
+    // One request fills an entry while the others wait for it; an expired entry is served while it is refreshed.
+    let _ = writeln!(conf, "            proxy_cache seckill_static;\n            proxy_cache_lock on;");
+    let _ =
+        writeln!(conf, "            proxy_cache_use_stale updating;\n            proxy_cache_background_update on;");
+    let _ = writeln!(conf, "            proxy_cache_revalidate on;");
+    let _ = writeln!(conf, "            add_header X-Cache $upstream_cache_status always;");
     let _ = writeln!(conf, "            proxy_http_version 1.1;");
     let _ = writeln!(conf, "            proxy_set_header Connection \"\";");
     let _ = writeln!(conf, "            proxy_set_header Host $http_host;");

@@ -2,9 +2,9 @@
 //! [`crate::http`]'s page helper). What is in `src/lottery/http/page/` is what the browser gets. The page reads
 //! its campaign from its own path.
 
-use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, RawQuery};
+use axum::response::Response;
 
 use super::handlers::parse_campaign_id;
 use crate::http::{ApiError, Page, error_page};
@@ -21,7 +21,7 @@ static PAGE: Page = Page::new(
 /// `assets/`.
 pub(super) async fn page(path: Result<Path<String>, PathRejection>) -> Response {
     match parse_campaign_id(path) {
-        Ok(_) => PAGE.html("").into_response(),
+        Ok(_) => PAGE.response(""),
         Err(error) => error_page(&error),
     }
 }
@@ -29,12 +29,12 @@ pub(super) async fn page(path: Result<Path<String>, PathRejection>) -> Response 
 /// `GET /lottery/{campaign}/`
 pub(super) async fn page_in_folder(path: Result<Path<String>, PathRejection>) -> Response {
     match parse_campaign_id(path) {
-        Ok(_) => PAGE.html("../").into_response(),
+        Ok(_) => PAGE.response("../"),
         Err(error) => error_page(&error),
     }
 }
 
 /// `GET /lottery/assets/{name}`
-pub(super) async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
-    PAGE.asset(&name)
+pub(super) async fn asset(Path(name): Path<String>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    PAGE.asset(&name, query.as_deref())
 }
