@@ -102,9 +102,12 @@ pub(crate) struct ExchangeArgs {
     /// The user's id (positive).
     #[arg(long, allow_negative_numbers = true)]
     user: i64,
-    /// The gift's id.
-    #[arg(long, allow_negative_numbers = true)]
-    gift: i64,
+    /// The gift's id, first as the item's and the campaign's are in their commands (or `--gift`).
+    #[arg(value_name = "GIFT", allow_negative_numbers = true, required_unless_present = "gift_flag")]
+    gift: Option<i64>,
+    /// The gift's id as a flag, as earlier versions took it.
+    #[arg(long = "gift", id = "gift_flag", allow_negative_numbers = true, conflicts_with = "gift", hide = true)]
+    gift_flag: Option<i64>,
     /// Your id for this exchange (1 to 64 of A-Z a-z 0-9 . _ : -): a new one per exchange, the same one to retry.
     #[arg(long, allow_hyphen_values = true)]
     request_id: String,
@@ -259,14 +262,15 @@ fn describe_gift(gift: &Gift) -> String {
 
 pub(crate) async fn exchange(target: &DatabaseTarget, args: ExchangeArgs) -> Result<(), Failure> {
     check_user(args.user)?;
-    if args.gift <= 0 {
-        return Err(ExchangeError::InvalidGiftId(args.gift).into());
+    let gift = args.gift.or(args.gift_flag).ok_or_else(|| Failure::new("which gift? give its id (GIFT)"))?;
+    if gift <= 0 {
+        return Err(ExchangeError::InvalidGiftId(gift).into());
     }
     let request_id = RequestId::new(args.request_id.as_str())?;
     let service = service(target).await?;
-    let outcome = service.exchange(args.user, args.gift, request_id.as_str()).await?;
+    let outcome = service.exchange(args.user, gift, request_id.as_str()).await?;
     if let ExchangeOutcome::InnerError(error) = &outcome {
-        let retry = format!("seckill exchange --user {} --gift {} --request-id {request_id}", args.user, args.gift);
+        let retry = format!("seckill exchange {gift} --user {} --request-id {request_id}", args.user);
         if error.in_doubt {
             return Err(Failure::new(format!(
                 "the outcome is unknown: the exchange was sent but no trustworthy answer came back ({})",
@@ -292,7 +296,7 @@ pub(crate) async fn exchange(target: &DatabaseTarget, args: ExchangeArgs) -> Res
         };
         let value = json!({
             "user_id": args.user,
-            "gift_id": args.gift,
+            "gift_id": gift,
             "request_id": request_id.as_str(),
             "outcome": outcome.reason(),
             "repeat": outcome.is_repeat(),
@@ -301,7 +305,7 @@ pub(crate) async fn exchange(target: &DatabaseTarget, args: ExchangeArgs) -> Res
         });
         outln!("{value}");
     } else {
-        outln!("{}", describe_outcome(&outcome, args.user, args.gift, &request_id));
+        outln!("{}", describe_outcome(&outcome, args.user, gift, &request_id));
     }
     if outcome.is_exchanged() { Ok(()) } else { Err(Failure::quiet(REFUSED)) }
 }

@@ -284,8 +284,8 @@ async fn unknown_users_and_gifts_and_bad_input_change_nothing() {
         (&["credit", "grant", "--user", "0", "--amount", "5"], "invalid user id 0"),
         (&["credit", "grant", "--user", "1", "--amount", "-5"], "invalid --amount -5"),
         (&["credit", "balance", "--user", "-1"], "invalid user id -1"),
-        (&["exchange", "--user", "1", "--gift", &id, "--request-id", "bad id"], "invalid request id"),
-        (&["exchange", "--user", "1", "--gift", "0", "--request-id", "r-9"], "invalid gift id 0"),
+        (&["exchange", &id, "--user", "1", "--request-id", "bad id"], "invalid request id"),
+        (&["exchange", "0", "--user", "1", "--request-id", "r-9"], "invalid gift id 0"),
         (&["gift", "create", "--name", "x", "--cost", "0", "--stock", "1"], "invalid gift: the cost"),
         (&["gift", "create", "--name", "x", "--cost", "10", "--stock", "-1"], "invalid --stock -1"),
     ];
@@ -295,7 +295,7 @@ async fn unknown_users_and_gifts_and_bad_input_change_nothing() {
         one_line_error(&output, expected);
     }
     let refused: [(&[&str], &str); 3] = [
-        (&["exchange", "--user", "999", "--gift", &id, "--request-id", "c-1"], "refused: unknown_user"),
+        (&["exchange", &id, "--user", "999", "--request-id", "c-1"], "refused: unknown_user"),
         (&["exchange", "--user", "1", "--gift", "4242", "--request-id", "c-2"], "refused: unknown_gift"),
         (&["credit", "balance", "--user", "999"], "user 999 has never been granted points"),
     ];
@@ -340,7 +340,7 @@ async fn the_command_line_exchanges_and_shows_balances_ledgers_and_shipments() {
     let again: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!((again["exchange_id"].clone(), again["repeat"].as_bool()), (first["exchange_id"].clone(), Some(true)));
 
-    let (code, out, _) = run(&["exchange", "--user", "7", "--gift", &id, "--request-id", "cli-2"]);
+    let (code, out, _) = run(&["exchange", &id, "--user", "7", "--request-id", "cli-2"]);
     assert_eq!(code, Some(4));
     assert!(out.starts_with("refused: not_enough_points"), "{out}");
 

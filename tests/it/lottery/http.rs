@@ -367,9 +367,9 @@ async fn the_page_and_its_assets_are_served_with_their_charset() {
     let at = served.address;
     let page = call(at, Method::GET, "/lottery/7", &[], Vec::new()).await;
     assert_eq!((page.status, page.content_type.as_str()), (StatusCode::OK, "text/html; charset=utf-8"));
-    assert!(page.text.contains("抽奖") && page.text.contains("src=\"assets/app.js\""), "{}", page.text);
+    assert!(page.text.contains("抽奖") && page.text.contains("src=\"assets/app.js?v="), "{}", page.text);
     let in_folder = call(at, Method::GET, "/lottery/7/", &[], Vec::new()).await;
-    assert!(in_folder.text.contains("src=\"../assets/app.js\""), "{}", in_folder.text);
+    assert!(in_folder.text.contains("src=\"../assets/app.js?v="), "{}", in_folder.text);
     let script = call(at, Method::GET, "/lottery/assets/app.js", &[], Vec::new()).await;
     assert_eq!(script.content_type, "text/javascript; charset=utf-8");
     assert!(script.text.contains("/draw"));

@@ -153,9 +153,9 @@ async fn the_page_and_its_assets_are_served() {
     let list = served.get("/seckill/list").await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(list.content_type.starts_with("text/html"));
-    assert!(list.text.contains("src=\"assets/app.js\""));
+    assert!(list.text.contains("src=\"assets/app.js?v="));
     let detail = served.get("/seckill/1000/detail").await;
-    assert!(detail.text.contains("src=\"../assets/app.js\""));
+    assert!(detail.text.contains("src=\"../assets/app.js?v="));
     let script = served.get("/seckill/assets/app.js").await;
     assert!(script.content_type.starts_with("text/javascript") && script.text.contains("killPhone"));
     assert_eq!(served.get("/seckill/assets/secret.txt").await.status, StatusCode::NOT_FOUND);
