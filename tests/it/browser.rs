@@ -127,25 +127,14 @@ async fn click_when_enabled(client: &Client, id: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_user_signs_in_from_a_page_then_exchanges_and_draws() {
     use seckill::exchange::{Exchange, NewGift};
-    use seckill::lottery::{Lottery, NewCampaign, NewTier};
+    use seckill::lottery::Lottery;
 
     let db = migrated_db().await;
     let exchange = Exchange::new(db.pool().clone());
     exchange.grant(7, 100, "welcome").await.unwrap();
     let mug = exchange.create_gift(&NewGift { name: "马克杯 Mug".into(), cost: 30, stock: 5 }).await.unwrap().gift_id;
     let lottery = Lottery::new(db.pool().clone());
-    let now = chrono::Utc::now();
-    let tiers = vec![NewTier { name: "笔 Pen".into(), stock: 5, weight: 1 }];
-    let campaign = lottery
-        .create_campaign(&NewCampaign::new(
-            "春节抽奖",
-            now - chrono::Duration::hours(1),
-            now + chrono::Duration::hours(1),
-            tiers,
-        ))
-        .await
-        .unwrap()
-        .campaign_id;
+    let campaign = crate::common::open_campaign(&lottery, "笔 Pen", 5).await;
     let cookie = crate::common::http::user_cookies();
     let app = seckill::app::front_door()
         .development_sign_in(cookie.clone())

@@ -54,14 +54,20 @@ async fn a_closed_stdout_never_makes_a_command_panic_or_fail() {
     }
 }
 
+/// `seckill item create` of one unit of `name` sold in [start, end), as it prints it with `--json`.
+fn create_item(url: &str, name: &str, start: &str, end: &str) -> serde_json::Value {
+    let created = seckill_command(url)
+        .args(["item", "create", "--name", name, "--stock", "1", "--start", start, "--end", end, "--json"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr(&created));
+    serde_json::from_str(&stdout(&created)).unwrap()
+}
+
 #[tokio::test]
 async fn expose_of_an_item_not_open_prints_why_and_exits_4() {
     let db = migrated_db().await;
-    let created = seckill_command(db.url())
-        .args(["item", "create", "--name", "later", "--stock", "1", "--start", "+1h", "--end", "+2h", "--json"])
-        .output()
-        .unwrap();
-    let item: serde_json::Value = serde_json::from_str(&stdout(&created)).unwrap();
+    let item = create_item(db.url(), "later", "+1h", "+2h");
     let id = item["seckillId"].as_i64().unwrap().to_string();
     let exposed = seckill_command(db.url()).args(["expose", &id, "--phone", "13800000001"]).output().unwrap();
     assert_eq!(exposed.status.code(), Some(4), "{}", stderr(&exposed));
@@ -90,12 +96,7 @@ async fn wrong_credentials_are_a_one_line_error() {
 #[tokio::test]
 async fn item_expose_and_execute_from_the_shell() {
     let db = migrated_db().await;
-    let created = seckill_command(db.url())
-        .args(["item", "create", "--name", "phone", "--stock", "1", "--start", "-1m", "--end", "+1h", "--json"])
-        .output()
-        .unwrap();
-    assert!(created.status.success(), "{}", stderr(&created));
-    let item: serde_json::Value = serde_json::from_str(&stdout(&created)).unwrap();
+    let item = create_item(db.url(), "phone", "-1m", "+1h");
     let id = item["seckillId"].as_i64().unwrap();
     assert_eq!(item["number"], 1);
 
@@ -169,15 +170,8 @@ async fn serve_logs_requests_answers_unknown_routes_in_json_and_stops_on_sigterm
         .unwrap();
     let client = crate::common::http::serve(axum::Router::new()).await; // only for its HTTP client
     let base = format!("127.0.0.1:{port}");
-    let mut answer = None;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&base).is_ok() {
-            answer = Some(client.request_to(&base, hyper::Method::GET, "/seckill/time/now", None, Vec::new()).await);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let answer = answer.expect("the server came up");
+    assert!(when_up(&base).await, "the server came up");
+    let answer = client.request_to(&base, hyper::Method::GET, "/seckill/time/now", None, Vec::new()).await;
     assert_eq!(answer.status, hyper::StatusCode::OK);
     let unknown = client.request_to(&base, hyper::Method::GET, "/seckill/no/such/route", None, Vec::new()).await;
     assert_eq!((unknown.status, unknown.json["success"].as_bool()), (hyper::StatusCode::NOT_FOUND, Some(false)));
@@ -227,6 +221,17 @@ async fn serve_refuses_a_database_never_migrated_and_says_how_to_fix_it() {
     assert_eq!(tables, Some(0), "nothing was created");
 }
 
+/// Whether a server starting at `address` accepts connections within 10 s.
+async fn when_up(address: &str) -> bool {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(address).is_ok() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// A free loopback port.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -245,15 +250,8 @@ async fn serve_migrates_when_asked_answers_its_probes_and_logs_json_without_colo
         .unwrap();
     let client = crate::common::http::serve(axum::Router::new()).await; // only for its HTTP client
     let (base, probes) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{management}"));
-    let mut ready = None;
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(&base).is_ok() {
-            ready = Some(client.request_to(&probes, hyper::Method::GET, "/readyz", None, Vec::new()).await);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let ready = ready.expect("the server came up on localhost");
+    assert!(when_up(&base).await, "the server came up on localhost");
+    let ready = client.request_to(&probes, hyper::Method::GET, "/readyz", None, Vec::new()).await;
     assert_eq!(ready.status, hyper::StatusCode::OK, "{}", ready.text);
     assert_eq!(ready.json["checks"]["database"], "ok", "{}", ready.text);
     assert_eq!(ready.json["checks"]["schema"], "in sync", "{}", ready.text);

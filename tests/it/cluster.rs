@@ -25,7 +25,7 @@ use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 use seckill::local::balancer::ClosedStateConfig;
 use seckill::local::cluster::{Cluster, ClusterDatabase, ClusterOptions, ClusterRedis};
-use seckill::lottery::{Lottery, NewCampaign, NewTier};
+use seckill::lottery::Lottery;
 use seckill::seckill::closed::KEY_KIND;
 use seckill::seckill::http::balancer_interception;
 use seckill::seckill::{Phone, Seckill};
@@ -208,18 +208,7 @@ async fn the_balancers_answers_for_closed_states_are_the_apps_byte_for_byte() {
     // balancer never answers a draw: "all drawn" would tell the winner, drawing again, that nothing was recorded
     // for them. Every draw reaches an instance, which answers each user from their own record.
     let lottery = Lottery::new(db.pool().clone());
-    let now = Utc::now();
-    let tiers = vec![NewTier { name: "金 Gold mug".into(), stock: 1, weight: 1 }];
-    let campaign = lottery
-        .create_campaign(&NewCampaign::new(
-            "春节抽奖",
-            now - chrono::Duration::hours(1),
-            now + chrono::Duration::hours(1),
-            tiers,
-        ))
-        .await
-        .unwrap()
-        .campaign_id;
+    let campaign = crate::common::open_campaign(&lottery, "金 Gold mug", 1).await;
     let drew = http.draw(balancer(&cluster), campaign, 1).await.unwrap();
     assert_eq!(drew.json()["data"]["outcome"], "won", "{}", drew.text());
     key_holds(&cluster, &format!("{}lottery:{campaign}:state", cluster.key_prefix()), "all_drawn").await;

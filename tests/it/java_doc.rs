@@ -4,10 +4,10 @@
 use hmac::{Hmac, KeyInit, Mac};
 use hyper::{Method, StatusCode};
 use seckill::exchange::{Exchange, NewGift};
-use seckill::lottery::{Lottery, NewCampaign, NewTier};
+use seckill::lottery::Lottery;
 
 use crate::common::http::{call, serve, user_cookies};
-use crate::common::{SECRET, item_with_window, migrated_db, phone, service};
+use crate::common::{SECRET, migrated_db, phone, service};
 
 /// `seckillUserCookie(userId, secret)` of the page, in Rust.
 fn java_cookie(user_id: i64, secret: &str) -> String {
@@ -23,13 +23,9 @@ async fn the_calls_the_java_page_shows_answer_as_it_says() {
     exchange.grant(42, 100, "welcome").await.unwrap();
     let gift = exchange.create_gift(&NewGift { name: "mug".into(), cost: 30, stock: 5 }).await.unwrap().gift_id;
     let lottery = Lottery::new(db.pool().clone());
-    let now = chrono::Utc::now();
-    let tiers = vec![NewTier { name: "pen".into(), stock: 5, weight: 1 }];
-    let hour = chrono::Duration::hours(1);
-    let campaign =
-        lottery.create_campaign(&NewCampaign::new("draw", now - hour, now + hour, tiers)).await.unwrap().campaign_id;
+    let campaign = crate::common::open_campaign(&lottery, "pen", 5).await;
     let sale = service(&db);
-    let item = item_with_window(&sale, 3, chrono::Duration::hours(-1), hour).await.seckill_id;
+    let item = crate::common::open_item(&sale, 3).await.seckill_id;
     let app = seckill::exchange::http::router(exchange, user_cookies())
         .merge(seckill::lottery::http::router(lottery, user_cookies()))
         .merge(seckill::seckill::http::router(sale));

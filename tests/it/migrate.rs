@@ -366,24 +366,14 @@ async fn reapplying_a_procedure_never_fails_the_calls_running_meanwhile() {
 #[tokio::test]
 async fn a_decision_whose_procedure_is_missing_is_not_done_never_in_doubt() {
     use seckill::exchange::{Exchange, ExchangeOutcome, NewGift};
-    use seckill::lottery::{DrawOutcome, Lottery, NewCampaign, NewTier};
+    use seckill::lottery::{DrawOutcome, Lottery};
 
     let db = TestDatabase::migrated().await.unwrap();
     let exchange = Exchange::new(db.pool().clone());
     exchange.grant(1, 100, "test").await.unwrap();
     let gift = exchange.create_gift(&NewGift { name: "mug".into(), cost: 10, stock: 5 }).await.unwrap();
     let lottery = Lottery::new(db.pool().clone());
-    let now = chrono::Utc::now();
-    let tiers = vec![NewTier { name: "mug".into(), stock: 5, weight: 1 }];
-    let campaign = lottery
-        .create_campaign(&NewCampaign::new(
-            "draw",
-            now - chrono::Duration::hours(1),
-            now + chrono::Duration::hours(1),
-            tiers,
-        ))
-        .await
-        .unwrap();
+    let campaign = crate::common::open_campaign(&lottery, "mug", 5).await;
     // A schema behind the code: the server refuses the CALL itself (1305), before anything could run.
     let mut conn = db.pool().get_conn().await.unwrap();
     conn.query_drop("DROP PROCEDURE exchange_credit_batch").await.unwrap();
@@ -393,7 +383,7 @@ async fn a_decision_whose_procedure_is_missing_is_not_done_never_in_doubt() {
         ExchangeOutcome::InnerError(error) => assert!(!error.in_doubt, "nothing ran: {error:?}"),
         other => panic!("an exchange without its procedure: {other:?}"),
     }
-    match lottery.draw(campaign.campaign_id, 1).await.unwrap() {
+    match lottery.draw(campaign, 1).await.unwrap() {
         DrawOutcome::InnerError(error) => assert!(!error.in_doubt, "nothing ran: {error:?}"),
         other => panic!("a draw without its procedure: {other:?}"),
     }

@@ -62,10 +62,8 @@ async fn the_document_lists_every_json_route_and_each_answers_as_it_says() {
     let gift = seckill::exchange::NewGift { name: "mug".into(), cost: 10, stock: 5 };
     let gift = exchange.create_gift(&gift).await.unwrap().gift_id;
     let lottery = seckill::lottery::Lottery::new(db.pool().clone());
+    let campaign = crate::common::open_campaign(&lottery, "pen", 5).await;
     let (now, hour) = (chrono::Utc::now(), chrono::Duration::hours(1));
-    let tiers = vec![seckill::lottery::NewTier { name: "pen".into(), stock: 5, weight: 1 }];
-    let campaign = seckill::lottery::NewCampaign::new("draw", now - hour, now + hour, tiers);
-    let campaign = lottery.create_campaign(&campaign).await.unwrap().campaign_id;
     let sale = service(&db);
     let item = item_with_window(&sale, 3, -hour, hour).await.seckill_id;
     let token = sale.signer().sign(item, phone(1), now);

@@ -53,6 +53,15 @@ pub fn phone(n: i64) -> Phone {
     Phone::new(13_000_000_000 + n).expect("a valid phone")
 }
 
+/// A lottery campaign open for the hour around now, of one tier `prize` with `stock` units, which every draw wins
+/// while units last.
+pub async fn open_campaign(lottery: &seckill::lottery::Lottery, prize: &str, stock: u32) -> i64 {
+    let (now, hour) = (Utc::now(), Duration::hours(1));
+    let tiers = vec![seckill::lottery::NewTier { name: prize.into(), stock, weight: 1 }];
+    let campaign = seckill::lottery::NewCampaign::new("春节抽奖", now - hour, now + hour, tiers);
+    lottery.create_campaign(&campaign).await.expect("the campaign is created").campaign_id
+}
+
 /// An item whose sale opened an hour ago and closes in an hour.
 pub async fn open_item(service: &Seckill, stock: i32) -> Item {
     item_with_window(service, stock, Duration::hours(-1), Duration::hours(1)).await
