@@ -156,8 +156,10 @@ pub(crate) fn nginx_conf(
         let _ = writeln!(conf, "            access_by_lua_block {{ require(\"{LUA_MODULE}\").intercept() }}");
     }
     let _ = writeln!(conf, "            proxy_pass http://seckill_instances;");
-    // One request fills an entry while the others wait for it; an expired entry is served while it is refreshed.
-    let _ = writeln!(conf, "            proxy_cache seckill_static;\n            proxy_cache_lock on;");
+    // An expired entry is served while it is refreshed. No `proxy_cache_lock`: nginx cannot tell a page from the
+    // API's JSON before the answer comes, and the lock would hold every identical JSON read behind the first
+    // one, polling every 500 ms (a crowd reading one campaign's status would wait half a second each).
+    let _ = writeln!(conf, "            proxy_cache seckill_static;");
     let _ =
         writeln!(conf, "            proxy_cache_use_stale updating;\n            proxy_cache_background_update on;");
     let _ = writeln!(conf, "            proxy_cache_revalidate on;");
