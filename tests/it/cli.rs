@@ -162,7 +162,7 @@ async fn bad_arguments_get_one_line_and_change_nothing() {
 async fn serve_logs_requests_answers_unknown_routes_in_json_and_stops_on_sigterm() {
     let db = migrated_db().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = seckill_command(db.url())
+    let server = seckill_command(db.url())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
@@ -186,16 +186,7 @@ async fn serve_logs_requests_answers_unknown_routes_in_json_and_stops_on_sigterm
     let draw = client.request_to(&base, hyper::Method::POST, "/lottery/1/draw", None, Vec::new()).await;
     assert_eq!(draw.status, hyper::StatusCode::UNAUTHORIZED, "{}", draw.text);
 
-    let terminated = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
-    assert!(terminated.success());
-    let output = tokio::task::spawn_blocking(move || {
-        let status = server.wait().unwrap();
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-        (status, stderr)
-    })
-    .await
-    .unwrap();
+    let output = terminate(server).await;
     assert!(output.0.success(), "{}", output.1);
     assert!(output.1.contains("/seckill/time/now"), "request logs: {}", output.1);
     assert!(output.1.contains("seckill: stopped"), "{}", output.1);
@@ -221,6 +212,20 @@ async fn serve_refuses_a_database_never_migrated_and_says_how_to_fix_it() {
     assert_eq!(tables, Some(0), "nothing was created");
 }
 
+/// Stops a server this test started (SIGTERM, by pid) and waits for it: how it ended, and its stderr.
+async fn terminate(mut server: std::process::Child) -> (std::process::ExitStatus, String) {
+    let terminated = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(terminated.success());
+    tokio::task::spawn_blocking(move || {
+        let status = server.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap()
+}
+
 /// Whether a server starting at `address` accepts connections within 10 s.
 async fn when_up(address: &str) -> bool {
     for _ in 0..200 {
@@ -241,7 +246,7 @@ fn free_port() -> u16 {
 async fn serve_migrates_when_asked_answers_its_probes_and_logs_json_without_colour() {
     let db = seckill::testing::TestDatabase::new().await.unwrap();
     let (port, management) = (free_port(), free_port());
-    let mut server = seckill_command(db.url())
+    let server = seckill_command(db.url())
         .args(["serve", "--migrate", "--log-format", "json"])
         .args(["--listen", &format!("localhost:{port}"), "--metrics-listen", &format!("localhost:{management}")])
         .env("RUST_LOG", "info")
@@ -279,16 +284,7 @@ async fn serve_migrates_when_asked_answers_its_probes_and_logs_json_without_colo
     let schema = unready.json["checks"]["schema"].as_str().unwrap_or_default();
     assert!(schema.starts_with("not in sync: procedure execute_seckill_batch"), "{schema}");
 
-    let terminated = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
-    assert!(terminated.success());
-    let (status, logs) = tokio::task::spawn_blocking(move || {
-        let status = server.wait().unwrap();
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-        (status, stderr)
-    })
-    .await
-    .unwrap();
+    let (status, logs) = terminate(server).await;
     assert!(status.success(), "{logs}");
     assert!(!logs.contains('\u{1b}'), "no colour codes in a pipe: {logs}");
     // The tool's own lines say `seckill: …`; every log line is one JSON object, the request's among them.

@@ -29,6 +29,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// Counts `heard` as an answer checked, and as in doubt when it is: true then.
+    fn checked_in_doubt(&mut self, heard: &Heard) -> bool {
+        self.answers_checked += 1;
+        let doubt = in_doubt(heard);
+        self.in_doubt += usize::from(doubt);
+        doubt
+    }
+
     fn violation(&mut self, rule: &str, detail: String) {
         if self.violations.len() < 50 {
             self.violations.push(format!("{rule}: {detail}"));
@@ -76,9 +84,7 @@ async fn seckill(events: &[Event], ground: &Ground<'_>, report: &mut Report) {
         let mut doubt = 0;
         let mut told_success = false;
         for heard in heard {
-            report.answers_checked += 1;
-            if in_doubt(heard) {
-                report.in_doubt += 1;
+            if report.checked_in_doubt(heard) {
                 doubt += 1;
                 continue;
             }
@@ -144,9 +150,7 @@ async fn exchange(events: &[Event], ground: &Ground<'_>, report: &mut Report) {
         let mut decided: Vec<(String, Option<i64>)> = Vec::new();
         let mut doubt = 0;
         for heard in heard {
-            report.answers_checked += 1;
-            if in_doubt(heard) {
-                report.in_doubt += 1;
+            if report.checked_in_doubt(heard) {
                 doubt += 1;
                 continue;
             }
@@ -256,9 +260,7 @@ async fn lottery(events: &[Event], ground: &Ground<'_>, report: &mut Report) {
         let mut doubt = 0;
         let mut told = false;
         for heard in heard {
-            report.answers_checked += 1;
-            if in_doubt(heard) {
-                report.in_doubt += 1;
+            if report.checked_in_doubt(heard) {
                 doubt += 1;
                 continue;
             }
