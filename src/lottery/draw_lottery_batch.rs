@@ -1,7 +1,7 @@
 //! The typed call of the `draw_lottery_batch` procedure (`sql/procedures/lottery/draw_lottery_batch.sql`):
 //!
 //! ```sql
-//! CALL draw_lottery_batch(v_campaign_id BIGINT, v_draws MEDIUMTEXT /* [{"user":1,"r":123}, ...] */);
+//! CALL draw_lottery_batch(v_campaign_id BIGINT, v_draws MEDIUMTEXT /* [1,2,...]: the users, in arrival order */);
 //! -- a batch of first draws: one row, first_draw_id BIGINT, draw_increment BIGINT, prizes_left BIGINT,
 //! -- tiers TEXT /* every draw's tier won, comma-separated, 0 for none */, prizes JSON /* {"<tier_id>": name} */
 //! -- any other batch: one row per draw, in input order: seq INT, outcome VARCHAR, repeat INT, draw_id BIGINT,
@@ -48,11 +48,10 @@ impl DrawProcedure {
     }
 }
 
-/// One draw request: a user, and the random number that decides their next draw.
+/// One draw request: a user's next draw (the procedure derives its number from the campaign's seed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct DrawRequest {
     pub(crate) user_id: i64,
-    pub(crate) r: u32,
 }
 
 /// How many times a batch chosen as a deadlock's victim is sent again. Batches of blanks, decided without the
@@ -96,14 +95,14 @@ pub(crate) async fn draw_lottery_batch(
 
 /// The CALL for a batch.
 fn statement(procedure: DrawProcedure, campaign_id: i64, draws: &[DrawRequest]) -> String {
-    let mut list = String::with_capacity(draws.len() * 32 + 2);
+    let mut list = String::with_capacity(draws.len() * 12 + 2);
     list.push('[');
     for (index, draw) in draws.iter().enumerate() {
         if index > 0 {
             list.push(',');
         }
         // Writing into a String cannot fail.
-        let _ = write!(list, r#"{{"user":{},"r":{}}}"#, draw.user_id, draw.r);
+        let _ = write!(list, "{}", draw.user_id);
     }
     list.push(']');
     format!("CALL {}({campaign_id}, '{list}')", procedure.name())
@@ -193,10 +192,7 @@ mod tests {
 
     #[test]
     fn the_batch_travels_as_a_json_literal_of_integers() {
-        let draws = [DrawRequest { user_id: 1, r: 0 }, DrawRequest { user_id: 22, r: u32::MAX }];
-        assert_eq!(
-            statement(DrawProcedure::Batch, 7, &draws),
-            r#"CALL draw_lottery_batch(7, '[{"user":1,"r":0},{"user":22,"r":4294967295}]')"#
-        );
+        let draws = [DrawRequest { user_id: 1 }, DrawRequest { user_id: 22 }];
+        assert_eq!(statement(DrawProcedure::Batch, 7, &draws), "CALL draw_lottery_batch(7, '[1,22]')");
     }
 }

@@ -20,6 +20,15 @@ pub enum LotteryError {
     /// A campaign that cannot be created as given.
     #[error("invalid campaign: {0}")]
     InvalidCampaign(String),
+    /// A campaign's seed is revealed once it is over, not before.
+    #[error(
+        "campaign {campaign_id} is not over: its seed is revealed when it ends ({}) or every prize is drawn",
+        end_time.to_rfc3339()
+    )]
+    NotRevealed { campaign_id: i64, end_time: chrono::DateTime<chrono::Utc> },
+    /// A campaign created before commitments has none to check against.
+    #[error("campaign {0} was created before lottery commitments existed: it cannot be verified")]
+    Unverifiable(i64),
     /// A campaign's books do not balance: a bug or a hand edit, to investigate before anything else.
     #[error("the lottery's books do not balance: {0}")]
     Unbalanced(String),

@@ -13,7 +13,9 @@
 //! slot `r * total / 2^32` of a wheel of `total = blank_weight + the weights of all tiers`; tiers take the slots
 //! in position order, the blank share ("no prize") comes last. A draw landing on an empty tier falls through to
 //! the units left in other tiers, in position order, so with no blank share winners = min(prizes, draws). `r`
-//! comes from [`Randomness`] (splitmix64 of a seed and the draw), so a campaign replays with the same seed.
+//! is derived by the procedures from the campaign's secret seed ([`randomness`]), whose commitment is public from
+//! creation on and which is revealed once the campaign is over, so that anyone can check every draw
+//! ([`audit`], `docs/lottery-verification.md`).
 //!
 //! Once every prize is drawn, the rest of the crowd is turned away without a database query: from the lanes'
 //! memory, from the instance's "all drawn" flags, and across instances and load balancers through Redis
@@ -23,6 +25,7 @@
 //! Outcomes: [`DrawOutcome`]. Its SQL: `sql/migrations/V5__lottery.sql` (the tables) and
 //! `sql/procedures/lottery/draw_lottery_batch.sql` (the decision, its locks and its order of precedence).
 
+pub mod audit;
 mod books;
 mod campaign;
 pub mod closed;
@@ -34,19 +37,21 @@ pub mod http;
 mod lanes;
 pub mod message;
 mod outcome;
-mod randomness;
+pub mod randomness;
 mod recorded;
+pub mod rules;
 mod service;
 mod wheels;
 
 pub use books::{LotteryBooks, TierBooks};
 pub use campaign::{
-    Campaign, CampaignPhase, CampaignStatus, MAX_BLANK_WEIGHT, MAX_DRAWS_PER_USER, MAX_NAME_CHARS, MAX_TIER_WEIGHT,
-    MAX_TIERS, NewCampaign, NewTier, Tier,
+    Campaign, CampaignPhase, CampaignStatus, DEFAULT_MAX_PRIZE_FEN, MAX_BLANK_WEIGHT, MAX_DRAWS_PER_USER,
+    MAX_NAME_CHARS, MAX_TIER_WEIGHT, MAX_TIERS, NewCampaign, NewTier, Tier, yuan,
 };
 pub use error::LotteryError;
 pub use history::DrawRecord;
 pub use message::{PRIZE_TOPIC, PrizeMessage, read_gift_call};
 pub use outcome::{DrawOutcome, DrawOutcomeView, InnerError};
-pub use randomness::{Randomness, Seed, splitmix64};
+pub use randomness::CampaignSeed;
+pub use rules::CampaignRules;
 pub use service::Lottery;

@@ -1,74 +1,70 @@
-//! The random numbers draws are decided with, drawn in Rust and passed to the procedure.
+//! The numbers draws are decided with: a campaign's secret seed, and every draw's number derived from it.
 //!
-//! `r = splitmix64(seed ^ mix(campaign_id, user_id, draw_no))`, the high 32 bits: a number in [0, 2^32) that
-//! depends only on the seed and the draw, never on arrival order or on which instance took the request. So a
-//! campaign replayed with the same seed and the same users decides the same wins (drawn one at a time, so that
-//! the stock each draw meets is the same too). The seed is random per process unless configured; a seed that is
-//! known makes draws predictable, so production keeps it random or secret.
+//! `r = the first 32 bits of SHA-256("<seed>:<campaign_id>:<user_id>:<draw_no>")`, the seed written as 64 lowercase
+//! hex digits and the numbers in decimal: an integer in [0, 2^32) that depends only on the seed and the draw, never
+//! on arrival order or on the instance that took the request. The draw procedures compute it themselves from the
+//! seed they hold (`sql/procedures/lottery/draw_lottery_batch.sql`); this copy lets an instance tell in advance
+//! where a draw lands, and lets `seckill lottery verify` recompute every draw once the seed is revealed
+//! (`docs/lottery-verification.md`). SHA-256 with the secret in front rather than HMAC: the message has a fixed
+//! shape and only 32 bits of the digest are ever shown, so length extension gives an attacker nothing, and the
+//! database computes plain SHA-256 in one call.
 
 use std::fmt;
 
-/// The seed of a process's draws.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Seed(pub u64);
+use sha2::{Digest, Sha256};
 
-impl fmt::Debug for Seed {
+/// A campaign's secret seed: 32 bytes from the operating system's CSPRNG.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CampaignSeed([u8; 32]);
+
+impl fmt::Debug for CampaignSeed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Shown in logs, a seed would make the draws predictable.
-        f.write_str("Seed(..)")
+        // Shown before the reveal, a seed would make every draw predictable.
+        f.write_str("CampaignSeed(..)")
     }
 }
 
-impl Seed {
-    /// A seed from the operating system's entropy (through std's randomly keyed hasher) and the clock.
-    pub fn random() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        hasher.write_u128(nanos);
-        hasher.write_u32(std::process::id());
-        Seed(splitmix64(hasher.finish()))
-    }
-}
-
-/// Draws `r` for each draw from a seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Randomness {
-    seed: Seed,
-}
-
-impl Randomness {
-    /// Draws from `seed`.
-    pub fn new(seed: Seed) -> Self {
-        Randomness { seed }
+impl CampaignSeed {
+    /// A new seed from the operating system's CSPRNG.
+    ///
+    /// # Errors
+    /// When the operating system gives no randomness (a message naming the cause).
+    pub fn generate() -> Result<Self, String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|error| format!("the operating system gave no random bytes: {error}"))?;
+        Ok(CampaignSeed(bytes))
     }
 
-    /// Draws from a random seed.
-    pub fn random() -> Self {
-        Randomness::new(Seed::random())
+    /// The seed written as 64 lowercase hex digits, or `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || text.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(CampaignSeed(bytes))
+    }
+
+    /// The seed as 64 lowercase hex digits: how it is stored, committed to and revealed.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
     }
 
     /// The number in [0, 2^32) that decides `user_id`'s draw number `draw_no` in `campaign_id`.
-    pub fn r(&self, campaign_id: i64, user_id: i64, draw_no: u32) -> u32 {
-        let high = splitmix64(self.seed.0 ^ mix(campaign_id, user_id, draw_no)) >> 32;
-        u32::try_from(high).unwrap_or(u32::MAX)
+    pub fn draw_number(&self, campaign_id: i64, user_id: i64, draw_no: i64) -> u32 {
+        draw_number(&self.to_hex(), campaign_id, user_id, draw_no)
     }
 }
 
-/// One draw's identity, spread over 64 bits.
-fn mix(campaign_id: i64, user_id: i64, draw_no: u32) -> u64 {
-    // Two's complement reinterpretation: ids are positive, and any bit pattern mixes the same way.
-    let campaign = splitmix64(campaign_id as u64);
-    let user = splitmix64(campaign ^ user_id as u64);
-    splitmix64(user ^ u64::from(draw_no))
+/// `r` for a draw, from the seed as hex (as a verifier reads it from a log).
+pub fn draw_number(seed_hex: &str, campaign_id: i64, user_id: i64, draw_no: i64) -> u32 {
+    let digest = Sha256::digest(format!("{seed_hex}:{campaign_id}:{user_id}:{draw_no}"));
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
-/// Sebastiano Vigna's splitmix64 finaliser: every input bit affects every output bit.
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// SHA-256 of `text`, as 64 lowercase hex digits.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text))
 }
 
 #[cfg(test)]
@@ -76,30 +72,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splitmix64_matches_the_reference() {
-        // The first outputs of Vigna's splitmix64 generator seeded with 0 (state advanced by the golden gamma).
-        assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(splitmix64(0x9E37_79B9_7F4A_7C15), 0x6E78_9E6A_A1B9_65F4);
+    fn a_draw_number_is_the_first_32_bits_of_the_sha256_of_its_inputs() {
+        // sha256("00…00:1:7:1") computed by `printf %s '<64 zeros>:1:7:1' | sha256sum`.
+        let zeros = "0".repeat(64);
+        let expected = 0x5a97_bd04;
+        assert_eq!(draw_number(&zeros, 1, 7, 1), expected);
+        assert_eq!(&sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let seed = CampaignSeed::from_hex(&zeros).unwrap();
+        assert_eq!(seed.draw_number(1, 7, 1), expected);
+        assert_ne!(seed.draw_number(1, 7, 1), seed.draw_number(1, 7, 2));
+        assert_ne!(seed.draw_number(1, 7, 1), seed.draw_number(1, 8, 1));
+        assert_ne!(seed.draw_number(1, 7, 1), seed.draw_number(2, 7, 1));
     }
 
     #[test]
-    fn the_same_seed_and_draw_give_the_same_number_and_others_differ() {
-        let a = Randomness::new(Seed(42));
-        assert_eq!(a.r(1, 7, 1), Randomness::new(Seed(42)).r(1, 7, 1));
-        assert_ne!(a.r(1, 7, 1), Randomness::new(Seed(43)).r(1, 7, 1));
-        assert_ne!(a.r(1, 7, 1), a.r(1, 8, 1));
-        assert_ne!(a.r(1, 7, 1), a.r(2, 7, 1));
-        assert_ne!(a.r(1, 7, 1), a.r(1, 7, 2));
-        assert_eq!(format!("{:?}", Seed(42)), "Seed(..)");
-    }
-
-    #[test]
-    fn numbers_spread_over_the_whole_range() {
-        let randomness = Randomness::new(Seed(1));
-        let mut quarters = [0u32; 4];
-        for user in 1..=4000 {
-            quarters[(randomness.r(1, user, 1) >> 30) as usize] += 1;
-        }
-        assert!(quarters.iter().all(|&n| (800..1200).contains(&n)), "{quarters:?}");
+    fn seeds_are_random_hidden_from_debug_and_read_back_from_hex() {
+        let seed = CampaignSeed::generate().unwrap();
+        assert_ne!(seed, CampaignSeed::generate().unwrap());
+        assert_eq!(format!("{seed:?}"), "CampaignSeed(..)");
+        assert_eq!(CampaignSeed::from_hex(&seed.to_hex()), Some(seed.clone()));
+        assert_eq!(CampaignSeed::from_hex(&seed.to_hex().to_uppercase()), None, "lowercase only");
+        assert_eq!(CampaignSeed::from_hex("abc"), None);
     }
 }

@@ -10,15 +10,15 @@ use std::sync::Arc;
 
 use mysql_async::Pool;
 
+use super::audit::{self, AuditLog};
 use super::books::LotteryBooks;
-use super::campaign::{self, Campaign, CampaignStatus, NewCampaign};
+use super::campaign::{self, Campaign, CampaignStatus, DEFAULT_MAX_PRIZE_FEN, NewCampaign};
 use super::closed::{self, AllDrawnFlags, DEFAULT_KEY_PREFIX};
 use super::draw_lottery_batch::{DrawProcedure, DrawRequest};
 use super::error::LotteryError;
 use super::history::{self, DrawRecord};
 use super::lanes::DrawBatches;
 use super::outcome::DrawOutcome;
-use super::randomness::Randomness;
 use super::recorded::Drawn;
 use super::wheels::Wheels;
 use crate::database::{Consistency, GtidPosition, ReadWriteSplit, WithGtid};
@@ -34,20 +34,28 @@ pub struct Lottery {
     lanes: GroupCommit<DrawBatches>,
     wheels: Wheels,
     flags: Arc<AllDrawnFlags>,
-    randomness: Randomness,
     config: GroupCommitConfig,
+    /// The highest value of a prize a campaign may offer, in fen.
+    max_prize_fen: u64,
 }
 
 impl Lottery {
-    /// A lottery over `database` with a random seed, the default lanes and no Redis. `database` is a pool (the
-    /// primary alone, see [`crate::database::ConnectOptions`]) or a [`ReadWriteSplit`] with replicas.
+    /// A lottery over `database` with the default lanes and no Redis. `database` is a pool (the primary alone,
+    /// see [`crate::database::ConnectOptions`]) or a [`ReadWriteSplit`] with replicas.
     pub fn new(database: impl Into<ReadWriteSplit>) -> Self {
-        Self::with_config(database, Randomness::random(), GroupCommitConfig::default())
+        Self::with_config(database, GroupCommitConfig::default())
     }
 
-    /// A lottery drawing with `randomness` (a fixed seed replays a campaign) on lanes configured as `config`.
-    pub fn with_config(database: impl Into<ReadWriteSplit>, randomness: Randomness, config: GroupCommitConfig) -> Self {
-        Self::build(database.into(), randomness, config, None, DEFAULT_KEY_PREFIX.to_string())
+    /// A lottery on lanes configured as `config`.
+    pub fn with_config(database: impl Into<ReadWriteSplit>, config: GroupCommitConfig) -> Self {
+        Self::build(database.into(), config, None, DEFAULT_KEY_PREFIX.to_string())
+    }
+
+    /// The same lottery refusing to create a campaign with a prize worth more than `max_prize_fen` (fen, 1/100
+    /// yuan; [`DEFAULT_MAX_PRIZE_FEN`], 50,000 yuan, unless set).
+    pub fn with_max_prize_fen(mut self, max_prize_fen: u64) -> Self {
+        self.max_prize_fen = max_prize_fen;
+        self
     }
 
     /// The same lottery sharing "all drawn" through `redis`, under keys `{prefix}{campaign_id}:state` (prefix
@@ -55,16 +63,10 @@ impl Lottery {
     /// and the database answers.
     pub fn with_redis(self, redis: BoundedRedis, prefix: Option<&str>) -> Self {
         let prefix = prefix.unwrap_or(DEFAULT_KEY_PREFIX).to_string();
-        Self::build(self.database, self.randomness, self.config, Some(redis), prefix)
+        Self::build(self.database, self.config, Some(redis), prefix).with_max_prize_fen(self.max_prize_fen)
     }
 
-    fn build(
-        database: ReadWriteSplit,
-        randomness: Randomness,
-        config: GroupCommitConfig,
-        redis: Option<BoundedRedis>,
-        prefix: String,
-    ) -> Self {
+    fn build(database: ReadWriteSplit, config: GroupCommitConfig, redis: Option<BoundedRedis>, prefix: String) -> Self {
         let flags = closed::flags(redis, prefix);
         let lanes = GroupCommit::new(
             DrawBatches {
@@ -75,7 +77,7 @@ impl Lottery {
             config,
         );
         let wheels = Wheels::new(database.primary().clone());
-        Lottery { database, lanes, wheels, flags, randomness, config }
+        Lottery { database, lanes, wheels, flags, config, max_prize_fen: DEFAULT_MAX_PRIZE_FEN }
     }
 
     /// The primary's pool: every draw goes there.
@@ -106,12 +108,14 @@ impl Lottery {
         self.flags.state_key(campaign_id)
     }
 
-    /// Creates a campaign and its tiers (an admin operation).
+    /// Creates a campaign, its tiers and its secret seed, committed to (an admin operation): from here on the
+    /// database refuses any change of its rules.
     ///
     /// # Errors
-    /// [`LotteryError::InvalidCampaign`] (nothing sent), [`LotteryError::Database`] (nothing written).
+    /// [`LotteryError::InvalidCampaign`] (nothing sent; a prize over the cap too), [`LotteryError::Database`]
+    /// (nothing written).
     pub async fn create_campaign(&self, campaign: &NewCampaign) -> Result<Campaign, LotteryError> {
-        campaign::create(self.pool(), campaign).await
+        campaign::create(self.pool(), campaign, self.max_prize_fen).await
     }
 
     /// A campaign with its tiers, or `None`; from a replica when there is one.
@@ -201,15 +205,13 @@ impl Lottery {
     /// Queues a checked draw, or, for a campaign known all drawn, answers it as the lanes answer a closed
     /// campaign: the user's last result when they used their draws, else "all drawn".
     fn submit_draw(&self, campaign_id: i64, user_id: i64, all_drawn: bool) -> OutcomeFuture<WithGtid<DrawOutcome>> {
-        // Every request carries the number for the user's first draw; the procedure derives later draws' own.
-        let r = self.randomness.r(campaign_id, user_id, 1);
-        let draw = DrawRequest { user_id, r };
+        let draw = DrawRequest { user_id };
         if all_drawn {
             answered_all_drawn();
             let closed = WithGtid::without_gtid(DrawOutcome::AllDrawn);
             return self.lanes.submit_closed((campaign_id, DrawProcedure::Batch), draw, closed);
         }
-        let lane = (campaign_id, self.wheels.procedure(campaign_id, r));
+        let lane = (campaign_id, self.wheels.procedure(campaign_id, user_id));
         self.lanes.submit(lane, draw)
     }
 
@@ -236,6 +238,17 @@ impl Lottery {
         check_user(user_id)?;
         let consistency = Consistency::after_or_primary(after.cloned());
         self.database.read(&consistency, |conn| Box::pin(history::my_draws(conn, campaign_id, user_id))).await
+    }
+
+    /// A campaign's audit log (see [`audit`]), from the primary, once its seed is revealed; `None` for an unknown
+    /// campaign.
+    ///
+    /// # Errors
+    /// [`LotteryError::NotRevealed`], [`LotteryError::Unverifiable`], [`LotteryError::InvalidCampaignId`],
+    /// [`LotteryError::Database`].
+    pub async fn export(&self, campaign_id: i64) -> Result<Option<AuditLog>, LotteryError> {
+        check_campaign(campaign_id)?;
+        audit::export(self.pool(), campaign_id).await
     }
 
     /// A campaign's books (see [`LotteryBooks`]).

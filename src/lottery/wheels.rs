@@ -3,10 +3,10 @@
 //! A draw that lands on the wheel's blank share is "no prize" whatever the stock, so it competes with no one and
 //! is decided by `draw_lottery_blanks`, under a shared lock on the campaign: batches of blanks run side by side,
 //! while the draws that land on prizes are decided by `draw_lottery_batch` one batch at a time under the
-//! exclusive lock. Where a draw lands follows from its
-//! random number and the wheel (the tiers' weights and the blank share), and the wheel never changes once a
-//! campaign is created: it is read once per campaign, in the background, the first time the campaign is drawn
-//! from. Until it is known, and for a campaign with no blank share or more than one draw per user (whose later
+//! exclusive lock. Where a draw lands follows from its random number (derived from the campaign's seed, see
+//! [`super::randomness`]) and the wheel (the tiers' weights and the blank share), and neither changes once a
+//! campaign is created: they are read once per campaign, in the background, the first time the campaign is
+//! drawn from. The seed stays in this memory, never shown. Until it is known, and for a campaign with no blank share or more than one draw per user (whose later
 //! draws have numbers of their own), every draw goes to `draw_lottery_batch`. A mistake costs time only: the
 //! blanks' procedure checks every draw again and hands anything else to `draw_lottery_batch`.
 
@@ -18,6 +18,7 @@ use mysql_async::Pool;
 
 use super::campaign;
 use super::draw_lottery_batch::DrawProcedure;
+use super::randomness::CampaignSeed;
 use crate::database::acquire;
 
 /// The most campaigns remembered: beyond it (a flood of bogus ids) the memory starts again.
@@ -30,6 +31,21 @@ struct Wheel {
     total_weight: u64,
 }
 
+/// A campaign as far as routing needs it: its seed and its wheel.
+#[derive(Debug, Clone)]
+struct Routing {
+    campaign_id: i64,
+    seed: CampaignSeed,
+    wheel: Wheel,
+}
+
+impl Routing {
+    /// Whether a user's first draw lands on the blank share.
+    fn lands_on_blank(&self, user_id: i64) -> bool {
+        self.wheel.lands_on_blank(self.seed.draw_number(self.campaign_id, user_id, 1))
+    }
+}
+
 impl Wheel {
     /// Whether `r` lands on the blank share: slot `r * total DIV 2^32` at or past the tiers' weight, as the
     /// procedures compute it.
@@ -39,12 +55,12 @@ impl Wheel {
 }
 
 /// What this instance knows of a campaign's wheel.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Known {
     /// Being read.
     Reading,
     /// One draw per user and a blank share: blanks can be told apart.
-    Blanks(Wheel),
+    Blanks(Arc<Routing>),
     /// No blank share, more than one draw per user, or no such campaign: every draw to `draw_lottery_batch`.
     NoBlanks,
 }
@@ -68,13 +84,13 @@ impl Wheels {
         self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The procedure for the first draw of a user of `campaign_id` decided with `r`. Starts reading the wheel
-    /// when it is not known yet (needs a tokio runtime for that; without one, the wheel stays unknown).
-    pub(crate) fn procedure(&self, campaign_id: i64, r: u32) -> DrawProcedure {
+    /// The procedure for the first draw of `user_id` in `campaign_id`. Starts reading the wheel when it is not
+    /// known yet (needs a tokio runtime for that; without one, the wheel stays unknown).
+    pub(crate) fn procedure(&self, campaign_id: i64, user_id: i64) -> DrawProcedure {
         let known = {
             let mut known = self.lock();
             match known.get(&campaign_id) {
-                Some(&fact) => fact,
+                Some(fact) => fact.clone(),
                 None => {
                     if known.len() >= CAMPAIGNS_REMEMBERED {
                         known.clear();
@@ -87,7 +103,7 @@ impl Wheels {
             }
         };
         match known {
-            Known::Blanks(wheel) if wheel.lands_on_blank(r) => {
+            Known::Blanks(routing) if routing.lands_on_blank(user_id) => {
                 self.blanks.fetch_add(1, Ordering::Relaxed);
                 DrawProcedure::Blanks
             }
@@ -106,16 +122,19 @@ impl Wheels {
         runtime.spawn(async move {
             let read = async {
                 let mut conn = acquire(&wheels.pool).await.ok()?;
-                campaign::get(&mut conn, campaign_id).await.ok()
+                let campaign = campaign::get(&mut conn, campaign_id).await.ok()?;
+                let seed = campaign::seed(&mut conn, campaign_id).await.ok()?;
+                Some((campaign, seed))
             };
             match read.await {
-                Some(campaign) => {
-                    let known = match campaign {
-                        Some(campaign) if campaign.draws_per_user == 1 && campaign.blank_weight > 0 => {
+                Some((campaign, seed)) => {
+                    let known = match (campaign, seed) {
+                        (Some(campaign), Some(seed)) if campaign.draws_per_user == 1 && campaign.blank_weight > 0 => {
                             let weight = |w: i32| u64::try_from(w).unwrap_or(0);
                             let tier_weight: u64 = campaign.tiers.iter().map(|tier| weight(tier.weight)).sum();
                             let total_weight = tier_weight + weight(campaign.blank_weight);
-                            Known::Blanks(Wheel { tier_weight, total_weight })
+                            let wheel = Wheel { tier_weight, total_weight };
+                            Known::Blanks(Arc::new(Routing { campaign_id, seed, wheel }))
                         }
                         _ => Known::NoBlanks,
                     };

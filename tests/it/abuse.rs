@@ -144,7 +144,7 @@ async fn a_chunked_body_over_the_limit_is_refused_by_every_router_and_changes_no
         exchange.create_gift(&seckill::exchange::NewGift { name: "mug".into(), cost: 30, stock: 5 }).await.unwrap();
     let lottery = seckill::lottery::Lottery::new(db.pool().clone());
     let now = Utc::now();
-    let tiers = vec![seckill::lottery::NewTier { name: "mug".into(), stock: 5, weight: 1 }];
+    let tiers = vec![seckill::lottery::NewTier { name: "mug".into(), stock: 5, weight: 1, value_fen: 0 }];
     let spring = seckill::lottery::NewCampaign::new(
         "chunked bodies",
         now - chrono::Duration::hours(1),

@@ -114,7 +114,7 @@ async fn success_rows_on(pool: &Pool, seckill_id: i64) -> i64 {
 
 fn open_campaign(prizes: u32) -> NewCampaign {
     let now = Utc::now();
-    let tiers = vec![NewTier { name: "mug".into(), stock: prizes, weight: 1 }];
+    let tiers = vec![NewTier { name: "mug".into(), stock: prizes, weight: 1, value_fen: 0 }];
     NewCampaign::new("replicated campaign", now - chrono::Duration::hours(1), now + chrono::Duration::hours(1), tiers)
 }
 

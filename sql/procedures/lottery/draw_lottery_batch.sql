@@ -1,12 +1,12 @@
 -- draw_lottery_batch: decide many draws of one lottery campaign in one transaction, in one round trip.
 --
---   CALL draw_lottery_batch(campaign_id, '[{"user": 1, "r": 123}, {"user": 2, "r": 4000000000}, ...]');
+--   CALL draw_lottery_batch(campaign_id, '[1, 2, 3, ...]');
 --
--- The draws are a JSON array in arrival order: a user id (a positive integer) and the random number r (an
--- integer in [0, 2^32), drawn by the caller so that a campaign can be replayed) each; anything else, or more than
--- 10,000 draws, fails the whole batch (45RB0, nothing written). r decides the user's first draw; a user's later
--- draws (draws_per_user > 1) use r_n = the first 32 bits of SHA2('<r>:<n>', 256) for their draw number n, so
--- each draw has its own number and a replay with the same r values decides the same.
+-- The draws are a JSON array of user ids (positive integers) in arrival order; anything else, or more than
+-- 10,000 draws, fails the whole batch (45RB0, nothing written). Each draw's random number is derived here, from
+-- the campaign's secret seed (lottery_campaign_seed), never chosen by a caller:
+--   r = the first 32 bits of SHA2('<seed>:<campaign_id>:<user_id>:<draw_no>', 256), an integer in [0, 2^32)
+-- so that anyone holding the seed once it is revealed recomputes every draw (docs/lottery-verification.md).
 -- Returns its answer (then a one-row marker, phase 'committing', sent before the COMMIT so the answer arrives
 -- while the commit is made durable). A batch decided the short way (below: every draw its user's first) answers
 -- in one row, its draws being new and their ids consecutive:
@@ -72,7 +72,9 @@
 -- messages, one UPDATE of the tiers' stock, and the answer. The new draws' ids follow from LAST_INSERT_ID() and
 -- their place when the auto-increment lock mode makes one statement's ids consecutive (checked), and are looked
 -- up otherwise. Either way, the draws recorded are added to the campaign's tally (lottery_draw_tally, one row
--- per batch), which is what a campaign's status shows instead of counting a million rows.
+-- per batch), which is what a campaign's status shows instead of counting a million rows. Every recorded draw
+-- says whether it opens its batch (opens_batch 1 on the first, 0 on the others): batches run one at a time, so
+-- draw id order is commit order and a replay cuts it into batches there (docs/lottery-verification.md).
 --
 -- Errors: SQLSTATE '45RB0' means the batch was rolled back whole by this procedure (MYSQL_ERRNO is the original
 -- code, MESSAGE_TEXT 'rolled back: <message>'); any other error may have come after the commit. The answer is
@@ -104,6 +106,7 @@ BEGIN
         DECLARE v_now            TIMESTAMP(3);
         DECLARE v_draws_per_user INT DEFAULT NULL;
         DECLARE v_blank_weight   INT;
+        DECLARE v_seed           CHAR(64) DEFAULT NULL;
         DECLARE v_status         VARCHAR(20);
         DECLARE v_total_weight   BIGINT;
         DECLARE v_stock_before   BIGINT;
@@ -149,22 +152,17 @@ BEGIN
             SET v_invalid = 0;
         ELSE
             IF JSON_VALID(v_draws) IS NOT TRUE OR JSON_TYPE(v_draws) <> 'ARRAY' THEN
-                SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'draw_lottery_batch: the draws must be a JSON array';
+                SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'draw_lottery_batch: the draws must be a JSON array of user ids';
             END IF;
             IF JSON_LENGTH(v_draws) > 10000 THEN
                 SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'draw_lottery_batch: at most 10000 draws per batch';
             END IF;
             SELECT COUNT(*) INTO v_invalid
-              FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
-                       user_text VARCHAR(40) PATH '$.user',
-                       r_text    VARCHAR(40) PATH '$.r')) AS j
-             WHERE j.user_text IS NULL OR NOT j.user_text REGEXP '^[1-9][0-9]{0,17}$'
-                OR j.r_text IS NULL OR NOT j.r_text REGEXP '^(0|[1-9][0-9]{0,9})$'
-                OR CAST(j.r_text AS UNSIGNED) > 4294967295;
+              FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (user_text VARCHAR(40) PATH '$')) AS j
+             WHERE j.user_text IS NULL OR NOT j.user_text REGEXP '^[1-9][0-9]{0,17}$';
         END IF;
         IF v_invalid > 0 THEN
-            SET v_message = CONCAT('draw_lottery_batch: ', v_invalid, ' draw(s) without a positive integer "user"',
-                                   ' or an integer "r" in [0, 4294967295]');
+            SET v_message = CONCAT('draw_lottery_batch: ', v_invalid, ' draw(s) not a positive integer user id');
             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_message;
         END IF;
 
@@ -198,8 +196,12 @@ BEGIN
          WHERE campaign_id = v_campaign_id
            FOR UPDATE;
 
-        -- 2. One clock reading, now that the lock is held.
+        -- 2. One clock reading, now that the lock is held; the seed every draw's number is derived from.
         SET v_now = NOW(3);
+        SELECT seed INTO v_seed FROM lottery_campaign_seed WHERE campaign_id = v_campaign_id;
+        IF v_draws_per_user IS NOT NULL AND v_seed IS NULL THEN
+            SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'draw_lottery_batch: the campaign has no seed';
+        END IF;
 
         SET v_status = CASE
             WHEN v_draws_per_user IS NULL THEN 'unknown_campaign'
@@ -218,8 +220,8 @@ BEGIN
             --     its own r), landing on the wheel, winning its tier when it is among the first <stock> draws
             --     that landed there, in arrival order. A user who drew before, or twice in this batch, collides
             --     with the UNIQUE key and is skipped (IGNORE: the compact input checked above can cause no other
-            --     warning). Then the rows are read back: all recorded (as many as the input has draws: one "}"
-            --     each in the compact form), in one block of consecutive ids (the "consecutive" or "traditional"
+            --     warning). Then the rows are read back: all recorded (as many as the input has draws: one more
+            --     than its commas in the compact form), in one block of consecutive ids (the "consecutive" or "traditional"
             --     auto-increment lock modes give one statement's rows consecutive ids in insertion order; the
             --     count of the campaign's rows in the block proves it). Otherwise the batch is undone to the
             --     savepoint and decided the general way below. Draws that landed on a tier run out get round 2
@@ -228,19 +230,21 @@ BEGIN
             --     tier, and decimal arithmetic took a quarter of the time of a batch.
             SET v_increment = @@SESSION.auto_increment_increment;
             IF v_compact AND v_stock_before > 0 AND @@GLOBAL.innodb_autoinc_lock_mode < 2 THEN
-                SET v_batch_size = LENGTH(v_draws) - LENGTH(REPLACE(v_draws, '}', ''));
+                SET v_batch_size = LENGTH(v_draws) - LENGTH(REPLACE(v_draws, ',', '')) + 1;
                 SAVEPOINT first_draws;
-                INSERT IGNORE INTO lottery_draw (campaign_id, user_id, draw_no, tier_id, r, created_at)
+                INSERT IGNORE INTO lottery_draw (campaign_id, user_id, draw_no, tier_id, r, opens_batch, created_at)
                 SELECT v_campaign_id, d.user_id, 1,
                        IF(d.landed_tier IS NOT NULL
                               AND ROW_NUMBER() OVER (PARTITION BY d.landed_tier ORDER BY d.seq) <= d.stock,
                           d.landed_tier, NULL),
-                       d.r, v_now
+                       d.r, d.seq = 1, v_now
                   FROM (SELECT j.seq, j.user_id, j.r, w.tier_id AS landed_tier, w.stock
-                          FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
-                                   seq     FOR ORDINALITY,
-                                   user_id BIGINT PATH '$.user',
-                                   r       BIGINT PATH '$.r')) AS j
+                          FROM (SELECT i.seq, i.user_id,
+                                       CAST(CONV(LEFT(SHA2(CONCAT(v_seed, ':', v_campaign_id, ':', i.user_id, ':1'),
+                                                           256), 8), 16, 10) AS SIGNED) AS r
+                                  FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
+                                           seq     FOR ORDINALITY,
+                                           user_id BIGINT PATH '$')) AS i) AS j
                           LEFT JOIN (SELECT t.tier_id, t.stock,
                                             CAST(SUM(t.weight) OVER (ORDER BY t.position) - t.weight AS SIGNED) AS lo,
                                             CAST(SUM(t.weight) OVER (ORDER BY t.position) AS SIGNED) AS hi
@@ -345,8 +349,8 @@ BEGIN
             -- 3. The whole batch decided in one statement, round 1 of the wheel included, from the inside out:
             --    - each draw: how many draws its user had before (a join on the user's draws, grouped per draw:
             --      cheaper than a correlated subquery per draw), and its occurrence in the batch;
-            --    - then what it is (a draw to decide, a repeat, or all drawn), its draw number and its own r (a
-            --      user's later draws get one derived from the r given);
+            --    - then what it is (a draw to decide, a repeat, or all drawn), its draw number and its r
+            --      (derived from the seed for that draw number; a repeat's is its answer's draw's);
             --    - then where the wheel lands: the tier whose slots [lo, hi) hold r * total DIV 2^32 (none for
             --      the blank share, and none for what is not a draw to decide);
             --    - round 1: a draw wins its tier when it is among the first <stock> draws that landed on it, in
@@ -365,19 +369,18 @@ BEGIN
                                ELSE 'draw'
                            END AS kind,
                            LEAST(o.before_batch + o.occurrence, v_draws_per_user) AS draw_no,
-                           IF(o.before_batch + o.occurrence = 1, o.r,
-                              CAST(CONV(LEFT(SHA2(CONCAT(o.r, ':', o.before_batch + o.occurrence), 256), 8), 16, 10)
-                                   AS SIGNED)) AS r
-                      FROM (SELECT j.seq, j.user_id, j.r,
+                           CAST(CONV(LEFT(SHA2(CONCAT(v_seed, ':', v_campaign_id, ':', o.user_id, ':',
+                                                      LEAST(o.before_batch + o.occurrence, v_draws_per_user)), 256),
+                                          8), 16, 10) AS SIGNED) AS r
+                      FROM (SELECT j.seq, j.user_id,
                                    ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.seq) AS occurrence,
                                    COALESCE(MAX(p.draw_no), 0) AS before_batch
                               FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
                                        seq     FOR ORDINALITY,
-                                       user_id BIGINT PATH '$.user',
-                                       r       BIGINT PATH '$.r')) AS j
+                                       user_id BIGINT PATH '$')) AS j
                               LEFT JOIN lottery_draw p
                                 ON p.campaign_id = v_campaign_id AND p.user_id = j.user_id
-                             GROUP BY j.seq, j.user_id, j.r) AS o) AS d
+                             GROUP BY j.seq, j.user_id) AS o) AS d
               LEFT JOIN (SELECT t.tier_id, t.stock,
                                 CAST(SUM(t.weight) OVER (ORDER BY t.position) - t.weight AS SIGNED) AS lo,
                                 CAST(SUM(t.weight) OVER (ORDER BY t.position) AS SIGNED) AS hi
@@ -420,8 +423,8 @@ BEGIN
 
             IF v_stock_before > 0 THEN
                 -- 5. The draws, winners and losers, in arrival order.
-                INSERT INTO lottery_draw (campaign_id, user_id, draw_no, tier_id, r, created_at)
-                SELECT v_campaign_id, b.user_id, b.draw_no, b.won_tier, b.r, v_now
+                INSERT INTO lottery_draw (campaign_id, user_id, draw_no, tier_id, r, opens_batch, created_at)
+                SELECT v_campaign_id, b.user_id, b.draw_no, b.won_tier, b.r, b.draw_rank = 1, v_now
                   FROM lottery_draw_batch b
                  WHERE b.kind = 'draw'
                  ORDER BY b.seq;

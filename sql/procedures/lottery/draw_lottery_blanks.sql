@@ -1,14 +1,15 @@
 -- draw_lottery_blanks: decide a batch of first draws that all land on the wheel's blank share, under a shared
 -- lock on the campaign, beside other such batches.
 --
---   CALL draw_lottery_blanks(campaign_id, '[{"user":1,"r":4000000000},{"user":2,"r":3999999999},...]');
+--   CALL draw_lottery_blanks(campaign_id, '[1,2,...]');
 --
 -- A draw that lands on the blank share is "no prize" whatever the stock (see draw_lottery_batch.sql): it takes
 -- nothing and competes with no other draw. So batches of blanks take the campaign's row in share mode: they are
 -- decided side by side, on as many connections and cores as there are, and wait only while a batch of draws that
 -- may win holds the row exclusively (draw_lottery_batch reads the users' earlier draws exactly because no other
 -- batch writes draws of the campaign meanwhile). The client sorts draws by where they land (the wheel never
--- changes once a campaign is created); this procedure checks every draw again.
+-- changes once a campaign is created) from its own copy of the seed; this procedure derives every draw's number
+-- again, as draw_lottery_batch does, and records the draws with no batch (opens_batch NULL): they met no stock.
 --
 -- The contract is draw_lottery_batch's, answer included: this procedure is a short way to the same decisions,
 -- and hands the batch to draw_lottery_batch whole whenever it is not the common case: input not in the compact
@@ -17,7 +18,7 @@
 -- is rolled back) a user who drew before or twice in the batch. Otherwise it answers draw_lottery_batch's
 -- one-row answer of a batch of first draws: every tier 0 (no prize), the prizes left as read, no prize names.
 --
--- Reads: the campaign in share mode, then its tiers by plain reads at READ COMMITTED: the window, the wheel, and
+-- Reads: the campaign in share mode, its seed, then its tiers by plain reads at READ COMMITTED: the window, the wheel, and
 -- whether any stock is left (no batch can take stock while the shared lock is held). Writes: the draws (INSERT
 -- IGNORE: a user who drew before collides with the UNIQUE key and is skipped, which sends the batch to
 -- draw_lottery_batch), and the campaign's tally, in the row of this connection's shard. Locks: the campaign's row
@@ -45,6 +46,7 @@ BEGIN
         DECLARE v_now            TIMESTAMP(3);
         DECLARE v_draws_per_user INT DEFAULT NULL;
         DECLARE v_blank_weight   INT;
+        DECLARE v_seed           CHAR(64) DEFAULT NULL;
         DECLARE v_tier_weight    BIGINT;
         DECLARE v_total_weight   BIGINT;
         DECLARE v_stock          BIGINT;
@@ -80,25 +82,28 @@ BEGIN
          WHERE campaign_id = v_campaign_id
           LOCK IN SHARE MODE;
         SET v_now = NOW(3);
+        SELECT seed INTO v_seed FROM lottery_campaign_seed WHERE campaign_id = v_campaign_id;
         SELECT COALESCE(SUM(weight), 0), COALESCE(SUM(stock), 0)
           INTO v_tier_weight, v_stock
           FROM lottery_tier
          WHERE campaign_id = v_campaign_id;
         SET v_total_weight = v_tier_weight + v_blank_weight;
 
-        IF v_draws_per_user = 1 AND v_now >= v_start AND v_now < v_end AND v_stock > 0
+        IF v_draws_per_user = 1 AND v_seed IS NOT NULL AND v_now >= v_start AND v_now < v_end AND v_stock > 0
            AND @@GLOBAL.innodb_autoinc_lock_mode < 2 THEN
             -- Every draw recorded as its user's first, "no prize", when it lands on the blank share (the slots
             -- from the tiers' total weight on); then all of them recorded, in one block of consecutive ids (as
             -- in draw_lottery_batch), or the batch is not this procedure's.
-            SET v_batch_size = LENGTH(v_draws) - LENGTH(REPLACE(v_draws, '}', ''));
+            SET v_batch_size = LENGTH(v_draws) - LENGTH(REPLACE(v_draws, ',', '')) + 1;
             SET v_increment = @@SESSION.auto_increment_increment;
             INSERT IGNORE INTO lottery_draw (campaign_id, user_id, draw_no, tier_id, r, created_at)
             SELECT v_campaign_id, j.user_id, 1, NULL, j.r, v_now
-              FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
-                       seq     FOR ORDINALITY,
-                       user_id BIGINT PATH '$.user',
-                       r       BIGINT PATH '$.r')) AS j
+              FROM (SELECT i.seq, i.user_id,
+                           CAST(CONV(LEFT(SHA2(CONCAT(v_seed, ':', v_campaign_id, ':', i.user_id, ':1'), 256), 8),
+                                     16, 10) AS SIGNED) AS r
+                      FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
+                               seq     FOR ORDINALITY,
+                               user_id BIGINT PATH '$')) AS i) AS j
              WHERE j.r * v_total_weight DIV 4294967296 >= v_tier_weight
              ORDER BY j.seq;
             SET v_recorded = ROW_COUNT(), v_first_draw_id = LAST_INSERT_ID();

@@ -223,9 +223,9 @@ pub(super) async fn run(context: &Context<'_>, args: &LotteryActArgs) -> Result<
 async fn create_campaign(lottery: &Lottery, prizes: u32) -> Result<Campaign, Failure> {
     let (gold, silver) = (prizes / 20, prizes / 5);
     let tiers = vec![
-        NewTier { name: "金 Gold mug".into(), stock: gold, weight: 1 },
-        NewTier { name: "银 Silver pen".into(), stock: silver, weight: 4 },
-        NewTier { name: "Sticker".into(), stock: prizes - gold - silver, weight: 15 },
+        NewTier { name: "金 Gold mug".into(), stock: gold, weight: 1, value_fen: 19_900 },
+        NewTier { name: "银 Silver pen".into(), stock: silver, weight: 4, value_fen: 4_900 },
+        NewTier { name: "Sticker".into(), stock: prizes - gold - silver, weight: 15, value_fen: 500 },
     ];
     let now = Utc::now();
     let opens_in = chrono::Duration::from_std(OPENS_IN).unwrap_or_default();

@@ -1,4 +1,4 @@
-//! The API's handlers: a campaign's status, the user's draws, and the draw itself.
+//! The API's handlers: a campaign's status, the user's draws, the draw itself, and the audit log once revealed.
 //!
 //! Paths are read as text and parsed here, so a campaign id that is not one is a JSON 404 rather than axum's
 //! plain-text rejection.
@@ -14,6 +14,7 @@ use crate::database::WithGtid;
 use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
 use crate::http::ids::positive_id;
 use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome};
+use crate::lottery::audit::AuditLog;
 use crate::lottery::{DrawOutcome, LotteryError};
 
 type ApiResult<T> = Result<Json<Envelope<T>>, ApiError>;
@@ -31,6 +32,8 @@ fn api_error(error: LotteryError) -> ApiError {
         LotteryError::Database(database) => database.into(),
         LotteryError::InvalidUser(id) => ApiError::Unauthorized(format!("invalid user id {id}")),
         LotteryError::InvalidCampaignId(id) => ApiError::NotFound(format!("no campaign with id {id}")),
+        error @ LotteryError::NotRevealed { .. } => ApiError::Forbidden(error.to_string()),
+        error @ LotteryError::Unverifiable(_) => ApiError::Unprocessable(error.to_string()),
         // Campaign creation and the books are not served here; these only come from them.
         error @ (LotteryError::InvalidCampaign(_) | LotteryError::Unbalanced(_)) => {
             ApiError::Internal(error.to_string())
@@ -68,6 +71,27 @@ pub(super) async fn mine(
     let campaign_id = parse_campaign_id(path)?;
     let draws = state.service.my_draws_after(campaign_id, user_id, known.as_ref()).await.map_err(api_error)?;
     Ok(Json(Envelope::ok(MineView { user_id, campaign_id, draws: draws.into_iter().map(DrawView::from).collect() })))
+}
+
+/// `GET /lottery/{campaign}/audit.json`: the campaign's audit log, once it is over (ended, or every prize
+/// drawn), for anyone to verify (`docs/lottery-verification.md`). The log itself, not wrapped in the envelope:
+/// it is a document a verifier reads as it is. Before the reveal a 403; for a campaign created before
+/// commitments a 422. Read from the primary, every draw of the campaign: heavy for a large campaign, and never
+/// changing once revealed, so a cache in front may keep it.
+#[utoipa::path(get, path = "/lottery/{campaign}/audit.json", tag = "lottery", params(("campaign" = i64, Path, description = "the campaign")),
+    responses((status = 200, description = "the audit log: commitment, seed, rules, every draw in commit order", body = AuditLog),
+        (status = 403, description = "the campaign is not over: its seed is not revealed yet"),
+        (status = 404, description = "no such campaign"), (status = 422, description = "created before commitments")))]
+pub(super) async fn audit(State(state): State<LotteryState>, path: Result<Path<String>, PathRejection>) -> Response {
+    let campaign_id = match parse_campaign_id(path) {
+        Ok(campaign_id) => campaign_id,
+        Err(error) => return error.into_response(),
+    };
+    match state.service.export(campaign_id).await {
+        Ok(Some(log)) => Json(log).into_response(),
+        Ok(None) => ApiError::NotFound(format!("no campaign with id {campaign_id}")).into_response(),
+        Err(error) => api_error(error).into_response(),
+    }
 }
 
 /// `POST /lottery/{campaign}/draw`. Every decided outcome is a successful request whose data says which, refusals

@@ -123,6 +123,7 @@ impl LotteryHttp {
             .route("/lottery/{campaign}/", get(page::page_in_folder))
             .route("/lottery/{campaign}/status.json", get(handlers::status))
             .route("/lottery/{campaign}/mine.json", get(handlers::mine))
+            .route("/lottery/{campaign}/audit.json", get(handlers::audit))
             .route("/lottery/{campaign}/draw", post(handlers::draw));
         // A draw takes no header a cross-site form could not send: the browser's label is what refuses those.
         with_common_layers(routes, CrossSite::Refused).with_state(state)
@@ -133,7 +134,7 @@ impl LotteryHttp {
 /// and its assets are left out). [`crate::app::openapi`] puts the three domains' together.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
-    #[openapi(paths(handlers::status, handlers::mine, handlers::draw))]
+    #[openapi(paths(handlers::status, handlers::mine, handlers::draw, handlers::audit))]
     struct Api;
     <Api as utoipa::OpenApi>::openapi()
 }

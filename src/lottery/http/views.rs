@@ -1,14 +1,15 @@
 //! The JSON shapes of the lottery's API, inside the shared `{success, data, error}` envelope: camelCase names and
 //! epoch-millisecond times, like the seckill and exchange APIs'.
 //!
-//! The random number a draw was decided with is never shown: from a few of them and the public user ids, the
-//! process's seed could be searched for, and with it every later draw predicted.
+//! The campaign's seed is shown only once the database says the campaign is over; a draw's random number is
+//! never shown here (the audit log holds them all, once the seed is out).
 
 use serde::Serialize;
 
-use crate::lottery::{CampaignPhase, CampaignStatus, DrawOutcome, DrawRecord, Tier};
+use crate::lottery::{CampaignPhase, CampaignRules, CampaignStatus, DrawOutcome, DrawRecord, Tier};
 
-/// A campaign now: its window, the wheel (weights are the published odds), the units left in each tier.
+/// A campaign now: its window, the wheel and the published odds, the units left in each tier, the commitment to
+/// its rules and, once it is over, its seed.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusView {
@@ -34,12 +35,22 @@ pub struct StatusView {
     pub draws: i64,
     /// Draws that won.
     pub wins: i64,
+    /// SHA-256 over the seed and the rules, public from creation on (`null`: created before commitments).
+    pub commitment: Option<String>,
+    /// The seed, once the campaign is over (ended, or every prize drawn); `null` before.
+    pub seed: Option<String>,
+    /// The rules committed to, in their canonical text (docs/lottery-verification.md): what the commitment is
+    /// checked against.
+    pub rules: String,
 }
 
 impl From<CampaignStatus> for StatusView {
     fn from(status: CampaignStatus) -> Self {
         let all_drawn = status.is_all_drawn();
+        let rules = CampaignRules::of(&status.campaign).canonical();
         let campaign = status.campaign;
+        let total_weight =
+            i64::from(campaign.blank_weight) + campaign.tiers.iter().map(|tier| i64::from(tier.weight)).sum::<i64>();
         StatusView {
             campaign_id: campaign.campaign_id,
             name: campaign.name,
@@ -49,11 +60,14 @@ impl From<CampaignStatus> for StatusView {
             phase: status.phase,
             draws_per_user: campaign.draws_per_user,
             blank_weight: campaign.blank_weight,
-            tiers: campaign.tiers.into_iter().map(TierView::from).collect(),
+            tiers: campaign.tiers.into_iter().map(|tier| TierView::new(tier, total_weight)).collect(),
             prizes_left: status.prizes_left,
             all_drawn,
             draws: status.draws,
             wins: status.wins,
+            commitment: campaign.commitment,
+            seed: status.revealed_seed,
+            rules,
         }
     }
 }
@@ -73,10 +87,15 @@ pub struct TierView {
     pub stock: i32,
     /// Units ever put in stock.
     pub stocked: i32,
+    /// The prize's value in fen (1/100 yuan).
+    pub value_fen: i64,
+    /// The chance that a draw lands on this tier: its weight over the wheel's total (blank share included).
+    /// While the tier has units, that is the chance to win it.
+    pub odds: f64,
 }
 
-impl From<Tier> for TierView {
-    fn from(tier: Tier) -> Self {
+impl TierView {
+    fn new(tier: Tier, total_weight: i64) -> Self {
         TierView {
             tier_id: tier.tier_id,
             name: tier.name,
@@ -84,6 +103,8 @@ impl From<Tier> for TierView {
             weight: tier.weight,
             stock: tier.stock,
             stocked: tier.stocked,
+            value_fen: tier.value_fen,
+            odds: f64::from(tier.weight) / total_weight.max(1) as f64,
         }
     }
 }

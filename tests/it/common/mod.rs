@@ -57,7 +57,7 @@ pub fn phone(n: i64) -> Phone {
 /// while units last.
 pub async fn open_campaign(lottery: &seckill::lottery::Lottery, prize: &str, stock: u32) -> i64 {
     let (now, hour) = (Utc::now(), Duration::hours(1));
-    let tiers = vec![seckill::lottery::NewTier { name: prize.into(), stock, weight: 1 }];
+    let tiers = vec![seckill::lottery::NewTier { name: prize.into(), stock, weight: 1, value_fen: 0 }];
     let campaign = seckill::lottery::NewCampaign::new("春节抽奖", now - hour, now + hour, tiers);
     lottery.create_campaign(&campaign).await.expect("the campaign is created").campaign_id
 }

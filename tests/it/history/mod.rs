@@ -92,8 +92,8 @@ async fn every_answer_of_a_crowd_under_faults_is_what_the_databases_hold() {
     }
     let lottery = Lottery::new(shop.pool().clone());
     let tiers = vec![
-        NewTier { name: "金 Gold".into(), stock: 5, weight: 1 },
-        NewTier { name: "杯 Mug".into(), stock: 25, weight: 3 },
+        NewTier { name: "金 Gold".into(), stock: 5, weight: 1, value_fen: 0 },
+        NewTier { name: "杯 Mug".into(), stock: 25, weight: 3, value_fen: 0 },
     ];
     let mut new = NewCampaign::new("抽奖", now - chrono::Duration::minutes(5), now + chrono::Duration::hours(1), tiers);
     new.blank_weight = 4;

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use seckill::lottery::LotteryBooks;
+use seckill::lottery::randomness::draw_number;
 use seckill::migrate::Migrator;
 use seckill::testing::TestDatabase;
 
@@ -33,12 +34,18 @@ type AnswerRow = (i64, String, i64, Option<i64>, Option<i64>, Option<String>, Op
 /// An answer row without its draw id: seq, outcome, repeat, tier_id, prize, prizes_left.
 type Answer = (i64, String, i64, Option<i64>, Option<String>, Option<i64>);
 
-/// The draws as the compact form (`[{"user":1,"r":2}]`) or with spaces (`[{"user": 1, "r": 2}]`).
+/// The draws as the compact form (`[1,2]`) or with spaces (`[1, 2]`): the users, in arrival order.
 fn draws_json(draws: &[(i64, u32)], spaced: bool) -> String {
-    let one = |(user, r): &(i64, u32)| {
-        if spaced { format!(r#"{{"user": {user}, "r": {r}}}"#) } else { format!(r#"{{"user":{user},"r":{r}}}"#) }
-    };
-    format!("[{}]", draws.iter().map(one).collect::<Vec<_>>().join(if spaced { ", " } else { "," }))
+    let users: Vec<String> = draws.iter().map(|(user, _)| user.to_string()).collect();
+    if spaced { format!("[ {} ]", users.join(", ")) } else { format!("[{}]", users.join(",")) }
+}
+
+/// The seed of every campaign here, the same on both databases, so that each user's draws are the same.
+const SEED: &str = "5eed000000000000000000000000000000000000000000000000000000002026";
+
+/// The number of a user's first draw in a campaign, as the procedures derive it from the seed.
+fn first_r(campaign_id: i64, user: i64) -> u32 {
+    draw_number(SEED, campaign_id, user, 1)
 }
 
 /// The answer of a batch of `draw_lottery_batch`, one tuple per draw, whichever form it came in: one row per
@@ -96,7 +103,8 @@ fn landed(r: u32, blank_weight: u64) -> Option<&'static str> {
         .map(|(name, _, _)| *name)
 }
 
-/// A campaign of three small tiers, `draws_per_user` draws each and a blank share.
+/// A campaign of three small tiers, `draws_per_user` draws each and a blank share, with the seed [`SEED`] (and no
+/// commitment: written by hand, as before commitments).
 async fn campaign(conn: &mut Conn, draws_per_user: i32, blank_weight: i32) -> i64 {
     conn.exec_drop(
         "INSERT INTO lottery_campaign (name, start_time, end_time, draws_per_user, blank_weight) \
@@ -114,6 +122,9 @@ async fn campaign(conn: &mut Conn, draws_per_user: i32, blank_weight: i32) -> i6
         .await
         .expect("a tier");
     }
+    conn.exec_drop("INSERT INTO lottery_campaign_seed (campaign_id, seed) VALUES (?, ?)", (campaign_id, SEED))
+        .await
+        .expect("a seed");
     campaign_id
 }
 
@@ -140,14 +151,19 @@ async fn recorded(conn: &mut Conn, campaign_id: i64) -> (Vec<(i64, i64, Option<i
     (draws, messages)
 }
 
-/// `size` first draws of users who never drew, numbered on from `next_user`, each with the `r` it gives.
-fn fresh_draws(next_user: &mut i64, size: usize, mut r: impl FnMut() -> u32) -> Vec<(i64, u32)> {
-    (0..size)
-        .map(|_| {
-            *next_user += 1;
-            (*next_user - 1, r())
-        })
-        .collect()
+/// `size` first draws of users who never drew, numbered on from `next_user`, whose first draw's `r` is `wanted`,
+/// each with that `r`.
+fn fresh_draws(next_user: &mut i64, size: usize, campaign_id: i64, wanted: impl Fn(u32) -> bool) -> Vec<(i64, u32)> {
+    let mut draws = Vec::with_capacity(size);
+    while draws.len() < size {
+        let user = *next_user;
+        *next_user += 1;
+        let r = first_r(campaign_id, user);
+        if wanted(r) {
+            draws.push((user, r));
+        }
+    }
+    draws
 }
 
 /// One of the users before `next_user`, who drew already.
@@ -184,10 +200,10 @@ async fn the_short_way_decides_every_batch_exactly_as_the_general_way() {
         let mut next_user = 1;
         for _ in 0..60 {
             let size = 1 + random.below(40) as usize;
-            let mut draws = fresh_draws(&mut next_user, size, || random.below(1 << 32) as u32);
+            let mut draws = fresh_draws(&mut next_user, size, campaign_id, |_| true);
             if random.below(4) == 0 {
                 let again = drew_before(&mut random, next_user);
-                draws.insert(random.below(size as u64 + 1) as usize, (again, random.below(1 << 32) as u32));
+                draws.insert(random.below(size as u64 + 1) as usize, (again, first_r(campaign_id, again)));
             }
             let before = short_ways(&mut short_conn).await;
             let answers = call(&mut short_conn, campaign_id, &draws_json(&draws, false)).await;
@@ -258,11 +274,13 @@ async fn blanks_are_decided_as_draw_lottery_batch_decides_them() {
         let mut next_user = 1;
         for _ in 0..60 {
             let size = 1 + random.below(40) as usize;
-            let mut draws =
-                fresh_draws(&mut next_user, size, || (first_blank + random.below((1 << 32) - first_blank)) as u32);
+            let mut draws = fresh_draws(&mut next_user, size, campaign_id, |r| u64::from(r) >= first_blank);
             match random.below(6) {
-                0 => draws[0].1 = random.below(first_blank) as u32,
-                1 => draws.push((drew_before(&mut random, next_user), draws[0].1)),
+                0 => draws[0] = fresh_draws(&mut next_user, 1, campaign_id, |r| u64::from(r) < first_blank)[0],
+                1 => {
+                    let again = drew_before(&mut random, next_user);
+                    draws.push((again, first_r(campaign_id, again)));
+                }
                 _ => {}
             }
             let (answers, as_blanks) =
@@ -308,9 +326,10 @@ async fn interleaved_auto_increment_ids_decide_as_consecutive_ones_do() {
         let mut next_user = 1;
         for round in 0..40 {
             let size = 1 + random.below(30) as usize;
-            let mut draws = fresh_draws(&mut next_user, size, || random.below(1 << 32) as u32);
+            let mut draws = fresh_draws(&mut next_user, size, campaign_id, |_| true);
             if random.below(3) == 0 {
-                draws.push((drew_before(&mut random, next_user), random.below(1 << 32) as u32));
+                let again = drew_before(&mut random, next_user);
+                draws.push((again, first_r(campaign_id, again)));
             }
             let procedure = if round % 2 == 0 { "draw_lottery_batch" } else { "draw_lottery_blanks" };
             let json = draws_json(&draws, false);

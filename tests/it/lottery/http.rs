@@ -31,7 +31,7 @@ fn exact_router(lottery: Lottery) -> axum::Router {
 }
 
 fn tier(name: &str, stock: u32, weight: u32) -> NewTier {
-    NewTier { name: name.into(), stock, weight }
+    NewTier { name: name.into(), stock, weight, value_fen: 0 }
 }
 
 /// A campaign whose window is [now + start, now + end), one draw per user, no blank share: every draw wins while

@@ -42,7 +42,7 @@ use super::progress::progress_bar;
 use crate::cli::latencies::Latencies;
 use seckill::database::ConnectOptions;
 use seckill::group_commit::GroupCommitConfig;
-use seckill::lottery::{DrawOutcome, Lottery, NewCampaign, NewTier, Randomness, Seed};
+use seckill::lottery::{DrawOutcome, Lottery, NewCampaign, NewTier};
 
 /// How the lottery workload runs.
 #[derive(Debug, Clone)]
@@ -523,12 +523,12 @@ async fn durable(
 ) -> Result<(DesignReport, Option<DeliveryReport>), BenchError> {
     let pool = ConnectOptions::new(url).max_connections(config.pool_size).build_pool()?;
     let lanes = GroupCommitConfig { max_batch: config.max_batch, ..GroupCommitConfig::default() };
-    let lottery = Lottery::with_config(pool.clone(), Randomness::new(Seed(SEED)), lanes);
+    let lottery = Lottery::with_config(pool.clone(), lanes);
     let now = Utc::now();
     let tiers = TIERS
         .iter()
         .zip(tier_stock(config.prizes))
-        .map(|(&(name, weight, _), stock)| NewTier { name: name.to_string(), stock, weight })
+        .map(|(&(name, weight, _), stock)| NewTier { name: name.to_string(), stock, weight, value_fen: 0 })
         .collect();
     let campaign = NewCampaign {
         blank_weight: odds.blank_weight,

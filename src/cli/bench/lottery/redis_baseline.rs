@@ -22,7 +22,7 @@ use redis::aio::MultiplexedConnection;
 
 use super::design::{Design, Told};
 use crate::cli::bench::error::BenchError;
-use seckill::lottery::{Randomness, Seed, splitmix64};
+use seckill::lottery::CampaignSeed;
 
 /// The draw, in Lua. KEYS: flag, users, units, stream. ARGV: the user id, the draw's random number r in
 /// [0, 2^32), the wheel's total weight and the tiers' share of it. Answers `{outcome, tier}`.
@@ -79,7 +79,7 @@ pub(crate) struct RedisLottery {
     keys: [String; 4],
     sha: String,
     wheel: Wheel,
-    randomness: Randomness,
+    seed: CampaignSeed,
     connections: Vec<MultiplexedConnection>,
 }
 
@@ -143,8 +143,9 @@ impl RedisLottery {
             .query_async(&mut connection)
             .await
             .map_err(redis_error("loading the script"))?;
-        let randomness = Randomness::new(Seed(seed));
-        Ok(RedisLottery { keys, sha, wheel, randomness, connections: opened })
+        // Each draw's number derived as the durable draw's is, so that both pay for a verifiable draw.
+        let seed = CampaignSeed::from_hex(&format!("{seed:064x}")).ok_or("the bench's seed is not 64 hex digits")?;
+        Ok(RedisLottery { keys, sha, wheel, seed, connections: opened })
     }
 
     /// The books: the stream, the users, the units left, and the distinct winners in the stream.
@@ -215,7 +216,7 @@ impl Design for RedisLottery {
         let mut connection = self.connections[caller % self.connections.len()].clone();
         let mut evalsha = redis::cmd("EVALSHA");
         // Drawn as the durable draw's for the user's first draw (campaign 0: the bench's campaigns differ).
-        let r = self.randomness.r(0, user_id, 1);
+        let r = self.seed.draw_number(0, user_id, 1);
         let total = self.wheel.tier_weight + self.wheel.blank_weight;
         evalsha.arg(&self.sha).arg(self.keys.len()).arg(&self.keys).arg(user_id);
         evalsha.arg(r).arg(total).arg(self.wheel.tier_weight);
@@ -245,6 +246,14 @@ fn shuffled_units(tiers: &[u32], seed: u64) -> Vec<u32> {
         units.swap(i, (state % (i as u64 + 1)) as usize);
     }
     units
+}
+
+/// Sebastiano Vigna's splitmix64 finaliser: every input bit affects every output bit.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
