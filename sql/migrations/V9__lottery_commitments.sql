@@ -24,8 +24,9 @@
 -- blank share, name or commitment, any change of a tier's name, position, weight, value or units stocked, any
 -- increase of a tier's stock (draws only take units), any tier added or removed, any change of its seed, and
 -- deleting either. They refuse hand-written SQL as well as the toolkit's; a campaign without a commitment
--- (created before this migration) keeps its old freedom. Triggers whose body holds several statements cannot
--- be created by a client that splits on ';' without DELIMITER, but the migrator sends each file whole.
+-- (created before this migration) keeps its old freedom. The triggers' bodies hold statements of their own,
+-- hence DELIMITER, as in the procedures' files. Creating a trigger with a binary log on takes SUPER or
+-- log_bin_trust_function_creators = 1 (docs/operations.md).
 --
 -- Existing campaigns get a seed from RANDOM_BYTES (MariaDB 10.10+, MySQL 8.0+), so that their remaining draws
 -- are derived as every new campaign's are.
@@ -52,6 +53,8 @@ ALTER TABLE lottery_draw
     ADD COLUMN opens_batch TINYINT NULL DEFAULT NULL
         COMMENT '1: first draw of a batch, 0: a later one, NULL: decided apart on the blank share';
 
+DELIMITER $$
+
 CREATE TRIGGER lottery_campaign_frozen BEFORE UPDATE ON lottery_campaign FOR EACH ROW
 BEGIN
     IF OLD.commitment IS NOT NULL
@@ -60,14 +63,14 @@ BEGIN
                 AND NEW.commitment <=> OLD.commitment AND NEW.campaign_id <=> OLD.campaign_id) THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'lottery rules are frozen: the campaign is committed';
     END IF;
-END;
+END $$
 
 CREATE TRIGGER lottery_campaign_kept BEFORE DELETE ON lottery_campaign FOR EACH ROW
 BEGIN
     IF OLD.commitment IS NOT NULL THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'lottery rules are frozen: a committed campaign is kept';
     END IF;
-END;
+END $$
 
 CREATE TRIGGER lottery_tier_added BEFORE INSERT ON lottery_tier FOR EACH ROW
 BEGIN
@@ -75,7 +78,7 @@ BEGIN
     THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'lottery rules are frozen: no tier is added to a committed campaign';
     END IF;
-END;
+END $$
 
 -- Fired by every batch that takes units (one row per tier touched): the comparisons come first, and the
 -- campaign is read only when a frozen column changes.
@@ -88,7 +91,7 @@ BEGIN
     THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'lottery rules are frozen: the campaign is committed';
     END IF;
-END;
+END $$
 
 CREATE TRIGGER lottery_tier_kept BEFORE DELETE ON lottery_tier FOR EACH ROW
 BEGIN
@@ -96,16 +99,18 @@ BEGIN
     THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'lottery rules are frozen: a committed campaign''s tiers are kept';
     END IF;
-END;
+END $$
 
 CREATE TRIGGER lottery_seed_frozen BEFORE UPDATE ON lottery_campaign_seed FOR EACH ROW
 BEGIN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'lottery rules are frozen: a campaign''s seed never changes';
-END;
+END $$
 
 CREATE TRIGGER lottery_seed_kept BEFORE DELETE ON lottery_campaign_seed FOR EACH ROW
 BEGIN
     IF EXISTS (SELECT 1 FROM lottery_campaign c WHERE c.campaign_id = OLD.campaign_id) THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'lottery rules are frozen: a campaign''s seed is kept';
     END IF;
-END;
+END $$
+
+DELIMITER ;

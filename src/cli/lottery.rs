@@ -96,7 +96,8 @@ pub(crate) struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// The audit log, as `seckill lottery export` or `GET /lottery/{campaign}/audit.json` writes it.
+    /// The audit log, as `seckill lottery export` writes it (or `GET /lottery/{campaign}/audit.json` in its
+    /// envelope).
     file: PathBuf,
     /// Print JSON.
     #[arg(long)]
@@ -339,8 +340,13 @@ fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     let path = args.file.display();
     let text =
         std::fs::read_to_string(&args.file).map_err(|error| Failure::new(format!("cannot read {path}: {error}")))?;
-    let log: AuditLog =
-        serde_json::from_str(&text).map_err(|error| Failure::new(format!("{path} is not an audit log: {error}")))?;
+    let not_a_log = |error: serde_json::Error| Failure::new(format!("{path} is not an audit log: {error}"));
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(not_a_log)?;
+    // As the API serves it, in its envelope, or bare, as `export` writes it.
+    if value.get("success").is_some() {
+        value = value["data"].take();
+    }
+    let log: AuditLog = serde_json::from_value(value).map_err(not_a_log)?;
     match audit::verify(&log) {
         Ok(verified) => {
             if args.json {

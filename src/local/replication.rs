@@ -81,7 +81,12 @@ impl LocalReplicaPair {
     pub fn start() -> Result<LocalReplicaPair, ReplicationError> {
         let common = ["--gtid-strict-mode=1", "--innodb-buffer-pool-size=64M", "--max-connections=500"];
         let mut primary_options: Vec<String> = common.iter().map(|o| o.to_string()).collect();
-        primary_options.extend(["--server-id=1", "--log-bin=binlog", "--binlog-format=ROW"].map(String::from));
+        // With a binary log, creating the lottery's triggers needs SUPER unless creators are trusted; the
+        // migrating account has no SUPER, and with ROW events a trigger's effects replicate as rows.
+        primary_options.extend(
+            ["--server-id=1", "--log-bin=binlog", "--binlog-format=ROW", "--log-bin-trust-function-creators=1"]
+                .map(String::from),
+        );
         let mut replica_options: Vec<String> = common.iter().map(|o| o.to_string()).collect();
         // The relay log's name would otherwise follow the host name.
         replica_options.extend(["--server-id=2", "--read-only=1", "--relay-log=relay-bin"].map(String::from));

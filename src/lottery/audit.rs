@@ -119,7 +119,7 @@ pub(crate) async fn export(pool: &Pool, campaign_id: i64) -> Result<Option<Audit
     Ok(Some(AuditLog {
         format: FORMAT.to_string(),
         commitment,
-        rules: CampaignRules::of(&status.campaign),
+        rules: status.campaign.rules(),
         seed,
         draws,
         stock_left: status.campaign.tiers.iter().map(|tier| i64::from(tier.stock)).collect(),

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::error::LotteryError;
 use super::randomness::CampaignSeed;
-use super::rules::CampaignRules;
+use super::rules::{ALGORITHM, CampaignRules, TierRules};
 use crate::database::acquire;
 use crate::database::error::DatabaseError;
 use crate::database::rows::{exec_all, exec_first, required_instant};
@@ -162,6 +162,31 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// The rules as committed to (the units each tier was stocked with, not those left).
+    pub fn rules(&self) -> CampaignRules {
+        let campaign = self;
+        CampaignRules {
+            algorithm: ALGORITHM.to_string(),
+            blank_weight: campaign.blank_weight.into(),
+            campaign_id: campaign.campaign_id,
+            draws_per_user: campaign.draws_per_user.into(),
+            end_ms: campaign.end_time.timestamp_millis(),
+            name: campaign.name.clone(),
+            start_ms: campaign.start_time.timestamp_millis(),
+            tiers: campaign
+                .tiers
+                .iter()
+                .map(|tier| TierRules {
+                    name: tier.name.clone(),
+                    position: tier.position.into(),
+                    stock: tier.stocked.into(),
+                    value_fen: tier.value_fen,
+                    weight: tier.weight.into(),
+                })
+                .collect(),
+        }
+    }
+
     /// Units left in every tier.
     pub fn prizes_left(&self) -> i64 {
         self.tiers.iter().map(|tier| i64::from(tier.stock)).sum()
@@ -262,7 +287,7 @@ pub(crate) async fn create(pool: &Pool, campaign: &NewCampaign, max_prize_fen: u
         tiers: tiers.collect(),
         commitment: None,
     };
-    let commitment = CampaignRules::of(&created).commitment(&seed.to_hex());
+    let commitment = created.rules().commitment(&seed.to_hex());
     tx.exec_drop("UPDATE lottery_campaign SET commitment = ? WHERE campaign_id = ?", (&commitment, campaign_id))
         .await?;
     tx.commit().await?;
@@ -270,11 +295,11 @@ pub(crate) async fn create(pool: &Pool, campaign: &NewCampaign, max_prize_fen: u
         .await?
         .ok_or_else(|| DatabaseError::UnexpectedAnswer(format!("campaign {campaign_id} vanished")))?;
     // What the commitment binds must be what draws use: the rules read back are the rules committed to.
-    if CampaignRules::of(&stored) != CampaignRules::of(&created) {
+    if stored.rules() != created.rules() {
         return Err(DatabaseError::UnexpectedAnswer(format!(
             "campaign {campaign_id} was stored otherwise than committed to: {} against {}",
-            CampaignRules::of(&stored).canonical(),
-            CampaignRules::of(&created).canonical()
+            stored.rules().canonical(),
+            created.rules().canonical()
         ))
         .into());
     }

@@ -9,7 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::campaign::Campaign;
 use super::randomness::sha256_hex;
 
 /// The version of the draw algorithm (the derivation of each draw's number, the wheel, the two rounds of a
@@ -53,30 +52,6 @@ pub struct TierRules {
 }
 
 impl CampaignRules {
-    /// The rules of a campaign as stored (the units it was stocked with, not those left).
-    pub fn of(campaign: &Campaign) -> Self {
-        CampaignRules {
-            algorithm: ALGORITHM.to_string(),
-            blank_weight: campaign.blank_weight.into(),
-            campaign_id: campaign.campaign_id,
-            draws_per_user: campaign.draws_per_user.into(),
-            end_ms: campaign.end_time.timestamp_millis(),
-            name: campaign.name.clone(),
-            start_ms: campaign.start_time.timestamp_millis(),
-            tiers: campaign
-                .tiers
-                .iter()
-                .map(|tier| TierRules {
-                    name: tier.name.clone(),
-                    position: tier.position.into(),
-                    stock: tier.stocked.into(),
-                    value_fen: tier.value_fen,
-                    weight: tier.weight.into(),
-                })
-                .collect(),
-        }
-    }
-
     /// The canonical text.
     pub fn canonical(&self) -> String {
         // Serialising integers and strings into a String cannot fail.

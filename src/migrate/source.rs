@@ -201,6 +201,20 @@ fn invalid(file: &str, message: impl Into<String>) -> MigrateError {
 
 fn parse_migration((file_name, text): (&str, &str)) -> Result<MigrationFile, MigrateError> {
     let stem = file_name.strip_suffix(".sql").unwrap_or(file_name);
+    // refinery sends a migration as one multi-statement text, which the server splits itself (a trigger's
+    // BEGIN ... END included) but where it refuses the client's DELIMITER command. A file that uses DELIMITER,
+    // so that the stock client loads it too, is sent as its statements joined by ';'. Files without one are sent
+    // as they are: their checksums in refinery's history stay what they were.
+    let has_delimiter = text.lines().any(|line| {
+        line.trim_start().split_whitespace().next().is_some_and(|word| word.eq_ignore_ascii_case("delimiter"))
+    });
+    let joined;
+    let text = if has_delimiter {
+        joined = split_statements(text).map_err(|e| invalid(file_name, e.to_string()))?.join(";\n") + ";\n";
+        joined.as_str()
+    } else {
+        text
+    };
     let migration = Migration::unapplied(stem, text)
         .map_err(|e| invalid(file_name, format!("{e} (expected V<number>__<name>.sql)")))?;
     Ok(MigrationFile { file_name: file_name.to_string(), migration })

@@ -63,6 +63,10 @@ async fn the_document_lists_every_json_route_and_each_answers_as_it_says() {
     let gift = exchange.create_gift(&gift).await.unwrap().gift_id;
     let lottery = seckill::lottery::Lottery::new(db.pool().clone());
     let campaign = crate::common::open_campaign(&lottery, "pen", 5).await;
+    // Drawn out, so that its seed is revealed and its audit log served.
+    for user in 100..105 {
+        assert!(lottery.draw(campaign, user).await.unwrap().is_win());
+    }
     let (now, hour) = (chrono::Utc::now(), chrono::Duration::hours(1));
     let sale = service(&db);
     let item = item_with_window(&sale, 3, -hour, hour).await.seckill_id;

@@ -412,8 +412,8 @@ async fn no_write_ever_reaches_a_replica() {
         format!("CALL execute_seckill_batch({}, '[{}]')", item.seckill_id, phone(998).get()),
         "CALL grant_credit(1, 5, 'on the replica')".to_string(),
         format!("CALL exchange_credit_batch({}, '[{{\"user\": 1, \"request\": \"replica\"}}]')", gift.gift_id),
-        format!("CALL draw_lottery_batch({}, '[{{\"user\": 999, \"r\": 1}}]')", campaign.campaign_id),
-        format!("CALL draw_lottery_blanks({}, '[{{\"user\":998,\"r\":4294967295}}]')", campaign.campaign_id),
+        format!("CALL draw_lottery_batch({}, '[ 999 ]')", campaign.campaign_id),
+        format!("CALL draw_lottery_blanks({}, '[998]')", campaign.campaign_id),
     ];
     for write in writes {
         match on_replica.query_drop(&write).await {

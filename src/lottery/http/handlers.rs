@@ -73,13 +73,12 @@ pub(super) async fn mine(
     Ok(Json(Envelope::ok(MineView { user_id, campaign_id, draws: draws.into_iter().map(DrawView::from).collect() })))
 }
 
-/// `GET /lottery/{campaign}/audit.json`: the campaign's audit log, once it is over (ended, or every prize
-/// drawn), for anyone to verify (`docs/lottery-verification.md`). The log itself, not wrapped in the envelope:
-/// it is a document a verifier reads as it is. Before the reveal a 403; for a campaign created before
-/// commitments a 422. Read from the primary, every draw of the campaign: heavy for a large campaign, and never
-/// changing once revealed, so a cache in front may keep it.
+/// `GET /lottery/{campaign}/audit.json`: the campaign's audit log (the envelope's `data`), once it is over
+/// (ended, or every prize drawn), for anyone to verify (`docs/lottery-verification.md`). Before the reveal a 403;
+/// for a campaign created before commitments a 422. Read from the primary, every draw of the campaign: heavy for
+/// a large campaign, and never changing once revealed, so a cache in front may keep it.
 #[utoipa::path(get, path = "/lottery/{campaign}/audit.json", tag = "lottery", params(("campaign" = i64, Path, description = "the campaign")),
-    responses((status = 200, description = "the audit log: commitment, seed, rules, every draw in commit order", body = AuditLog),
+    responses((status = 200, description = "the audit log: commitment, seed, rules, every draw in commit order", body = Envelope<AuditLog>),
         (status = 403, description = "the campaign is not over: its seed is not revealed yet"),
         (status = 404, description = "no such campaign"), (status = 422, description = "created before commitments")))]
 pub(super) async fn audit(State(state): State<LotteryState>, path: Result<Path<String>, PathRejection>) -> Response {
@@ -88,7 +87,7 @@ pub(super) async fn audit(State(state): State<LotteryState>, path: Result<Path<S
         Err(error) => return error.into_response(),
     };
     match state.service.export(campaign_id).await {
-        Ok(Some(log)) => Json(log).into_response(),
+        Ok(Some(log)) => Json(Envelope::ok(log)).into_response(),
         Ok(None) => ApiError::NotFound(format!("no campaign with id {campaign_id}")).into_response(),
         Err(error) => api_error(error).into_response(),
     }

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::lottery::{CampaignPhase, CampaignRules, CampaignStatus, DrawOutcome, DrawRecord, Tier};
+use crate::lottery::{CampaignPhase, CampaignStatus, DrawOutcome, DrawRecord, Tier};
 
 /// A campaign now: its window, the wheel and the published odds, the units left in each tier, the commitment to
 /// its rules and, once it is over, its seed.
@@ -47,7 +47,7 @@ pub struct StatusView {
 impl From<CampaignStatus> for StatusView {
     fn from(status: CampaignStatus) -> Self {
         let all_drawn = status.is_all_drawn();
-        let rules = CampaignRules::of(&status.campaign).canonical();
+        let rules = status.campaign.rules().canonical();
         let campaign = status.campaign;
         let total_weight =
             i64::from(campaign.blank_weight) + campaign.tiers.iter().map(|tier| i64::from(tier.weight)).sum::<i64>();

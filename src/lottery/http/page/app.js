@@ -2,7 +2,9 @@
 // draw, and my draws. The campaign is the last segment of the page's path. A draw is never sent again by itself:
 // with more than one draw per user a second POST is a second draw, so after an answer that decided nothing (a
 // network error, a 503) the page reads my draws, which list the draw if it went through, and lets the user
-// decide. No framework, no build step.
+// decide. Below, the campaign's commitment, and once it is over its seed: the page then checks the commitment
+// and recomputes each of my draws' numbers in the browser (docs/lottery-verification.md). No framework, no build
+// step.
 (function () {
   'use strict';
 
@@ -61,20 +63,83 @@
     data.tiers.forEach(function (tier) {
       var tr = element('tr', { 'data-tier-id': String(tier.tierId) });
       tr.appendChild(element('td', {}, tier.name));
+      tr.appendChild(element('td', { class: 'number' }, (tier.valueFen / 100).toFixed(2)));
+      tr.appendChild(element('td', { class: 'number' }, (tier.odds * 100).toFixed(2) + '%'));
       tr.appendChild(element('td', { class: 'number' + (tier.stock === 0 ? ' empty' : '') }, String(tier.stock)));
       tr.appendChild(element('td', { class: 'number' }, String(tier.stocked)));
       body.appendChild(tr);
     });
+    showFairness(data);
     updateButton();
+  }
+
+  // SHA-256 of a text as lowercase hex, by the browser (only on https or loopback pages: a secure context).
+  function sha256(text) {
+    var bytes = new TextEncoder().encode(text);
+    return crypto.subtle.digest('SHA-256', bytes).then(function (digest) {
+      return Array.prototype.map.call(new Uint8Array(digest), function (b) {
+        return (b < 16 ? '0' : '') + b.toString(16);
+      }).join('');
+    });
+  }
+  var canHash = !!(window.crypto && crypto.subtle && window.TextEncoder);
+
+  var shownSeed = null;
+  function showFairness(data) {
+    $('commitment').textContent = data.commitment || '无（早于承诺机制） · none (created before commitments)';
+    $('seed').textContent = data.seed || '活动结束后公布 · revealed when the campaign is over';
+    $('audit').hidden = !data.seed;
+    $('audit-link').setAttribute('href', base + '/audit.json');
+    if (!data.seed || data.seed === shownSeed) { return; }
+    shownSeed = data.seed;
+    var check = $('commitment-check');
+    if (!canHash) { check.textContent = '（此浏览器无法在此核验 · this browser cannot check here）'; return; }
+    sha256(data.seed + ':' + data.rules).then(function (hash) {
+      var ok = hash === data.commitment;
+      check.textContent = ok ? '✓ 与承诺一致 · matches the commitment' : '✗ 与承诺不符 · does NOT match the commitment';
+      check.className = ok ? 'won' : 'error';
+      check.setAttribute('data-check', ok ? 'ok' : 'mismatch');
+    });
+    if (draws) { showMine({ userId: userId, draws: draws }); }
+  }
+
+  // Where one of my draws lands, recomputed from the revealed seed: its number, its slot, the tier (or blank).
+  function checkDraw(record, cell) {
+    if (!status || !status.seed || !canHash) { return; }
+    sha256(status.seed + ':' + status.campaignId + ':' + userId + ':' + record.drawNo).then(function (hash) {
+      var r = BigInt('0x' + hash.slice(0, 8));
+      var total = BigInt(status.blankWeight);
+      status.tiers.forEach(function (tier) { total += BigInt(tier.weight); });
+      var slot = r * total / 4294967296n;
+      var upper = 0n;
+      var landed = null;
+      status.tiers.forEach(function (tier) {
+        upper += BigInt(tier.weight);
+        if (landed === null && slot < upper) { landed = tier; }
+      });
+      var text = 'r = ' + r + ', slot ' + slot + '/' + total + ' → ' + (landed ? landed.name : '空 · blank');
+      var ok = landed ? record.tierId === landed.tierId : record.tierId === null;
+      if (ok) {
+        text += ' ✓';
+      } else if (landed) {
+        text += '（已抽完，顺延 · ran out in your batch: the audit log shows where it fell through）';
+      } else {
+        text += ' ✗';
+      }
+      cell.textContent = text;
+      cell.setAttribute('data-check', ok ? 'ok' : landed ? 'fell-through' : 'mismatch');
+    });
   }
 
   function describe(record) {
     return record.prize ? '中奖 · Won: ' + record.prize : '未中奖 · No prize';
   }
 
+  var userId = null;
   function showMine(mine) {
     signedIn = true;
     draws = mine.draws;
+    userId = mine.userId;
     $('signed-out').hidden = true;
     $('who').textContent = '用户 User ' + mine.userId;
     var body = $('mine').tBodies[0];
@@ -85,6 +150,9 @@
       tr.appendChild(element('td', { class: 'number' }, String(record.drawNo)));
       tr.appendChild(element('td', { class: record.prize ? 'won' : 'lost' }, describe(record)));
       tr.appendChild(element('td', {}, when(record.createdAt)));
+      var check = element('td', { class: 'check' }, '');
+      tr.appendChild(check);
+      checkDraw(record, check);
       body.appendChild(tr);
     });
     updateButton();
