@@ -4,3 +4,4 @@ mod batch_sql;
 mod delivery;
 mod http;
 mod service;
+mod verifiable;
