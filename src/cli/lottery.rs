@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use seckill::lottery::audit::{self, AuditLog};
 use seckill::lottery::{
-    CampaignPhase, CampaignStatus, DEFAULT_MAX_PRIZE_FEN, DrawOutcome, DrawOutcomeView, Lottery, NewCampaign, NewTier,
-    yuan,
+    CampaignPhase, CampaignStatus, DEFAULT_MAX_PRIZE_FEN, DrawOutcome, DrawOutcomeView, Lottery, LotteryError,
+    NewCampaign, NewTier, yuan,
 };
 use serde_json::json;
 
@@ -300,7 +300,8 @@ fn describe_status(status: &CampaignStatus) -> String {
         campaign.commitment.as_deref().unwrap_or("none (created before commitments)")
     ));
     match &status.revealed_seed {
-        Some(seed) => text.push_str(&format!("  seed {seed} (revealed: check with `seckill lottery export`)\n")),
+        Some(seed) => text
+            .push_str(&format!("  seed {seed} (revealed: `seckill lottery export` and `verify` check every draw)\n")),
         None => text.push_str("  seed revealed when the campaign is over\n"),
     }
     let all_drawn = if status.is_all_drawn() { " (all drawn)" } else { "" };
@@ -317,10 +318,7 @@ async fn export(target: &DatabaseTarget, args: ExportArgs) -> Result<(), Failure
     let log = match service(target).await?.export(campaign).await {
         Ok(Some(log)) => log,
         Ok(None) => return Err(Failure::new(format!("no campaign {campaign}")).exit_code(NOT_FOUND)),
-        Err(
-            error @ (seckill::lottery::LotteryError::NotRevealed { .. }
-            | seckill::lottery::LotteryError::Unverifiable(_)),
-        ) => {
+        Err(error @ (LotteryError::NotRevealed { .. } | LotteryError::Unverifiable(_))) => {
             return Err(Failure::new(error.to_string()).exit_code(NOT_FOUND));
         }
         Err(error) => return Err(error.into()),

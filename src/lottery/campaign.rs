@@ -164,16 +164,15 @@ pub struct Campaign {
 impl Campaign {
     /// The rules as committed to (the units each tier was stocked with, not those left).
     pub fn rules(&self) -> CampaignRules {
-        let campaign = self;
         CampaignRules {
             algorithm: ALGORITHM.to_string(),
-            blank_weight: campaign.blank_weight.into(),
-            campaign_id: campaign.campaign_id,
-            draws_per_user: campaign.draws_per_user.into(),
-            end_ms: campaign.end_time.timestamp_millis(),
-            name: campaign.name.clone(),
-            start_ms: campaign.start_time.timestamp_millis(),
-            tiers: campaign
+            blank_weight: self.blank_weight.into(),
+            campaign_id: self.campaign_id,
+            draws_per_user: self.draws_per_user.into(),
+            end_ms: self.end_time.timestamp_millis(),
+            name: self.name.clone(),
+            start_ms: self.start_time.timestamp_millis(),
+            tiers: self
                 .tiers
                 .iter()
                 .map(|tier| TierRules {
@@ -287,21 +286,21 @@ pub(crate) async fn create(pool: &Pool, campaign: &NewCampaign, max_prize_fen: u
         tiers: tiers.collect(),
         commitment: None,
     };
-    let commitment = created.rules().commitment(&seed.to_hex());
+    let rules = created.rules();
+    let commitment = rules.commitment(&seed.to_hex());
     tx.exec_drop("UPDATE lottery_campaign SET commitment = ? WHERE campaign_id = ?", (&commitment, campaign_id))
         .await?;
     tx.commit().await?;
     let stored = get(&mut conn, campaign_id)
         .await?
         .ok_or_else(|| DatabaseError::UnexpectedAnswer(format!("campaign {campaign_id} vanished")))?;
-    // What the commitment binds must be what draws use: the rules read back are the rules committed to.
-    if stored.rules() != created.rules() {
-        return Err(DatabaseError::UnexpectedAnswer(format!(
-            "campaign {campaign_id} was stored otherwise than committed to: {} against {}",
-            stored.rules().canonical(),
-            created.rules().canonical()
-        ))
-        .into());
+    // What the commitment binds must be what draws use: the rules read back are the rules committed to (a
+    // server that stores a name or an instant otherwise would break every verification of the campaign).
+    let stored_rules = stored.rules();
+    if stored_rules != rules {
+        let (stored_rules, rules) = (stored_rules.canonical(), rules.canonical());
+        let detail = format!("campaign {campaign_id} was stored as {stored_rules}, committed to as {rules}");
+        return Err(DatabaseError::UnexpectedAnswer(detail).into());
     }
     Ok(stored)
 }

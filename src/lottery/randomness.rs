@@ -13,9 +13,10 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-/// A campaign's secret seed: 32 bytes from the operating system's CSPRNG.
+/// A campaign's secret seed: 32 bytes from the operating system's CSPRNG, kept as the 64 lowercase hex digits
+/// every derivation hashes.
 #[derive(Clone, PartialEq, Eq)]
-pub struct CampaignSeed([u8; 32]);
+pub struct CampaignSeed(String);
 
 impl fmt::Debug for CampaignSeed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,27 +33,23 @@ impl CampaignSeed {
     pub fn generate() -> Result<Self, String> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|error| format!("the operating system gave no random bytes: {error}"))?;
-        Ok(CampaignSeed(bytes))
+        Ok(CampaignSeed(hex::encode(bytes)))
     }
 
     /// The seed written as 64 lowercase hex digits, or `None` for anything else.
     pub fn from_hex(text: &str) -> Option<Self> {
-        if text.len() != 64 || text.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return None;
-        }
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text, &mut bytes).ok()?;
-        Some(CampaignSeed(bytes))
+        let hex = text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        hex.then(|| CampaignSeed(text.to_string()))
     }
 
     /// The seed as 64 lowercase hex digits: how it is stored, committed to and revealed.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.0.clone()
     }
 
     /// The number in [0, 2^32) that decides `user_id`'s draw number `draw_no` in `campaign_id`.
     pub fn draw_number(&self, campaign_id: i64, user_id: i64, draw_no: i64) -> u32 {
-        draw_number(&self.to_hex(), campaign_id, user_id, draw_no)
+        draw_number(&self.0, campaign_id, user_id, draw_no)
     }
 }
 

@@ -6,9 +6,10 @@
 //! exclusive lock. Where a draw lands follows from its random number (derived from the campaign's seed, see
 //! [`super::randomness`]) and the wheel (the tiers' weights and the blank share), and neither changes once a
 //! campaign is created: they are read once per campaign, in the background, the first time the campaign is
-//! drawn from. The seed stays in this memory, never shown. Until it is known, and for a campaign with no blank share or more than one draw per user (whose later
-//! draws have numbers of their own), every draw goes to `draw_lottery_batch`. A mistake costs time only: the
-//! blanks' procedure checks every draw again and hands anything else to `draw_lottery_batch`.
+//! drawn from. The seed stays in this memory, never shown. Until it is known, and for a campaign with no blank
+//! share or more than one draw per user (whose later draws have numbers of their own), every draw goes to
+//! `draw_lottery_batch`. A mistake costs time only: the blanks' procedure checks every draw again and hands
+//! anything else to `draw_lottery_batch`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

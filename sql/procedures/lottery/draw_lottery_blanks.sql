@@ -18,7 +18,7 @@
 -- is rolled back) a user who drew before or twice in the batch. Otherwise it answers draw_lottery_batch's
 -- one-row answer of a batch of first draws: every tier 0 (no prize), the prizes left as read, no prize names.
 --
--- Reads: the campaign in share mode, its seed, then its tiers by plain reads at READ COMMITTED: the window, the wheel, and
+-- Reads: the campaign and its seed in share mode, then its tiers by plain reads at READ COMMITTED: the window, the wheel, and
 -- whether any stock is left (no batch can take stock while the shared lock is held). Writes: the draws (INSERT
 -- IGNORE: a user who drew before collides with the UNIQUE key and is skipped, which sends the batch to
 -- draw_lottery_batch), and the campaign's tally, in the row of this connection's shard. Locks: the campaign's row
@@ -74,15 +74,15 @@ BEGIN
         SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
         START TRANSACTION;
 
-        -- The campaign in share mode (MySQL 8 also reads LOCK IN SHARE MODE as FOR SHARE), then its wheel; the
-        -- clock once, with the lock held.
-        SELECT start_time, end_time, draws_per_user, blank_weight
-          INTO v_start, v_end, v_draws_per_user, v_blank_weight
-          FROM lottery_campaign
-         WHERE campaign_id = v_campaign_id
+        -- The campaign and its seed in share mode (MySQL 8 also reads LOCK IN SHARE MODE as FOR SHARE), then
+        -- its wheel; the clock once, with the lock held.
+        SELECT c.start_time, c.end_time, c.draws_per_user, c.blank_weight, s.seed
+          INTO v_start, v_end, v_draws_per_user, v_blank_weight, v_seed
+          FROM lottery_campaign c
+          LEFT JOIN lottery_campaign_seed s ON s.campaign_id = c.campaign_id
+         WHERE c.campaign_id = v_campaign_id
           LOCK IN SHARE MODE;
         SET v_now = NOW(3);
-        SELECT seed INTO v_seed FROM lottery_campaign_seed WHERE campaign_id = v_campaign_id;
         SELECT COALESCE(SUM(weight), 0), COALESCE(SUM(stock), 0)
           INTO v_tier_weight, v_stock
           FROM lottery_tier
@@ -93,7 +93,8 @@ BEGIN
            AND @@GLOBAL.innodb_autoinc_lock_mode < 2 THEN
             -- Every draw recorded as its user's first, "no prize", when it lands on the blank share (the slots
             -- from the tiers' total weight on); then all of them recorded, in one block of consecutive ids (as
-            -- in draw_lottery_batch), or the batch is not this procedure's.
+            -- in draw_lottery_batch), or the batch is not this procedure's. Each draw's number is hashed once:
+            -- the LIMIT keeps the derived table from being merged (see draw_lottery_batch.sql).
             SET v_batch_size = LENGTH(v_draws) - LENGTH(REPLACE(v_draws, ',', '')) + 1;
             SET v_increment = @@SESSION.auto_increment_increment;
             INSERT IGNORE INTO lottery_draw (campaign_id, user_id, draw_no, tier_id, r, created_at)
@@ -103,7 +104,8 @@ BEGIN
                                      16, 10) AS SIGNED) AS r
                       FROM JSON_TABLE(v_draws, '$[*]' COLUMNS (
                                seq     FOR ORDINALITY,
-                               user_id BIGINT PATH '$')) AS i) AS j
+                               user_id BIGINT PATH '$')) AS i
+                     LIMIT 10000) AS j
              WHERE j.r * v_total_weight DIV 4294967296 >= v_tier_weight
              ORDER BY j.seq;
             SET v_recorded = ROW_COUNT(), v_first_draw_id = LAST_INSERT_ID();

@@ -441,13 +441,41 @@ async fn a_user_clicks_draw_in_the_browser_when_it_opens_and_sees_the_prize_and_
     let button = client.find(Locator::Id("draw")).await.unwrap();
     assert!(!button.is_enabled().await.unwrap(), "one draw per user: the button is spent");
     assert!(button.text().await.unwrap().contains("已抽过"));
-    client.set_window_size(1000, 900).await.unwrap();
+    // The commitment is public; the seed is not, yet.
+    assert_eq!(text_of(&client, "commitment").await, spring.commitment.clone().unwrap());
+    assert!(text_of(&client, "seed").await.contains("revealed when the campaign is over"));
+
+    // The rest drawn by others: the campaign is over, its seed revealed, and the page checks the commitment and
+    // my draw with it, in the browser: the number it computes is the one the database drew with.
+    for user in 2..=3 {
+        assert!(lottery.draw(spring.campaign_id, user).await.unwrap().is_win());
+    }
+    let log = lottery.export(spring.campaign_id).await.unwrap().unwrap();
+    let mine = log.draws.iter().find(|draw| draw.user == 1).unwrap();
+    let attribute = |css: &'static str| {
+        let client = client.clone();
+        async move {
+            match client.find(Locator::Css(css)).await {
+                Ok(element) => element.attr("data-check").await.ok().flatten().unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        }
+    };
+    eventually(Duration::from_secs(15), "the seed revealed and checked on the page", || async {
+        text_of(&client, "seed").await == log.seed
+            && attribute("#commitment-check").await == "ok"
+            && text_of(&client, "mine").await.contains(&format!("r = {}", mine.r))
+    })
+    .await;
+    let checked = attribute("#mine td.check").await;
+    assert!(checked == "ok" || checked == "fell-through", "{checked}");
+    client.set_window_size(1000, 1100).await.unwrap();
     save_screenshot(&client, "e2e-lottery-page.png").await;
 
     client.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);
     let books = assert_books(db.pool(), spring.campaign_id).await;
-    assert_eq!((books.draws, books.wins), (1, 1));
+    assert_eq!((books.draws, books.wins), (3, 3));
 }
 
 /// The answer to a draw is lost on the way back (the request reached the server, the browser saw a network
