@@ -80,6 +80,9 @@ fn mismatch(what: impl Into<String>, why: impl Into<String>) -> Mismatch {
     Mismatch { what: what.into(), why: why.into() }
 }
 
+/// A draw as read: draw_id, opens_batch, user_id, draw_no, r, tier_id.
+type DrawRow = (i64, Option<i64>, i64, i64, i64, Option<i64>);
+
 /// The audit log of a campaign whose seed is revealed, read from the primary.
 ///
 /// # Errors
@@ -96,7 +99,7 @@ pub(crate) async fn export(pool: &Pool, campaign_id: i64) -> Result<Option<Audit
     };
     let positions: HashMap<i64, i64> =
         status.campaign.tiers.iter().map(|tier| (tier.tier_id, i64::from(tier.position))).collect();
-    let rows: Vec<(i64, Option<i64>, i64, i64, i64, Option<i64>)> = exec_all(
+    let rows: Vec<DrawRow> = exec_all(
         &mut conn,
         "SELECT draw_id, opens_batch, user_id, draw_no, r, tier_id FROM lottery_draw \
          WHERE campaign_id = ? ORDER BY draw_id",

@@ -205,9 +205,9 @@ fn parse_migration((file_name, text): (&str, &str)) -> Result<MigrationFile, Mig
     // BEGIN ... END included) but where it refuses the client's DELIMITER command. A file that uses DELIMITER,
     // so that the stock client loads it too, is sent as its statements joined by ';'. Files without one are sent
     // as they are: their checksums in refinery's history stay what they were.
-    let has_delimiter = text.lines().any(|line| {
-        line.trim_start().split_whitespace().next().is_some_and(|word| word.eq_ignore_ascii_case("delimiter"))
-    });
+    let has_delimiter = text
+        .lines()
+        .any(|line| line.split_whitespace().next().is_some_and(|word| word.eq_ignore_ascii_case("delimiter")));
     let joined;
     let text = if has_delimiter {
         joined = split_statements(text).map_err(|e| invalid(file_name, e.to_string()))?.join(";\n") + ";\n";

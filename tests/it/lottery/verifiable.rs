@@ -210,7 +210,8 @@ async fn a_crowd_on_two_instances_is_verified_by_us_and_by_an_independent_script
     let log = &logs[&one.campaign_id];
     let won = log.draws.iter().position(|draw| draw.tier.is_some()).unwrap();
     let lost = log.draws.iter().position(|draw| draw.tier.is_none()).unwrap();
-    let tampered: [(&str, Box<dyn Fn(&mut AuditLog)>, String); 4] = [
+    type Tampering = (&'static str, Box<dyn Fn(&mut AuditLog)>, String);
+    let tampered: [Tampering; 4] = [
         ("a result", Box::new(move |log: &mut AuditLog| log.draws[lost].tier = Some(1)), format!("draw {}", lost + 1)),
         ("a user", Box::new(move |log: &mut AuditLog| log.draws[won].user = 100_000), format!("draw {}", won + 1)),
         ("the seed", Box::new(|log: &mut AuditLog| log.seed = "0".repeat(64)), "commitment".to_string()),

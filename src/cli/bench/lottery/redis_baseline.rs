@@ -23,6 +23,7 @@ use redis::aio::MultiplexedConnection;
 use super::design::{Design, Told};
 use crate::cli::bench::error::BenchError;
 use seckill::lottery::CampaignSeed;
+use seckill::lottery::randomness::draw_number;
 
 /// The draw, in Lua. KEYS: flag, users, units, stream. ARGV: the user id, the draw's random number r in
 /// [0, 2^32), the wheel's total weight and the tiers' share of it. Answers `{outcome, tier}`.
@@ -236,24 +237,18 @@ impl Design for RedisLottery {
 }
 
 /// Every tier's units (tier positions from 1, as many as its stock), in an order shuffled with `seed`
-/// (Fisher-Yates over splitmix64): the same order for the same seed.
+/// (Fisher-Yates over the draws' own derivation, SHA-256 of the seed and the index): the same order for the same
+/// seed.
 fn shuffled_units(tiers: &[u32], seed: u64) -> Vec<u32> {
     let mut units: Vec<u32> =
         tiers.iter().zip(1u32..).flat_map(|(&stock, position)| std::iter::repeat_n(position, stock as usize)).collect();
-    let mut state = seed;
+    let seed = format!("{seed:064x}");
     for i in (1..units.len()).rev() {
-        state = splitmix64(state);
-        units.swap(i, (state % (i as u64 + 1)) as usize);
+        let index = i64::try_from(i).unwrap_or(i64::MAX);
+        let random = u64::from(draw_number(&seed, 0, index, 0));
+        units.swap(i, (random % (i as u64 + 1)) as usize);
     }
     units
-}
-
-/// Sebastiano Vigna's splitmix64 finaliser: every input bit affects every output bit.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]
