@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
 use super::LotteryState;
@@ -13,7 +14,7 @@ use super::views::{DrawAnswer, DrawView, MineView, StatusView};
 use crate::database::WithGtid;
 use crate::http::gtid_cookie::{GtidCookie, ReadAfter};
 use crate::http::ids::positive_id;
-use crate::http::{ApiError, CurrentUser, Envelope, RequestOutcome};
+use crate::http::{ApiError, CurrentUser, Envelope, JSON_UTF8, RequestOutcome};
 use crate::lottery::audit::AuditLog;
 use crate::lottery::{DrawOutcome, LotteryError};
 
@@ -75,8 +76,8 @@ pub(super) async fn mine(
 
 /// `GET /lottery/{campaign}/audit.json`: the campaign's audit log (the envelope's `data`), once it is over
 /// (ended, or every prize drawn), for anyone to verify (`docs/lottery-verification.md`). Before the reveal a 403;
-/// for a campaign created before commitments a 422. Read from the primary, every draw of the campaign: heavy for
-/// a large campaign, and never changing once revealed, so a cache in front may keep it.
+/// for a campaign created before commitments a 422. Read from the primary once per instance, then served from
+/// memory: it never changes once revealed.
 #[utoipa::path(get, path = "/lottery/{campaign}/audit.json", tag = "lottery", params(("campaign" = i64, Path, description = "the campaign")),
     responses((status = 200, description = "the audit log: commitment, seed, rules, every draw in commit order", body = Envelope<AuditLog>),
         (status = 403, description = "the campaign is not over: its seed is not revealed yet"),
@@ -86,8 +87,8 @@ pub(super) async fn audit(State(state): State<LotteryState>, path: Result<Path<S
         Ok(campaign_id) => campaign_id,
         Err(error) => return error.into_response(),
     };
-    match state.service.export(campaign_id).await {
-        Ok(Some(log)) => Json(Envelope::ok(log)).into_response(),
+    match state.audits.answer(&state.service, campaign_id).await {
+        Ok(Some(answer)) => ([(CONTENT_TYPE, JSON_UTF8)], answer).into_response(),
         Ok(None) => ApiError::NotFound(format!("no campaign with id {campaign_id}")).into_response(),
         Err(error) => api_error(error).into_response(),
     }

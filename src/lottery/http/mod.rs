@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+mod audit_cache;
 mod handlers;
 mod page;
 mod status_cache;
@@ -89,6 +90,7 @@ pub(crate) struct LotteryState {
     service: Lottery,
     user: Identity,
     statuses: Arc<status_cache::StatusCache>,
+    audits: Arc<audit_cache::AuditCache>,
 }
 
 impl FromRef<LotteryState> for Identity {
@@ -116,6 +118,7 @@ impl LotteryHttp {
             service: self.service,
             user: self.user,
             statuses: Arc::new(status_cache::StatusCache::new(self.status_max_age)),
+            audits: Arc::default(),
         };
         let routes = Router::new()
             .route("/lottery/assets/{name}", get(page::asset))

@@ -535,3 +535,38 @@ async fn the_page_settles_a_lost_answer_from_my_draws_without_drawing_again() {
     let books = assert_books(db.pool(), spring.campaign_id).await;
     assert_eq!((books.draws, books.wins), (1, 1));
 }
+
+/// `audit.json` is a full read of a campaign's draws: an instance reads it once, once the seed is revealed, and
+/// serves it from memory after (it never changes). Before the reveal it is refused, and an unknown campaign is a
+/// 404 that is not remembered.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_is_refused_before_the_reveal_then_read_once_and_served_from_memory() {
+    let db = migrated_db().await;
+    let lottery = Lottery::new(db.pool().clone());
+    let spring = open_campaign(&lottery, vec![tier("笔 Pen", 2, 1)]).await;
+    let served = serve(exact_router(lottery.clone())).await;
+    let path = format!("/lottery/{}/audit.json", spring.campaign_id);
+    let early = call(served.address, Method::GET, &path, &[], Vec::new()).await;
+    assert_error(&early, StatusCode::FORBIDDEN, "before the reveal");
+    let unknown = call(served.address, Method::GET, "/lottery/999/audit.json", &[], Vec::new()).await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "no such campaign");
+
+    for user in 1..=2 {
+        assert!(lottery.draw(spring.campaign_id, user).await.unwrap().is_win());
+    }
+    let first = call(served.address, Method::GET, &path, &[], Vec::new()).await;
+    assert_eq!((first.status, first.content_type.as_str()), (StatusCode::OK, JSON_UTF8), "{}", first.text);
+    let log: seckill::lottery::audit::AuditLog = serde_json::from_value(first.json["data"].clone()).unwrap();
+    assert_eq!(seckill::lottery::audit::verify(&log).unwrap().wins, 2);
+
+    // The draws removed by hand behind its back: this instance answers as before, from memory; a new one reads
+    // the database, and what it serves no longer verifies.
+    let mut conn = db.pool().get_conn().await.unwrap();
+    conn.exec_drop("DELETE FROM lottery_draw WHERE campaign_id = ?", (spring.campaign_id,)).await.unwrap();
+    let again = call(served.address, Method::GET, &path, &[], Vec::new()).await;
+    assert_eq!(again.text, first.text);
+    let other = serve(exact_router(lottery.clone())).await;
+    let fresh = call(other.address, Method::GET, &path, &[], Vec::new()).await;
+    let log: seckill::lottery::audit::AuditLog = serde_json::from_value(fresh.json["data"].clone()).unwrap();
+    assert_eq!(seckill::lottery::audit::verify(&log).unwrap_err().what, "tier 1");
+}
