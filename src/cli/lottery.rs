@@ -178,7 +178,15 @@ async fn create(target: &DatabaseTarget, args: CreateArgs) -> Result<(), Failure
         tiers,
     };
     let max_prize_fen = args.max_prize_yuan.saturating_mul(100);
-    new_campaign.validate(max_prize_fen)?;
+    if let Err(error) = new_campaign.validate(max_prize_fen) {
+        let over_cap = new_campaign.tiers.iter().any(|tier| tier.value_fen > max_prize_fen);
+        let failure = Failure::from(error);
+        return Err(if over_cap {
+            failure.hint("the cap is --max-prize-yuan (SECKILL_MAX_PRIZE_YUAN)")
+        } else {
+            failure
+        });
+    }
     let lottery = service(target).await?.with_max_prize_fen(max_prize_fen);
     let campaign = lottery.create_campaign(&new_campaign).await?;
     if args.json {

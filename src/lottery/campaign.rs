@@ -102,7 +102,7 @@ impl NewCampaign {
             if tier.value_fen > max_prize_fen {
                 return invalid(format!(
                     "{which}'s value, {} yuan, is over the cap on a prize, {} yuan (the law caps a lottery's top \
-                     prize at 50,000 yuan; the cap is the max_prize_yuan setting)",
+                     prize at 50,000 yuan)",
                     yuan(tier.value_fen),
                     yuan(max_prize_fen)
                 ));
