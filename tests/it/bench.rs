@@ -13,10 +13,23 @@ async fn every_strategy_runs_and_balances_its_books() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let reports: Vec<serde_json::Value> =
+    let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&output.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let (reports, baselines): (Vec<_>, Vec<_>) = lines.into_iter().partition(|line| line["strategy"].is_string());
     let strategies: Vec<_> = reports.iter().map(|r| r["strategy"].as_str().unwrap()).collect();
     assert_eq!(strategies, ["naive", "procedure", "batched"]);
+    // The field's Redis Lua seckill beside them, at its best (4 shared connections) and a connection per caller,
+    // its books checked, with the batched rate of the same run read against it.
+    let connections: Vec<_> = baselines.iter().map(|b| b["run"]["connections"].as_u64().unwrap()).collect();
+    assert_eq!(connections, [4, 8], "{baselines:?}");
+    for baseline in &baselines {
+        assert_eq!(baseline["run"]["baseline"], "redis_lua");
+        assert!(baseline["run"]["seckills"].as_u64().unwrap() > 0 && baseline["run"]["errors"] == 0, "{baseline}");
+        let ratio = baseline["batched_over_redis"].as_f64().unwrap();
+        let expected =
+            reports[2]["seckills_per_s"].as_f64().unwrap() / baseline["run"]["seckills_per_s"].as_f64().unwrap();
+        assert!((ratio - expected).abs() < 1e-9, "{baseline}");
+    }
     for report in &reports {
         assert!(report["seckills"].as_u64().unwrap() > 0, "{report}");
         assert_eq!(report["errors"], 0, "{report}");

@@ -6,6 +6,7 @@ mod cluster;
 mod error;
 mod exchange;
 mod hot;
+mod hot_redis;
 mod http_load;
 mod lottery;
 mod measurement;
@@ -72,7 +73,8 @@ pub(crate) struct BenchArgs {
     /// Lottery workload: how long the burst of draws after every prize is drawn lasts (e.g. 2s).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     after_burst: Duration,
-    /// Lottery workload: multiplexed connections the Redis baseline's callers share.
+    /// Hot and lottery workloads: multiplexed connections the Redis baseline's callers share (the hot workload
+    /// also runs it with a connection per caller).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     redis_connections: u16,
     /// Lottery workload: the gift worker's calls per second when it delivers the durable draw's wins.
@@ -107,7 +109,12 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
     if !json && seckill_workloads {
         outln!("{}", header());
     }
+    // The batched rate of each hot run, to read the Redis baseline against.
+    let mut batched: Vec<(usize, f64)> = Vec::new();
     hot::run(&url, &config, |report| {
+        if report.workload == Workload::Hot && report.strategy == Strategy::Batched {
+            batched.push((report.concurrency, report.seckills_per_s));
+        }
         if json {
             outln!("{}", serde_json::to_string(report).unwrap_or_default());
         } else {
@@ -115,6 +122,9 @@ pub(crate) async fn run(target: &DatabaseTarget, args: BenchArgs) -> Result<(), 
         }
     })
     .await?;
+    if config.workloads.contains(&Workload::Hot) {
+        hot_redis_baseline(&config, usize::from(args.redis_connections), &batched, json).await?;
+    }
     if config.workloads.contains(&Workload::Exchange) {
         let exchange = ExchangeBenchConfig {
             users: args.users.unwrap_or(20_000),
@@ -236,6 +246,52 @@ fn print_cluster(r: &ClusterReport) {
             outln!("  first error, {phase}: {error}");
         }
     }
+}
+
+/// The hot workload's Redis baseline on a private Redis, at every concurrency: the callers sharing `connections`
+/// connections (Redis at its best), then a connection each; printed with the batched rate of the same run beside.
+async fn hot_redis_baseline(
+    config: &BenchConfig,
+    connections: usize,
+    batched: &[(usize, f64)],
+    json: bool,
+) -> Result<(), Failure> {
+    let redis = tokio::task::block_in_place(LocalRedis::start)
+        .map_err(|e| Failure::new(format!("the hot workload's Redis baseline needs a private Redis: {e}")))?;
+    for &concurrency in &config.concurrency {
+        let shared = hot_redis::run(&redis.url(), concurrency, connections, config.duration).await?;
+        let per_caller = hot_redis::run(&redis.url(), concurrency, concurrency, config.duration).await?;
+        let ours = batched.iter().find(|(callers, _)| *callers == concurrency).map(|(_, rate)| *rate);
+        if json {
+            for run in [&shared, &per_caller] {
+                let ratio = ours.map(|ours| ours / run.seckills_per_s.max(1e-9));
+                outln!("{}", serde_json::json!({"workload": "hot", "run": run, "batched_over_redis": ratio}));
+            }
+            continue;
+        }
+        let ratio = |run: &hot_redis::RedisRunReport| {
+            ours.map_or("-".to_string(), |ours| format!("{:.2}x", ours / run.seckills_per_s.max(1e-9)))
+        };
+        outln!(
+            "hot    redis lua {concurrency:>6} callers, not durable: {:.0} seckills/s sharing {} connections (p50 {:.2} \
+             ms, p99 {:.2} ms; batched / this {}), {:.0} seckills/s with a connection per caller (p99 {:.2} ms; \
+             batched / this {})",
+            shared.seckills_per_s,
+            shared.connections,
+            shared.p50_ms,
+            shared.p99_ms,
+            ratio(&shared),
+            per_caller.seckills_per_s,
+            per_caller.p99_ms,
+            ratio(&per_caller)
+        );
+        for run in [&shared, &per_caller] {
+            if let Some(error) = &run.first_error {
+                outln!("  {} errors with {} connections, first: {error}", run.errors, run.connections);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The lottery workload: the durable draw on the bench's database, the Redis baseline on a private Redis
