@@ -14,12 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
 use super::error::BenchError;
-use crate::cli::latencies::Latencies;
+use super::redis_connections;
+use super::workload::Tally;
 
 /// The seckill, in Lua. KEYS: stock, buyers. ARGV: the buyer. Answers `success`, `repeat` or `sold_out`.
 const SECKILL_SCRIPT: &str = r"
@@ -34,9 +33,6 @@ redis.call('DECR', KEYS[1])
 redis.call('SADD', KEYS[2], ARGV[1])
 return 'success'
 ";
-
-/// Longest wait for one Redis answer: no caller waits forever.
-const REDIS_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Units in stock: more than any run sells.
 const STOCK: i64 = 1_000_000_000;
@@ -72,16 +68,7 @@ pub(crate) async fn run(
     connections: usize,
     duration: Duration,
 ) -> Result<RedisRunReport, BenchError> {
-    let client = redis::Client::open(url).map_err(redis_error("its URL"))?;
-    let config = AsyncConnectionConfig::new()
-        .set_response_timeout(REDIS_ANSWER_TIMEOUT)
-        .set_connection_timeout(REDIS_ANSWER_TIMEOUT);
-    let mut opened: Vec<MultiplexedConnection> = Vec::with_capacity(connections.max(1));
-    for _ in 0..connections.max(1) {
-        opened.push(
-            client.get_multiplexed_async_connection_with_config(&config).await.map_err(redis_error("connecting"))?,
-        );
-    }
+    let opened = redis_connections::open(url, connections).await.map_err(BenchError::Redis)?;
     let keys = ["seckill:bench:stock", "seckill:bench:buyers"];
     let mut first = opened[0].clone();
     redis::cmd("DEL").arg(&keys).query_async::<()>(&mut first).await.map_err(redis_error("clearing"))?;
@@ -102,7 +89,7 @@ pub(crate) async fn run(
             let (opened, sha, next) = (opened.clone(), sha.clone(), next.clone());
             tokio::spawn(async move {
                 let mut connection = opened[caller % opened.len()].clone();
-                let (mut tally, mut latencies) = (Tally::default(), Latencies::default());
+                let mut tally = Tally::default();
                 while Instant::now() < deadline {
                     let buyer = next.fetch_add(1, Ordering::Relaxed);
                     let began = Instant::now();
@@ -114,23 +101,29 @@ pub(crate) async fn run(
                         .arg(buyer)
                         .query_async(&mut connection)
                         .await;
-                    latencies.record(began.elapsed());
-                    match answer.as_deref() {
-                        Ok("success") => tally.successes += 1,
-                        Ok(other) => tally.error(format!("a fresh buyer told {other:?}")),
-                        Err(error) => tally.error(error.to_string()),
+                    tally.latencies.record(began.elapsed());
+                    let error = match answer.as_deref() {
+                        Ok("success") => None,
+                        Ok(other) => Some(format!("a fresh buyer told {other:?}")),
+                        Err(error) => Some(error.to_string()),
+                    };
+                    match error {
+                        None => tally.successes += 1,
+                        Some(error) => {
+                            tally.errors += 1;
+                            tally.first_error.get_or_insert(error);
+                        }
                     }
                 }
-                (tally, latencies)
+                tally
             })
         })
         .collect();
-    let (mut total, mut latencies) = (Tally::default(), Latencies::default());
+    let mut total = Tally::default();
     for caller in callers {
-        let (tally, caller_latencies) =
+        let tally =
             caller.await.map_err(|error| BenchError::Redis(format!("a caller of the Redis baseline: {error}")))?;
         total.merge(tally);
-        latencies.merge(caller_latencies);
     }
     let seconds = started.elapsed().as_secs_f64();
 
@@ -150,7 +143,7 @@ pub(crate) async fn run(
         )));
     }
     redis::cmd("DEL").arg(&keys).query_async::<()>(&mut first).await.map_err(redis_error("clearing"))?;
-    let (p50_ms, p99_ms, _) = latencies.summary();
+    let (p50_ms, p99_ms, _) = total.latencies.summary();
     Ok(RedisRunReport {
         baseline: "redis_lua",
         concurrency,
@@ -163,27 +156,4 @@ pub(crate) async fn run(
         p50_ms,
         p99_ms,
     })
-}
-
-/// What a caller was told.
-#[derive(Debug, Default)]
-struct Tally {
-    successes: u64,
-    errors: u64,
-    first_error: Option<String>,
-}
-
-impl Tally {
-    fn error(&mut self, error: String) {
-        self.errors += 1;
-        self.first_error.get_or_insert(error);
-    }
-
-    fn merge(&mut self, other: Tally) {
-        self.successes += other.successes;
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
-    }
 }

@@ -11,6 +11,7 @@ mod http_load;
 mod lottery;
 mod measurement;
 mod progress;
+mod redis_connections;
 mod strategy;
 mod workload;
 

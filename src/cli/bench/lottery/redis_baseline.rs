@@ -15,13 +15,12 @@
 //! stream = wins = units popped, and no user twice.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 
 use super::design::{Design, Told};
 use crate::cli::bench::error::BenchError;
+use crate::cli::bench::redis_connections::{self, REDIS_ANSWER_TIMEOUT};
 use seckill::lottery::CampaignSeed;
 use seckill::lottery::randomness::draw_number;
 
@@ -57,9 +56,6 @@ end
 redis.call('XADD', KEYS[4], '*', 'user', ARGV[1], 'tier', unit)
 return {'won', unit}
 ";
-
-/// Longest wait for one Redis answer: no caller waits forever.
-const REDIS_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Units pushed per RPUSH while filling the list.
 const FILL_CHUNK: usize = 1000;
@@ -114,18 +110,7 @@ impl RedisLottery {
         seed: u64,
         connections: usize,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(redis_error("its URL"))?;
-        let mut opened = Vec::with_capacity(connections.max(1));
-        for _ in 0..connections.max(1) {
-            let config = AsyncConnectionConfig::new()
-                .set_response_timeout(REDIS_ANSWER_TIMEOUT)
-                .set_connection_timeout(REDIS_ANSWER_TIMEOUT);
-            let connection = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(redis_error("connecting"))?;
-            opened.push(connection);
-        }
+        let opened = redis_connections::open(url, connections).await?;
         let keys = ["flag", "users", "units", "wins"].map(|name| format!("{prefix}{name}"));
         let mut connection = opened[0].clone();
         redis::cmd("DEL").arg(&keys).query_async::<()>(&mut connection).await.map_err(redis_error("clearing"))?;
